@@ -1,0 +1,111 @@
+"""``callback-bridge local``: the embedded local AWS."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+from urllib.parse import urlparse
+
+import typer
+
+from bridge.cli.options import StateFile, fail
+from bridge.config import DEFAULT_STATE_FILE, ConfigError, load_state_file
+
+app = typer.Typer(help="The embedded local AWS (moto on 127.0.0.1).", no_args_is_help=True)
+
+MapMode = Annotated[str, typer.Option(
+    help="Map mode: INLINE (≤40 concurrent on AWS) or DISTRIBUTED (child executions).")]
+
+
+def server_alive(endpoint_url: str) -> bool:
+    parts = urlparse(endpoint_url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), 0.5):
+            return True
+    except OSError:
+        return False
+
+
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 0,
+    map_mode: MapMode = "INLINE",
+    heartbeat_seconds: Annotated[int, typer.Option(min=1)] = 300,
+    timeout_seconds: Annotated[int, typer.Option(min=2)] = 3600,
+    state_file: StateFile = None,
+) -> None:
+    """Start the stack in the foreground; workers and the AWS CLI join it (see 'local env')."""
+    from bridge.local_stack import LocalStack, StackSettings
+    from bridge.local_stack.stack import quiet_moto_logs
+
+    path = state_file or DEFAULT_STATE_FILE
+    if path.exists():
+        try:
+            previous = load_state_file(path)
+        except ConfigError:
+            previous = None
+        if previous and previous.endpoint_url and server_alive(previous.endpoint_url):
+            fail(f"a stack is already running at {previous.endpoint_url} ({path})")
+    try:
+        settings = StackSettings(map_mode=map_mode.upper(), heartbeat_seconds=heartbeat_seconds,
+                                 timeout_seconds=timeout_seconds)
+        settings.state_machine_params("placeholder")  # validates before anything starts
+    except ValueError as exc:
+        fail(str(exc))
+    quiet_moto_logs()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with LocalStack(settings, state_file=path) as stack:
+        assert stack.config is not None
+        typer.echo(f"embedded AWS on {stack.config.endpoint_url} (region {stack.config.region})")
+        for name, value in stack.config.model_dump(exclude={"source"}).items():
+            if name.endswith(("_url", "_arn")) and name != "endpoint_url":
+                typer.echo(f"  {name:<18} {value}")
+        typer.echo(f"state written to {path}; in another terminal: "
+                   f"eval \"$(callback-bridge local env)\"; Ctrl-C stops")
+        sys.stdout.flush()
+        stop.wait()
+    typer.echo("stopped")
+
+
+@app.command()
+def env(state_file: StateFile = None) -> None:
+    """Print shell exports so the AWS CLI and boto3 scripts use the running stack."""
+    path = state_file or DEFAULT_STATE_FILE
+    if not path.exists():
+        fail(f"no embedded stack state at {path}; start one with 'callback-bridge local up'")
+    try:
+        config = load_state_file(path)
+    except ConfigError as exc:
+        fail(str(exc))
+    if config.endpoint_url and not server_alive(config.endpoint_url):
+        typer.secho(f"warning: nothing answers at {config.endpoint_url}; the state file may be "
+                    "stale", err=True, fg=typer.colors.YELLOW)
+    exports = {
+        "AWS_ENDPOINT_URL": config.endpoint_url,
+        "AWS_REGION": config.region,
+        "AWS_DEFAULT_REGION": config.region,
+        "AWS_ACCESS_KEY_ID": config.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": config.secret_access_key,
+        "BRIDGE_JOBS_QUEUE_URL": config.jobs_queue_url,
+        "BRIDGE_RESULTS_QUEUE_URL": config.results_queue_url,
+        "BRIDGE_JOBS_DLQ_URL": config.jobs_dlq_url,
+        "BRIDGE_RESULTS_DLQ_URL": config.results_dlq_url,
+        "BRIDGE_STATE_MACHINE_ARN": config.state_machine_arn,
+    }
+    for name, value in exports.items():
+        if value:
+            typer.echo(f"export {name}={shlex.quote(value)}")
+
+

@@ -1,0 +1,21 @@
+"""``callback-bridge``: one entry point, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from bridge.cli import demo, local, worker
+
+app = typer.Typer(help="Hand Step Functions work to EC2 consumers through SQS, with task tokens.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(local.app, name="local")
+app.command("worker")(worker.worker)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Where the bridge's resources are: one object, filled from flags, the environment or the
+embedded stack's state file.
+
+Precedence: explicit values (CLI flags) > ``BRIDGE_*`` environment variables > the state file
+written by ``callback-bridge local up``. The state file is read only when the environment names
+no queue, so a shell set up for real AWS is never silently pointed at a local stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+DEFAULT_STATE_FILE = Path(".callback-bridge/local.json")
+
+#: Environment variable for each configuration field.
+ENVIRONMENT = {
+    "jobs_queue_url": "BRIDGE_JOBS_QUEUE_URL",
+    "results_queue_url": "BRIDGE_RESULTS_QUEUE_URL",
+    "jobs_dlq_url": "BRIDGE_JOBS_DLQ_URL",
+    "results_dlq_url": "BRIDGE_RESULTS_DLQ_URL",
+    "state_machine_arn": "BRIDGE_STATE_MACHINE_ARN",
+    "endpoint_url": "AWS_ENDPOINT_URL",
+}
+
+
+class ConfigError(ValueError):
+    """Configuration that is missing or malformed; the message says which setting and where."""
+
+
+class BridgeConfig(BaseModel):
+    """Endpoints and resource identifiers. ``None`` means "not configured"."""
+
+    model_config = ConfigDict(frozen=True)
+
+    region: str | None = None
+    endpoint_url: str | None = None
+    jobs_queue_url: str | None = None
+    results_queue_url: str | None = None
+    jobs_dlq_url: str | None = None
+    results_dlq_url: str | None = None
+    state_machine_arn: str | None = None
+    #: Only the embedded stack sets these (dummy values); on AWS the default chain is used.
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    #: Where the values came from, for error messages.
+    source: str = "defaults"
+
+    def require(self, *fields: str) -> BridgeConfig:
+        """Fail early, naming every missing setting and how to provide it."""
+        missing = [f for f in fields if not getattr(self, f)]
+        if missing:
+            hints = ", ".join(f"{f} (env {ENVIRONMENT.get(f, f.upper())})" for f in missing)
+            raise ConfigError(
+                f"missing configuration: {hints}; configuration came from {self.source}. "
+                "Start the embedded stack with 'callback-bridge local up' or export the "
+                "Terraform outputs (see README, 'Real AWS')."
+            )
+        return self
+
+    def with_overrides(self, **values: str | None) -> BridgeConfig:
+        """Apply CLI flags: only values that were actually given replace configured ones."""
+        given = {k: v for k, v in values.items() if v is not None}
+        if not given:
+            return self
+        return self.model_copy(update={**given, "source": f"{self.source} + flags"})
+
+
+def load_state_file(path: Path) -> BridgeConfig:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"state file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"state file {path} must hold a JSON object")
+    known = set(BridgeConfig.model_fields) - {"source"}
+    return BridgeConfig(**{k: v for k, v in data.items() if k in known}, source=str(path))
+
+
+def load_config(
+    environ: Mapping[str, str] | None = None, state_file: Path | None = None
+) -> BridgeConfig:
+    """Build the configuration from the environment, falling back to the local state file."""
+    env = os.environ if environ is None else environ
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    from_env = {field: env[name] for field, name in ENVIRONMENT.items() if env.get(name)}
+    names_a_queue = any(k.endswith(("_url", "_arn")) and k != "endpoint_url" for k in from_env)
+    if names_a_queue:
+        return BridgeConfig(region=region, **from_env, source="environment")
+    path = state_file or Path(env.get("BRIDGE_STATE_FILE", DEFAULT_STATE_FILE))
+    if path.exists():
+        config = load_state_file(path)
+        return config.model_copy(update={"region": region or config.region}) if region else config
+    return BridgeConfig(region=region, **from_env, source="environment (no state file)")

@@ -1,0 +1,148 @@
+"""The wire contract (version 1) between the state machine, consumers and the completion handler.
+
+This is the only module that knows the field names of job and result messages. The job
+message body is produced by the state machine's ``Parameters`` (``infra/statemachine/
+bridge.asl.json``), so a change here must be mirrored there; the end-to-end tests run the
+real template to prove the two agree. It imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CONTRACT_VERSION = 1
+
+#: AWS limits the contract enforces before Step Functions would reject a call.
+MAX_TOKEN_CHARS = 2048
+MAX_ERROR_CHARS = 256
+MAX_CAUSE_CHARS = 32_768
+MAX_OUTPUT_BYTES = 262_144
+
+#: Error names the bridge itself reports through SendTaskFailure.
+ERROR_RETRYABLE = "Bridge.Retryable"
+ERROR_OUTPUT_TOO_LARGE = "Bridge.OutputTooLarge"
+ERROR_COMMAND_FAILED = "Bridge.CommandFailed"
+ERROR_DEAD_LETTERED = "Bridge.DeadLettered"
+
+
+class ContractError(ValueError):
+    """A message that does not satisfy the contract; ``field`` names what is wrong."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class _Message(BaseModel):
+    # Unknown fields are ignored so a v1 reader accepts additive changes from a newer writer.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    version: Literal[1]
+    token: str = Field(min_length=1, max_length=MAX_TOKEN_CHARS)
+    job_id: str = Field(min_length=1)
+
+
+class Job(_Message):
+    """One unit of work, as the state machine puts it on the jobs queue."""
+
+    execution_arn: str
+    map_index: int = Field(ge=0)
+    attempt: int = Field(ge=0)
+    type: str = Field(min_length=1)
+    input: Any = None
+
+
+class Worker(BaseModel):
+    """Who ran a job: enough to find the machine and process in logs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    instance_id: str | None = None
+
+
+class Timing(BaseModel):
+    """When the job was queued, started and finished (UTC); feeds latency metrics."""
+
+    model_config = ConfigDict(frozen=True)
+
+    enqueued_at: datetime | None = None
+    started_at: datetime
+    finished_at: datetime
+
+
+class Result(_Message):
+    """What a consumer reports for one job; the completion handler turns it into SendTask*."""
+
+    outcome: Literal["succeeded", "failed"]
+    output: Any = None
+    error: str | None = Field(default=None, max_length=MAX_ERROR_CHARS)
+    cause: str | None = Field(default=None, max_length=MAX_CAUSE_CHARS)
+    worker: Worker
+    timing: Timing | None = None
+
+    @model_validator(mode="after")
+    def _outcome_fields(self) -> Result:
+        if self.outcome == "failed" and not self.error:
+            raise ValueError("a failed result needs 'error'")
+        if self.outcome == "succeeded" and (self.error or self.cause):
+            raise ValueError("a succeeded result carries no 'error' or 'cause'")
+        return self
+
+    def output_json(self) -> str:
+        """The output as Step Functions wants it: a JSON text."""
+        return json.dumps(self.output, separators=(",", ":"))
+
+
+M = TypeVar("M", bound=_Message)
+
+
+def _parse(model: type[M], body: str) -> M:
+    try:
+        data = json.loads(body)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ContractError("body", f"not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ContractError("body", f"expected a JSON object, got {type(data).__name__}")
+    if "version" in data and data["version"] != CONTRACT_VERSION:
+        raise ContractError(
+            "version", f"unsupported contract version {data['version']!r}, expected 1"
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise ContractError(field, first["msg"]) from None
+
+
+def parse_job(body: str) -> Job:
+    """Validate a job message body; raises :class:`ContractError` naming the bad field."""
+    return _parse(Job, body)
+
+
+def parse_result(body: str) -> Result:
+    """Validate a result message body; raises :class:`ContractError` naming the bad field."""
+    return _parse(Result, body)
+
+
+def encode(message: _Message) -> str:
+    """Serialise a job or result for SQS."""
+    return message.model_dump_json(exclude_none=True)
+
+
+def output_size(output: Any) -> int:
+    """UTF-8 size of an output as SendTaskSuccess would carry it."""
+    return len(json.dumps(output, separators=(",", ":")).encode("utf-8"))
+
+
+def mask_token(token: str | None) -> str:
+    """A task token is a bearer credential: logs get only its tail and length."""
+    if not token:
+        return "<none>"
+    return f"…{token[-6:]}({len(token)})"

@@ -1,0 +1,31 @@
+"""Move a message that can never be processed to a dead-letter queue, with the reason.
+
+Used by the consumer (malformed jobs) and the completion handler (malformed results). The
+message is copied to the DLQ *before* the caller deletes the original, so a crash between the
+two leaves a duplicate, never a loss. The original body is kept byte for byte; the reason and
+origin travel as message attributes, which ``callback-bridge`` operators see in the DLQ.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+REASON_ATTRIBUTE = "bridge-dead-letter-reason"
+SOURCE_ATTRIBUTE = "bridge-source-message-id"
+MAX_REASON_CHARS = 1024
+
+
+def _string(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value}
+
+
+def quarantine(sqs: Any, dlq_url: str, message_id: str, body: str, reason: str,
+               attributes: dict[str, Any] | None = None) -> None:
+    """Copy ``body`` to ``dlq_url`` with ``reason``; raises if SQS refuses (caller keeps it)."""
+    message_attributes = {
+        **(attributes or {}),
+        REASON_ATTRIBUTE: _string(reason[:MAX_REASON_CHARS] or "unspecified"),
+        SOURCE_ATTRIBUTE: _string(message_id),
+    }
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=body or "<empty>",
+                     MessageAttributes=message_attributes)
