@@ -55,7 +55,8 @@ class Completion:
         self.results_dlq_url = results_dlq_url
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        processor = BatchProcessor(event_type=EventType.SQS)
+        # All-failed batches are reported like partial ones: SQS retries exactly those records.
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         return process_partial_response(
             event=event, record_handler=self.record, processor=processor, context=context
         )

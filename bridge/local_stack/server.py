@@ -55,7 +55,12 @@ class RequestCounter:
 
 
 class EmbeddedServer:
-    """A moto server thread bound to 127.0.0.1 (port 0 picks a free port)."""
+    """A moto server thread bound to 127.0.0.1 (port 0 picks a free port).
+
+    moto keeps its state in process-global backends, so one process runs one embedded server
+    at a time; starting a second while one runs is refused."""
+
+    _running: EmbeddedServer | None = None
 
     def __init__(self, port: int = 0) -> None:
         self._requested_port = port
@@ -73,6 +78,9 @@ class EmbeddedServer:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> EmbeddedServer:
+        if EmbeddedServer._running is not None:
+            raise RuntimeError("an embedded server already runs in this process "
+                               f"({EmbeddedServer._running.endpoint_url})")
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,
@@ -87,7 +95,11 @@ class EmbeddedServer:
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server",
                                         daemon=True)
         self._thread.start()
+        # moto's backends are process-global: a stack started earlier in this process would
+        # otherwise leave its queues and messages behind for this one.
+        self._post("/moto-api/reset", {})
         self._post("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
+        EmbeddedServer._running = self
         return self
 
     def stop(self) -> None:
@@ -97,6 +109,8 @@ class EmbeddedServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._server = self._thread = None
+        if EmbeddedServer._running is self:
+            EmbeddedServer._running = None
 
     def _post(self, path: str, payload: dict[str, Any]) -> None:
         request = urllib.request.Request(

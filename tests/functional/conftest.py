@@ -1,0 +1,62 @@
+"""In-process moto (``mock_aws``) with state machine execution on, and the bridge's resources
+created exactly as the embedded stack creates them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from bridge.aws import Clients
+from bridge.local_stack.resources import StackSettings, create_resources
+
+
+@pytest.fixture
+def aws() -> Iterator[Clients]:
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        yield Clients(sqs=boto3.client("sqs"), sfn=boto3.client("stepfunctions"))
+
+
+@pytest.fixture
+def stack(aws: Clients) -> dict[str, str]:
+    return create_resources(aws, StackSettings(jobs_max_receive_count=2,
+                                               results_max_receive_count=2,
+                                               results_visibility_timeout_s=1))
+
+
+def receive_all(sqs: Any, url: str, expected: int, timeout_s: float = 10) -> list[dict[str, Any]]:
+    """Receive until ``expected`` messages arrived (or the timeout), with all attributes."""
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    while len(messages) < expected and time.monotonic() < deadline:
+        messages += sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                        MessageAttributeNames=["All"],
+                                        AttributeNames=["All"]).get("Messages", [])
+        if len(messages) < expected:
+            time.sleep(0.05)
+    return messages
+
+
+def depth(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return sum(int(v) for v in attributes.values())
+
+
+def wait_for_execution(sfn: Any, arn: str, timeout_s: float = 15) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING" or time.monotonic() > deadline:
+            return described
+        time.sleep(0.05)
+
+
+def start(sfn: Any, state_machine_arn: str, jobs: list[Any], name: str = "run-1") -> str:
+    return str(sfn.start_execution(stateMachineArn=state_machine_arn, name=name,
+                                   input=json.dumps({"jobs": jobs}))["executionArn"])

@@ -1,0 +1,142 @@
+"""The worker loop against moto in-process: what ends up in each queue."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from bridge.aws import Clients
+from bridge.contract import encode, parse_result
+from bridge.quarantine import REASON_ATTRIBUTE
+from consumers.runner import PythonRunner
+from consumers.worker import Worker, WorkerSettings
+from tests.conftest import make_job
+from tests.functional.conftest import depth, receive_all, start
+
+
+def settings(stack: dict[str, str], **overrides: Any) -> WorkerSettings:
+    values: dict[str, Any] = {"jobs_queue_url": stack["jobs_queue_url"],
+                              "results_queue_url": stack["results_queue_url"],
+                              "jobs_dlq_url": stack["jobs_dlq_url"], "wait_seconds": 0,
+                              "concurrency": 2, "visibility_timeout_s": 30}
+    values.update(overrides)
+    return WorkerSettings(**values)
+
+
+@contextmanager
+def running(worker: Worker) -> Iterator[threading.Thread]:
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        worker.request_stop()
+        thread.join(timeout=20)
+        assert not thread.is_alive(), "worker did not stop"
+
+
+def until(condition: Callable[[], bool], timeout_s: float = 10) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def echo(data: Any, job: Any) -> Any:
+    return {"echo": data}
+
+
+def test_jobs_from_an_execution_become_results_and_are_deleted(
+        aws: Clients, stack: dict[str, str]) -> None:
+    start(aws.sfn, stack["state_machine_arn"], [{"n": 0}, {"n": 1, "type": "render"}])
+    worker = Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(echo))
+    with running(worker):
+        results = receive_all(aws.sqs, stack["results_queue_url"], 2)
+        assert until(lambda: depth(aws.sqs, stack["jobs_queue_url"]) == 0)
+    parsed = sorted((parse_result(m["Body"]) for m in results), key=lambda r: r.job_id)
+    assert [r.outcome for r in parsed] == ["succeeded", "succeeded"]
+    assert [r.output for r in parsed] == [{"echo": {"n": 0}}, {"echo": {"n": 1, "type": "render"}}]
+    assert all(r.timing and r.timing.enqueued_at for r in parsed)
+    assert parsed[0].worker.id == worker.identity.id
+
+
+def test_malformed_job_goes_to_the_dlq_and_the_worker_carries_on(
+        aws: Clients, stack: dict[str, str]) -> None:
+    aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"], MessageBody='{"version": 1}')
+    aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"], MessageBody=encode(make_job()))
+    with running(Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(echo))):
+        assert len(receive_all(aws.sqs, stack["results_queue_url"], 1)) == 1
+        dead = receive_all(aws.sqs, stack["jobs_dlq_url"], 1)
+    assert dead[0]["Body"] == '{"version": 1}'
+    assert "token" in dead[0]["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]
+    assert depth(aws.sqs, stack["jobs_queue_url"]) == 0
+
+
+def test_never_runs_more_jobs_than_its_slots(aws: Clients, stack: dict[str, str]) -> None:
+    lock, active, peak = threading.Lock(), [0], [0]
+
+    def slow(data: Any, job: Any) -> Any:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.1)
+        with lock:
+            active[0] -= 1
+        return data
+
+    for n in range(9):
+        aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"],
+                             MessageBody=encode(make_job(job_id=f"j{n}", input=n)))
+    with running(Worker(aws.sqs, aws.sfn, settings(stack, concurrency=3), PythonRunner(slow))):
+        assert len(receive_all(aws.sqs, stack["results_queue_url"], 9)) == 9
+    assert peak[0] == 3
+
+
+def test_stop_drains_running_jobs(aws: Clients, stack: dict[str, str]) -> None:
+    started = threading.Event()
+
+    def slow(data: Any, job: Any) -> Any:
+        started.set()
+        time.sleep(0.5)
+        return "done"
+
+    aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"], MessageBody=encode(make_job()))
+    worker = Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(slow))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    worker.request_stop()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert parse_result(receive_all(aws.sqs, stack["results_queue_url"], 1)[0]["Body"]).output \
+        == "done"
+    assert depth(aws.sqs, stack["jobs_queue_url"]) == 0
+
+
+def test_second_stop_hands_running_jobs_back_to_the_queue(
+        aws: Clients, stack: dict[str, str]) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def stuck(data: Any, job: Any) -> Any:
+        started.set()
+        release.wait(10)
+        return "late"
+
+    aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"], MessageBody=encode(make_job()))
+    worker = Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(stuck))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    worker.request_stop()
+    worker.request_stop()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    visible_again = receive_all(aws.sqs, stack["jobs_queue_url"], 1, timeout_s=2)
+    release.set()
+    assert len(visible_again) == 1  # visible at once, not after the visibility timeout
+    assert depth(aws.sqs, stack["results_queue_url"]) == 0

@@ -1,0 +1,66 @@
+"""The one template renders for both Map modes and carries what the product depends on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bridge.state_machine import StateMachineParams, render, render_definition, template_text
+
+
+def definition(**overrides: object) -> dict:
+    params = StateMachineParams(jobs_queue_url="https://sqs.example/123/jobs", **overrides)  # type: ignore[arg-type]
+    return json.loads(render_definition(params))
+
+
+def test_inline_map_fans_out_over_jobs_with_a_callback_task() -> None:
+    fan_out = definition()["States"]["FanOut"]
+    assert fan_out["Type"] == "Map"
+    assert fan_out["ItemsPath"] == "$.jobs"
+    assert fan_out["ItemProcessor"]["ProcessorConfig"] == {"Mode": "INLINE"}
+    task = fan_out["ItemProcessor"]["States"]["RunJob"]
+    assert task["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+    assert task["Parameters"]["MessageBody"]["token.$"] == "$$.Task.Token"
+    assert task["Parameters"]["QueueUrl"] == "https://sqs.example/123/jobs"
+    assert task["Catch"][0]["ErrorEquals"] == ["States.ALL"]
+    assert task["Retry"][0]["ErrorEquals"] == ["Bridge.Retryable"]
+
+
+def test_parameters_reach_the_definition() -> None:
+    fan_out = definition(heartbeat_seconds=42, timeout_seconds=99, max_concurrency=7,
+                         retry_max_attempts=3)["States"]["FanOut"]
+    task = fan_out["ItemProcessor"]["States"]["RunJob"]
+    assert (task["HeartbeatSeconds"], task["TimeoutSeconds"]) == (42, 99)
+    assert task["Retry"][0]["MaxAttempts"] == 3
+    assert fan_out["MaxConcurrency"] == 7
+
+
+def test_distributed_mode_runs_standard_child_executions() -> None:
+    config = definition(map_mode="DISTRIBUTED")["States"]["FanOut"]["ItemProcessor"]
+    assert config["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+
+
+def test_map_index_comes_through_the_item_selector() -> None:
+    selector = definition()["States"]["FanOut"]["ItemSelector"]
+    assert selector["index.$"] == "$$.Map.Item.Index"
+
+
+@pytest.mark.parametrize("bad", [{"map_mode": "EXPRESS"}, {"heartbeat_seconds": 0},
+                                 {"heartbeat_seconds": 10, "timeout_seconds": 10}])
+def test_bad_parameters_are_refused(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        StateMachineParams(jobs_queue_url="q", **bad)
+
+
+def test_renderer_refuses_missing_and_unused_placeholders() -> None:
+    values = StateMachineParams(jobs_queue_url="q").template_values()
+    text = template_text()
+    with pytest.raises(ValueError, match="missing"):
+        render(text, {k: v for k, v in values.items() if k != "jobs_queue_url"})
+    with pytest.raises(ValueError, match="unused"):
+        render(text, {**values, "surprise": "1"})
+
+
+def test_terraform_escape_renders_as_a_literal_placeholder() -> None:
+    assert render('{"a": "$${kept}", "b": ${x}}', {"x": "1"}) == '{"a": "${kept}", "b": 1}'
