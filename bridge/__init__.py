@@ -7,5 +7,16 @@ from bridge.aws import Clients, build_clients
 from bridge.config import BridgeConfig, ConfigError, load_config
 from bridge.contract import ContractError, Job, Result, mask_token, parse_job, parse_result
 
-__all__ = ["BridgeConfig", "Clients", "ConfigError", "ContractError", "Job", "Result",
-           "build_clients", "load_config", "mask_token", "parse_job", "parse_result"]
+__all__ = [
+    "BridgeConfig",
+    "Clients",
+    "ConfigError",
+    "ContractError",
+    "Job",
+    "Result",
+    "build_clients",
+    "load_config",
+    "mask_token",
+    "parse_job",
+    "parse_result",
+]

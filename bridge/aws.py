@@ -47,4 +47,6 @@ def build_clients(config: BridgeConfig, pool_size: int = 10) -> Clients:
     kwargs: dict[str, Any] = {"config": client_config(pool_size)}
     if config.endpoint_url:
         kwargs["endpoint_url"] = config.endpoint_url
-    return Clients(sqs=session.client("sqs", **kwargs), sfn=session.client("stepfunctions", **kwargs))
+    return Clients(
+        sqs=session.client("sqs", **kwargs), sfn=session.client("stepfunctions", **kwargs)
+    )

@@ -22,7 +22,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError
 
@@ -39,8 +43,9 @@ from bridge.quarantine import quarantine
 
 SERVICE = "callback-bridge"
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CallbackBridge"),
-                  service=SERVICE)
+metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CallbackBridge"), service=SERVICE
+)
 
 #: Step Functions answers that mean "this task is over": retrying cannot help.
 TOKEN_GONE = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
@@ -57,7 +62,7 @@ class Completion:
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         # All-failed batches are reported like partial ones: SQS retries exactly those records.
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        return process_partial_response(
+        return process_partial_response(  # type: ignore[return-value]
             event=event, record_handler=self.record, processor=processor, context=context
         )
 
@@ -67,8 +72,12 @@ class Completion:
         except ContractError as exc:
             self._reject(record, exc)
             return
-        log = {"message_id": record.message_id, "job_id": result.job_id,
-               "token": mask_token(result.token), "outcome": result.outcome}
+        log = {
+            "message_id": record.message_id,
+            "job_id": result.job_id,
+            "token": mask_token(result.token),
+            "outcome": result.outcome,
+        }
         try:
             self._callback(result)
         except ClientError as exc:
@@ -80,12 +89,16 @@ class Completion:
             metrics.add_metric(name="StaleResults", unit=MetricUnit.Count, value=1)
             return
         logger.info("task completed", extra=log)
-        metrics.add_metric(name=f"Jobs{result.outcome.capitalize()}", unit=MetricUnit.Count,
-                           value=1)
+        metrics.add_metric(
+            name=f"Jobs{result.outcome.capitalize()}", unit=MetricUnit.Count, value=1
+        )
         if result.timing and result.timing.enqueued_at:
             latency = datetime.now(UTC) - result.timing.enqueued_at
-            metrics.add_metric(name="EndToEndLatency", unit=MetricUnit.Milliseconds,
-                               value=latency.total_seconds() * 1000)
+            metrics.add_metric(
+                name="EndToEndLatency",
+                unit=MetricUnit.Milliseconds,
+                value=latency.total_seconds() * 1000,
+            )
 
     def _callback(self, result: Result) -> None:
         if result.outcome == "succeeded":
@@ -93,20 +106,30 @@ class Completion:
             if size <= MAX_OUTPUT_BYTES:
                 self.sfn.send_task_success(taskToken=result.token, output=result.output_json())
                 return
-            error, cause = ERROR_OUTPUT_TOO_LARGE, f"output is {size} bytes, limit {MAX_OUTPUT_BYTES}"
+            error, cause = (
+                ERROR_OUTPUT_TOO_LARGE,
+                f"output is {size} bytes, limit {MAX_OUTPUT_BYTES}",
+            )
         else:
             error, cause = result.error or "", result.cause or ""
         self.sfn.send_task_failure(taskToken=result.token, error=error, cause=cause)
 
     def _reject(self, record: SQSRecord, exc: ContractError) -> None:
-        logger.error("malformed result", extra={"message_id": record.message_id,
-                                                "field": exc.field, "problem": exc.problem})
+        logger.error(
+            "malformed result",
+            extra={"message_id": record.message_id, "field": exc.field, "problem": exc.problem},
+        )
         metrics.add_metric(name="MalformedResults", unit=MetricUnit.Count, value=1)
         if not self.results_dlq_url:
             # Without a DLQ URL the queue's redrive policy moves it after maxReceiveCount.
             raise exc
-        quarantine(self.sqs, self.results_dlq_url, record.message_id, record.body,
-                   f"malformed result: {exc}")
+        quarantine(
+            self.sqs,
+            self.results_dlq_url,
+            record.message_id,
+            record.body,
+            f"malformed result: {exc}",
+        )
 
 
 def make_handler(completion: Completion) -> Callable[[dict[str, Any], Any], dict[str, Any]]:

@@ -50,11 +50,13 @@ class DemoPlan:
             raise ValueError(f"fail rate must be between 0 and 1, got {self.fail_rate}")
 
     def items(self) -> list[dict[str, Any]]:
-        """The execution's jobs; exactly round(jobs × fail_rate) of them are asked to fail."""
+        """The execution's jobs; exactly round(jobs * fail_rate) of them are asked to fail."""
         rng = random.Random(self.seed)
         failing = set(rng.sample(range(self.jobs), round(self.jobs * self.fail_rate)))
-        return [{"type": "demo", "n": n, "sleep_ms": rng.randint(*self.job_ms),
-                 "fail": n in failing} for n in range(self.jobs)]
+        return [
+            {"type": "demo", "n": n, "sleep_ms": rng.randint(*self.job_ms), "fail": n in failing}
+            for n in range(self.jobs)
+        ]
 
 
 @dataclass
@@ -88,10 +90,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+def error_of(entry: Any) -> str:
+    """The error name of one Map output entry ('' when it has none or is missing)."""
+    return str(entry.get("error") or "") if isinstance(entry, dict) else ""
+
+
 def classify(entry: Any) -> str:
     if isinstance(entry, dict) and entry.get("status") == "SUCCEEDED":
         return "succeeded"
-    error = entry.get("error", "") if isinstance(entry, dict) else ""
+    error = error_of(entry)
     if error in TIMEOUT_ERRORS:
         return "timed_out"
     if error == "Bridge.DeadLettered":
@@ -99,13 +106,31 @@ def classify(entry: Any) -> str:
     return "failed"
 
 
-def start_consumers(plan: DemoPlan, state_file: Path, log_dir: Path) -> list[subprocess.Popen[bytes]]:
-    command = [sys.executable, "-m", "bridge.cli.main", "worker", "--state-file", str(state_file),
-               "--handler", DEMO_HANDLER, "--concurrency", str(plan.concurrency),
-               "--wait-seconds", "2", "--heartbeat-interval", "30"]
-    return [subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                             stderr=(log_dir / f"worker-{i}.log").open("wb"))
-            for i in range(plan.consumers)]
+def start_consumers(
+    plan: DemoPlan, state_file: Path, log_dir: Path
+) -> list[subprocess.Popen[bytes]]:
+    command = [
+        sys.executable,
+        "-m",
+        "bridge.cli.main",
+        "worker",
+        "--state-file",
+        str(state_file),
+        "--handler",
+        DEMO_HANDLER,
+        "--concurrency",
+        str(plan.concurrency),
+        "--wait-seconds",
+        "2",
+        "--heartbeat-interval",
+        "30",
+    ]
+    return [
+        subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=(log_dir / f"worker-{i}.log").open("wb")
+        )
+        for i in range(plan.consumers)
+    ]
 
 
 def stop_consumers(processes: list[subprocess.Popen[bytes]], grace_s: float = 30) -> list[int]:
@@ -122,13 +147,16 @@ def stop_consumers(processes: list[subprocess.Popen[bytes]], grace_s: float = 30
 
 
 def queue_depth(sqs: Any, url: str) -> int:
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
     return sum(int(v) for v in attributes.values())
 
 
-def run_demo(plan: DemoPlan, progress: Callable[[int, int], None] | None = None,
-             work_dir: Path | None = None) -> dict[str, Any]:
+def run_demo(
+    plan: DemoPlan, progress: Callable[[int, int], None] | None = None, work_dir: Path | None = None
+) -> dict[str, Any]:
     """Run the demo and return its summary (see README for the keys)."""
     work_dir = work_dir or Path(tempfile.mkdtemp(prefix="callback-bridge-demo-"))
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -136,30 +164,50 @@ def run_demo(plan: DemoPlan, progress: Callable[[int, int], None] | None = None,
     observed = Observed()
     items = plan.items()
     settings = StackSettings(map_mode=plan.map_mode, heartbeat_seconds=60, timeout_seconds=600)
-    with (work_dir / "completion.log").open("w") as handler_log, \
-            LocalStack(settings, state_file=state_file, observer=observed,
-                       handler_log=handler_log) as stack:
+    with (
+        (work_dir / "completion.log").open("w") as handler_log,
+        LocalStack(
+            settings, state_file=state_file, observer=observed, handler_log=handler_log
+        ) as stack,
+    ):
         assert stack.clients and stack.config
         consumers = start_consumers(plan, state_file, work_dir)
         try:
             baseline = stack.request_counts()
             started = time.monotonic()
             execution = stack.clients.sfn.start_execution(
-                stateMachineArn=stack.config.state_machine_arn, name=f"demo-{uuid.uuid4()}",
-                input=json.dumps({"jobs": items}))["executionArn"]
+                stateMachineArn=stack.config.state_machine_arn,
+                name=f"demo-{uuid.uuid4()}",
+                input=json.dumps({"jobs": items}),
+            )["executionArn"]
             described = wait_for_execution(stack.clients.sfn, execution, plan, observed, progress)
             elapsed = time.monotonic() - started
             counts = stack.request_counts()
         finally:
             exit_codes = stop_consumers(consumers)
-        dlq = {"jobs": queue_depth(stack.clients.sqs, stack.config.jobs_dlq_url or ""),
-               "results": queue_depth(stack.clients.sqs, stack.config.results_dlq_url or "")}
-    return summarise(plan, items, described, observed, elapsed,
-                     {k: v - baseline.get(k, 0) for k, v in counts.items()}, dlq, exit_codes)
+        dlq = {
+            "jobs": queue_depth(stack.clients.sqs, stack.config.jobs_dlq_url or ""),
+            "results": queue_depth(stack.clients.sqs, stack.config.results_dlq_url or ""),
+        }
+    return summarise(
+        plan,
+        items,
+        described,
+        observed,
+        elapsed,
+        {k: v - baseline.get(k, 0) for k, v in counts.items()},
+        dlq,
+        exit_codes,
+    )
 
 
-def wait_for_execution(sfn: Any, execution_arn: str, plan: DemoPlan, observed: Observed,
-                       progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+def wait_for_execution(
+    sfn: Any,
+    execution_arn: str,
+    plan: DemoPlan,
+    observed: Observed,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
     deadline = time.monotonic() + plan.timeout_s
     while True:
         described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
@@ -170,15 +218,25 @@ def wait_for_execution(sfn: Any, execution_arn: str, plan: DemoPlan, observed: O
         time.sleep(0.2)
 
 
-def summarise(plan: DemoPlan, items: list[dict[str, Any]], described: dict[str, Any],
-              observed: Observed, elapsed: float, requests: dict[str, int],
-              dlq: dict[str, int], exit_codes: list[int]) -> dict[str, Any]:
+def summarise(
+    plan: DemoPlan,
+    items: list[dict[str, Any]],
+    described: dict[str, Any],
+    observed: Observed,
+    elapsed: float,
+    requests: dict[str, int],
+    dlq: dict[str, int],
+    exit_codes: list[int],
+) -> dict[str, Any]:
     output = json.loads(described.get("output") or "null")
     entries = output if isinstance(output, list) else [None] * plan.jobs
     outcomes = [classify(entry) for entry in entries]
     intended = ["failed" if item["fail"] else "succeeded" for item in items]
-    wrong = [n for n, (got, want) in enumerate(zip(outcomes, intended, strict=False))
-             if got != want or (got == "failed" and entries[n].get("error") != DEMO_ERROR)]
+    wrong = [
+        n
+        for n, (got, want) in enumerate(zip(outcomes, intended, strict=False))
+        if got != want or (got == "failed" and error_of(entries[n]) != DEMO_ERROR)
+    ]
     latencies = list(observed.latencies_ms.values())
     return {
         "jobs": plan.jobs,
@@ -186,16 +244,23 @@ def summarise(plan: DemoPlan, items: list[dict[str, Any]], described: dict[str, 
         "failed": outcomes.count("failed"),
         "timed_out": outcomes.count("timed_out"),
         "dead_lettered": outcomes.count("dead_lettered"),
-        "latency_ms": {"p50": round(percentile(latencies, 50), 1),
-                       "p95": round(percentile(latencies, 95), 1),
-                       "max": round(max(latencies, default=0.0), 1)},
+        "latency_ms": {
+            "p50": round(percentile(latencies, 50), 1),
+            "p95": round(percentile(latencies, 95), 1),
+            "max": round(max(latencies, default=0.0), 1),
+        },
         "elapsed_s": round(elapsed, 2),
-        "requests_per_job": {api: round(n / plan.jobs, 2) for api, n in sorted(requests.items())
-                             if n and api not in HARNESS_APIS},
+        "requests_per_job": {
+            api: round(n / plan.jobs, 2)
+            for api, n in sorted(requests.items())
+            if n and api not in HARNESS_APIS
+        },
         "execution_status": described["status"],
         "dlq_messages": dlq,
         "consumer_exit_codes": exit_codes,
-        "as_intended": described["status"] == "SUCCEEDED" and not wrong
-        and len(outcomes) == plan.jobs and all(code == 0 for code in exit_codes),
+        "as_intended": described["status"] == "SUCCEEDED"
+        and not wrong
+        and len(outcomes) == plan.jobs
+        and all(code == 0 for code in exit_codes),
         "unexpected_jobs": wrong[:20],
     }

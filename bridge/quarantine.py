@@ -19,13 +19,20 @@ def _string(value: str) -> dict[str, str]:
     return {"DataType": "String", "StringValue": value}
 
 
-def quarantine(sqs: Any, dlq_url: str, message_id: str, body: str, reason: str,
-               attributes: dict[str, Any] | None = None) -> None:
+def quarantine(
+    sqs: Any,
+    dlq_url: str,
+    message_id: str,
+    body: str,
+    reason: str,
+    attributes: dict[str, Any] | None = None,
+) -> None:
     """Copy ``body`` to ``dlq_url`` with ``reason``; raises if SQS refuses (caller keeps it)."""
     message_attributes = {
         **(attributes or {}),
         REASON_ATTRIBUTE: _string(reason[:MAX_REASON_CHARS] or "unspecified"),
         SOURCE_ATTRIBUTE: _string(message_id),
     }
-    sqs.send_message(QueueUrl=dlq_url, MessageBody=body or "<empty>",
-                     MessageAttributes=message_attributes)
+    sqs.send_message(
+        QueueUrl=dlq_url, MessageBody=body or "<empty>", MessageAttributes=message_attributes
+    )

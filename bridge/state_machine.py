@@ -41,7 +41,7 @@ class StateMachineParams:
 
     def template_values(self) -> dict[str, str]:
         values = {k: str(v) for k, v in asdict(self).items() if k != "map_mode"}
-        processor = {"Mode": self.map_mode}
+        processor: dict[str, str] = {"Mode": self.map_mode}
         if self.map_mode == "DISTRIBUTED":
             processor["ExecutionType"] = "STANDARD"
         values["processor_config"] = json.dumps(processor)

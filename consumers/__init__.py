@@ -6,5 +6,12 @@ Public API: :class:`Worker`, :class:`WorkerSettings`, the runners and :class:`Re
 from consumers.runner import CommandRunner, Outcome, PythonRunner, RetryableError, Runner
 from consumers.worker import Worker, WorkerSettings
 
-__all__ = ["CommandRunner", "Outcome", "PythonRunner", "RetryableError", "Runner", "Worker",
-           "WorkerSettings"]
+__all__ = [
+    "CommandRunner",
+    "Outcome",
+    "PythonRunner",
+    "RetryableError",
+    "Runner",
+    "Worker",
+    "WorkerSettings",
+]

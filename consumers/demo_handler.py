@@ -22,5 +22,4 @@ def work(job_input: Any, job: Job) -> dict[str, Any]:
     time.sleep(float(params.get("sleep_ms", 100)) / 1000)
     if params.get("fail"):
         raise DemoFailure(f"job {params.get('n')} was asked to fail")
-    return {"n": params.get("n"), "job_id": job.job_id, "type": job.type,
-            "worker_pid": os.getpid()}
+    return {"n": params.get("n"), "job_id": job.job_id, "type": job.type, "worker_pid": os.getpid()}

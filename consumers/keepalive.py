@@ -36,10 +36,16 @@ class Keepalive:
     """Every ``extend_every_s`` pushes visibility out by ``visibility_timeout_s``; every
     ``heartbeat_every_s`` sends SendTaskHeartbeat for each tracked token."""
 
-    def __init__(self, sqs: Any, sfn: Any, queue_url: str, visibility_timeout_s: int,
-                 heartbeat_every_s: float,
-                 on_task_closed: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        sfn: Any,
+        queue_url: str,
+        visibility_timeout_s: int,
+        heartbeat_every_s: float,
+        on_task_closed: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.sqs, self.sfn, self.queue_url = sqs, sfn, queue_url
         self.visibility_timeout_s = visibility_timeout_s
         self.extend_every_s = max(1.0, visibility_timeout_s / 3)
@@ -85,12 +91,18 @@ class Keepalive:
 
     def extend_visibility(self) -> None:
         for batch in in_batches(self._snapshot()):
-            entries = [{"Id": str(i), "ReceiptHandle": t.receipt_handle,
-                        "VisibilityTimeout": self.visibility_timeout_s}
-                       for i, (_, t) in enumerate(batch)]
+            entries = [
+                {
+                    "Id": str(i),
+                    "ReceiptHandle": t.receipt_handle,
+                    "VisibilityTimeout": self.visibility_timeout_s,
+                }
+                for i, (_, t) in enumerate(batch)
+            ]
             try:
                 response = self.sqs.change_message_visibility_batch(
-                    QueueUrl=self.queue_url, Entries=entries)
+                    QueueUrl=self.queue_url, Entries=entries
+                )
             except (BotoCoreError, ClientError):
                 log.exception("extending visibility failed; will retry next interval")
                 continue
@@ -105,8 +117,12 @@ class Keepalive:
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 if code in TOKEN_GONE:
-                    log.warning("task for job %s is closed (%s, token %s)", tracked.job_id, code,
-                                mask_token(tracked.token))
+                    log.warning(
+                        "task for job %s is closed (%s, token %s)",
+                        tracked.job_id,
+                        code,
+                        mask_token(tracked.token),
+                    )
                     if self.on_task_closed:
                         self.on_task_closed(message_id)
                 else:

@@ -41,8 +41,9 @@ DoneCallback = Callable[[str, bool], None]
 
 
 class ResultSender:
-    def __init__(self, sqs: Any, results_queue_url: str, jobs_queue_url: str,
-                 on_done: DoneCallback) -> None:
+    def __init__(
+        self, sqs: Any, results_queue_url: str, jobs_queue_url: str, on_done: DoneCallback
+    ) -> None:
         self.sqs = sqs
         self.results_queue_url = results_queue_url
         self.jobs_queue_url = jobs_queue_url
@@ -89,8 +90,11 @@ class ResultSender:
             retry = [p for p, code, sender_fault in failed if not sender_fault]
             for p, code, sender_fault in failed:
                 if sender_fault or attempt == MAX_SEND_ATTEMPTS:
-                    log.error("result for job %s not sent (%s); the job will be redelivered",
-                              p.result.job_id, code)
+                    log.error(
+                        "result for job %s not sent (%s); the job will be redelivered",
+                        p.result.job_id,
+                        code,
+                    )
                     self.on_done(p.message_id, False)
             if not retry or attempt == MAX_SEND_ATTEMPTS:
                 return
@@ -100,24 +104,32 @@ class ResultSender:
     def _send_once(self, batch: list[Pending]) -> list[tuple[Pending, str, bool]]:
         entries = [{"Id": str(i), "MessageBody": encode(p.result)} for i, p in enumerate(batch)]
         try:
-            response = self.sqs.send_message_batch(QueueUrl=self.results_queue_url,
-                                                   Entries=entries)
+            response = self.sqs.send_message_batch(QueueUrl=self.results_queue_url, Entries=entries)
         except (BotoCoreError, ClientError):
             log.exception("sending %d results failed", len(batch))
             return [(p, "RequestFailed", False) for p in batch]
         failed = {int(f["Id"]): f for f in response.get("Failed", [])}
         self._delete_jobs([p for i, p in enumerate(batch) if i not in failed])
-        return [(batch[i], f.get("Code", ""), bool(f.get("SenderFault"))) for i, f in failed.items()]
+        return [
+            (batch[i], f.get("Code", ""), bool(f.get("SenderFault"))) for i, f in failed.items()
+        ]
 
     def _delete_jobs(self, sent: list[Pending]) -> None:
         if not sent:
             return
         try:
-            response = self.sqs.delete_message_batch(QueueUrl=self.jobs_queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": p.receipt_handle} for i, p in enumerate(sent)])
+            response = self.sqs.delete_message_batch(
+                QueueUrl=self.jobs_queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": p.receipt_handle} for i, p in enumerate(sent)
+                ],
+            )
             for failed in response.get("Failed", []):
-                log.warning("job %s answered but not deleted (%s); it may run again",
-                            sent[int(failed["Id"])].result.job_id, failed.get("Code"))
+                log.warning(
+                    "job %s answered but not deleted (%s); it may run again",
+                    sent[int(failed["Id"])].result.job_id,
+                    failed.get("Code"),
+                )
         except (BotoCoreError, ClientError):
             log.exception("deleting %d answered jobs failed; they may run again", len(sent))
         for pending in sent:

@@ -60,8 +60,10 @@ class Outcome:
         except (TypeError, ValueError) as exc:
             return cls.failure(ERROR_INVALID_OUTPUT, f"output is not JSON-serialisable: {exc}")
         if size > MAX_OUTPUT_BYTES:
-            return cls.failure(ERROR_OUTPUT_TOO_LARGE,
-                               f"output is {size} bytes; Step Functions accepts {MAX_OUTPUT_BYTES}")
+            return cls.failure(
+                ERROR_OUTPUT_TOO_LARGE,
+                f"output is {size} bytes; Step Functions accepts {MAX_OUTPUT_BYTES}",
+            )
         return cls(True, output=output)
 
 
@@ -108,8 +110,13 @@ class CommandRunner:
         self.timeout_s = timeout_s
 
     def environment(self, job: Job, input_text: str) -> dict[str, str]:
-        env = {**os.environ, "BRIDGE_JOB_ID": job.job_id, "BRIDGE_JOB_TYPE": job.type,
-               "BRIDGE_JOB_ATTEMPT": str(job.attempt), "BRIDGE_EXECUTION_ARN": job.execution_arn}
+        env = {
+            **os.environ,
+            "BRIDGE_JOB_ID": job.job_id,
+            "BRIDGE_JOB_TYPE": job.type,
+            "BRIDGE_JOB_ATTEMPT": str(job.attempt),
+            "BRIDGE_EXECUTION_ARN": job.execution_arn,
+        }
         if len(input_text.encode()) <= MAX_ENV_INPUT_BYTES:
             env["BRIDGE_JOB_INPUT"] = input_text
         return env
@@ -117,9 +124,16 @@ class CommandRunner:
     def run(self, job: Job) -> Outcome:
         input_text = json.dumps(job.input)
         try:
-            done = subprocess.run(  # noqa: S602 (the operator's own command, by design)
-                self.command, shell=True, input=input_text, capture_output=True, text=True,
-                env=self.environment(job, input_text), timeout=self.timeout_s, check=False)
+            done = subprocess.run(
+                self.command,
+                shell=True,
+                input=input_text,
+                capture_output=True,
+                text=True,
+                env=self.environment(job, input_text),
+                timeout=self.timeout_s,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             return Outcome.failure(ERROR_COMMAND_FAILED, f"timed out after {self.timeout_s} s")
         except OSError as exc:

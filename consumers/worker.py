@@ -22,7 +22,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.batching import SQS_MAX_BATCH, in_batches
-from bridge.contract import ContractError, Job, Result, Timing, Worker as WorkerInfo, parse_job
+from bridge.contract import ContractError, Job, Result, Timing, parse_job
+from bridge.contract import Worker as WorkerInfo
 from bridge.quarantine import quarantine
 from consumers.keepalive import Keepalive, Tracked
 from consumers.results import ResultSender
@@ -72,10 +73,16 @@ class Worker:
         self._lock = threading.Lock()
         self._slot_freed = threading.Event()
         self._stop_requests = 0
-        self.keepalive = Keepalive(sqs, sfn, settings.jobs_queue_url,
-                                   settings.visibility_timeout_s, settings.heartbeat_every_s)
-        self.sender = ResultSender(sqs, settings.results_queue_url, settings.jobs_queue_url,
-                                   on_done=self._finished)
+        self.keepalive = Keepalive(
+            sqs,
+            sfn,
+            settings.jobs_queue_url,
+            settings.visibility_timeout_s,
+            settings.heartbeat_every_s,
+        )
+        self.sender = ResultSender(
+            sqs, settings.results_queue_url, settings.jobs_queue_url, on_done=self._finished
+        )
         self.completed = 0
 
     # --- control -------------------------------------------------------------------------
@@ -125,7 +132,8 @@ class Worker:
     def receive(self, max_messages: int) -> list[dict[str, Any]]:
         try:
             messages: list[dict[str, Any]] = self.sqs.receive_message(
-                QueueUrl=self.settings.jobs_queue_url, MaxNumberOfMessages=max_messages,
+                QueueUrl=self.settings.jobs_queue_url,
+                MaxNumberOfMessages=max_messages,
                 WaitTimeSeconds=self.settings.wait_seconds,
                 MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
             ).get("Messages", [])
@@ -147,21 +155,29 @@ class Worker:
         running = Running(job, message["ReceiptHandle"], sent_timestamp(message))
         with self._lock:
             self._running[message["MessageId"]] = running
-        self.keepalive.track(message["MessageId"],
-                             Tracked(message["ReceiptHandle"], job.token, job.job_id))
+        self.keepalive.track(
+            message["MessageId"], Tracked(message["ReceiptHandle"], job.token, job.job_id)
+        )
         return pool.submit(self.execute, message["MessageId"], running)
 
     def execute(self, message_id: str, running: Running) -> None:
         started = datetime.now(UTC)
         log.info("job %s (%s) started", running.job.job_id, running.job.type)
         outcome = self.runner.run(running.job)
-        timing = Timing(enqueued_at=running.enqueued_at, started_at=started,
-                        finished_at=datetime.now(UTC))
+        timing = Timing(
+            enqueued_at=running.enqueued_at, started_at=started, finished_at=datetime.now(UTC)
+        )
         result = Result(
-            version=1, token=running.job.token, job_id=running.job.job_id,
+            version=1,
+            token=running.job.token,
+            job_id=running.job.job_id,
             outcome="succeeded" if outcome.succeeded else "failed",
             output=outcome.output if outcome.succeeded else None,
-            error=outcome.error, cause=outcome.cause, worker=self.identity, timing=timing)
+            error=outcome.error,
+            cause=outcome.cause,
+            worker=self.identity,
+            timing=timing,
+        )
         log.info("job %s %s", running.job.job_id, result.outcome)
         if self.abandoned:
             return  # abandoned: its message is already back in the queue
@@ -170,18 +186,27 @@ class Worker:
     def reject(self, message: dict[str, Any], exc: ContractError) -> None:
         """A malformed job can never run: move it to the DLQ with the reason (or let the
         queue's redrive policy move it when no DLQ URL is configured)."""
-        log.error("malformed job message %s: field %s: %s", message["MessageId"], exc.field,
-                  exc.problem)
+        log.error(
+            "malformed job message %s: field %s: %s", message["MessageId"], exc.field, exc.problem
+        )
         if not self.settings.jobs_dlq_url:
             return
         try:
-            quarantine(self.sqs, self.settings.jobs_dlq_url, message["MessageId"],
-                       message["Body"], f"malformed job: {exc}")
-            self.sqs.delete_message(QueueUrl=self.settings.jobs_queue_url,
-                                    ReceiptHandle=message["ReceiptHandle"])
+            quarantine(
+                self.sqs,
+                self.settings.jobs_dlq_url,
+                message["MessageId"],
+                message["Body"],
+                f"malformed job: {exc}",
+            )
+            self.sqs.delete_message(
+                QueueUrl=self.settings.jobs_queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
         except (BotoCoreError, ClientError):
-            log.exception("could not move message %s to the DLQ; the redrive policy will",
-                          message["MessageId"])
+            log.exception(
+                "could not move message %s to the DLQ; the redrive policy will",
+                message["MessageId"],
+            )
 
     # --- bookkeeping ---------------------------------------------------------------------
     def _finished(self, message_id: str, delivered: bool) -> None:
@@ -204,8 +229,13 @@ class Worker:
             try:
                 self.sqs.change_message_visibility_batch(
                     QueueUrl=self.settings.jobs_queue_url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
-                             for i, h in enumerate(batch)])
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                        for i, h in enumerate(batch)
+                    ],
+                )
             except (BotoCoreError, ClientError):
-                log.exception("releasing %d messages failed; they reappear after their "
-                              "visibility timeout", len(batch))
+                log.exception(
+                    "releasing %d messages failed; they reappear after their visibility timeout",
+                    len(batch),
+                )

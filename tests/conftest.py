@@ -24,17 +24,29 @@ SAFE_ENVIRONMENT = {
 def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in SAFE_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "BRIDGE_JOBS_QUEUE_URL",
-                 "BRIDGE_RESULTS_QUEUE_URL", "BRIDGE_JOBS_DLQ_URL", "BRIDGE_RESULTS_DLQ_URL",
-                 "BRIDGE_STATE_MACHINE_ARN", "BRIDGE_STATE_FILE"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "BRIDGE_JOBS_QUEUE_URL",
+        "BRIDGE_RESULTS_QUEUE_URL",
+        "BRIDGE_JOBS_DLQ_URL",
+        "BRIDGE_RESULTS_DLQ_URL",
+        "BRIDGE_STATE_MACHINE_ARN",
+        "BRIDGE_STATE_FILE",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
 def make_job(**overrides: Any) -> Job:
     fields: dict[str, Any] = {
-        "version": 1, "token": "tok-" + "x" * 40, "job_id": "exec-1/RunJob/0/0",
+        "version": 1,
+        "token": "tok-" + "x" * 40,
+        "job_id": "exec-1/RunJob/0/0",
         "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:sm:exec-1",
-        "map_index": 0, "attempt": 0, "type": "default", "input": {"n": 1},
+        "map_index": 0,
+        "attempt": 0,
+        "type": "default",
+        "input": {"n": 1},
     }
     fields.update(overrides)
     return Job(**fields)
@@ -45,8 +57,12 @@ def make_result(**overrides: Any) -> Result:
 
     now = datetime.now(UTC)
     fields: dict[str, Any] = {
-        "version": 1, "token": "tok-" + "x" * 40, "job_id": "exec-1/RunJob/0/0",
-        "outcome": "succeeded", "output": {"ok": True}, "worker": Worker(id="host:1"),
+        "version": 1,
+        "token": "tok-" + "x" * 40,
+        "job_id": "exec-1/RunJob/0/0",
+        "outcome": "succeeded",
+        "output": {"ok": True},
+        "worker": Worker(id="host:1"),
         "timing": Timing(enqueued_at=now, started_at=now, finished_at=now),
     }
     fields.update(overrides)

@@ -19,30 +19,46 @@ def demo(
     jobs: Annotated[int, typer.Option(min=1, max=5000, help="Jobs in the one execution.")] = 20,
     consumers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 2,
     concurrency: Annotated[int, typer.Option(min=1, max=100, help="Jobs per worker.")] = 4,
-    fail_rate: Annotated[float, typer.Option(min=0.0, max=1.0,
-                                             help="Share of jobs made to fail.")] = 0.0,
+    fail_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of jobs made to fail.")
+    ] = 0.0,
     map_mode: Annotated[str, typer.Option(help="INLINE or DISTRIBUTED.")] = "INLINE",
     timeout: Annotated[float, typer.Option(min=1, help="Give up after this many seconds.")] = 300,
     work_dir: Annotated[Path | None, typer.Option(help="Keep logs and state here.")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Last line: summary as JSON.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Last line: summary as JSON.")
+    ] = False,
 ) -> None:
     """Start the embedded stack and C consumers, run one execution of N jobs, summarise."""
     from bridge.demo import DemoPlan, run_demo
     from bridge.local_stack.stack import quiet_moto_logs
 
     try:
-        plan = DemoPlan(jobs=jobs, consumers=consumers, concurrency=concurrency,
-                        fail_rate=fail_rate, map_mode=map_mode.upper(), timeout_s=timeout)
+        plan = DemoPlan(
+            jobs=jobs,
+            consumers=consumers,
+            concurrency=concurrency,
+            fail_rate=fail_rate,
+            map_mode=map_mode.upper(),
+            timeout_s=timeout,
+        )
     except ValueError as exc:
         fail(str(exc))
     quiet_moto_logs()
     logging.getLogger("bridge").setLevel(logging.WARNING)
     console = Console(stderr=json_output)
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=json_output) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=json_output,
+    ) as bar:
         task = bar.add_task(f"{jobs} jobs on {consumers} consumers", total=jobs)
-        summary = run_demo(plan, progress=lambda done, total: bar.update(task, completed=done),
-                           work_dir=work_dir)
+        summary = run_demo(
+            plan, progress=lambda done, total: bar.update(task, completed=done), work_dir=work_dir
+        )
     print_summary(console, summary)
     if json_output:
         typer.echo(json.dumps(summary, separators=(",", ":")))
@@ -51,15 +67,28 @@ def demo(
 
 def print_summary(console: Console, summary: dict) -> None:
     table = Table(title="callback-bridge demo", show_header=False)
-    for key in ("jobs", "succeeded", "failed", "timed_out", "dead_lettered", "elapsed_s",
-                "execution_status"):
+    for key in (
+        "jobs",
+        "succeeded",
+        "failed",
+        "timed_out",
+        "dead_lettered",
+        "elapsed_s",
+        "execution_status",
+    ):
         table.add_row(key, str(summary[key]))
     latency = summary["latency_ms"]
-    table.add_row("latency ms p50/p95/max", f"{latency['p50']} / {latency['p95']} / {latency['max']}")
-    table.add_row("DLQ messages", f"jobs {summary['dlq_messages']['jobs']}, "
-                                  f"results {summary['dlq_messages']['results']}")
+    table.add_row(
+        "latency ms p50/p95/max", f"{latency['p50']} / {latency['p95']} / {latency['max']}"
+    )
+    table.add_row(
+        "DLQ messages",
+        f"jobs {summary['dlq_messages']['jobs']}, results {summary['dlq_messages']['results']}",
+    )
     for api, per_job in summary["requests_per_job"].items():
         table.add_row(f"requests/job {api}", str(per_job))
-    table.add_row("as intended", "yes" if summary["as_intended"] else
-                  f"NO (jobs {summary['unexpected_jobs']})")
+    table.add_row(
+        "as intended",
+        "yes" if summary["as_intended"] else f"NO (jobs {summary['unexpected_jobs']})",
+    )
     console.print(table)

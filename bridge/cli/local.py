@@ -7,7 +7,6 @@ import signal
 import socket
 import sys
 import threading
-from pathlib import Path
 from types import FrameType
 from typing import Annotated
 from urllib.parse import urlparse
@@ -19,8 +18,12 @@ from bridge.config import DEFAULT_STATE_FILE, ConfigError, load_state_file
 
 app = typer.Typer(help="The embedded local AWS (moto on 127.0.0.1).", no_args_is_help=True)
 
-MapMode = Annotated[str, typer.Option(
-    help="Map mode: INLINE (≤40 concurrent on AWS) or DISTRIBUTED (child executions).")]
+MapMode = Annotated[
+    str,
+    typer.Option(
+        help="Map mode: INLINE (≤40 concurrent on AWS) or DISTRIBUTED (child executions)."
+    ),
+]
 
 
 def server_alive(endpoint_url: str) -> bool:
@@ -53,8 +56,11 @@ def up(
         if previous and previous.endpoint_url and server_alive(previous.endpoint_url):
             fail(f"a stack is already running at {previous.endpoint_url} ({path})")
     try:
-        settings = StackSettings(map_mode=map_mode.upper(), heartbeat_seconds=heartbeat_seconds,
-                                 timeout_seconds=timeout_seconds)
+        settings = StackSettings(
+            map_mode=map_mode.upper(),
+            heartbeat_seconds=heartbeat_seconds,
+            timeout_seconds=timeout_seconds,
+        )
         settings.state_machine_params("placeholder")  # validates before anything starts
     except ValueError as exc:
         fail(str(exc))
@@ -72,8 +78,10 @@ def up(
         for name, value in stack.config.model_dump(exclude={"source"}).items():
             if name.endswith(("_url", "_arn")) and name != "endpoint_url":
                 typer.echo(f"  {name:<18} {value}")
-        typer.echo(f"state written to {path}; in another terminal: "
-                   f"eval \"$(callback-bridge local env)\"; Ctrl-C stops")
+        typer.echo(
+            f"state written to {path}; in another terminal: "
+            f'eval "$(callback-bridge local env)"; Ctrl-C stops'
+        )
         sys.stdout.flush()
         stop.wait()
     typer.echo("stopped")
@@ -90,8 +98,11 @@ def env(state_file: StateFile = None) -> None:
     except ConfigError as exc:
         fail(str(exc))
     if config.endpoint_url and not server_alive(config.endpoint_url):
-        typer.secho(f"warning: nothing answers at {config.endpoint_url}; the state file may be "
-                    "stale", err=True, fg=typer.colors.YELLOW)
+        typer.secho(
+            f"warning: nothing answers at {config.endpoint_url}; the state file may be stale",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
     exports = {
         "AWS_ENDPOINT_URL": config.endpoint_url,
         "AWS_REGION": config.region,
@@ -107,5 +118,3 @@ def env(state_file: StateFile = None) -> None:
     for name, value in exports.items():
         if value:
             typer.echo(f"export {name}={shlex.quote(value)}")
-
-

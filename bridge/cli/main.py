@@ -6,8 +6,11 @@ import typer
 
 from bridge.cli import demo, local, worker
 
-app = typer.Typer(help="Hand Step Functions work to EC2 consumers through SQS, with task tokens.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Hand Step Functions work to EC2 consumers through SQS, with task tokens.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 app.add_typer(local.app, name="local")
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)

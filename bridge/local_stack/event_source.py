@@ -41,8 +41,13 @@ class LocalLambdaContext:
 
 def _message_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     return {
-        name: {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue"),
-               "stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
+        name: {
+            "stringValue": value.get("StringValue"),
+            "binaryValue": value.get("BinaryValue"),
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": value["DataType"],
+        }
         for name, value in attributes.items()
     }
 
@@ -65,16 +70,24 @@ def to_event_record(message: dict[str, Any], queue_arn: str, region: str) -> dic
 class LocalEventSourceMapping:
     """Polls ``queue_url`` in a thread and invokes ``handler`` with batches of up to 10."""
 
-    def __init__(self, sqs: Any, queue_url: str, handler: Handler, region: str,
-                 batch_size: int = 10, observer: Observer | None = None) -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        handler: Handler,
+        region: str,
+        batch_size: int = 10,
+        observer: Observer | None = None,
+    ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
         self.handler = handler
         self.region = region
         self.batch_size = batch_size
         self.observer = observer
-        self.queue_arn = sqs.get_queue_attributes(
-            QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="local-esm", daemon=True)
 
@@ -97,8 +110,11 @@ class LocalEventSourceMapping:
     def poll_once(self, wait_seconds: int = 0) -> int:
         """Receive one batch and invoke the handler; returns the number of records."""
         messages = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size,
-            WaitTimeSeconds=wait_seconds, AttributeNames=["All"], MessageAttributeNames=["All"],
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not messages:
             return 0
@@ -111,8 +127,12 @@ class LocalEventSourceMapping:
             failed = {r["messageId"] for r in records}
         done = [r for r in records if r["messageId"] not in failed]
         if done:
-            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done)])
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done)
+                ],
+            )
         if self.observer:
             for record in records:
                 self.observer(record, record["messageId"] not in failed)

@@ -50,25 +50,35 @@ def _queue_with_dlq(sqs: Any, name: str, visibility_s: int, max_receive: int) ->
     dlq_url = sqs.create_queue(
         QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_S)}
     )["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive}
-    url = sqs.create_queue(QueueName=name, Attributes={
-        "VisibilityTimeout": str(visibility_s),
-        "ReceiveMessageWaitTimeSeconds": "20",
-        "RedrivePolicy": json.dumps(redrive),
-    })["QueueUrl"]
+    url = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": str(visibility_s),
+            "ReceiveMessageWaitTimeSeconds": "20",
+            "RedrivePolicy": json.dumps(redrive),
+        },
+    )["QueueUrl"]
     return url, dlq_url
 
 
 def create_resources(clients: Clients, settings: StackSettings) -> dict[str, str]:
     """Queues, DLQs and the state machine; returns their URLs and ARN."""
-    jobs_url, jobs_dlq_url = _queue_with_dlq(clients.sqs, f"{settings.prefix}-jobs",
-                                             settings.jobs_visibility_timeout_s,
-                                             settings.jobs_max_receive_count)
-    results_url, results_dlq_url = _queue_with_dlq(clients.sqs, f"{settings.prefix}-results",
-                                                   settings.results_visibility_timeout_s,
-                                                   settings.results_max_receive_count)
+    jobs_url, jobs_dlq_url = _queue_with_dlq(
+        clients.sqs,
+        f"{settings.prefix}-jobs",
+        settings.jobs_visibility_timeout_s,
+        settings.jobs_max_receive_count,
+    )
+    results_url, results_dlq_url = _queue_with_dlq(
+        clients.sqs,
+        f"{settings.prefix}-results",
+        settings.results_visibility_timeout_s,
+        settings.results_max_receive_count,
+    )
     definition = render_definition(settings.state_machine_params(jobs_url))
     state_machine_arn = clients.sfn.create_state_machine(
         name=settings.prefix, definition=definition, roleArn=LOCAL_ROLE_ARN, type="STANDARD"

@@ -44,7 +44,13 @@ class RequestCounter:
         target = environ.get("HTTP_X_AMZ_TARGET")  # JSON protocol: "AmazonSQS.SendMessage"
         if target and "." in target:
             prefix, operation = target.split(".", 1)
-            service = "sqs" if prefix == "AmazonSQS" else "states" if "StepFunctions" in prefix else prefix
+            service = (
+                "sqs"
+                if prefix == "AmazonSQS"
+                else "states"
+                if "StepFunctions" in prefix
+                else prefix
+            )
             return f"{service}:{operation}"
         action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")  # query protocol
         return f"query:{action[0]}" if action else None
@@ -79,8 +85,10 @@ class EmbeddedServer:
 
     def start(self) -> EmbeddedServer:
         if EmbeddedServer._running is not None:
-            raise RuntimeError("an embedded server already runs in this process "
-                               f"({EmbeddedServer._running.endpoint_url})")
+            raise RuntimeError(
+                "an embedded server already runs in this process "
+                f"({EmbeddedServer._running.endpoint_url})"
+            )
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,
@@ -89,11 +97,17 @@ class EmbeddedServer:
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.counter = RequestCounter(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(HOST, self._requested_port, self.counter, threaded=True,
-                                   request_handler=MotoRequestHandler)
+        self._server = make_server(
+            HOST,
+            self._requested_port,
+            self.counter,
+            threaded=True,
+            request_handler=MotoRequestHandler,
+        )
         os.environ["MOTO_PORT"] = str(self.port)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="moto-server", daemon=True
+        )
         self._thread.start()
         # moto's backends are process-global: a stack started earlier in this process would
         # otherwise leave its queues and messages behind for this one.
@@ -114,8 +128,10 @@ class EmbeddedServer:
 
     def _post(self, path: str, payload: dict[str, Any]) -> None:
         request = urllib.request.Request(
-            self.endpoint_url + path, data=json.dumps(payload).encode(), method="POST",
+            self.endpoint_url + path,
+            data=json.dumps(payload).encode(),
+            method="POST",
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(request, timeout=10) as response:
             response.read()

@@ -21,15 +21,20 @@ from bridge.local_stack.server import EmbeddedServer
 REGION = "us-east-1"
 #: moto accepts any credentials; these make it obvious they are not real.
 DUMMY_ACCESS_KEY = "testing"
-DUMMY_SECRET_KEY = "testing"  # noqa: S105 (not a secret: the embedded stack's dummy value)
+DUMMY_SECRET_KEY = "testing"
 
 
 class LocalStack:
     """Start with :meth:`start`, stop with :meth:`stop` (or use as a context manager)."""
 
-    def __init__(self, settings: StackSettings | None = None, state_file: Path | None = None,
-                 port: int = 0, observer: Observer | None = None,
-                 handler_log: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: StackSettings | None = None,
+        state_file: Path | None = None,
+        port: int = 0,
+        observer: Observer | None = None,
+        handler_log: IO[str] | None = None,
+    ) -> None:
         self.settings = settings or StackSettings()
         self.state_file = state_file
         self.server = EmbeddedServer(port)
@@ -43,15 +48,22 @@ class LocalStack:
         # The completion handler's CloudWatch metrics (EMF on stdout) mean nothing locally.
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         self.server.start()
-        base = BridgeConfig(region=REGION, endpoint_url=self.server.endpoint_url,
-                            access_key_id=DUMMY_ACCESS_KEY, secret_access_key=DUMMY_SECRET_KEY,
-                            source="embedded stack")
+        base = BridgeConfig(
+            region=REGION,
+            endpoint_url=self.server.endpoint_url,
+            access_key_id=DUMMY_ACCESS_KEY,
+            secret_access_key=DUMMY_SECRET_KEY,
+            source="embedded stack",
+        )
         self.clients = build_clients(base, pool_size=20)
         resources = create_resources(self.clients, self.settings)
         self.config = base.model_copy(update=resources)
         self.event_source = LocalEventSourceMapping(
-            self.clients.sqs, resources["results_queue_url"], self._completion_handler(),
-            region=REGION, observer=self.observer,
+            self.clients.sqs,
+            resources["results_queue_url"],
+            self._completion_handler(),
+            region=REGION,
+            observer=self.observer,
         ).start()
         if self.state_file:
             self.write_state(self.state_file)
@@ -63,8 +75,9 @@ class LocalStack:
         if self.handler_log is not None:
             completion.logger.registered_handler.setStream(self.handler_log)  # type: ignore[attr-defined]
         assert self.clients and self.config
-        return completion.make_handler(completion.Completion(
-            self.clients.sfn, self.clients.sqs, self.config.results_dlq_url))
+        return completion.make_handler(
+            completion.Completion(self.clients.sfn, self.clients.sqs, self.config.results_dlq_url)
+        )
 
     def write_state(self, path: Path) -> None:
         assert self.config is not None

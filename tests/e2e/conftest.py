@@ -19,10 +19,15 @@ WorkerFactory = Callable[..., subprocess.Popen[bytes]]
 @pytest.fixture
 def stack_settings(request: pytest.FixtureRequest) -> StackSettings:
     """Short timeouts for tests; parametrize indirectly with a Map mode to switch it."""
-    return StackSettings(jobs_visibility_timeout_s=30, results_visibility_timeout_s=2,
-                         jobs_max_receive_count=2, results_max_receive_count=2,
-                         heartbeat_seconds=60, timeout_seconds=120,
-                         map_mode=getattr(request, "param", "INLINE"))
+    return StackSettings(
+        jobs_visibility_timeout_s=30,
+        results_visibility_timeout_s=2,
+        jobs_max_receive_count=2,
+        results_max_receive_count=2,
+        heartbeat_seconds=60,
+        timeout_seconds=120,
+        map_mode=getattr(request, "param", "INLINE"),
+    )
 
 
 @pytest.fixture
@@ -40,9 +45,20 @@ def workers(stack: LocalStack, tmp_path: Path) -> Iterator[WorkerFactory]:
         assert stack.state_file is not None
         log = (tmp_path / f"worker-{len(started)}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "bridge.cli.main", "worker", "--state-file",
-             str(stack.state_file), "--wait-seconds", "1", *args],
-            stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "bridge.cli.main",
+                "worker",
+                "--state-file",
+                str(stack.state_file),
+                "--wait-seconds",
+                "1",
+                *args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         started.append(process)
         return process
 

@@ -27,8 +27,12 @@ def assert_queues_empty(stack: LocalStack, timeout_s: float = 10) -> None:
     can finish a moment before the jobs queue is empty."""
     assert stack.clients and stack.config
     config, sqs = stack.config, stack.clients.sqs
-    urls = (config.jobs_queue_url, config.results_queue_url, config.jobs_dlq_url,
-            config.results_dlq_url)
+    urls = (
+        config.jobs_queue_url,
+        config.results_queue_url,
+        config.jobs_dlq_url,
+        config.results_dlq_url,
+    )
     deadline = time.monotonic() + timeout_s
     while (depths := [depth(sqs, url) for url in urls]) != [0, 0, 0, 0]:
         assert time.monotonic() < deadline, f"left in jobs/results/jobs-dlq/results-dlq: {depths}"
@@ -58,29 +62,41 @@ def test_job_message_produced_by_the_asl_satisfies_the_contract(stack: LocalStac
 
 
 @pytest.mark.parametrize("stack_settings", ["INLINE", "DISTRIBUTED"], indirect=True)
-def test_fan_out_succeeds_and_failures_are_data(stack: LocalStack,
-                                                workers: WorkerFactory) -> None:
+def test_fan_out_succeeds_and_failures_are_data(stack: LocalStack, workers: WorkerFactory) -> None:
     for _ in range(2):
         workers("--handler", DEMO, "--concurrency", "3")
     jobs = [{"n": n, "sleep_ms": 50, "fail": n == 3} for n in range(6)]
     jobs[1]["type"] = "render"
     output = run_jobs(stack, jobs)
     assert [entry["status"] for entry in output] == [
-        "SUCCEEDED", "SUCCEEDED", "SUCCEEDED", "FAILED", "SUCCEEDED", "SUCCEEDED"]
+        "SUCCEEDED",
+        "SUCCEEDED",
+        "SUCCEEDED",
+        "FAILED",
+        "SUCCEEDED",
+        "SUCCEEDED",
+    ]
     assert output[3]["error"] == "DemoFailure"
-    assert [entry["output"]["n"] for entry in output if entry["status"] == "SUCCEEDED"] \
-        == [0, 1, 2, 4, 5]
+    assert [entry["output"]["n"] for entry in output if entry["status"] == "SUCCEEDED"] == [
+        0,
+        1,
+        2,
+        4,
+        5,
+    ]
     assert output[1]["output"]["type"] == "render"
     assert output[0]["output"]["type"] == "default"
-    assert len({entry["output"]["worker_pid"] for entry in output
-                if entry["status"] == "SUCCEEDED"}) >= 1
+    assert (
+        len({entry["output"]["worker_pid"] for entry in output if entry["status"] == "SUCCEEDED"})
+        >= 1
+    )
     assert_queues_empty(stack)
 
 
-def test_shell_command_worker(stack: LocalStack, workers: WorkerFactory,
-                              tmp_path: Path) -> None:
+def test_shell_command_worker(stack: LocalStack, workers: WorkerFactory, tmp_path: Path) -> None:
     script = tmp_path / "job.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import json, os, sys
         data = json.load(sys.stdin)
         if data.get("fail"):
@@ -90,10 +106,12 @@ def test_shell_command_worker(stack: LocalStack, workers: WorkerFactory,
             print("plain text")
         else:
             print(json.dumps({"sum": sum(data["values"]), "type": os.environ["BRIDGE_JOB_TYPE"]}))
-    """))
+    """)
+    )
     workers("--command", f"{sys.executable} {script}")
-    output = run_jobs(stack, [{"values": [1, 2, 3], "type": "sum"}, {"fail": True},
-                              {"plain": True}])
+    output = run_jobs(
+        stack, [{"values": [1, 2, 3], "type": "sum"}, {"fail": True}, {"plain": True}]
+    )
     assert output[0] == {"status": "SUCCEEDED", "output": {"sum": 6, "type": "sum"}}
     assert output[1]["status"] == "FAILED" and output[1]["error"] == "Bridge.CommandFailed"
     assert output[2] == {"status": "SUCCEEDED", "output": "plain text"}
@@ -103,8 +121,12 @@ def test_shell_command_worker(stack: LocalStack, workers: WorkerFactory,
 def test_sigterm_lets_the_running_job_finish(stack: LocalStack, workers: WorkerFactory) -> None:
     assert stack.clients and stack.config
     process = workers("--handler", DEMO, "--concurrency", "1")
-    arn = start(stack.clients.sfn, stack.config.state_machine_arn,
-                [{"n": 0, "sleep_ms": 1500}], name="drain")
+    arn = start(
+        stack.clients.sfn,
+        stack.config.state_machine_arn,
+        [{"n": 0, "sleep_ms": 1500}],
+        name="drain",
+    )
     deadline = time.monotonic() + 20
     while depth(stack.clients.sqs, stack.config.jobs_queue_url) == 0 or _visible(stack) > 0:
         assert time.monotonic() < deadline, "the worker never took the job"
@@ -120,13 +142,14 @@ def test_sigterm_lets_the_running_job_finish(stack: LocalStack, workers: WorkerF
 def _visible(stack: LocalStack) -> int:
     assert stack.clients and stack.config
     attributes = stack.clients.sqs.get_queue_attributes(
-        QueueUrl=stack.config.jobs_queue_url,
-        AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+        QueueUrl=stack.config.jobs_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"])
 
 
-def test_malformed_messages_end_in_the_dlqs_with_a_reason(stack: LocalStack,
-                                                          workers: WorkerFactory) -> None:
+def test_malformed_messages_end_in_the_dlqs_with_a_reason(
+    stack: LocalStack, workers: WorkerFactory
+) -> None:
     assert stack.clients and stack.config
     sqs, config = stack.clients.sqs, stack.config
     process = workers("--handler", DEMO)

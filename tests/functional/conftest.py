@@ -24,9 +24,12 @@ def aws() -> Iterator[Clients]:
 
 @pytest.fixture
 def stack(aws: Clients) -> dict[str, str]:
-    return create_resources(aws, StackSettings(jobs_max_receive_count=2,
-                                               results_max_receive_count=2,
-                                               results_visibility_timeout_s=1))
+    return create_resources(
+        aws,
+        StackSettings(
+            jobs_max_receive_count=2, results_max_receive_count=2, results_visibility_timeout_s=1
+        ),
+    )
 
 
 def receive_all(sqs: Any, url: str, expected: int, timeout_s: float = 10) -> list[dict[str, Any]]:
@@ -34,17 +37,22 @@ def receive_all(sqs: Any, url: str, expected: int, timeout_s: float = 10) -> lis
     messages: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout_s
     while len(messages) < expected and time.monotonic() < deadline:
-        messages += sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
-                                        MessageAttributeNames=["All"],
-                                        AttributeNames=["All"]).get("Messages", [])
+        messages += sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            AttributeNames=["All"],
+        ).get("Messages", [])
         if len(messages) < expected:
             time.sleep(0.05)
     return messages
 
 
 def depth(sqs: Any, url: str) -> int:
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
     return sum(int(v) for v in attributes.values())
 
 
@@ -58,5 +66,8 @@ def wait_for_execution(sfn: Any, arn: str, timeout_s: float = 15) -> dict[str, A
 
 
 def start(sfn: Any, state_machine_arn: str, jobs: list[Any], name: str = "run-1") -> str:
-    return str(sfn.start_execution(stateMachineArn=state_machine_arn, name=name,
-                                   input=json.dumps({"jobs": jobs}))["executionArn"])
+    return str(
+        sfn.start_execution(
+            stateMachineArn=state_machine_arn, name=name, input=json.dumps({"jobs": jobs})
+        )["executionArn"]
+    )

@@ -18,10 +18,14 @@ from tests.functional.conftest import depth, receive_all, start
 
 
 def settings(stack: dict[str, str], **overrides: Any) -> WorkerSettings:
-    values: dict[str, Any] = {"jobs_queue_url": stack["jobs_queue_url"],
-                              "results_queue_url": stack["results_queue_url"],
-                              "jobs_dlq_url": stack["jobs_dlq_url"], "wait_seconds": 0,
-                              "concurrency": 2, "visibility_timeout_s": 30}
+    values: dict[str, Any] = {
+        "jobs_queue_url": stack["jobs_queue_url"],
+        "results_queue_url": stack["results_queue_url"],
+        "jobs_dlq_url": stack["jobs_dlq_url"],
+        "wait_seconds": 0,
+        "concurrency": 2,
+        "visibility_timeout_s": 30,
+    }
     values.update(overrides)
     return WorkerSettings(**values)
 
@@ -52,7 +56,8 @@ def echo(data: Any, job: Any) -> Any:
 
 
 def test_jobs_from_an_execution_become_results_and_are_deleted(
-        aws: Clients, stack: dict[str, str]) -> None:
+    aws: Clients, stack: dict[str, str]
+) -> None:
     start(aws.sfn, stack["state_machine_arn"], [{"n": 0}, {"n": 1, "type": "render"}])
     worker = Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(echo))
     with running(worker):
@@ -66,7 +71,8 @@ def test_jobs_from_an_execution_become_results_and_are_deleted(
 
 
 def test_malformed_job_goes_to_the_dlq_and_the_worker_carries_on(
-        aws: Clients, stack: dict[str, str]) -> None:
+    aws: Clients, stack: dict[str, str]
+) -> None:
     aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"], MessageBody='{"version": 1}')
     aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"], MessageBody=encode(make_job()))
     with running(Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(echo))):
@@ -90,8 +96,9 @@ def test_never_runs_more_jobs_than_its_slots(aws: Clients, stack: dict[str, str]
         return data
 
     for n in range(9):
-        aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"],
-                             MessageBody=encode(make_job(job_id=f"j{n}", input=n)))
+        aws.sqs.send_message(
+            QueueUrl=stack["jobs_queue_url"], MessageBody=encode(make_job(job_id=f"j{n}", input=n))
+        )
     with running(Worker(aws.sqs, aws.sfn, settings(stack, concurrency=3), PythonRunner(slow))):
         assert len(receive_all(aws.sqs, stack["results_queue_url"], 9)) == 9
     assert peak[0] == 3
@@ -113,13 +120,16 @@ def test_stop_drains_running_jobs(aws: Clients, stack: dict[str, str]) -> None:
     worker.request_stop()
     thread.join(timeout=10)
     assert not thread.is_alive()
-    assert parse_result(receive_all(aws.sqs, stack["results_queue_url"], 1)[0]["Body"]).output \
+    assert (
+        parse_result(receive_all(aws.sqs, stack["results_queue_url"], 1)[0]["Body"]).output
         == "done"
+    )
     assert depth(aws.sqs, stack["jobs_queue_url"]) == 0
 
 
 def test_second_stop_hands_running_jobs_back_to_the_queue(
-        aws: Clients, stack: dict[str, str]) -> None:
+    aws: Clients, stack: dict[str, str]
+) -> None:
     started, release = threading.Event(), threading.Event()
 
     def stuck(data: Any, job: Any) -> Any:

@@ -11,10 +11,18 @@ from bridge.config import ConfigError, load_config
 
 
 def write_state(path: Path) -> Path:
-    path.write_text(json.dumps({
-        "endpoint_url": "http://127.0.0.1:9999", "region": "us-east-1",
-        "jobs_queue_url": "local-jobs", "results_queue_url": "local-results",
-        "access_key_id": "testing", "secret_access_key": "testing"}))
+    path.write_text(
+        json.dumps(
+            {
+                "endpoint_url": "http://127.0.0.1:9999",
+                "region": "us-east-1",
+                "jobs_queue_url": "local-jobs",
+                "results_queue_url": "local-results",
+                "access_key_id": "testing",
+                "secret_access_key": "testing",
+            }
+        )
+    )
     return path
 
 
@@ -40,8 +48,9 @@ def test_flags_override(tmp_path: Path) -> None:
 
 def test_missing_settings_are_named_with_their_variables() -> None:
     with pytest.raises(ConfigError) as info:
-        load_config({}, Path("/nonexistent/state.json")).require("jobs_queue_url",
-                                                                 "results_queue_url")
+        load_config({}, Path("/nonexistent/state.json")).require(
+            "jobs_queue_url", "results_queue_url"
+        )
     message = str(info.value)
     assert "BRIDGE_JOBS_QUEUE_URL" in message and "BRIDGE_RESULTS_QUEUE_URL" in message
 

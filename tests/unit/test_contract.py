@@ -45,8 +45,10 @@ def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
         ("not json", "body"),
         ("[1, 2]", "body"),
         (json.dumps({**json.loads(encode(make_job())), "version": 2}), "version"),
-        (json.dumps({k: v for k, v in json.loads(encode(make_job())).items() if k != "token"}),
-         "token"),
+        (
+            json.dumps({k: v for k, v in json.loads(encode(make_job())).items() if k != "token"}),
+            "token",
+        ),
         (json.dumps({**json.loads(encode(make_job())), "token": ""}), "token"),
         (json.dumps({**json.loads(encode(make_job())), "map_index": -1}), "map_index"),
     ],

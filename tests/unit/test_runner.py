@@ -15,7 +15,8 @@ PY = sys.executable
 
 def test_python_handler_output() -> None:
     outcome = PythonRunner(lambda data, job: {"double": data["n"] * 2, "id": job.job_id}).run(
-        make_job(input={"n": 21}))
+        make_job(input={"n": 21})
+    )
     assert outcome.succeeded and outcome.output == {"double": 42, "id": "exec-1/RunJob/0/0"}
 
 
@@ -43,15 +44,18 @@ def test_output_that_is_too_large_or_not_json_fails_clearly() -> None:
     assert odd.error == "Bridge.InvalidOutput"
 
 
-@pytest.mark.parametrize("spec", ["nocolon", "json:", ":loads", "no_such_module:f",
-                                  "json:no_such_function"])
+@pytest.mark.parametrize(
+    "spec", ["nocolon", "json:", ":loads", "no_such_module:f", "json:no_such_function"]
+)
 def test_bad_handler_specs_are_refused(spec: str) -> None:
     with pytest.raises(ValueError, match="handler"):
         PythonRunner.from_spec(spec)
 
 
 def test_command_gets_input_on_stdin_and_json_stdout_is_the_output() -> None:
-    command = f"{PY} -c \"import json,sys; d=json.load(sys.stdin); print(json.dumps({{'got': d}}))\""
+    command = (
+        f"{PY} -c \"import json,sys; d=json.load(sys.stdin); print(json.dumps({{'got': d}}))\""
+    )
     outcome = CommandRunner(command).run(make_job(input={"a": [1, 2]}))
     assert outcome.succeeded and outcome.output == {"got": {"a": [1, 2]}}
 

@@ -28,8 +28,9 @@ def test_inline_map_fans_out_over_jobs_with_a_callback_task() -> None:
 
 
 def test_parameters_reach_the_definition() -> None:
-    fan_out = definition(heartbeat_seconds=42, timeout_seconds=99, max_concurrency=7,
-                         retry_max_attempts=3)["States"]["FanOut"]
+    fan_out = definition(
+        heartbeat_seconds=42, timeout_seconds=99, max_concurrency=7, retry_max_attempts=3
+    )["States"]["FanOut"]
     task = fan_out["ItemProcessor"]["States"]["RunJob"]
     assert (task["HeartbeatSeconds"], task["TimeoutSeconds"]) == (42, 99)
     assert task["Retry"][0]["MaxAttempts"] == 3
@@ -46,8 +47,14 @@ def test_map_index_comes_through_the_item_selector() -> None:
     assert selector["index.$"] == "$$.Map.Item.Index"
 
 
-@pytest.mark.parametrize("bad", [{"map_mode": "EXPRESS"}, {"heartbeat_seconds": 0},
-                                 {"heartbeat_seconds": 10, "timeout_seconds": 10}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"map_mode": "EXPRESS"},
+        {"heartbeat_seconds": 0},
+        {"heartbeat_seconds": 10, "timeout_seconds": 10},
+    ],
+)
 def test_bad_parameters_are_refused(bad: dict) -> None:
     with pytest.raises(ValueError):
         StateMachineParams(jobs_queue_url="q", **bad)
