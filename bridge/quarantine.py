@@ -13,6 +13,8 @@ from typing import Any
 REASON_ATTRIBUTE = "bridge-dead-letter-reason"
 SOURCE_ATTRIBUTE = "bridge-source-message-id"
 MAX_REASON_CHARS = 1024
+#: SQS allows 10 message attributes; two are ours.
+MAX_KEPT_ATTRIBUTES = 8
 
 
 def _string(value: str) -> dict[str, str]:
@@ -28,8 +30,9 @@ def quarantine(
     attributes: dict[str, Any] | None = None,
 ) -> None:
     """Copy ``body`` to ``dlq_url`` with ``reason``; raises if SQS refuses (caller keeps it)."""
+    kept = dict(list((attributes or {}).items())[:MAX_KEPT_ATTRIBUTES])
     message_attributes = {
-        **(attributes or {}),
+        **kept,
         REASON_ATTRIBUTE: _string(reason[:MAX_REASON_CHARS] or "unspecified"),
         SOURCE_ATTRIBUTE: _string(message_id),
     }

@@ -136,6 +136,7 @@ class Worker:
                 MaxNumberOfMessages=max_messages,
                 WaitTimeSeconds=self.settings.wait_seconds,
                 MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
+                MessageAttributeNames=["All"],
             ).get("Messages", [])
         except (BotoCoreError, ClientError):
             log.exception("receive failed; retrying")
@@ -198,6 +199,7 @@ class Worker:
                 message["MessageId"],
                 message["Body"],
                 f"malformed job: {exc}",
+                attributes=message.get("MessageAttributes"),
             )
             self.sqs.delete_message(
                 QueueUrl=self.settings.jobs_queue_url, ReceiptHandle=message["ReceiptHandle"]

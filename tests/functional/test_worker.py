@@ -73,13 +73,18 @@ def test_jobs_from_an_execution_become_results_and_are_deleted(
 def test_malformed_job_goes_to_the_dlq_and_the_worker_carries_on(
     aws: Clients, stack: dict[str, str]
 ) -> None:
-    aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"], MessageBody='{"version": 1}')
+    aws.sqs.send_message(
+        QueueUrl=stack["jobs_queue_url"],
+        MessageBody='{"version": 1}',
+        MessageAttributes={"trace": {"DataType": "String", "StringValue": "t-1"}},
+    )
     aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"], MessageBody=encode(make_job()))
     with running(Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(echo))):
         assert len(receive_all(aws.sqs, stack["results_queue_url"], 1)) == 1
         dead = receive_all(aws.sqs, stack["jobs_dlq_url"], 1)
     assert dead[0]["Body"] == '{"version": 1}'
     assert "token" in dead[0]["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]
+    assert dead[0]["MessageAttributes"]["trace"]["StringValue"] == "t-1"  # the sender's kept
     assert depth(aws.sqs, stack["jobs_queue_url"]) == 0
 
 
