@@ -45,6 +45,7 @@ def up(
 ) -> None:
     """Start the stack in the foreground; workers and the AWS CLI join it (see 'local env')."""
     from bridge.local_stack import LocalStack, StackSettings
+    from bridge.local_stack.compat import CompatError
     from bridge.local_stack.stack import quiet_moto_logs
 
     path = state_file or DEFAULT_STATE_FILE
@@ -72,7 +73,12 @@ def up(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    with LocalStack(settings, state_file=path) as stack:
+    stack = LocalStack(settings, state_file=path)
+    try:
+        stack.start()
+    except CompatError as exc:
+        fail(str(exc))
+    with stack:
         assert stack.config is not None
         typer.echo(f"embedded AWS on {stack.config.endpoint_url} (region {stack.config.region})")
         for name, value in stack.config.model_dump(exclude={"source"}).items():

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 from bridge.aws import Clients, build_clients
 from bridge.config import BridgeConfig
+from bridge.local_stack import compat
 from bridge.local_stack.event_source import LocalEventSourceMapping, Observer
 from bridge.local_stack.resources import StackSettings, create_resources
 from bridge.local_stack.server import EmbeddedServer
@@ -34,12 +35,15 @@ class LocalStack:
         port: int = 0,
         observer: Observer | None = None,
         handler_log: IO[str] | None = None,
+        compat: bool = True,
     ) -> None:
         self.settings = settings or StackSettings()
         self.state_file = state_file
         self.server = EmbeddedServer(port)
         self.observer = observer
         self.handler_log = handler_log
+        #: Apply the compatibility patches (off only for the conformance canaries).
+        self.compat = compat
         self.config: BridgeConfig | None = None
         self.clients: Clients | None = None
         self.event_source: LocalEventSourceMapping | None = None
@@ -47,7 +51,15 @@ class LocalStack:
     def start(self) -> LocalStack:
         # The completion handler's CloudWatch metrics (EMF on stdout) mean nothing locally.
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-        self.server.start()
+        if self.compat:
+            compat.apply()
+        else:
+            compat.check_moto_version()
+        try:
+            self.server.start()
+        except BaseException:
+            compat.revert()
+            raise
         base = BridgeConfig(
             region=REGION,
             endpoint_url=self.server.endpoint_url,
@@ -89,6 +101,8 @@ class LocalStack:
         if self.event_source:
             self.event_source.stop()
         self.server.stop()
+        if self.compat:
+            compat.revert()
         if self.state_file and self.state_file.exists():
             self.state_file.unlink()
 

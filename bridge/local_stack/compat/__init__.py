@@ -1,0 +1,113 @@
+"""The compatibility layer: small, named patches that make moto behave like AWS where the bridge
+depends on it.
+
+Each gap between moto and AWS gets one :class:`Patch` whose docstring states the AWS behaviour and
+the documentation page it comes from. Patches are applied only to the embedded stack (in this
+process, before its server serves a request) and reverted when it stops; the bridge never patches
+anything when it talks to AWS. Every patch is guarded twice:
+
+* by moto's version: the tested range is the ``moto`` pin in ``pyproject.toml``; outside it the
+  stack refuses to start with one line naming both versions;
+* by its targets: a patch whose target (a class, method or function) has moved raises
+  :class:`CompatError` naming the patch, so a gap is never left open silently.
+
+``tests/conformance`` states each behaviour as a test; its canaries run the same tests against
+moto as shipped and expect them to fail, so the day moto fixes a gap the suite names the patch to
+delete.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.local_stack.compat.version import CompatError, check_moto_version
+
+__all__ = [
+    "CompatError",
+    "Patch",
+    "Replacement",
+    "applied",
+    "apply",
+    "check_moto_version",
+    "expect",
+    "revert",
+]
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """Set ``owner.attribute`` to ``new`` while the patch is applied."""
+
+    owner: Any
+    attribute: str
+    new: Any
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One gap. ``build`` imports moto, checks its targets and returns the replacements."""
+
+    name: str
+    aws_behaviour: str
+    build: Callable[[], list[Replacement]]
+
+
+def expect(owner: Any, attribute: str) -> Any:
+    """The current ``owner.attribute``; raises if moto moved it (a patch that no longer fits)."""
+    if not hasattr(owner, attribute):
+        raise CompatError(f"{getattr(owner, '__name__', owner)}.{attribute} no longer exists")
+    return getattr(owner, attribute)
+
+
+_lock = threading.Lock()
+_originals: list[tuple[Any, str, Any]] = []
+_applied_names: list[str] = []
+
+
+def registry() -> list[Patch]:
+    """Every patch, in the order they are applied."""
+    from bridge.local_stack.compat import sqs_redrive, sqs_speed, stepfunctions
+
+    return [*stepfunctions.PATCHES, *sqs_redrive.PATCHES, *sqs_speed.PATCHES]
+
+
+def apply(patches: Iterable[Patch] | None = None) -> list[str]:
+    """Check moto's version, then apply ``patches`` (default: all). Idempotent."""
+    check_moto_version()
+    with _lock:
+        if _applied_names:
+            return list(_applied_names)
+        built: list[tuple[Patch, list[Replacement]]] = []
+        for patch in registry() if patches is None else patches:
+            try:
+                replacements = patch.build()
+                for replacement in replacements:
+                    expect(replacement.owner, replacement.attribute)
+            except Exception as exc:
+                raise CompatError(
+                    f"compat patch '{patch.name}' no longer fits the installed moto: {exc}"
+                ) from exc
+            built.append((patch, replacements))
+        for patch, replacements in built:  # all checked first: never half-applied
+            for r in replacements:
+                _originals.append((r.owner, r.attribute, getattr(r.owner, r.attribute)))
+                setattr(r.owner, r.attribute, r.new)
+            _applied_names.append(patch.name)
+        return list(_applied_names)
+
+
+def revert() -> None:
+    """Restore moto as shipped (in reverse order, so stacked replacements unwind)."""
+    with _lock:
+        while _originals:
+            owner, attribute, original = _originals.pop()
+            setattr(owner, attribute, original)
+        _applied_names.clear()
+
+
+def applied() -> list[str]:
+    with _lock:
+        return list(_applied_names)

@@ -1,0 +1,130 @@
+# Complete callback-bridge deployment: queues, state machine, completion
+# Lambda, EC2 consumers and alarms. See README.md for apply instructions.
+
+provider "aws" {
+  region = var.region
+
+  default_tags {
+    tags = var.tags
+  }
+}
+
+data "aws_partition" "current" {}
+
+# Latest Amazon Linux 2023 AMI for the workers, unless ami_id is given.
+data "aws_ami" "al2023" {
+  count = var.ami_id == null ? 1 : 0
+
+  owners      = ["amazon"]
+  most_recent = true
+
+  filter {
+    name   = "name"
+    values = ["al2023-ami-2023.*-kernel-*-x86_64"]
+  }
+
+  filter {
+    name   = "architecture"
+    values = ["x86_64"]
+  }
+}
+
+locals {
+  ami_id = coalesce(var.ami_id, one(data.aws_ami.al2023[*].id))
+
+  # Public Powertools for AWS Lambda (Python) v3 layer (commercial partition
+  # account 017000801446); override with powertools_layer_arn elsewhere.
+  powertools_layer_arn = coalesce(
+    var.powertools_layer_arn,
+    "arn:${data.aws_partition.current.partition}:lambda:${var.region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-${var.lambda_architecture}:${var.powertools_layer_version}",
+  )
+}
+
+module "queues" {
+  source = "../../modules/queues"
+
+  name              = var.name
+  kms_master_key_id = var.kms_key_arn
+
+  tags = var.tags
+}
+
+module "state_machine" {
+  source = "../../modules/state_machine"
+
+  name           = var.name
+  jobs_queue_url = module.queues.jobs_queue_url
+  jobs_queue_arn = module.queues.jobs_queue_arn
+  kms_key_arn    = var.kms_key_arn
+  map_mode       = var.map_mode
+
+  heartbeat_seconds = var.heartbeat_seconds
+  timeout_seconds   = var.timeout_seconds
+  max_concurrency   = var.max_concurrency
+
+  tags = var.tags
+}
+
+module "completion" {
+  source = "../../modules/completion"
+
+  function_name        = "${var.name}-completion"
+  package_path         = var.lambda_package_path
+  architecture         = var.lambda_architecture
+  powertools_layer_arn = local.powertools_layer_arn
+
+  results_queue_arn                        = module.queues.results_queue_arn
+  results_queue_visibility_timeout_seconds = module.queues.results_visibility_timeout_seconds
+  results_dlq_url                          = module.queues.results_dlq_url
+  results_dlq_arn                          = module.queues.results_dlq_arn
+  kms_key_arn                              = var.kms_key_arn
+
+  tags = var.tags
+}
+
+module "consumers" {
+  source = "../../modules/consumers"
+
+  name       = var.name
+  vpc_id     = var.vpc_id
+  subnet_ids = var.subnet_ids
+  ami_id     = local.ami_id
+
+  instance_type      = var.instance_type
+  min_size           = var.min_size
+  max_size           = var.max_size
+  desired_capacity   = var.min_size
+  package_spec       = var.package_spec
+  worker_handler     = var.worker_handler
+  worker_command     = var.worker_command
+  worker_concurrency = var.worker_concurrency
+
+  target_backlog_per_instance = var.target_backlog_per_instance
+
+  jobs_queue_url    = module.queues.jobs_queue_url
+  jobs_queue_arn    = module.queues.jobs_queue_arn
+  results_queue_url = module.queues.results_queue_url
+  results_queue_arn = module.queues.results_queue_arn
+  jobs_dlq_url      = module.queues.jobs_dlq_url
+  jobs_dlq_arn      = module.queues.jobs_dlq_arn
+  kms_key_arn       = var.kms_key_arn
+
+  tags = var.tags
+}
+
+module "alarms" {
+  source = "../../modules/alarms"
+
+  name          = var.name
+  alarm_actions = var.alarm_sns_topic_arns
+
+  jobs_queue_name          = module.queues.jobs_queue_name
+  jobs_dlq_name            = module.queues.jobs_dlq_name
+  results_dlq_name         = module.queues.results_dlq_name
+  completion_function_name = module.completion.function_name
+  state_machine_arn        = module.state_machine.state_machine_arn
+
+  oldest_job_age_threshold_seconds = var.oldest_job_age_threshold_seconds
+
+  tags = var.tags
+}

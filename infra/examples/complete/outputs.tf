@@ -1,0 +1,57 @@
+output "region" {
+  description = "Region of the deployment (AWS_REGION / AWS_DEFAULT_REGION)."
+  value       = var.region
+}
+
+output "jobs_queue_url" {
+  description = "BRIDGE_JOBS_QUEUE_URL."
+  value       = module.queues.jobs_queue_url
+}
+
+output "results_queue_url" {
+  description = "BRIDGE_RESULTS_QUEUE_URL."
+  value       = module.queues.results_queue_url
+}
+
+output "jobs_dlq_url" {
+  description = "BRIDGE_JOBS_DLQ_URL."
+  value       = module.queues.jobs_dlq_url
+}
+
+output "results_dlq_url" {
+  description = "BRIDGE_RESULTS_DLQ_URL."
+  value       = module.queues.results_dlq_url
+}
+
+output "state_machine_arn" {
+  description = "BRIDGE_STATE_MACHINE_ARN: start executions with {\"jobs\": [...]}."
+  value       = module.state_machine.state_machine_arn
+}
+
+output "completion_function_name" {
+  description = "Name of the completion Lambda function."
+  value       = module.completion.function_name
+}
+
+output "autoscaling_group_name" {
+  description = "Name of the workers' Auto Scaling group."
+  value       = module.consumers.autoscaling_group_name
+}
+
+output "alarm_names" {
+  description = "Names of the CloudWatch alarms."
+  value       = module.alarms.alarm_names
+}
+
+output "bridge_environment" {
+  description = "Environment variables pointing callback-bridge (CLI, worker, client) at this deployment."
+  value = {
+    AWS_REGION               = var.region
+    AWS_DEFAULT_REGION       = var.region
+    BRIDGE_STATE_MACHINE_ARN = module.state_machine.state_machine_arn
+    BRIDGE_JOBS_QUEUE_URL    = module.queues.jobs_queue_url
+    BRIDGE_RESULTS_QUEUE_URL = module.queues.results_queue_url
+    BRIDGE_JOBS_DLQ_URL      = module.queues.jobs_dlq_url
+    BRIDGE_RESULTS_DLQ_URL   = module.queues.results_dlq_url
+  }
+}

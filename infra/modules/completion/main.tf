@@ -1,0 +1,227 @@
+# Completion Lambda: triggered by the results queue, it calls
+# states:SendTaskSuccess / states:SendTaskFailure with each result's task token
+# and moves malformed results to the results DLQ. Partial batch responses
+# (ReportBatchItemFailures) return only the failed records to the queue.
+#
+# Code: a zip holding the `bridge` package and pydantic (see README.md for the
+# build). aws-lambda-powertools comes from the public Powertools layer.
+
+locals {
+  runtime = "python3.12"
+
+  use_source_dir = var.source_dir != null
+
+  package_file = local.use_source_dir ? data.archive_file.package[0].output_path : var.package_path
+  package_hash = local.use_source_dir ? data.archive_file.package[0].output_base64sha256 : one([for p in compact([var.package_path]) : filebase64sha256(p)])
+
+  environment = merge(var.environment_variables, {
+    BRIDGE_RESULTS_DLQ_URL       = var.results_dlq_url
+    POWERTOOLS_SERVICE_NAME      = "callback-bridge"
+    POWERTOOLS_METRICS_NAMESPACE = "CallbackBridge"
+    POWERTOOLS_LOG_LEVEL         = var.log_level
+  })
+
+  tracing_active = var.tracing_mode == "Active"
+
+  powertools_v3_layer = can(regex(":layer:AWSLambdaPowertoolsPythonV3", var.powertools_layer_arn))
+}
+
+################################################################################
+# Package
+################################################################################
+
+data "archive_file" "package" {
+  count = local.use_source_dir ? 1 : 0
+
+  type        = "zip"
+  source_dir  = var.source_dir
+  output_path = "${path.root}/.terraform/callback-bridge/${var.function_name}.zip"
+  excludes    = ["**/__pycache__/**", "**/*.pyc"]
+}
+
+################################################################################
+# Logging
+################################################################################
+
+resource "aws_cloudwatch_log_group" "this" {
+  name              = "/aws/lambda/${var.function_name}"
+  retention_in_days = var.log_retention_in_days
+  kms_key_id        = var.log_kms_key_arn
+
+  tags = var.tags
+}
+
+################################################################################
+# IAM role
+################################################################################
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    sid     = "LambdaAssume"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name                 = "${var.function_name}-lambda"
+  description          = "callback-bridge completion Lambda ${var.function_name}"
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  permissions_boundary = var.role_permissions_boundary_arn
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "this" {
+  # The task token identifies the task; SendTask* support no resource-level
+  # permissions, so they cannot be scoped to the state machine.
+  statement {
+    sid       = "CompleteTasks"
+    actions   = ["states:SendTaskSuccess", "states:SendTaskFailure"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "ConsumeResults"
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:GetQueueAttributes",
+      "sqs:ChangeMessageVisibility",
+    ]
+    resources = [var.results_queue_arn]
+  }
+
+  statement {
+    sid       = "DeadLetterMalformedResults"
+    actions   = ["sqs:SendMessage"]
+    resources = [var.results_dlq_arn]
+  }
+
+  statement {
+    sid       = "WriteLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      sid       = "QueueEncryption"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.tracing_active ? [1] : []
+
+    content {
+      sid       = "XRay"
+      actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+      resources = ["*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "this" {
+  name   = "callback-bridge-completion"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.this.json
+}
+
+################################################################################
+# Function
+################################################################################
+
+resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_116:Invoked only by the SQS event source mapping; failed records go back to the results queue, whose redrive policy moves them to the results DLQ. A function DLQ only applies to asynchronous invocations.
+  #checkov:skip=CKV_AWS_117:The function only calls public AWS APIs (SQS, Step Functions); running it in a VPC would add NAT/endpoint requirements without reducing exposure.
+  #checkov:skip=CKV_AWS_272:Code signing is an organisation-level choice; the package is built from this repository (see README).
+
+  function_name = var.function_name
+  description   = "callback-bridge: completes Step Functions task tokens from the results queue"
+  role          = aws_iam_role.this.arn
+  runtime       = local.runtime
+  handler       = var.handler
+  architectures = [var.architecture]
+  memory_size   = var.memory_size
+  timeout       = var.timeout
+
+  filename         = local.package_file
+  source_code_hash = local.package_hash
+
+  layers = [var.powertools_layer_arn]
+
+  reserved_concurrent_executions = var.reserved_concurrent_executions == null ? -1 : var.reserved_concurrent_executions
+  kms_key_arn                    = var.environment_kms_key_arn
+
+  environment {
+    variables = local.environment
+  }
+
+  tracing_config {
+    mode = var.tracing_mode
+  }
+
+  tags = var.tags
+
+  depends_on = [
+    aws_cloudwatch_log_group.this,
+    aws_iam_role_policy.this,
+  ]
+
+  lifecycle {
+    precondition {
+      condition     = (var.package_path == null) != (var.source_dir == null)
+      error_message = "Set exactly one of package_path (a prebuilt zip) or source_dir (a staged directory zipped by archive_file)."
+    }
+
+    precondition {
+      condition     = !local.powertools_v3_layer || can(regex(":layer:AWSLambdaPowertoolsPythonV3-python312-${var.architecture}:[0-9]+$", var.powertools_layer_arn))
+      error_message = "powertools_layer_arn names a Powertools v3 layer for another Python version or architecture; the function runs python3.12 on ${var.architecture} (AWSLambdaPowertoolsPythonV3-python312-${var.architecture})."
+    }
+  }
+}
+
+################################################################################
+# Results queue trigger
+################################################################################
+
+resource "aws_lambda_event_source_mapping" "results" {
+  event_source_arn                   = var.results_queue_arn
+  function_name                      = aws_lambda_function.this.arn
+  batch_size                         = var.batch_size
+  maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
+  function_response_types            = ["ReportBatchItemFailures"]
+  enabled                            = var.enabled
+
+  scaling_config {
+    maximum_concurrency = var.maximum_concurrency
+  }
+
+  # Creating the mapping checks that the role can read the queue.
+  depends_on = [aws_iam_role_policy.this]
+
+  lifecycle {
+    precondition {
+      condition     = var.batch_size <= 10 || var.maximum_batching_window_in_seconds >= 1
+      error_message = "A batch_size above 10 requires maximum_batching_window_in_seconds >= 1."
+    }
+
+    precondition {
+      condition     = try(var.results_queue_visibility_timeout_seconds >= 6 * var.timeout + var.maximum_batching_window_in_seconds, true)
+      error_message = "The results queue's visibility timeout should be at least 6 x the function timeout + maximum_batching_window_in_seconds (AWS guidance for SQS event sources); raise results_visibility_timeout_seconds in the queues module or lower timeout."
+    }
+
+    precondition {
+      condition     = try(var.reserved_concurrent_executions >= var.maximum_concurrency, true)
+      error_message = "reserved_concurrent_executions must not be lower than maximum_concurrency, or the event source mapping gets throttled."
+    }
+  }
+}

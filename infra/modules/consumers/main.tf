@@ -1,0 +1,363 @@
+# EC2 consumers: an Auto Scaling group of workers running
+# `callback-bridge worker` (systemd unit from consumers/systemd/), scaled on
+# jobs-queue backlog per instance, with a termination lifecycle hook that gives
+# a draining worker time to finish its jobs.
+
+data "aws_region" "current" {}
+
+locals {
+  region = data.aws_region.current.name
+
+  # QueueName dimension of the jobs queue, from its ARN.
+  jobs_queue_name = element(split(":", var.jobs_queue_arn), 5)
+
+  systemd_dir = "${path.module}/../../../consumers/systemd"
+
+  worker_env = merge(
+    {
+      AWS_REGION                = local.region
+      AWS_DEFAULT_REGION        = local.region
+      BRIDGE_JOBS_QUEUE_URL     = var.jobs_queue_url
+      BRIDGE_RESULTS_QUEUE_URL  = var.results_queue_url
+      BRIDGE_JOBS_DLQ_URL       = var.jobs_dlq_url
+      BRIDGE_WORKER_CONCURRENCY = tostring(var.worker_concurrency)
+    },
+    {
+      for k, v in {
+        BRIDGE_WORKER_HANDLER = var.worker_handler
+        BRIDGE_WORKER_COMMAND = var.worker_command
+      } : k => v if v != null
+    },
+  )
+
+  # systemd EnvironmentFile syntax: double-quoted values, backslash and quote escaped.
+  worker_env_file = join("", [
+    for k in sort(keys(local.worker_env)) :
+    format("%s=\"%s\"\n", k, replace(replace(local.worker_env[k], "\\", "\\\\"), "\"", "\\\""))
+  ])
+
+  user_data = templatefile("${path.module}/templates/user_data.sh.tftpl", {
+    os_packages       = join(" ", var.os_packages)
+    python_executable = var.python_executable
+    package_spec_b64  = base64encode(var.package_spec)
+    worker_env_b64    = base64encode(local.worker_env_file)
+    worker_unit_b64   = base64encode(file("${local.systemd_dir}/callback-bridge-worker.service"))
+    drain_unit_b64    = base64encode(file("${local.systemd_dir}/callback-bridge-drain.service"))
+    drain_script_b64  = base64encode(file("${local.systemd_dir}/callback-bridge-drain-watch.sh"))
+  })
+
+  security_group_ids = concat(aws_security_group.this[*].id, var.additional_security_group_ids)
+
+  tags = merge(var.tags, { "callback-bridge:component" = "worker" })
+}
+
+################################################################################
+# IAM: instance role and profile
+################################################################################
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    sid     = "EC2Assume"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name                 = "${var.name}-worker"
+  description          = "callback-bridge workers (${var.name})"
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  permissions_boundary = var.role_permissions_boundary_arn
+
+  tags = local.tags
+}
+
+data "aws_iam_policy_document" "this" {
+  statement {
+    sid = "ConsumeJobs"
+    actions = [
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueAttributes",
+    ]
+    resources = [var.jobs_queue_arn]
+  }
+
+  statement {
+    sid       = "PublishResultsAndDeadLetterJobs"
+    actions   = ["sqs:SendMessage"]
+    resources = [var.results_queue_arn, var.jobs_dlq_arn]
+  }
+
+  # SendTaskHeartbeat has no resource types in the IAM service authorization
+  # reference (the task token is not an ARN): "*" is the only valid resource.
+  statement {
+    sid       = "Heartbeat"
+    actions   = ["states:SendTaskHeartbeat"]
+    resources = ["*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      sid       = "QueueEncryption"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "this" {
+  name   = "callback-bridge-worker"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.this.json
+}
+
+data "aws_partition" "current" {}
+
+resource "aws_iam_role_policy_attachment" "ssm" {
+  count = var.enable_ssm ? 1 : 0
+
+  role       = aws_iam_role.this.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
+resource "aws_iam_instance_profile" "this" {
+  name = "${var.name}-worker"
+  role = aws_iam_role.this.name
+
+  tags = local.tags
+}
+
+################################################################################
+# Network: no inbound, HTTPS outbound (SQS, Step Functions, package index)
+################################################################################
+
+resource "aws_security_group" "this" {
+  count = var.create_security_group ? 1 : 0
+
+  name_prefix = "${var.name}-worker-"
+  description = "callback-bridge workers: no inbound traffic, HTTPS outbound"
+  vpc_id      = var.vpc_id
+
+  tags = merge(local.tags, { Name = "${var.name}-worker" })
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_egress_rule" "https" {
+  for_each = var.create_security_group ? toset(var.egress_cidr_blocks) : toset([])
+
+  security_group_id = aws_security_group.this[0].id
+  description       = "HTTPS to AWS APIs and the package index"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = each.value
+
+  tags = local.tags
+}
+
+################################################################################
+# Launch template
+################################################################################
+
+resource "aws_launch_template" "this" {
+  name_prefix            = "${var.name}-worker-"
+  description            = "callback-bridge worker"
+  image_id               = var.ami_id
+  instance_type          = var.instance_type
+  key_name               = var.key_name
+  ebs_optimized          = true
+  update_default_version = true
+  user_data              = base64encode(local.user_data)
+
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.this.arn
+  }
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "disabled"
+  }
+
+  monitoring {
+    enabled = var.detailed_monitoring
+  }
+
+  network_interfaces {
+    device_index                = 0
+    associate_public_ip_address = var.associate_public_ip_address
+    delete_on_termination       = true
+    security_groups             = local.security_group_ids
+  }
+
+  block_device_mappings {
+    device_name = var.root_device_name
+
+    ebs {
+      volume_size           = var.root_volume_size
+      volume_type           = "gp3"
+      encrypted             = true
+      kms_key_id            = var.ebs_kms_key_arn
+      delete_on_termination = true
+    }
+  }
+
+  tag_specifications {
+    resource_type = "instance"
+    tags          = merge(local.tags, { Name = "${var.name}-worker" })
+  }
+
+  tag_specifications {
+    resource_type = "volume"
+    tags          = merge(local.tags, { Name = "${var.name}-worker" })
+  }
+
+  tags = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = (var.worker_handler == null) != (var.worker_command == null)
+      error_message = "Set exactly one of worker_handler (BRIDGE_WORKER_HANDLER, module:function) or worker_command (BRIDGE_WORKER_COMMAND, a shell command)."
+    }
+
+    precondition {
+      condition     = length(local.security_group_ids) > 0
+      error_message = "The workers need a security group: keep create_security_group = true or pass additional_security_group_ids."
+    }
+  }
+}
+
+################################################################################
+# Auto Scaling group
+################################################################################
+
+resource "aws_autoscaling_group" "this" {
+  # No load balancer: the workers serve no traffic, EC2 status checks are the health check.
+
+  name                      = "${var.name}-worker"
+  min_size                  = var.min_size
+  max_size                  = var.max_size
+  desired_capacity          = var.desired_capacity
+  vpc_zone_identifier       = var.subnet_ids
+  health_check_type         = "EC2"
+  health_check_grace_period = var.instance_warmup_seconds
+  default_instance_warmup   = var.instance_warmup_seconds
+  enabled_metrics           = var.enabled_metrics
+  metrics_granularity       = "1Minute"
+
+  launch_template {
+    id      = aws_launch_template.this.id
+    version = aws_launch_template.this.latest_version
+  }
+
+  dynamic "tag" {
+    for_each = merge(local.tags, { Name = "${var.name}-worker" })
+
+    content {
+      key                 = tag.key
+      value               = tag.value
+      propagate_at_launch = true
+    }
+  }
+
+  lifecycle {
+    # The scaling policy owns the desired capacity after creation.
+    ignore_changes = [desired_capacity]
+
+    precondition {
+      condition     = var.min_size <= var.desired_capacity && var.desired_capacity <= var.max_size
+      error_message = "min_size <= desired_capacity <= max_size must hold."
+    }
+  }
+}
+
+# A terminating instance waits in Terminating:Wait for heartbeat_timeout; the
+# drain watcher (consumers/systemd/callback-bridge-drain.service) sees the
+# target lifecycle state in instance metadata and stops the worker with SIGTERM
+# so that it finishes its in-flight jobs. The instance role has no
+# autoscaling:CompleteLifecycleAction, so termination proceeds (CONTINUE) when
+# the timeout expires.
+resource "aws_autoscaling_lifecycle_hook" "drain" {
+  name                   = "${var.name}-drain"
+  autoscaling_group_name = aws_autoscaling_group.this.name
+  lifecycle_transition   = "autoscaling:EC2_INSTANCE_TERMINATING"
+  heartbeat_timeout      = var.termination_heartbeat_timeout_seconds
+  default_result         = "CONTINUE"
+}
+
+################################################################################
+# Scaling on backlog per instance
+################################################################################
+
+resource "aws_autoscaling_policy" "backlog_per_instance" {
+  name                      = "${var.name}-backlog-per-instance"
+  autoscaling_group_name    = aws_autoscaling_group.this.name
+  policy_type               = "TargetTrackingScaling"
+  estimated_instance_warmup = var.instance_warmup_seconds
+
+  target_tracking_configuration {
+    target_value     = var.target_backlog_per_instance
+    disable_scale_in = var.disable_scale_in
+
+    customized_metric_specification {
+      metrics {
+        id          = "m1"
+        label       = "Jobs waiting in the queue"
+        return_data = false
+
+        metric_stat {
+          stat = "Sum"
+
+          metric {
+            namespace   = "AWS/SQS"
+            metric_name = "ApproximateNumberOfMessagesVisible"
+
+            dimensions {
+              name  = "QueueName"
+              value = local.jobs_queue_name
+            }
+          }
+        }
+      }
+
+      metrics {
+        id          = "m2"
+        label       = "InService workers"
+        return_data = false
+
+        metric_stat {
+          stat = "Average"
+
+          metric {
+            namespace   = "AWS/AutoScaling"
+            metric_name = "GroupInServiceInstances"
+
+            dimensions {
+              name  = "AutoScalingGroupName"
+              value = aws_autoscaling_group.this.name
+            }
+          }
+        }
+      }
+
+      metrics {
+        id          = "e1"
+        label       = "Backlog per instance"
+        expression  = "m1 / m2"
+        return_data = true
+      }
+    }
+  }
+}

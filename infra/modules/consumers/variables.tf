@@ -1,0 +1,366 @@
+variable "name" {
+  description = "Name prefix: Auto Scaling group <name>-worker, IAM role and instance profile <name>-worker, launch template <name>-worker-*."
+  type        = string
+  default     = "callback-bridge"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,40}$", var.name))
+    error_message = "name must be 1-40 characters of A-Z, a-z, 0-9, '-' or '_'."
+  }
+}
+
+################################################################################
+# Queues
+################################################################################
+
+variable "jobs_queue_url" {
+  description = "URL of the jobs queue (BRIDGE_JOBS_QUEUE_URL)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https://", var.jobs_queue_url))
+    error_message = "jobs_queue_url must be an SQS queue URL (https://...)."
+  }
+}
+
+variable "jobs_queue_arn" {
+  description = "ARN of the jobs queue: receive, delete, change visibility, get attributes; its name is the QueueName of the scaling metric."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$", var.jobs_queue_arn))
+    error_message = "jobs_queue_arn must be an SQS queue ARN."
+  }
+}
+
+variable "results_queue_url" {
+  description = "URL of the results queue (BRIDGE_RESULTS_QUEUE_URL)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https://", var.results_queue_url))
+    error_message = "results_queue_url must be an SQS queue URL (https://...)."
+  }
+}
+
+variable "results_queue_arn" {
+  description = "ARN of the results queue (sqs:SendMessage)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$", var.results_queue_arn))
+    error_message = "results_queue_arn must be an SQS queue ARN."
+  }
+}
+
+variable "jobs_dlq_url" {
+  description = "URL of the jobs DLQ (BRIDGE_JOBS_DLQ_URL): the worker moves malformed job messages there."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https://", var.jobs_dlq_url))
+    error_message = "jobs_dlq_url must be an SQS queue URL (https://...)."
+  }
+}
+
+variable "jobs_dlq_arn" {
+  description = "ARN of the jobs DLQ (sqs:SendMessage)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$", var.jobs_dlq_arn))
+    error_message = "jobs_dlq_arn must be an SQS queue ARN."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "ARN of the KMS key encrypting the queues, if any: adds kms:Decrypt and kms:GenerateDataKey on that key. null for SQS-managed SSE."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (not a key ID or alias) or null."
+  }
+}
+
+################################################################################
+# Worker
+################################################################################
+
+variable "package_spec" {
+  description = "pip requirement installed on each instance, passed to pip as one argument: a name with an optional version (\"callback-bridge==1.2.0\"), a wheel URL, etc."
+  type        = string
+  default     = "callback-bridge"
+
+  validation {
+    condition     = length(trimspace(var.package_spec)) > 0 && !can(regex("[\\r\\n]", var.package_spec))
+    error_message = "package_spec must be a non-empty single line."
+  }
+}
+
+variable "python_executable" {
+  description = "Python interpreter used to create the worker's virtual environment (/opt/callback-bridge)."
+  type        = string
+  default     = "python3.12"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._/-]+$", var.python_executable))
+    error_message = "python_executable must be a command name or path."
+  }
+}
+
+variable "os_packages" {
+  description = "OS packages installed first (dnf, or apt-get on Debian/Ubuntu AMIs) to provide python_executable with venv and pip. The default fits Amazon Linux 2023."
+  type        = list(string)
+  default     = ["python3.12", "python3.12-pip"]
+
+  validation {
+    condition     = alltrue([for p in var.os_packages : can(regex("^[A-Za-z0-9.+_:-]+$", p))])
+    error_message = "os_packages must be plain package names."
+  }
+}
+
+variable "worker_handler" {
+  description = "BRIDGE_WORKER_HANDLER: Python callable \"module:function\" that runs a job. Set this or worker_command."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.worker_handler == null || can(regex("^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$", var.worker_handler))
+    error_message = "worker_handler must look like package.module:function."
+  }
+}
+
+variable "worker_command" {
+  description = "BRIDGE_WORKER_COMMAND: shell command that runs a job (the worker runs it through a shell). Set this or worker_handler. Written to worker.env as one double-quoted value with backslashes and double quotes escaped."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.worker_command == null || (length(trimspace(coalesce(var.worker_command, " "))) > 0 && !can(regex("[\\r\\n]", coalesce(var.worker_command, " "))))
+    error_message = "worker_command must be a non-empty single line."
+  }
+}
+
+variable "worker_concurrency" {
+  description = "BRIDGE_WORKER_CONCURRENCY: jobs one instance runs at the same time."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.worker_concurrency >= 1 && var.worker_concurrency <= 1000 && floor(var.worker_concurrency) == var.worker_concurrency
+    error_message = "worker_concurrency must be an integer between 1 and 1000."
+  }
+}
+
+################################################################################
+# Instances
+################################################################################
+
+variable "ami_id" {
+  description = "AMI of the workers. The user data expects systemd and dnf or apt-get; the default os_packages fit Amazon Linux 2023."
+  type        = string
+
+  validation {
+    condition     = can(regex("^ami-[0-9a-f]{8,17}$", var.ami_id))
+    error_message = "ami_id must be an AMI ID (ami-...)."
+  }
+}
+
+variable "instance_type" {
+  description = "EC2 instance type of the workers."
+  type        = string
+  default     = "m7i.large"
+}
+
+variable "key_name" {
+  description = "EC2 key pair for SSH; null (default): no key, use SSM Session Manager (enable_ssm)."
+  type        = string
+  default     = null
+}
+
+variable "root_device_name" {
+  description = "Root device name of the AMI (/dev/xvda for Amazon Linux 2023, /dev/sda1 for Ubuntu)."
+  type        = string
+  default     = "/dev/xvda"
+}
+
+variable "root_volume_size" {
+  description = "Size of the encrypted gp3 root volume in GiB."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.root_volume_size >= 8 && var.root_volume_size <= 16384
+    error_message = "root_volume_size must be between 8 and 16384 GiB."
+  }
+}
+
+variable "ebs_kms_key_arn" {
+  description = "KMS key ARN for the root volume; null uses the account's default EBS key (the volume is always encrypted)."
+  type        = string
+  default     = null
+}
+
+variable "detailed_monitoring" {
+  description = "Enable 1-minute EC2 detailed monitoring."
+  type        = bool
+  default     = true
+}
+
+variable "enable_ssm" {
+  description = "Attach AmazonSSMManagedInstanceCore to the instance role (Session Manager access, no SSH needed)."
+  type        = bool
+  default     = true
+}
+
+variable "role_permissions_boundary_arn" {
+  description = "Permissions boundary to attach to the instance role, if your account requires one."
+  type        = string
+  default     = null
+}
+
+################################################################################
+# Network
+################################################################################
+
+variable "vpc_id" {
+  description = "VPC of the subnets; the module's security group is created there."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Subnets of the Auto Scaling group (private subnets with a NAT gateway or VPC endpoints for SQS, Step Functions and the package index)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.subnet_ids) > 0
+    error_message = "subnet_ids must contain at least one subnet."
+  }
+}
+
+variable "associate_public_ip_address" {
+  description = "Give the workers a public IP address. Off by default: run them in private subnets."
+  type        = bool
+  default     = false
+}
+
+variable "create_security_group" {
+  description = "Create a security group with no inbound rules and HTTPS (443) outbound to egress_cidr_blocks."
+  type        = bool
+  default     = true
+}
+
+variable "egress_cidr_blocks" {
+  description = "IPv4 CIDR blocks the workers may reach on 443 (AWS APIs and the package index)."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+
+  validation {
+    condition     = alltrue([for c in var.egress_cidr_blocks : can(cidrhost(c, 0))])
+    error_message = "egress_cidr_blocks must be IPv4 CIDR blocks."
+  }
+}
+
+variable "additional_security_group_ids" {
+  description = "Extra security groups attached to the workers."
+  type        = list(string)
+  default     = []
+}
+
+################################################################################
+# Auto Scaling
+################################################################################
+
+variable "min_size" {
+  description = "Minimum number of workers. At least 1: the scaling metric divides the backlog by the InService count, which has no value with zero instances."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.min_size >= 1
+    error_message = "min_size must be at least 1 (backlog per instance is undefined with zero instances)."
+  }
+}
+
+variable "max_size" {
+  description = "Maximum number of workers."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.max_size >= 1
+    error_message = "max_size must be at least 1."
+  }
+}
+
+variable "desired_capacity" {
+  description = "Initial number of workers; afterwards the scaling policy owns it (ignored on later applies)."
+  type        = number
+  default     = 1
+}
+
+variable "target_backlog_per_instance" {
+  description = "Target of the scaling policy: visible jobs per InService worker. Set it to acceptable latency / average job duration x worker_concurrency; e.g. jobs of 10 minutes, 30 minutes acceptable wait, 1 job at a time per instance -> 3."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.target_backlog_per_instance > 0
+    error_message = "target_backlog_per_instance must be positive."
+  }
+}
+
+variable "disable_scale_in" {
+  description = "Stop the scaling policy from removing workers (scale in manually or on a schedule)."
+  type        = bool
+  default     = false
+}
+
+variable "instance_warmup_seconds" {
+  description = "Seconds a new instance needs to install the package and start polling; used as health-check grace period, default instance warmup and the policy's estimated warmup."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.instance_warmup_seconds >= 0 && var.instance_warmup_seconds <= 3600
+    error_message = "instance_warmup_seconds must be between 0 and 3600."
+  }
+}
+
+variable "termination_heartbeat_timeout_seconds" {
+  description = "Heartbeat timeout of the termination lifecycle hook: how long a terminating worker may drain. Keep it at or above the unit's TimeoutStopSec (3600 s by default); 7200 s is the AWS maximum."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.termination_heartbeat_timeout_seconds >= 30 && var.termination_heartbeat_timeout_seconds <= 7200
+    error_message = "termination_heartbeat_timeout_seconds must be between 30 and 7200."
+  }
+}
+
+variable "enabled_metrics" {
+  description = "Auto Scaling group metrics to publish; must include GroupInServiceInstances, the denominator of the scaling metric."
+  type        = list(string)
+  default = [
+    "GroupMinSize",
+    "GroupMaxSize",
+    "GroupDesiredCapacity",
+    "GroupInServiceInstances",
+    "GroupPendingInstances",
+    "GroupTerminatingInstances",
+    "GroupTotalInstances",
+  ]
+
+  validation {
+    condition     = contains(var.enabled_metrics, "GroupInServiceInstances")
+    error_message = "enabled_metrics must include GroupInServiceInstances (used by the backlog-per-instance scaling policy)."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource of the module (propagated to the instances)."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,69 @@
+output "jobs_queue_url" {
+  description = "URL of the jobs queue (BRIDGE_JOBS_QUEUE_URL; the state machine's jobs_queue_url)."
+  value       = aws_sqs_queue.this["jobs"].url
+}
+
+output "jobs_queue_arn" {
+  description = "ARN of the jobs queue."
+  value       = aws_sqs_queue.this["jobs"].arn
+}
+
+output "jobs_queue_name" {
+  description = "Name of the jobs queue (CloudWatch QueueName dimension)."
+  value       = aws_sqs_queue.this["jobs"].name
+}
+
+output "jobs_dlq_url" {
+  description = "URL of the jobs dead-letter queue (BRIDGE_JOBS_DLQ_URL)."
+  value       = aws_sqs_queue.dlq["jobs"].url
+}
+
+output "jobs_dlq_arn" {
+  description = "ARN of the jobs dead-letter queue."
+  value       = aws_sqs_queue.dlq["jobs"].arn
+}
+
+output "jobs_dlq_name" {
+  description = "Name of the jobs dead-letter queue."
+  value       = aws_sqs_queue.dlq["jobs"].name
+}
+
+output "results_queue_url" {
+  description = "URL of the results queue (BRIDGE_RESULTS_QUEUE_URL)."
+  value       = aws_sqs_queue.this["results"].url
+}
+
+output "results_queue_arn" {
+  description = "ARN of the results queue (event source of the completion Lambda)."
+  value       = aws_sqs_queue.this["results"].arn
+}
+
+output "results_queue_name" {
+  description = "Name of the results queue."
+  value       = aws_sqs_queue.this["results"].name
+}
+
+output "results_dlq_url" {
+  description = "URL of the results dead-letter queue (BRIDGE_RESULTS_DLQ_URL)."
+  value       = aws_sqs_queue.dlq["results"].url
+}
+
+output "results_dlq_arn" {
+  description = "ARN of the results dead-letter queue."
+  value       = aws_sqs_queue.dlq["results"].arn
+}
+
+output "results_dlq_name" {
+  description = "Name of the results dead-letter queue."
+  value       = aws_sqs_queue.dlq["results"].name
+}
+
+output "results_visibility_timeout_seconds" {
+  description = "Visibility timeout of the results queue, for the completion module's 6x-Lambda-timeout check."
+  value       = aws_sqs_queue.this["results"].visibility_timeout_seconds
+}
+
+output "kms_master_key_id" {
+  description = "KMS key used for the queues, or null when SQS-managed SSE is used."
+  value       = var.kms_master_key_id
+}

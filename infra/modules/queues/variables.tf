@@ -1,0 +1,133 @@
+variable "name" {
+  description = "Name prefix for the queues: <name>-jobs, <name>-jobs-dlq, <name>-results, <name>-results-dlq."
+  type        = string
+  default     = "callback-bridge"
+
+  validation {
+    # 80 characters is the SQS limit; the longest suffix is "-results-dlq" (12).
+    condition     = can(regex("^[A-Za-z0-9_-]{1,68}$", var.name))
+    error_message = "name must be 1-68 characters of A-Z, a-z, 0-9, '-' or '_'."
+  }
+}
+
+variable "kms_master_key_id" {
+  description = "KMS key (ID, alias or ARN) for server-side encryption of all four queues. null (default) uses SQS-managed SSE (SSE-SQS). A customer managed key must allow the producers and consumers (state machine role, worker instance role, completion Lambda role) to use it."
+  type        = string
+  default     = null
+}
+
+variable "kms_data_key_reuse_period_seconds" {
+  description = "Seconds SQS may reuse a data key before calling KMS again; only used with kms_master_key_id."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.kms_data_key_reuse_period_seconds >= 60 && var.kms_data_key_reuse_period_seconds <= 86400
+    error_message = "kms_data_key_reuse_period_seconds must be between 60 and 86400."
+  }
+}
+
+variable "jobs_visibility_timeout_seconds" {
+  description = "Visibility timeout of the jobs queue. Workers extend it (ChangeMessageVisibility) while a job runs, so this only needs to cover the time until the first extension."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.jobs_visibility_timeout_seconds >= 0 && var.jobs_visibility_timeout_seconds <= 43200
+    error_message = "jobs_visibility_timeout_seconds must be between 0 and 43200 (12 hours)."
+  }
+}
+
+variable "results_visibility_timeout_seconds" {
+  description = "Visibility timeout of the results queue. AWS advises at least 6 times the completion Lambda's timeout (plus maximum_batching_window_in_seconds) for an SQS event source; the default 60 matches the completion module's default 10 s timeout."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.results_visibility_timeout_seconds >= 0 && var.results_visibility_timeout_seconds <= 43200
+    error_message = "results_visibility_timeout_seconds must be between 0 and 43200 (12 hours)."
+  }
+}
+
+variable "jobs_message_retention_seconds" {
+  description = "Retention of the jobs queue in seconds (default 4 days). Must be shorter than dlq_message_retention_seconds."
+  type        = number
+  default     = 345600
+
+  validation {
+    condition     = var.jobs_message_retention_seconds >= 60 && var.jobs_message_retention_seconds <= 1209600
+    error_message = "jobs_message_retention_seconds must be between 60 and 1209600 (14 days)."
+  }
+}
+
+variable "results_message_retention_seconds" {
+  description = "Retention of the results queue in seconds (default 4 days). Must be shorter than dlq_message_retention_seconds."
+  type        = number
+  default     = 345600
+
+  validation {
+    condition     = var.results_message_retention_seconds >= 60 && var.results_message_retention_seconds <= 1209600
+    error_message = "results_message_retention_seconds must be between 60 and 1209600 (14 days)."
+  }
+}
+
+variable "dlq_message_retention_seconds" {
+  description = "Retention of both dead-letter queues in seconds. Default and maximum: 14 days. Must be longer than the source queues' retention (checked at plan time)."
+  type        = number
+  default     = 1209600
+
+  validation {
+    condition     = var.dlq_message_retention_seconds >= 60 && var.dlq_message_retention_seconds <= 1209600
+    error_message = "dlq_message_retention_seconds must be between 60 and 1209600 (14 days)."
+  }
+}
+
+variable "jobs_max_receive_count" {
+  description = "Receives of a job message before SQS moves it to the jobs DLQ (a worker that dies mid-job lets the message reappear)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.jobs_max_receive_count >= 1 && var.jobs_max_receive_count <= 1000
+    error_message = "jobs_max_receive_count must be between 1 and 1000."
+  }
+}
+
+variable "results_max_receive_count" {
+  description = "Receives of a result message before SQS moves it to the results DLQ (each failed completion Lambda attempt counts)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.results_max_receive_count >= 1 && var.results_max_receive_count <= 1000
+    error_message = "results_max_receive_count must be between 1 and 1000."
+  }
+}
+
+variable "receive_wait_time_seconds" {
+  description = "Long-polling wait time applied to all queues (20 = the maximum, fewest empty receives)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.receive_wait_time_seconds >= 0 && var.receive_wait_time_seconds <= 20
+    error_message = "receive_wait_time_seconds must be between 0 and 20."
+  }
+}
+
+variable "max_message_size" {
+  description = "Maximum message size in bytes for all queues (a job message carries its task token and the job input)."
+  type        = number
+  default     = 262144
+
+  validation {
+    condition     = var.max_message_size >= 1024 && var.max_message_size <= 262144
+    error_message = "max_message_size must be between 1024 and 262144 bytes."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every queue."
+  type        = map(string)
+  default     = {}
+}

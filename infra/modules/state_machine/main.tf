@@ -1,0 +1,195 @@
+# The callback-bridge state machine: a Map over $.jobs whose items are sent to
+# the jobs queue with .waitForTaskToken. The definition is the shared template
+# infra/statemachine/bridge.asl.json (also rendered by the Python package), so
+# this module only fills its placeholders.
+
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  distributed = var.map_mode == "DISTRIBUTED"
+
+  processor_config = local.distributed ? jsonencode({
+    Mode          = "DISTRIBUTED"
+    ExecutionType = "STANDARD"
+  }) : jsonencode({ Mode = "INLINE" })
+
+  # Every placeholder of bridge.asl.json, and nothing else (tests/infra checks it).
+  definition_vars = {
+    jobs_queue_url         = var.jobs_queue_url
+    heartbeat_seconds      = var.heartbeat_seconds
+    timeout_seconds        = var.timeout_seconds
+    retry_interval_seconds = var.retry_interval_seconds
+    retry_max_attempts     = var.retry_max_attempts
+    max_concurrency        = var.max_concurrency
+    default_job_type       = var.default_job_type
+    processor_config       = local.processor_config
+  }
+
+  definition = templatefile("${path.module}/../../statemachine/bridge.asl.json", local.definition_vars)
+
+  # Constructed instead of taken from aws_sfn_state_machine.this.arn: the role
+  # policy must not depend on the state machine that depends on the role.
+  state_machine_arn = "arn:${data.aws_partition.current.partition}:states:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:stateMachine:${var.name}"
+  # Child workflow executions of a Distributed Map are labelled executions:
+  # execution:<state machine name>/<map run label>:<execution id>.
+  child_executions_arn = "arn:${data.aws_partition.current.partition}:states:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:execution:${var.name}/*"
+}
+
+################################################################################
+# Logging
+################################################################################
+
+resource "aws_cloudwatch_log_group" "this" {
+  # The /aws/vendedlogs/ prefix keeps the CloudWatch Logs resource policy that
+  # Step Functions manages from growing past its size limit.
+  name              = "/aws/vendedlogs/states/${var.name}"
+  retention_in_days = var.log_retention_in_days
+  kms_key_id        = var.log_kms_key_arn
+
+  tags = var.tags
+}
+
+################################################################################
+# IAM role
+################################################################################
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    sid     = "StepFunctionsAssume"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["states.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name                 = "${var.name}-state-machine"
+  description          = "callback-bridge state machine ${var.name}"
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  permissions_boundary = var.role_permissions_boundary_arn
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "this" {
+  statement {
+    sid       = "SendJobs"
+    actions   = ["sqs:SendMessage"]
+    resources = [var.jobs_queue_arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+
+    content {
+      sid       = "EncryptJobs"
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.distributed ? [1] : []
+
+    content {
+      sid       = "DistributedMapStart"
+      actions   = ["states:StartExecution"]
+      resources = [local.state_machine_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.distributed ? [1] : []
+
+    content {
+      sid       = "DistributedMapChildren"
+      actions   = ["states:DescribeExecution", "states:StopExecution"]
+      resources = [local.child_executions_arn]
+    }
+  }
+
+  # Required on the execution role for logging_configuration; these actions
+  # have no resource-level permissions.
+  statement {
+    sid = "LogDelivery"
+    actions = [
+      "logs:CreateLogDelivery",
+      "logs:GetLogDelivery",
+      "logs:UpdateLogDelivery",
+      "logs:DeleteLogDelivery",
+      "logs:ListLogDeliveries",
+      "logs:PutResourcePolicy",
+      "logs:DescribeResourcePolicies",
+      "logs:DescribeLogGroups",
+    ]
+    resources = ["*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.tracing_enabled ? [1] : []
+
+    content {
+      sid = "XRay"
+      actions = [
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+      ]
+      resources = ["*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "this" {
+  name   = "callback-bridge"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.this.json
+}
+
+################################################################################
+# State machine
+################################################################################
+
+resource "aws_sfn_state_machine" "this" {
+  #checkov:skip=CKV_AWS_285:Execution history is logged (level ERROR by default) but include_execution_data defaults to false on purpose: job messages carry task tokens, and anyone reading a token can complete or fail the task.
+  #checkov:skip=CKV_AWS_284:X-Ray tracing is optional (tracing_enabled, default false) to avoid tracing cost on long-running executions.
+
+  name       = var.name
+  type       = "STANDARD"
+  role_arn   = aws_iam_role.this.arn
+  definition = local.definition
+
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.this.arn}:*"
+    level                  = var.log_level
+    include_execution_data = var.include_execution_data
+  }
+
+  tracing_configuration {
+    enabled = var.tracing_enabled
+  }
+
+  tags = var.tags
+
+  # The role policy must exist before the first execution can send a job.
+  depends_on = [aws_iam_role_policy.this]
+
+  lifecycle {
+    precondition {
+      condition     = var.heartbeat_seconds < var.timeout_seconds
+      error_message = "heartbeat_seconds must be lower than timeout_seconds: Step Functions rejects a HeartbeatSeconds that is not below TimeoutSeconds."
+    }
+  }
+}

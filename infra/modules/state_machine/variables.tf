@@ -1,0 +1,172 @@
+variable "name" {
+  description = "Name of the state machine; also used for its IAM role (<name>-state-machine) and log group (/aws/vendedlogs/states/<name>)."
+  type        = string
+  default     = "callback-bridge"
+
+  validation {
+    # 80 is the state machine name limit; the role name adds "-state-machine" (64 max).
+    condition     = can(regex("^[A-Za-z0-9_-]{1,50}$", var.name))
+    error_message = "name must be 1-50 characters of A-Z, a-z, 0-9, '-' or '_'."
+  }
+}
+
+variable "jobs_queue_url" {
+  description = "URL of the jobs queue (queues module output jobs_queue_url); rendered into the definition."
+  type        = string
+
+  validation {
+    condition     = can(regex("^https://", var.jobs_queue_url))
+    error_message = "jobs_queue_url must be an SQS queue URL (https://...)."
+  }
+}
+
+variable "jobs_queue_arn" {
+  description = "ARN of the jobs queue; the only queue the state machine role may send to."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$", var.jobs_queue_arn))
+    error_message = "jobs_queue_arn must be an SQS queue ARN."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "ARN of the KMS key that encrypts the jobs queue, if any. When set, the role gets kms:GenerateDataKey and kms:Decrypt on this key only. null (default) for SQS-managed SSE."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (not a key ID or alias) or null."
+  }
+}
+
+variable "map_mode" {
+  description = "Map state mode: INLINE (iterations run inside the execution, effectively at most 40 at a time) or DISTRIBUTED (each item is a STANDARD child execution; the role then also gets states:StartExecution on this state machine and states:DescribeExecution/StopExecution on its child executions)."
+  type        = string
+  default     = "INLINE"
+
+  validation {
+    condition     = contains(["INLINE", "DISTRIBUTED"], var.map_mode)
+    error_message = "map_mode must be INLINE or DISTRIBUTED."
+  }
+}
+
+variable "heartbeat_seconds" {
+  description = "HeartbeatSeconds of the job task: a worker must call SendTaskHeartbeat at least this often. Must be lower than timeout_seconds."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.heartbeat_seconds >= 1 && floor(var.heartbeat_seconds) == var.heartbeat_seconds
+    error_message = "heartbeat_seconds must be a positive integer."
+  }
+}
+
+variable "timeout_seconds" {
+  description = "TimeoutSeconds of the job task: the longest a single job may take, heartbeats notwithstanding (default 24 hours)."
+  type        = number
+  default     = 86400
+
+  validation {
+    # A STANDARD execution lasts at most one year.
+    condition     = var.timeout_seconds >= 1 && var.timeout_seconds <= 31536000 && floor(var.timeout_seconds) == var.timeout_seconds
+    error_message = "timeout_seconds must be an integer between 1 and 31536000 (one year)."
+  }
+}
+
+variable "retry_interval_seconds" {
+  description = "IntervalSeconds of the retry on Bridge.Retryable errors (doubled on each attempt, BackoffRate 2.0)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.retry_interval_seconds >= 1 && var.retry_interval_seconds <= 99999999 && floor(var.retry_interval_seconds) == var.retry_interval_seconds
+    error_message = "retry_interval_seconds must be an integer between 1 and 99999999."
+  }
+}
+
+variable "retry_max_attempts" {
+  description = "MaxAttempts of the retry on Bridge.Retryable errors; 0 disables retries."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.retry_max_attempts >= 0 && var.retry_max_attempts <= 99999999 && floor(var.retry_max_attempts) == var.retry_max_attempts
+    error_message = "retry_max_attempts must be an integer between 0 and 99999999."
+  }
+}
+
+variable "max_concurrency" {
+  description = "MaxConcurrency of the Map state; 0 means no limit (an INLINE Map still runs at most about 40 iterations at a time, a DISTRIBUTED Map up to 10000)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.max_concurrency >= 0 && var.max_concurrency <= 10000 && floor(var.max_concurrency) == var.max_concurrency
+    error_message = "max_concurrency must be an integer between 0 and 10000."
+  }
+}
+
+variable "default_job_type" {
+  description = "Job type used when an item of $.jobs has no \"type\" field. It is embedded in a JSON string inside an intrinsic function, hence the restricted character set."
+  type        = string
+  default     = "default"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._:/-]{1,128}$", var.default_job_type))
+    error_message = "default_job_type must be 1-128 characters of A-Z, a-z, 0-9, '.', '_', ':', '/' or '-'."
+  }
+}
+
+variable "log_level" {
+  description = "Execution history log level sent to CloudWatch Logs: ALL, ERROR, FATAL or OFF."
+  type        = string
+  default     = "ERROR"
+
+  validation {
+    condition     = contains(["ALL", "ERROR", "FATAL", "OFF"], var.log_level)
+    error_message = "log_level must be ALL, ERROR, FATAL or OFF."
+  }
+}
+
+variable "include_execution_data" {
+  description = "Log execution input, output and state data. Off by default: job messages carry task tokens, and anyone who can read a token can complete the task."
+  type        = bool
+  default     = false
+}
+
+variable "log_retention_in_days" {
+  description = "Retention of the state machine's log group, in days (0 = never expire)."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_in_days)
+    error_message = "log_retention_in_days must be one of the values CloudWatch Logs accepts (0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)."
+  }
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key ARN to encrypt the log group with; null (default) uses CloudWatch Logs' own encryption. The key policy must allow the logs service principal."
+  type        = string
+  default     = null
+}
+
+variable "tracing_enabled" {
+  description = "Enable AWS X-Ray tracing of executions (adds the X-Ray write actions to the role)."
+  type        = bool
+  default     = false
+}
+
+variable "role_permissions_boundary_arn" {
+  description = "Permissions boundary to attach to the state machine role, if your account requires one."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags added to every resource of the module."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,844 @@
+"""Static checks of the Terraform under infra/ (no terraform binary needed).
+
+* every .tf file parses (python-hcl2), every variable and output has a
+  description, every module has main/variables/outputs/versions.tf;
+* the placeholders of the shared state machine template
+  (infra/statemachine/bridge.asl.json) are exactly the keys the state_machine
+  module passes to templatefile(), and no other module renders the template;
+* the IAM policies of each module grant only the actions of the
+  least-privilege contract (a widened policy fails here), with "*" resources
+  only for actions that support no resource-level permissions;
+* the worker systemd unit installed by the consumers module is the file in
+  consumers/systemd/, not a copy.
+
+python-hcl2 7.x returns bare strings, 8.x keeps the quotes of string literals
+and block labels and adds "__is_block__" markers; _clean() normalises both.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+INFRA = REPO / "infra"
+MODULES_DIR = INFRA / "modules"
+EXAMPLES_DIR = INFRA / "examples"
+ASL = INFRA / "statemachine" / "bridge.asl.json"
+SYSTEMD = REPO / "consumers" / "systemd"
+
+MODULES = ("queues", "state_machine", "completion", "consumers", "alarms")
+TF_FILES = sorted(p for p in INFRA.rglob("*.tf") if ".terraform" not in p.parts)
+MODULE_DIRS = sorted({p.parent for p in TF_FILES})
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
+# --------------------------------------------------------------------------
+# Parsing helpers
+# --------------------------------------------------------------------------
+
+
+def _unquote(value: Any) -> Any:
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def _clean(node: Any) -> Any:
+    """Normalise python-hcl2 7.x / 8.x output: drop markers, strip quotes."""
+    if isinstance(node, dict):
+        return {_unquote(k): _clean(v) for k, v in node.items() if not str(k).startswith("__")}
+    if isinstance(node, list):
+        return [_clean(v) for v in node]
+    return _unquote(node)
+
+
+@functools.cache
+def parse(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as fh:
+        return _clean(hcl2.load(fh))
+
+
+def blocks(path: Path, kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """(label, body) of every single-label block of a kind (variable, output...)."""
+    found = []
+    for entry in parse(path).get(kind, []):
+        for label, body in entry.items():
+            found.append((label, body))
+    return found
+
+
+def labelled2(path: Path, kind: str, type_name: str) -> list[tuple[str, dict[str, Any]]]:
+    """(name, body) of every `kind "type_name" "name"` block (resource, data)."""
+    found = []
+    for entry in parse(path).get(kind, []):
+        for tname, named in entry.items():
+            if tname != type_name:
+                continue
+            for name, body in named.items():
+                found.append((name, body))
+    return found
+
+
+def module_locals(module_dir: Path) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for tf in sorted(module_dir.glob("*.tf")):
+        for entry in parse(tf).get("locals", []):
+            merged.update(entry)
+    return merged
+
+
+def module_variables(module_dir: Path) -> dict[str, dict[str, Any]]:
+    return {
+        name: body
+        for tf in sorted(module_dir.glob("*.tf"))
+        for name, body in blocks(tf, "variable")
+    }
+
+
+def module_outputs(module_dir: Path) -> dict[str, dict[str, Any]]:
+    return {
+        name: body for tf in sorted(module_dir.glob("*.tf")) for name, body in blocks(tf, "output")
+    }
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+# --------------------------------------------------------------------------
+# A small scanner for HCL function calls (strings, ${} and comments aware)
+# --------------------------------------------------------------------------
+
+_OPEN = {"(": ")", "[": "]", "{": "}"}
+_CLOSE = set(_OPEN.values())
+
+
+def _skip_string(text: str, i: int) -> int:
+    """i points at an opening quote; return the index after the closing one."""
+    i += 1
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == '"':
+            return i + 1
+        if text.startswith("${", i) or text.startswith("%{", i):
+            i = _skip_balanced(text, i + 1)
+            continue
+        i += 1
+    raise ValueError("unterminated string")
+
+
+def _skip_comment(text: str, i: int) -> int | None:
+    if text.startswith("#", i) or text.startswith("//", i):
+        end = text.find("\n", i)
+        return len(text) if end < 0 else end
+    if text.startswith("/*", i):
+        end = text.find("*/", i + 2)
+        if end < 0:
+            raise ValueError("unterminated comment")
+        return end + 2
+    return None
+
+
+def _skip_balanced(text: str, i: int) -> int:
+    """i points at an opening bracket; return the index after its match."""
+    stack = [_OPEN[text[i]]]
+    i += 1
+    while i < len(text):
+        ch = text[i]
+        skipped = _skip_comment(text, i)
+        if skipped is not None:
+            i = skipped
+        elif ch == '"':
+            i = _skip_string(text, i)
+        elif ch in _OPEN:
+            stack.append(_OPEN[ch])
+            i += 1
+        elif ch in _CLOSE:
+            if ch != stack.pop():
+                raise ValueError(f"unbalanced {ch!r}")
+            i += 1
+            if not stack:
+                return i
+        else:
+            i += 1
+    raise ValueError("unbalanced brackets")
+
+
+def _split_top_level(body: str, separators: str) -> list[str]:
+    """Split text at separators that are outside brackets, strings and comments."""
+    parts, start, i = [], 0, 0
+    while i < len(body):
+        ch = body[i]
+        skipped = _skip_comment(body, i)
+        if skipped is not None:
+            i = skipped
+        elif ch == '"':
+            i = _skip_string(body, i)
+        elif ch in _OPEN:
+            i = _skip_balanced(body, i)
+        elif ch in separators:
+            parts.append(body[start:i])
+            i += 1
+            start = i
+        else:
+            i += 1
+    parts.append(body[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _strip_comments(text: str) -> str:
+    out, i = [], 0
+    while i < len(text):
+        skipped = _skip_comment(text, i)
+        if skipped is not None:
+            i = skipped
+            continue
+        if text[i] == '"':
+            end = _skip_string(text, i)
+            out.append(text[i:end])
+            i = end
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def find_calls(text: str, function: str) -> list[list[str]]:
+    """Arguments (raw HCL text) of every call to `function` in text."""
+    calls = []
+    for match in re.finditer(rf"\b{re.escape(function)}\s*\(", text):
+        open_at = match.end() - 1
+        close_after = _skip_balanced(text, open_at)
+        calls.append(_split_top_level(text[open_at + 1 : close_after - 1], ","))
+    return calls
+
+
+def object_literal_keys(expr: str) -> set[str]:
+    """Keys of an HCL object constructor `{ a = 1, "b" = 2 }` (top level only)."""
+    expr = expr.strip()
+    assert expr.startswith("{") and expr.endswith("}"), expr
+    keys = set()
+    for item in _split_top_level(expr[1:-1], ",\n"):
+        item = _strip_comments(item).strip()
+        if not item:
+            continue
+        match = re.match(r'^(?:"([^"]+)"|([A-Za-z_][A-Za-z0-9_-]*))\s*(?:=(?!=)|:)', item)
+        assert match, f"cannot read an object key in {item!r}"
+        keys.add(match.group(1) or match.group(2))
+    return keys
+
+
+# --------------------------------------------------------------------------
+# Layout, parsing, descriptions
+# --------------------------------------------------------------------------
+
+
+def test_expected_modules_exist() -> None:
+    for name in MODULES:
+        assert (MODULES_DIR / name).is_dir(), f"missing module infra/modules/{name}"
+    assert (EXAMPLES_DIR / "complete").is_dir()
+    assert TF_FILES, "no .tf files found under infra/"
+
+
+@pytest.mark.parametrize("path", TF_FILES, ids=_rel)
+def test_tf_file_parses(path: Path) -> None:
+    assert isinstance(parse(path), dict)
+
+
+@pytest.mark.parametrize("module_dir", MODULE_DIRS, ids=_rel)
+def test_module_layout(module_dir: Path) -> None:
+    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"):
+        assert (module_dir / name).is_file(), f"{_rel(module_dir)} lacks {name}"
+
+
+@pytest.mark.parametrize("path", TF_FILES, ids=_rel)
+def test_variables_and_outputs_have_descriptions(path: Path) -> None:
+    for kind in ("variable", "output"):
+        for name, body in blocks(path, kind):
+            description = body.get("description")
+            assert isinstance(description, str) and description.strip(), (
+                f"{_rel(path)}: {kind} {name!r} has no description"
+            )
+
+
+@pytest.mark.parametrize("module_dir", MODULE_DIRS, ids=_rel)
+def test_variables_live_in_variables_tf_and_outputs_in_outputs_tf(module_dir: Path) -> None:
+    for tf in module_dir.glob("*.tf"):
+        if tf.name != "variables.tf":
+            assert not blocks(tf, "variable"), f"{_rel(tf)} declares variables"
+        if tf.name != "outputs.tf":
+            assert not blocks(tf, "output"), f"{_rel(tf)} declares outputs"
+
+
+@pytest.mark.parametrize("module_dir", MODULE_DIRS, ids=_rel)
+def test_versions_pin_terraform_and_aws(module_dir: Path) -> None:
+    terraform = parse(module_dir / "versions.tf")["terraform"][0]
+    assert terraform["required_version"] == ">= 1.5"
+    providers = terraform["required_providers"][0]
+    assert providers["aws"]["source"] == "hashicorp/aws"
+    assert providers["aws"]["version"] == ">= 5.0"
+    uses_archive = any(labelled2(tf, "data", "archive_file") for tf in module_dir.glob("*.tf"))
+    if uses_archive:
+        assert providers["archive"]["source"] == "hashicorp/archive"
+
+
+@pytest.mark.parametrize("module_dir", MODULE_DIRS, ids=_rel)
+def test_readme_documents_every_input_and_output(module_dir: Path) -> None:
+    readme = (module_dir / "README.md").read_text(encoding="utf-8")
+    for name in [*module_variables(module_dir), *module_outputs(module_dir)]:
+        assert f"`{name}`" in readme, f"{_rel(module_dir)}/README.md does not document {name}"
+
+
+# Variables whose values are constrained must validate them.
+VALIDATED = {
+    "queues": [
+        "name",
+        "jobs_visibility_timeout_seconds",
+        "results_visibility_timeout_seconds",
+        "jobs_message_retention_seconds",
+        "results_message_retention_seconds",
+        "dlq_message_retention_seconds",
+        "jobs_max_receive_count",
+        "results_max_receive_count",
+        "receive_wait_time_seconds",
+    ],
+    "state_machine": [
+        "map_mode",
+        "heartbeat_seconds",
+        "timeout_seconds",
+        "retry_interval_seconds",
+        "retry_max_attempts",
+        "max_concurrency",
+        "default_job_type",
+        "log_level",
+        "log_retention_in_days",
+        "jobs_queue_arn",
+    ],
+    "completion": [
+        "architecture",
+        "powertools_layer_arn",
+        "timeout",
+        "memory_size",
+        "batch_size",
+        "maximum_batching_window_in_seconds",
+        "maximum_concurrency",
+        "log_level",
+        "log_retention_in_days",
+        "tracing_mode",
+    ],
+    "consumers": [
+        "ami_id",
+        "subnet_ids",
+        "min_size",
+        "worker_concurrency",
+        "worker_handler",
+        "termination_heartbeat_timeout_seconds",
+        "enabled_metrics",
+        "target_backlog_per_instance",
+    ],
+    "alarms": [
+        "alarm_actions",
+        "state_machine_arn",
+        "oldest_job_age_threshold_seconds",
+        "period_seconds",
+    ],
+}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_constrained_variables_are_validated(module: str) -> None:
+    variables = module_variables(MODULES_DIR / module)
+    for name in VALIDATED[module]:
+        assert name in variables, f"{module}: variable {name} missing"
+        assert variables[name].get("validation"), (
+            f"{module}: variable {name} has no validation block"
+        )
+
+
+# --------------------------------------------------------------------------
+# The shared state machine template
+# --------------------------------------------------------------------------
+
+
+def asl_placeholders() -> set[str]:
+    return set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", ASL.read_text(encoding="utf-8")))
+
+
+def asl_templatefile_calls() -> list[tuple[Path, list[str]]]:
+    calls = []
+    for tf in TF_FILES:
+        for args in find_calls(tf.read_text(encoding="utf-8"), "templatefile"):
+            if args and "bridge.asl.json" in args[0]:
+                calls.append((tf, args))
+    return calls
+
+
+def templatefile_keys(tf: Path, vars_expr: str) -> set[str]:
+    vars_expr = vars_expr.strip()
+    if vars_expr.startswith("{"):
+        return object_literal_keys(vars_expr)
+    match = re.fullmatch(r"local\.([A-Za-z_][A-Za-z0-9_-]*)", vars_expr)
+    assert match, f"{_rel(tf)}: unsupported templatefile vars expression {vars_expr!r}"
+    value = module_locals(tf.parent).get(match.group(1))
+    assert isinstance(value, dict), f"{_rel(tf)}: local.{match.group(1)} is not an object literal"
+    return set(value)
+
+
+def test_asl_template_has_placeholders() -> None:
+    assert asl_placeholders() >= {"jobs_queue_url", "processor_config"}
+
+
+def test_only_state_machine_module_renders_the_asl_template() -> None:
+    calls = asl_templatefile_calls()
+    found = [_rel(c[0]) for c in calls]
+    assert len(calls) == 1, f"expected one templatefile() of bridge.asl.json, found {found}"
+    tf, args = calls[0]
+    assert tf.parent == MODULES_DIR / "state_machine"
+    assert args[0] == '"${path.module}/../../statemachine/bridge.asl.json"'
+    assert (tf.parent / "../../statemachine/bridge.asl.json").resolve() == ASL.resolve()
+    # No other Terraform file may read the template in another way either.
+    for other in TF_FILES:
+        if other.parent != MODULES_DIR / "state_machine":
+            assert "bridge.asl.json" not in other.read_text(encoding="utf-8"), _rel(other)
+
+
+def test_templatefile_keys_match_asl_placeholders() -> None:
+    ((tf, args),) = asl_templatefile_calls()
+    assert len(args) == 2, f"templatefile() takes a path and a vars map, got {args}"
+    keys = templatefile_keys(tf, args[1])
+    placeholders = asl_placeholders()
+    assert keys == placeholders, (
+        f"missing in templatefile(): {sorted(placeholders - keys)}; "
+        f"not in the template: {sorted(keys - placeholders)}"
+    )
+
+
+def _default(variables: dict[str, dict[str, Any]], name: str) -> Any:
+    return variables[name]["default"]
+
+
+@pytest.mark.parametrize(
+    "processor_config",
+    [{"Mode": "INLINE"}, {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}],
+    ids=["INLINE", "DISTRIBUTED"],
+)
+def test_asl_renders_to_json_with_module_defaults(processor_config: dict[str, str]) -> None:
+    """Render the template the way templatefile() does, with the module defaults."""
+    variables = module_variables(MODULES_DIR / "state_machine")
+    values = {
+        "jobs_queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/callback-bridge-jobs",
+        "processor_config": json.dumps(processor_config, separators=(",", ":")),
+    }
+    for name in asl_placeholders() - set(values):
+        values[name] = str(_default(variables, name))
+    rendered = re.sub(
+        r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}",
+        lambda m: values[m.group(1)],
+        ASL.read_text(encoding="utf-8"),
+    )
+    definition = json.loads(rendered)
+    fan_out = definition["States"][definition["StartAt"]]
+    assert fan_out["ItemProcessor"]["ProcessorConfig"] == processor_config
+    task = fan_out["ItemProcessor"]["States"]["RunJob"]
+    assert task["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+    assert task["HeartbeatSeconds"] < task["TimeoutSeconds"]
+
+
+def test_state_machine_defaults_protect_task_tokens() -> None:
+    variables = module_variables(MODULES_DIR / "state_machine")
+    assert _default(variables, "include_execution_data") is False
+    assert _default(variables, "log_level") == "ERROR"
+    assert _default(variables, "map_mode") == "INLINE"
+    ((_, machine),) = labelled2(
+        MODULES_DIR / "state_machine" / "main.tf", "resource", "aws_sfn_state_machine"
+    )
+    assert machine["type"] == "STANDARD"
+    assert (
+        machine["logging_configuration"][0]["include_execution_data"]
+        == "${var.include_execution_data}"
+    )
+
+
+# --------------------------------------------------------------------------
+# IAM least-privilege contract
+# --------------------------------------------------------------------------
+
+STATE_MACHINE_LOG_DELIVERY = {
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+# Every action a module's policies may grant (conditional statements included).
+ALLOWED_ACTIONS = {
+    "queues": set(),
+    "alarms": set(),
+    "state_machine": {
+        "sts:AssumeRole",
+        "sqs:SendMessage",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+        "states:StartExecution",
+        "states:DescribeExecution",
+        "states:StopExecution",
+        *STATE_MACHINE_LOG_DELIVERY,
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+    },
+    "completion": {
+        "sts:AssumeRole",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
+        "sqs:SendMessage",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    },
+    "consumers": {
+        "sts:AssumeRole",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "sqs:SendMessage",
+        "states:SendTaskHeartbeat",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+    },
+}
+
+# Actions that may be granted on Resource "*": they support no resource-level
+# permissions (IAM service authorization reference).
+WILDCARD_RESOURCE_ACTIONS = {
+    "state_machine": STATE_MACHINE_LOG_DELIVERY
+    | {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+    },
+    "completion": {
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    },
+    "consumers": {"states:SendTaskHeartbeat"},
+}
+
+# Exact resources of the scoped SQS grants.
+SQS_SCOPE = {
+    "state_machine": {"sqs:SendMessage": {"${var.jobs_queue_arn}"}},
+    "completion": {
+        "sqs:ReceiveMessage": {"${var.results_queue_arn}"},
+        "sqs:DeleteMessage": {"${var.results_queue_arn}"},
+        "sqs:GetQueueAttributes": {"${var.results_queue_arn}"},
+        "sqs:ChangeMessageVisibility": {"${var.results_queue_arn}"},
+        "sqs:SendMessage": {"${var.results_dlq_arn}"},
+    },
+    "consumers": {
+        "sqs:ReceiveMessage": {"${var.jobs_queue_arn}"},
+        "sqs:DeleteMessage": {"${var.jobs_queue_arn}"},
+        "sqs:ChangeMessageVisibility": {"${var.jobs_queue_arn}"},
+        "sqs:GetQueueAttributes": {"${var.jobs_queue_arn}"},
+        "sqs:SendMessage": {"${var.results_queue_arn}", "${var.jobs_dlq_arn}"},
+    },
+}
+
+# Actions every module must keep granting (so the contract test cannot pass vacuously).
+REQUIRED_ACTIONS = {
+    "state_machine": {
+        "sqs:SendMessage",
+        "states:StartExecution",
+        "states:DescribeExecution",
+        "states:StopExecution",
+    },
+    "completion": ALLOWED_ACTIONS["completion"] - {"kms:Decrypt", "kms:GenerateDataKey"},
+    "consumers": ALLOWED_ACTIONS["consumers"] - {"kms:Decrypt", "kms:GenerateDataKey"},
+}
+
+
+def policy_statements(module: str) -> list[dict[str, Any]]:
+    """All statements (static and dynamic) of the module's aws_iam_policy_document data sources."""
+    statements = []
+    for tf in sorted((MODULES_DIR / module).glob("*.tf")):
+        for name, doc in labelled2(tf, "data", "aws_iam_policy_document"):
+            for statement in as_list(doc.get("statement")):
+                statements.append({"doc": name, **statement})
+            for dynamic in as_list(doc.get("dynamic")):
+                for label, body in dynamic.items():
+                    assert label == "statement", (
+                        f"{module}/{name}: unexpected dynamic block {label}"
+                    )
+                    for content in as_list(body.get("content")):
+                        statements.append({"doc": name, "dynamic": True, **content})
+    return statements
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_policies_are_policy_documents_only(module: str) -> None:
+    for tf in (MODULES_DIR / module).glob("*.tf"):
+        text = _strip_comments(tf.read_text(encoding="utf-8"))
+        assert not re.search(r'\bAction"?\s*[=:]', text), (
+            f"{_rel(tf)}: write IAM policies with aws_iam_policy_document"
+        )
+        assert "managed_policy_arns" not in text, f"{_rel(tf)}: no managed policies on roles"
+        assert "inline_policy" not in text, f"{_rel(tf)}: no inline_policy blocks"
+        for name, attachment in labelled2(tf, "resource", "aws_iam_role_policy_attachment"):
+            assert module == "consumers" and attachment["policy_arn"].endswith(
+                ":iam::aws:policy/AmazonSSMManagedInstanceCore"
+            ), f"{_rel(tf)}: unexpected managed policy attachment {name}"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_iam_actions_are_in_the_allow_list(module: str) -> None:
+    granted = set()
+    for statement in policy_statements(module):
+        assert "not_actions" not in statement, (
+            f"{module}/{statement['doc']}: not_actions is not allowed"
+        )
+        assert "not_resources" not in statement, (
+            f"{module}/{statement['doc']}: not_resources is not allowed"
+        )
+        assert statement.get("effect", "Allow") == "Allow"
+        for action in as_list(statement.get("actions")):
+            assert "*" not in action, f"{module}: wildcard action {action}"
+            granted.add(action)
+    unexpected = granted - ALLOWED_ACTIONS[module]
+    assert not unexpected, (
+        f"{module} grants actions outside its least-privilege allow-list: {sorted(unexpected)}"
+    )
+    missing = REQUIRED_ACTIONS.get(module, set()) - granted
+    assert not missing, f"{module} no longer grants {sorted(missing)}"
+
+
+@pytest.mark.parametrize("module", ["state_machine", "completion", "consumers"])
+def test_wildcard_resources_only_for_unscopable_actions(module: str) -> None:
+    for statement in policy_statements(module):
+        if "*" in as_list(statement.get("resources")):
+            actions = set(as_list(statement.get("actions")))
+            unscopable = WILDCARD_RESOURCE_ACTIONS[module]
+            assert actions <= unscopable, (
+                f'{module}: {sorted(actions - unscopable)} granted on Resource "*"'
+            )
+
+
+@pytest.mark.parametrize("module", ["state_machine", "completion", "consumers"])
+def test_sqs_grants_are_scoped_to_their_queues(module: str) -> None:
+    resources_by_action: dict[str, set[str]] = {}
+    for statement in policy_statements(module):
+        for action in as_list(statement.get("actions")):
+            if action.startswith("sqs:"):
+                resources_by_action.setdefault(action, set()).update(
+                    as_list(statement.get("resources"))
+                )
+    assert resources_by_action == SQS_SCOPE[module]
+
+
+@pytest.mark.parametrize("module", ["state_machine", "completion", "consumers"])
+def test_kms_and_distributed_map_grants_are_conditional(module: str) -> None:
+    for statement in policy_statements(module):
+        actions = set(as_list(statement.get("actions")))
+        if actions & {"kms:Decrypt", "kms:GenerateDataKey"}:
+            assert statement.get("dynamic"), f"{module}: KMS permissions must depend on kms_key_arn"
+            assert statement.get("resources") == ["${statement.value}"]
+        if actions & {"states:StartExecution", "states:DescribeExecution", "states:StopExecution"}:
+            assert statement.get("dynamic"), (
+                f"{module}: Distributed Map permissions must depend on map_mode"
+            )
+
+
+# --------------------------------------------------------------------------
+# Completion Lambda wiring
+# --------------------------------------------------------------------------
+
+
+def test_completion_event_source_mapping_reports_batch_item_failures() -> None:
+    main = MODULES_DIR / "completion" / "main.tf"
+    ((_, mapping),) = labelled2(main, "resource", "aws_lambda_event_source_mapping")
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    assert mapping["scaling_config"][0]["maximum_concurrency"] == "${var.maximum_concurrency}"
+    ((_, function),) = labelled2(main, "resource", "aws_lambda_function")
+    assert function["handler"] == "${var.handler}"
+    variables = module_variables(MODULES_DIR / "completion")
+    assert _default(variables, "handler") == "bridge.completion.handler"
+    environment = module_locals(MODULES_DIR / "completion")["environment"]
+    for key in (
+        "BRIDGE_RESULTS_DLQ_URL",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+    ):
+        assert key in environment, f"completion Lambda environment lacks {key}"
+    runtime = module_locals(MODULES_DIR / "completion")["runtime"]
+    assert runtime == "python3.12"
+
+
+# --------------------------------------------------------------------------
+# Consumers: systemd unit, environment, lifecycle hook
+# --------------------------------------------------------------------------
+
+WORKER_ENV = {
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "BRIDGE_JOBS_QUEUE_URL",
+    "BRIDGE_RESULTS_QUEUE_URL",
+    "BRIDGE_JOBS_DLQ_URL",
+    "BRIDGE_WORKER_CONCURRENCY",
+    "BRIDGE_WORKER_HANDLER",
+    "BRIDGE_WORKER_COMMAND",
+}
+
+
+def unit_directives(path: Path) -> dict[str, str]:
+    directives = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")) and "=" in line:
+            key, _, value = line.partition("=")
+            directives[key.strip()] = value.strip()
+    return directives
+
+
+def test_worker_unit() -> None:
+    unit = unit_directives(SYSTEMD / "callback-bridge-worker.service")
+    expected = {
+        "EnvironmentFile": "/etc/callback-bridge/worker.env",
+        "ExecStart": "/usr/local/bin/callback-bridge worker",
+        "KillSignal": "SIGTERM",
+        "TimeoutStopSec": "3600",
+        "Restart": "on-failure",
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "PrivateTmp": "yes",
+    }
+    for key, value in expected.items():
+        assert unit.get(key) == value, (
+            f"callback-bridge-worker.service: {key}={unit.get(key)!r}, expected {value!r}"
+        )
+    assert unit.get("User") and unit["User"] != "root"
+
+
+def test_worker_env_example_lists_every_variable() -> None:
+    text = (SYSTEMD / "worker.env.example").read_text(encoding="utf-8")
+    for name in WORKER_ENV:
+        assert re.search(rf"^#?{name}=", text, re.MULTILINE), f"worker.env.example lacks {name}"
+
+
+def test_consumers_user_data_installs_the_repository_units() -> None:
+    module = MODULES_DIR / "consumers"
+    main = (module / "main.tf").read_text(encoding="utf-8")
+    assert 'systemd_dir = "${path.module}/../../../consumers/systemd"' in main
+    assert (module / "../../../consumers/systemd").resolve() == SYSTEMD.resolve()
+    for name in (
+        "callback-bridge-worker.service",
+        "callback-bridge-drain.service",
+        "callback-bridge-drain-watch.sh",
+    ):
+        assert f'file("${{local.systemd_dir}}/{name}")' in main, (
+            f"user_data does not read {name} with file()"
+        )
+        assert (SYSTEMD / name).is_file()
+    # The unit content must not be duplicated in the module.
+    for path in module.rglob("*"):
+        if path.is_file():
+            assert "ExecStart=" not in path.read_text(encoding="utf-8"), (
+                f"{_rel(path)} duplicates the unit file"
+            )
+    template = (module / "templates" / "user_data.sh.tftpl").read_text(encoding="utf-8")
+    assert "systemctl enable --now callback-bridge-worker.service" in template
+    assert "/etc/callback-bridge/worker.env" in template
+
+
+def test_consumers_worker_environment() -> None:
+    worker_env = module_locals(MODULES_DIR / "consumers")["worker_env"]
+    # merge({...fixed...}, {for ... optional handler/command}) : check the raw text for the keys.
+    text = json.dumps(worker_env)
+    for name in WORKER_ENV:
+        assert name in text, f"consumers worker environment lacks {name}"
+
+
+def test_consumers_scaling_and_lifecycle_hook() -> None:
+    main = MODULES_DIR / "consumers" / "main.tf"
+    ((_, policy),) = labelled2(main, "resource", "aws_autoscaling_policy")
+    assert policy["policy_type"] == "TargetTrackingScaling"
+    metrics = policy["target_tracking_configuration"][0]["customized_metric_specification"][0][
+        "metrics"
+    ]
+    by_id = {m["id"]: m for m in metrics}
+    assert by_id["e1"]["expression"] == "m1 / m2" and by_id["e1"]["return_data"] is True
+    m1 = by_id["m1"]["metric_stat"][0]["metric"][0]
+    m2 = by_id["m2"]["metric_stat"][0]["metric"][0]
+    assert (m1["namespace"], m1["metric_name"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert (m2["namespace"], m2["metric_name"]) == ("AWS/AutoScaling", "GroupInServiceInstances")
+
+    ((_, hook),) = labelled2(main, "resource", "aws_autoscaling_lifecycle_hook")
+    assert hook["lifecycle_transition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
+    variables = module_variables(MODULES_DIR / "consumers")
+    stop_timeout = int(
+        unit_directives(SYSTEMD / "callback-bridge-worker.service")["TimeoutStopSec"]
+    )
+    assert _default(variables, "termination_heartbeat_timeout_seconds") >= stop_timeout
+    assert "GroupInServiceInstances" in _default(variables, "enabled_metrics")
+
+    ((_, template),) = labelled2(main, "resource", "aws_launch_template")
+    metadata = template["metadata_options"][0]
+    assert metadata["http_tokens"] == "required"
+    assert template["block_device_mappings"][0]["ebs"][0]["encrypted"] is True
+    assert _default(variables, "associate_public_ip_address") is False
+    assert _default(variables, "enable_ssm") is True
+    assert _default(variables, "package_spec") == "callback-bridge"
+
+
+# --------------------------------------------------------------------------
+# Example
+# --------------------------------------------------------------------------
+
+
+def test_complete_example_outputs() -> None:
+    outputs = module_outputs(EXAMPLES_DIR / "complete")
+    for name in (
+        "jobs_queue_url",
+        "results_queue_url",
+        "jobs_dlq_url",
+        "results_dlq_url",
+        "state_machine_arn",
+        "region",
+    ):
+        assert name in outputs, f"examples/complete lacks output {name}"
+    sources = {
+        body["source"]
+        for tf in (EXAMPLES_DIR / "complete").glob("*.tf")
+        for entry in parse(tf).get("module", [])
+        for body in entry.values()
+    }
+    assert sources == {f"../../modules/{m}" for m in MODULES}
