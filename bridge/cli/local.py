@@ -46,6 +46,7 @@ def up(
     """Start the stack in the foreground; workers and the AWS CLI join it (see 'local env')."""
     from bridge.local_stack import LocalStack, StackSettings
     from bridge.local_stack.compat import CompatError
+    from bridge.local_stack.compat import applied as compat_applied
     from bridge.local_stack.stack import quiet_moto_logs
 
     path = state_file or DEFAULT_STATE_FILE
@@ -78,7 +79,7 @@ def up(
         stack.start()
     except CompatError as exc:
         fail(str(exc))
-    with stack:
+    try:
         assert stack.config is not None
         typer.echo(f"embedded AWS on {stack.config.endpoint_url} (region {stack.config.region})")
         for name, value in stack.config.model_dump(exclude={"source"}).items():
@@ -88,8 +89,11 @@ def up(
             f"state written to {path}; in another terminal: "
             f'eval "$(callback-bridge local env)"; Ctrl-C stops'
         )
+        typer.echo(f"compatibility patches: {', '.join(compat_applied()) or 'none'}")
         sys.stdout.flush()
         stop.wait()
+    finally:
+        stack.stop()
     typer.echo("stopped")
 
 

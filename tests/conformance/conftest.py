@@ -17,6 +17,7 @@ credentials.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -59,46 +60,70 @@ class Target:
         return self.name == "aws"
 
     def queue(self, suffix: str, **attributes: str) -> str:
-        url: str = self.sqs.create_queue(QueueName=self.prefix + suffix,
-                                         Attributes=attributes)["QueueUrl"]
+        url: str = self.sqs.create_queue(QueueName=self.prefix + suffix, Attributes=attributes)[
+            "QueueUrl"
+        ]
         self._queues.append(url)
         return url
 
     def queue_arn(self, url: str) -> str:
-        return str(self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"])
+        return str(
+            self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+        )
 
-    def queue_with_dlq(self, suffix: str, max_receive_count: int = 2,
-                       visibility_timeout_s: int = 1) -> tuple[str, str]:
+    def queue_with_dlq(
+        self, suffix: str, max_receive_count: int = 2, visibility_timeout_s: int = 1
+    ) -> tuple[str, str]:
         dlq = self.queue(f"{suffix}-dlq")
-        source = self.queue(suffix, VisibilityTimeout=str(visibility_timeout_s),
-                            RedrivePolicy=json.dumps({"deadLetterTargetArn": self.queue_arn(dlq),
-                                                      "maxReceiveCount": max_receive_count}))
+        source = self.queue(
+            suffix,
+            VisibilityTimeout=str(visibility_timeout_s),
+            RedrivePolicy=json.dumps(
+                {"deadLetterTargetArn": self.queue_arn(dlq), "maxReceiveCount": max_receive_count}
+            ),
+        )
         return source, dlq
 
     def state_machine(self, suffix: str, definition: dict[str, Any]) -> str:
         arn: str = self.sfn.create_state_machine(
-            name=self.prefix + suffix, definition=json.dumps(definition),
-            roleArn=self.role_arn, type="STANDARD")["stateMachineArn"]
+            name=self.prefix + suffix,
+            definition=json.dumps(definition),
+            roleArn=self.role_arn,
+            type="STANDARD",
+        )["stateMachineArn"]
         self._state_machines.append(arn)
         return arn
 
-    def callback_machine(self, suffix: str, queue_url: str, heartbeat_s: int | None = None,
-                         timeout_s: int = 60, catch: bool = False) -> str:
+    def callback_machine(
+        self,
+        suffix: str,
+        queue_url: str,
+        heartbeat_s: int | None = None,
+        timeout_s: int = 60,
+        catch: bool = False,
+    ) -> str:
         """One waitForTaskToken task that sends ``{"token": ..., "input": $}`` to ``queue_url``."""
         task: dict[str, Any] = {
-            "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-            "Parameters": {"QueueUrl": queue_url,
-                           "MessageBody": {"token.$": "$$.Task.Token", "input.$": "$"}},
-            "TimeoutSeconds": timeout_s, "End": True}
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {
+                "QueueUrl": queue_url,
+                "MessageBody": {"token.$": "$$.Task.Token", "input.$": "$"},
+            },
+            "TimeoutSeconds": timeout_s,
+            "End": True,
+        }
         if heartbeat_s:
             task["HeartbeatSeconds"] = heartbeat_s
         states: dict[str, Any] = {"Wait": task}
         if catch:
             task.pop("End")
             task["Next"] = "Done"
-            task["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught",
-                              "Next": "Done"}]
+            task["Catch"] = [
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.caught", "Next": "Done"}
+            ]
             states["Done"] = {"Type": "Pass", "End": True}
         return self.state_machine(suffix, {"StartAt": "Wait", "States": states})
 
@@ -110,10 +135,8 @@ class Target:
 
 
 def _quietly(call: Callable[[], Any]) -> None:
-    try:
+    with contextlib.suppress(Exception):  # cleanup must not hide the test's own result
         call()
-    except Exception:  # cleanup must not hide the test's own result
-        pass
 
 
 def _aws_target() -> Target:
@@ -126,18 +149,27 @@ def _aws_target() -> Target:
         aws_session_token=_REAL_ENVIRONMENT.get("AWS_SESSION_TOKEN"),
         profile_name=_REAL_ENVIRONMENT.get("AWS_PROFILE"),
         region_name=_REAL_ENVIRONMENT.get("AWS_REGION")
-        or _REAL_ENVIRONMENT.get("AWS_DEFAULT_REGION"))
-    return Target("aws", session.client("sqs", config=client_config()),
-                  session.client("stepfunctions", config=client_config()), role)
+        or _REAL_ENVIRONMENT.get("AWS_DEFAULT_REGION"),
+    )
+    return Target(
+        "aws",
+        session.client("sqs", config=client_config()),
+        session.client("stepfunctions", config=client_config()),
+        role,
+    )
 
 
 @pytest.fixture(params=TARGETS)
 def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     gap = request.node.get_closest_marker("gap")
     if request.param == "moto" and gap:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason=f"canary: moto as shipped still lacks this; when it passes, "
-                                f"delete compat patch '{gap.args[0]}'"))
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason=f"canary: moto as shipped still lacks this; when it passes, "
+                f"delete compat patch '{gap.args[0]}'",
+            )
+        )
     if request.param == "aws":
         target = _aws_target()
         yield target
@@ -148,11 +180,19 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
         compat.apply()
     server = EmbeddedServer().start()
     try:
-        kwargs = {"endpoint_url": server.endpoint_url, "region_name": "us-east-1",
-                  "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
-                  "config": client_config()}
-        yield Target(request.param, boto3.client("sqs", **kwargs),
-                     boto3.client("stepfunctions", **kwargs), LOCAL_ROLE_ARN)
+        kwargs = {
+            "endpoint_url": server.endpoint_url,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+            "config": client_config(),
+        }
+        yield Target(
+            request.param,
+            boto3.client("sqs", **kwargs),
+            boto3.client("stepfunctions", **kwargs),
+            LOCAL_ROLE_ARN,
+        )
     finally:
         server.stop()
         if patched:
@@ -169,12 +209,16 @@ def eventually(probe: Callable[[], Any], timeout_s: float = 20, every_s: float =
         time.sleep(every_s)
 
 
-def receive_one(target: Target, queue_url: str, timeout_s: float = 20,
-                **kwargs: Any) -> dict[str, Any]:
+def receive_one(
+    target: Target, queue_url: str, timeout_s: float = 20, **kwargs: Any
+) -> dict[str, Any]:
     """The next message on ``queue_url`` (fails the test if none arrives)."""
+
     def probe() -> list[dict[str, Any]]:
-        return target.sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1,
-                                          **kwargs).get("Messages", [])
+        return target.sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1, **kwargs).get(
+            "Messages", []
+        )
+
     messages = eventually(probe, timeout_s)
     assert messages, f"no message on {queue_url} within {timeout_s} s"
     return messages[0]

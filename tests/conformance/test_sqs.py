@@ -29,23 +29,30 @@ def test_change_visibility_to_zero_makes_a_message_visible_at_once(target: Targe
     target.sqs.send_message(QueueUrl=url, MessageBody="job")
     first = receive_one(target, url)
     assert target.sqs.receive_message(QueueUrl=url).get("Messages", []) == []
-    target.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"],
-                                         VisibilityTimeout=0)
+    target.sqs.change_message_visibility(
+        QueueUrl=url, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0
+    )
     again = target.sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])
     assert [m["Body"] for m in again] == ["job"]
 
 
 def test_message_attributes_survive_the_move_to_the_dlq(target: Target) -> None:
     source, dlq = target.queue_with_dlq("attrs", max_receive_count=1, visibility_timeout_s=1)
-    target.sqs.send_message(QueueUrl=source, MessageBody="b", MessageAttributes={
-        "trace": {"DataType": "String", "StringValue": "t-42"},
-        "attempt": {"DataType": "Number", "StringValue": "3"}})
+    target.sqs.send_message(
+        QueueUrl=source,
+        MessageBody="b",
+        MessageAttributes={
+            "trace": {"DataType": "String", "StringValue": "t-42"},
+            "attempt": {"DataType": "Number", "StringValue": "3"},
+        },
+    )
     receive_one(target, source)
 
     def moved() -> list:
         target.sqs.receive_message(QueueUrl=source, WaitTimeSeconds=1)
         return target.sqs.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"]).get(
-            "Messages", [])
+            "Messages", []
+        )
 
     dead = eventually(moved, timeout_s=20)
     assert dead

@@ -63,7 +63,8 @@ def expect(owner: Any, attribute: str) -> Any:
 
 
 _lock = threading.Lock()
-_originals: list[tuple[Any, str, Any]] = []
+#: (owner, attribute, original value, whether the owner itself defined it)
+_originals: list[tuple[Any, str, Any, bool]] = []
 _applied_names: list[str] = []
 
 
@@ -93,7 +94,10 @@ def apply(patches: Iterable[Patch] | None = None) -> list[str]:
             built.append((patch, replacements))
         for patch, replacements in built:  # all checked first: never half-applied
             for r in replacements:
-                _originals.append((r.owner, r.attribute, getattr(r.owner, r.attribute)))
+                own = r.attribute in vars(r.owner)
+                # The raw class-dict entry keeps staticmethod/classmethod wrappers intact.
+                original = vars(r.owner)[r.attribute] if own else getattr(r.owner, r.attribute)
+                _originals.append((r.owner, r.attribute, original, own))
                 setattr(r.owner, r.attribute, r.new)
             _applied_names.append(patch.name)
         return list(_applied_names)
@@ -103,8 +107,11 @@ def revert() -> None:
     """Restore moto as shipped (in reverse order, so stacked replacements unwind)."""
     with _lock:
         while _originals:
-            owner, attribute, original = _originals.pop()
-            setattr(owner, attribute, original)
+            owner, attribute, original, own = _originals.pop()
+            if own or not isinstance(owner, type):
+                setattr(owner, attribute, original)
+            else:  # a class that inherited it: remove the override, do not pin a copy
+                delattr(owner, attribute)
         _applied_names.clear()
 
 
