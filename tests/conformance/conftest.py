@@ -105,16 +105,7 @@ class Target:
         catch: bool = False,
     ) -> str:
         """One waitForTaskToken task that sends ``{"token": ..., "input": $}`` to ``queue_url``."""
-        task: dict[str, Any] = {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-            "Parameters": {
-                "QueueUrl": queue_url,
-                "MessageBody": {"token.$": "$$.Task.Token", "input.$": "$"},
-            },
-            "TimeoutSeconds": timeout_s,
-            "End": True,
-        }
+        task = callback_task(queue_url, {"input.$": "$"}, timeout_s=timeout_s, End=True)
         if heartbeat_s:
             task["HeartbeatSeconds"] = heartbeat_s
         states: dict[str, Any] = {"Wait": task}
@@ -132,6 +123,19 @@ class Target:
             _quietly(lambda arn=arn: self.sfn.delete_state_machine(stateMachineArn=arn))
         for url in self._queues:
             _quietly(lambda url=url: self.sqs.delete_queue(QueueUrl=url))
+
+
+def callback_task(
+    queue_url: str, body: dict[str, Any], timeout_s: int = 60, **fields: Any
+) -> dict[str, Any]:
+    """A ``.waitForTaskToken`` Task state sending ``{"token": $$.Task.Token, **body}``."""
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"QueueUrl": queue_url, "MessageBody": {"token.$": "$$.Task.Token", **body}},
+        "TimeoutSeconds": timeout_s,
+        **fields,
+    }
 
 
 def _quietly(call: Callable[[], Any]) -> None:

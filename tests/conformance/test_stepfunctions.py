@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conformance.conftest import Target, receive_one, wait_status
+from tests.conformance.conftest import Target, callback_task, receive_one, wait_status
 
 pytestmark = pytest.mark.conformance
 
@@ -93,12 +93,7 @@ def test_a_duplicate_callback_while_the_execution_runs_answers_task_timed_out(
     target: Target,
 ) -> None:
     queue = target.queue("dup-q")
-    task = {
-        "Type": "Task",
-        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-        "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
-        "TimeoutSeconds": 60,
-    }
+    task = callback_task(queue, {})
     arn = target.state_machine(
         "dup",
         {
@@ -149,20 +144,12 @@ def test_each_retry_attempt_gets_a_fresh_token(target: Target) -> None:
         {
             "StartAt": "T",
             "States": {
-                "T": {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-                    "Parameters": {
-                        "QueueUrl": queue,
-                        "MessageBody": {
-                            "token.$": "$$.Task.Token",
-                            "attempt.$": "$$.State.RetryCount",
-                        },
-                    },
-                    "TimeoutSeconds": 60,
-                    "Retry": [{"ErrorEquals": ["Again"], "IntervalSeconds": 1, "MaxAttempts": 1}],
-                    "End": True,
-                }
+                "T": callback_task(
+                    queue,
+                    {"attempt.$": "$$.State.RetryCount"},
+                    Retry=[{"ErrorEquals": ["Again"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+                    End=True,
+                )
             },
         },
     )
@@ -223,21 +210,7 @@ def test_uncaught_failure_in_an_inline_map_fails_the_execution_and_closes_siblin
                     "ItemProcessor": {
                         "ProcessorConfig": {"Mode": "INLINE"},
                         "StartAt": "T",
-                        "States": {
-                            "T": {
-                                "Type": "Task",
-                                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-                                "Parameters": {
-                                    "QueueUrl": queue,
-                                    "MessageBody": {
-                                        "token.$": "$$.Task.Token",
-                                        "index.$": "$.index",
-                                    },
-                                },
-                                "TimeoutSeconds": 60,
-                                "End": True,
-                            }
-                        },
+                        "States": {"T": callback_task(queue, {"index.$": "$.index"}, End=True)},
                     },
                     "End": True,
                 }

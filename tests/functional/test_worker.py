@@ -51,6 +51,14 @@ def until(condition: Callable[[], bool], timeout_s: float = 10) -> bool:
     return True
 
 
+def start_and_wait(worker: Worker, started: threading.Event) -> threading.Thread:
+    """Run ``worker`` in a thread until its handler signals it has a job in hand."""
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    assert started.wait(10), "the worker never started the job"
+    return thread
+
+
 def echo(data: Any, job: Any) -> Any:
     return {"echo": data}
 
@@ -119,9 +127,7 @@ def test_stop_drains_running_jobs(aws: Clients, stack: dict[str, str]) -> None:
 
     aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"], MessageBody=encode(make_job()))
     worker = Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(slow))
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    assert started.wait(10)
+    thread = start_and_wait(worker, started)
     worker.request_stop()
     thread.join(timeout=10)
     assert not thread.is_alive()
@@ -144,9 +150,7 @@ def test_second_stop_hands_running_jobs_back_to_the_queue(
 
     aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"], MessageBody=encode(make_job()))
     worker = Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(stuck))
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    assert started.wait(10)
+    thread = start_and_wait(worker, started)
     worker.request_stop()
     worker.request_stop()
     thread.join(timeout=10)
