@@ -14,6 +14,10 @@ from botocore.config import Config
 
 from bridge.config import BridgeConfig
 
+#: Step Functions answers meaning "this task is over" (timed out, stopped, already completed):
+#: retrying a callback or heartbeat with that token can never succeed.
+TASK_CLOSED_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
+
 #: Long polls wait up to 20 s; the read timeout must outlast them.
 READ_TIMEOUT_S = 35
 CONNECT_TIMEOUT_S = 5

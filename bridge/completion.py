@@ -30,6 +30,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import ClientError
 
+from bridge.aws import TASK_CLOSED_ERRORS
 from bridge.contract import (
     ERROR_OUTPUT_TOO_LARGE,
     MAX_OUTPUT_BYTES,
@@ -46,9 +47,6 @@ logger = Logger(service=SERVICE)
 metrics = Metrics(
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CallbackBridge"), service=SERVICE
 )
-
-#: Step Functions answers that mean "this task is over": retrying cannot help.
-TOKEN_GONE = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 
 
 class Completion:
@@ -82,7 +80,7 @@ class Completion:
             self._callback(result)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code not in TOKEN_GONE:
+            if code not in TASK_CLOSED_ERRORS:
                 logger.warning("callback failed, will be retried", extra={**log, "error": code})
                 raise
             logger.warning("task already closed; result dropped", extra={**log, "error": code})

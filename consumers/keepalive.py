@@ -17,12 +17,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bridge.aws import TASK_CLOSED_ERRORS
 from bridge.batching import in_batches
 from bridge.contract import mask_token
 
 log = logging.getLogger(__name__)
-
-TOKEN_GONE = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 
 
 @dataclass
@@ -30,6 +29,9 @@ class Tracked:
     receipt_handle: str
     token: str
     job_id: str
+    #: Step Functions said the task is over; stop heartbeating, keep the message hidden
+    #: until the job finishes so it does not run again.
+    task_closed: bool = False
 
 
 class Keepalive:
@@ -112,11 +114,14 @@ class Keepalive:
 
     def heartbeat(self) -> None:
         for message_id, tracked in self._snapshot():
+            if tracked.task_closed:
+                continue
             try:
                 self.sfn.send_task_heartbeat(taskToken=tracked.token)
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
-                if code in TOKEN_GONE:
+                if code in TASK_CLOSED_ERRORS:
+                    tracked.task_closed = True
                     log.warning(
                         "task for job %s is closed (%s, token %s)",
                         tracked.job_id,

@@ -130,6 +130,10 @@ class Worker:
         log.info("stopped after %d jobs", self.completed)
 
     def receive(self, max_messages: int) -> list[dict[str, Any]]:
+        """One long poll. A stop that arrives while it is under way gets the messages it
+        returns handed straight back (visibility 0), at the cost of one receive count."""
+        if self.stopping:
+            return []
         try:
             messages: list[dict[str, Any]] = self.sqs.receive_message(
                 QueueUrl=self.settings.jobs_queue_url,

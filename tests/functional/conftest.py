@@ -27,7 +27,9 @@ def stack(aws: Clients) -> dict[str, str]:
     return create_resources(
         aws,
         StackSettings(
-            jobs_max_receive_count=2, results_max_receive_count=2, results_visibility_timeout_s=1
+            # A stop can race a receive that is already under way (the worker then gives the
+            # message straight back): that costs one receive, so leave room for it.
+            jobs_max_receive_count=4, results_max_receive_count=2, results_visibility_timeout_s=1
         ),
     )
 
@@ -40,6 +42,7 @@ def receive_all(sqs: Any, url: str, expected: int, timeout_s: float = 10) -> lis
         messages += sqs.receive_message(
             QueueUrl=url,
             MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,  # not the queues' 20 s default: a missing message fails fast
             MessageAttributeNames=["All"],
             AttributeNames=["All"],
         ).get("Messages", [])

@@ -159,3 +159,30 @@ def test_second_stop_hands_running_jobs_back_to_the_queue(
     release.set()
     assert len(visible_again) == 1  # visible at once, not after the visibility timeout
     assert depth(aws.sqs, stack["results_queue_url"]) == 0
+
+
+def test_keepalive_keeps_a_running_job_hidden_past_its_visibility_timeout(
+    aws: Clients, stack: dict[str, str]
+) -> None:
+    from consumers.keepalive import Keepalive, Tracked
+
+    url = aws.sqs.create_queue(QueueName="short", Attributes={"VisibilityTimeout": "2"})["QueueUrl"]
+    aws.sqs.send_message(QueueUrl=url, MessageBody=encode(make_job()))
+    message = receive_all(aws.sqs, url, 1)[0]
+    keepalive = Keepalive(aws.sqs, aws.sfn, url, visibility_timeout_s=2, heartbeat_every_s=600)
+    keepalive.track(message["MessageId"], Tracked(message["ReceiptHandle"], "t", "j"))
+    keepalive.start()
+    try:
+        time.sleep(4)  # twice the visibility timeout
+        assert aws.sqs.receive_message(QueueUrl=url).get("Messages", []) == []
+        keepalive.untrack(message["MessageId"])  # the job ended without deleting it
+        assert until(lambda: depth_visible(aws, url) == 1, timeout_s=6)
+    finally:
+        keepalive.stop()
+
+
+def depth_visible(aws: Clients, url: str) -> int:
+    attributes = aws.sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
