@@ -34,8 +34,9 @@ def test_a_moto_outside_the_range_is_refused_naming_both_versions() -> None:
     assert "5.1.0" in message and "5.2.5" in message and "\n" not in message
 
 
-def test_local_up_refuses_an_untested_moto_in_one_line(monkeypatch: pytest.MonkeyPatch,
-                                                        tmp_path) -> None:  # noqa: ANN001
+def test_local_up_refuses_an_untested_moto_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:  # noqa: ANN001
     monkeypatch.setattr(moto, "__version__", "9.9.9")
     result = CliRunner().invoke(app, ["local", "up", "--state-file", str(tmp_path / "s.json")])
     assert result.exit_code == 2
@@ -70,17 +71,22 @@ def test_revert_restores_moto_as_shipped() -> None:
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
     from moto.stepfunctions.responses import StepFunctionResponse
 
-    before = (StepFunctionsParserBackend.__dict__["start_execution"],
-              StepFunctionResponse.__dict__["send_task_failure"],
-              AmazonStateLanguageParser.__dict__["parse"])
+    before = (
+        StepFunctionsParserBackend.__dict__["start_execution"],
+        StepFunctionResponse.__dict__["send_task_failure"],
+        AmazonStateLanguageParser.__dict__["parse"],
+    )
     names = compat.apply()
-    assert {"sfn-unnamed-execution", "sfn-closed-token", "sfn-send-task-failure-cause"} \
-        <= set(names)
+    assert {"sfn-unnamed-execution", "sfn-closed-token", "sfn-send-task-failure-cause"} <= set(
+        names
+    )
     assert StepFunctionsParserBackend.__dict__["start_execution"] is not before[0]
     compat.revert()
-    after = (StepFunctionsParserBackend.__dict__["start_execution"],
-             StepFunctionResponse.__dict__["send_task_failure"],
-             AmazonStateLanguageParser.__dict__["parse"])
+    after = (
+        StepFunctionsParserBackend.__dict__["start_execution"],
+        StepFunctionResponse.__dict__["send_task_failure"],
+        AmazonStateLanguageParser.__dict__["parse"],
+    )
     assert after == before
     assert isinstance(after[2], staticmethod)
 
@@ -91,3 +97,29 @@ def test_every_patch_documents_the_aws_behaviour() -> None:
         doc = (patch.build.__doc__ or "").lower()
         assert "moto" in doc, f"{patch.name}: say how moto as shipped differs"
         assert "reference" in doc or "guide" in doc, f"{patch.name}: cite the AWS documentation"
+
+
+def test_an_added_api_is_removed_on_revert_after_its_cleanup() -> None:
+    class Backend:
+        pass
+
+    stopped: list[str] = []
+    patch = Patch(
+        "adds",
+        "x",
+        lambda: [Replacement(Backend, "new_api", lambda self: 1, adds=True)],
+        cleanup=lambda: stopped.append("threads"),
+    )
+    compat.apply([patch])
+    assert Backend().new_api() == 1  # type: ignore[attr-defined]
+    compat.revert()
+    assert not hasattr(Backend, "new_api")
+    assert stopped == ["threads"]
+
+
+def test_adding_an_api_moto_already_has_fails_for_review() -> None:
+    class Backend:
+        def existing(self) -> None: ...
+
+    with pytest.raises(CompatError, match="moto now has Backend.existing"):
+        compat.apply([Patch("adds", "x", lambda: [Replacement(Backend, "existing", 1, adds=True)])])

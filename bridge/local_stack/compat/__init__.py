@@ -39,11 +39,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Replacement:
-    """Set ``owner.attribute`` to ``new`` while the patch is applied."""
+    """Set ``owner.attribute`` to ``new`` while the patch is applied. With ``adds`` the
+    attribute must not exist yet (an API moto lacks); if moto ever grows it, the patch fails
+    so it gets reviewed instead of shadowing moto's own."""
 
     owner: Any
     attribute: str
     new: Any
+    adds: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class Patch:
     name: str
     aws_behaviour: str
     build: Callable[[], list[Replacement]]
+    #: Run on revert, before the attributes are restored (e.g. stop the patch's threads).
+    cleanup: Callable[[], None] | None = None
 
 
 def expect(owner: Any, attribute: str) -> Any:
@@ -62,10 +67,19 @@ def expect(owner: Any, attribute: str) -> Any:
     return getattr(owner, attribute)
 
 
+def _check(replacement: Replacement) -> None:
+    owner, attribute = replacement.owner, replacement.attribute
+    if not replacement.adds:
+        expect(owner, attribute)
+    elif hasattr(owner, attribute):
+        name = getattr(owner, "__name__", owner)
+        raise CompatError(f"moto now has {name}.{attribute} itself; review this patch")
+
+
 _lock = threading.Lock()
 #: (owner, attribute, original value, whether the owner itself defined it)
 _originals: list[tuple[Any, str, Any, bool]] = []
-_applied_names: list[str] = []
+_applied: list[Patch] = []
 
 
 def registry() -> list[Patch]:
@@ -79,14 +93,14 @@ def apply(patches: Iterable[Patch] | None = None) -> list[str]:
     """Check moto's version, then apply ``patches`` (default: all). Idempotent."""
     check_moto_version()
     with _lock:
-        if _applied_names:
-            return list(_applied_names)
+        if _applied:
+            return [patch.name for patch in _applied]
         built: list[tuple[Patch, list[Replacement]]] = []
         for patch in registry() if patches is None else patches:
             try:
                 replacements = patch.build()
                 for replacement in replacements:
-                    expect(replacement.owner, replacement.attribute)
+                    _check(replacement)
             except Exception as exc:
                 raise CompatError(
                     f"compat patch '{patch.name}' no longer fits the installed moto: {exc}"
@@ -96,25 +110,30 @@ def apply(patches: Iterable[Patch] | None = None) -> list[str]:
             for r in replacements:
                 own = r.attribute in vars(r.owner)
                 # The raw class-dict entry keeps staticmethod/classmethod wrappers intact.
-                original = vars(r.owner)[r.attribute] if own else getattr(r.owner, r.attribute)
+                original = (
+                    vars(r.owner)[r.attribute] if own else getattr(r.owner, r.attribute, None)
+                )
                 _originals.append((r.owner, r.attribute, original, own))
                 setattr(r.owner, r.attribute, r.new)
-            _applied_names.append(patch.name)
-        return list(_applied_names)
+            _applied.append(patch)
+        return [patch.name for patch in _applied]
 
 
 def revert() -> None:
     """Restore moto as shipped (in reverse order, so stacked replacements unwind)."""
     with _lock:
+        for patch in reversed(_applied):
+            if patch.cleanup:
+                patch.cleanup()
         while _originals:
             owner, attribute, original, own = _originals.pop()
             if own or not isinstance(owner, type):
                 setattr(owner, attribute, original)
-            else:  # a class that inherited it: remove the override, do not pin a copy
+            else:  # added, or inherited by a class: remove ours, do not pin a copy
                 delattr(owner, attribute)
-        _applied_names.clear()
+        _applied.clear()
 
 
 def applied() -> list[str]:
     with _lock:
-        return list(_applied_names)
+        return [patch.name for patch in _applied]
