@@ -29,7 +29,9 @@ def stack(aws: Clients) -> dict[str, str]:
         StackSettings(
             # A stop can race a receive that is already under way (the worker then gives the
             # message straight back): that costs one receive, so leave room for it.
-            jobs_max_receive_count=4, results_max_receive_count=2, results_visibility_timeout_s=1
+            jobs_max_receive_count=4,
+            results_max_receive_count=2,
+            results_visibility_timeout_s=1,
         ),
     )
 

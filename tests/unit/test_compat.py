@@ -10,8 +10,7 @@ from typer.testing import CliRunner
 
 from bridge.cli.main import app
 from bridge.local_stack import LocalStack, compat
-from bridge.local_stack.compat import CompatError, Patch, Replacement, expect
-from bridge.local_stack.compat import version
+from bridge.local_stack.compat import CompatError, Patch, Replacement, expect, version
 from bridge.local_stack.compat.version import check_moto_version
 
 
@@ -36,7 +35,7 @@ def test_a_moto_outside_the_range_is_refused_naming_both_versions() -> None:
 
 def test_local_up_refuses_an_untested_moto_in_one_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path
-) -> None:  # noqa: ANN001
+) -> None:
     monkeypatch.setattr(moto, "__version__", "9.9.9")
     result = CliRunner().invoke(app, ["local", "up", "--state-file", str(tmp_path / "s.json")])
     assert result.exit_code == 2
@@ -121,5 +120,5 @@ def test_adding_an_api_moto_already_has_fails_for_review() -> None:
     class Backend:
         def existing(self) -> None: ...
 
-    with pytest.raises(CompatError, match="moto now has Backend.existing"):
+    with pytest.raises(CompatError, match=r"moto now has Backend\.existing"):
         compat.apply([Patch("adds", "x", lambda: [Replacement(Backend, "existing", 1, adds=True)])])
