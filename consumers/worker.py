@@ -31,6 +31,9 @@ from consumers.runner import Runner
 
 log = logging.getLogger(__name__)
 
+#: With --wait-seconds 0, how long to pause after an empty receive.
+SHORT_POLL_PAUSE_S = 0.5
+
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -120,8 +123,13 @@ class Worker:
                 self._slot_freed.wait(timeout=1)
                 self._slot_freed.clear()
                 continue
-            for message in self.receive(min(SQS_MAX_BATCH, free)):
+            messages = self.receive(min(SQS_MAX_BATCH, free))
+            for message in messages:
                 self.accept(message, pool)
+            if not messages and self.settings.wait_seconds == 0:
+                # Short polling: pause instead of spinning on empty receives (each one is
+                # a billed request on AWS).
+                self._slot_freed.wait(timeout=SHORT_POLL_PAUSE_S)
         # Draining waits for running jobs; abandoning (second stop) returns at once and the
         # caller exits the process, since Python threads cannot be killed.
         pool.shutdown(wait=not self.abandoned)

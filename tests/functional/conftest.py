@@ -37,20 +37,22 @@ def stack(aws: Clients) -> dict[str, str]:
 
 
 def receive_all(sqs: Any, url: str, expected: int, timeout_s: float = 10) -> list[dict[str, Any]]:
-    """Receive until ``expected`` messages arrived (or the timeout), with all attributes."""
-    messages: list[dict[str, Any]] = []
+    """Receive until ``expected`` distinct messages arrived (or the timeout), with all
+    attributes. Nothing is deleted, so a message whose visibility lapses is counted once."""
+    messages: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout_s
     while len(messages) < expected and time.monotonic() < deadline:
-        messages += sqs.receive_message(
+        for message in sqs.receive_message(
             QueueUrl=url,
             MaxNumberOfMessages=10,
             WaitTimeSeconds=1,  # not the queues' 20 s default: a missing message fails fast
             MessageAttributeNames=["All"],
             AttributeNames=["All"],
-        ).get("Messages", [])
+        ).get("Messages", []):
+            messages.setdefault(message["MessageId"], message)
         if len(messages) < expected:
             time.sleep(0.05)
-    return messages
+    return list(messages.values())
 
 
 def depth(sqs: Any, url: str) -> int:
