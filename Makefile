@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck check e2e clean
+.PHONY: demo test lint typecheck check e2e bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "callback-bridge needs Python >= 3.11; set PYTHON=python3.11")'
@@ -30,13 +30,16 @@ e2e: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check bridge consumers tests
-	$(BIN)/ruff format --check bridge consumers tests
+	$(BIN)/ruff check bridge consumers tests benchmarks
+	$(BIN)/ruff format --check bridge consumers tests benchmarks
 
 typecheck: $(VENV)/.installed-test
-	$(BIN)/mypy bridge consumers
+	$(BIN)/mypy bridge consumers benchmarks
 
 check: lint typecheck test
+
+bench: $(VENV)/.installed-test   ## embedded SQS cost with queue depth (minutes; see benchmarks/)
+	$(BIN)/python -m benchmarks.sqs_depth
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .callback-bridge

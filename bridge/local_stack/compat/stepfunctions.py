@@ -5,7 +5,9 @@ with the documentation page it comes from, and how moto 5.2.5 differs.
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 import uuid
 from typing import Any
 
@@ -296,6 +298,51 @@ def integer_tolerated_percentage() -> list[Replacement]:
     return [Replacement(Parser, "parse", staticmethod(parse))]
 
 
+_sqs_clients: dict[tuple[str, str, str], Any] = {}
+_sqs_clients_lock = threading.Lock()
+
+
+def _forget_sqs_clients() -> None:
+    with _sqs_clients_lock:
+        _sqs_clients.clear()
+
+
+def interpreter_sqs_client() -> list[Replacement]:
+    """Speed, not behaviour: a Map fans out its SQS tasks at once ("Map state", Step Functions
+    developer guide; inline Maps run up to 40 iterations concurrently), and on AWS a task's
+    SendMessage costs the same however many run. moto 5.2.5's interpreter builds a new boto3
+    client for every SQS task; with hundreds of iterations starting together, each thread also
+    races to create boto3's default session, and a 300-job Map took 20 s to enqueue. The patch
+    gives the SQS integration one shared (thread-safe) client per region and server port."""
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sqs as module,
+    )
+
+    original = expect(module, "boto_client_for")
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service, moto_server_port())
+        with _sqs_clients_lock:
+            if key not in _sqs_clients:
+                _sqs_clients[key] = original(region, service, state_credentials)
+            return _sqs_clients[key]
+
+    return [Replacement(module, "boto_client_for", boto_client_for)]
+
+
+def jsonpath_parse_cache() -> list[Replacement]:
+    """Speed, not behaviour: on AWS the cost of a JSONPath in ``Parameters`` does not depend on
+    how many Map iterations evaluate it ("Paths", Step Functions developer guide). moto 5.2.5
+    builds a new JSONPath parser for every evaluation (about 15 per job of the bridge's
+    template), which dominates a large Map's start-up. Parsed expressions are immutable, so the
+    patch memoises the parse per path string."""
+    from moto.stepfunctions.parser.asl.utils import json_path as module
+
+    original = expect(module, "parse")
+    return [Replacement(module, "parse", functools.lru_cache(maxsize=4096)(original))]
+
+
 PATCHES: list[Patch] = [
     Patch("sfn-unnamed-execution", "unnamed executions get a fresh UUID name", unnamed_execution),
     Patch("sfn-closed-token", "callbacks for a closed task answer TaskTimedOut", closed_token),
@@ -322,4 +369,11 @@ PATCHES: list[Patch] = [
         "ToleratedFailurePercentage accepts integers",
         integer_tolerated_percentage,
     ),
+    Patch(
+        "sfn-shared-sqs-client",
+        "a Map's SQS tasks do not each build a client",
+        interpreter_sqs_client,
+        cleanup=_forget_sqs_clients,
+    ),
+    Patch("sfn-jsonpath-parse-cache", "JSONPath parsing is memoised", jsonpath_parse_cache),
 ]

@@ -1,0 +1,92 @@
+"""Canaries for the Step Functions speed patches: they count work, not seconds (machines here
+are shared and noisy; the timings live in benchmarks/ and docs/local-stack.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from jsonpath_ng.parser import JsonPathParser
+
+from tests.conformance.conftest import Target, callback_task, eventually
+
+pytestmark = pytest.mark.conformance
+
+JOBS = 20
+
+
+def fan_out(target: Target, name: str) -> None:
+    """A Map of JOBS callback tasks shaped like the bridge's; waits until all are queued."""
+    queue = target.queue(f"{name}-q")
+    body = {"index.$": "$.index", "input.$": "$.item", "id.$": "States.Format('{}', $.index)"}
+    arn = target.state_machine(
+        name,
+        {
+            "StartAt": "M",
+            "States": {
+                "M": {
+                    "Type": "Map",
+                    "ItemsPath": "$.items",
+                    "ItemSelector": {"index.$": "$$.Map.Item.Index", "item.$": "$$.Map.Item.Value"},
+                    "ItemProcessor": {
+                        "ProcessorConfig": {"Mode": "INLINE"},
+                        "StartAt": "T",
+                        "States": {"T": callback_task(queue, body, End=True)},
+                    },
+                    "End": True,
+                }
+            },
+        },
+    )
+    target.sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": list(range(JOBS))}))
+
+    def queued() -> bool:
+        attributes = target.sqs.get_queue_attributes(
+            QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) >= JOBS
+
+    assert eventually(queued, timeout_s=60)
+
+
+@pytest.fixture
+def embedded_only(target: Target) -> Target:
+    if target.is_aws:
+        pytest.skip("counts moto's own work: meaningless against AWS")
+    return target
+
+
+@pytest.mark.gap("sfn-shared-sqs-client")
+def test_a_map_does_not_build_a_client_per_sqs_task(
+    embedded_only: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    original = boto3.client
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(str(kwargs.get("service_name", args[0] if args else "")))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(boto3, "client", counting)
+    fan_out(embedded_only, "clients")
+    assert built.count("sqs") <= 2, f"{built.count('sqs')} SQS clients for {JOBS} tasks"
+
+
+@pytest.mark.gap("sfn-jsonpath-parse-cache")
+def test_a_map_parses_each_jsonpath_once(
+    embedded_only: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+    original = JsonPathParser.parse
+
+    def counting(self: Any, string: str, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(string)
+        return original(self, string, *args, **kwargs)
+
+    monkeypatch.setattr(JsonPathParser, "parse", counting)
+    fan_out(embedded_only, "paths")
+    assert len(parsed) < 2 * len(set(parsed)) + JOBS, (
+        f"{len(parsed)} parses of {len(set(parsed))} distinct paths for {JOBS} jobs"
+    )
