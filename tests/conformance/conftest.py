@@ -138,6 +138,29 @@ def callback_task(
     }
 
 
+def map_over_items(
+    start_at: str, states: dict[str, Any], mode: str = "INLINE", **map_fields: Any
+) -> dict[str, Any]:
+    """A state machine that is one Map over ``$.items`` running ``states`` per item."""
+    processor = {"Mode": mode, **({"ExecutionType": "STANDARD"} if mode == "DISTRIBUTED" else {})}
+    return {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                **map_fields,
+                "ItemProcessor": {
+                    "ProcessorConfig": processor,
+                    "StartAt": start_at,
+                    "States": states,
+                },
+                "End": True,
+            }
+        },
+    }
+
+
 def _quietly(call: Callable[[], Any]) -> None:
     with contextlib.suppress(Exception):  # cleanup must not hide the test's own result
         call()

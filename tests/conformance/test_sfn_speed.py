@@ -10,7 +10,7 @@ import boto3
 import pytest
 from jsonpath_ng.parser import JsonPathParser
 
-from tests.conformance.conftest import Target, callback_task, eventually
+from tests.conformance.conftest import Target, callback_task, eventually, map_over_items
 
 pytestmark = pytest.mark.conformance
 
@@ -23,22 +23,11 @@ def fan_out(target: Target, name: str) -> None:
     body = {"index.$": "$.index", "input.$": "$.item", "id.$": "States.Format('{}', $.index)"}
     arn = target.state_machine(
         name,
-        {
-            "StartAt": "M",
-            "States": {
-                "M": {
-                    "Type": "Map",
-                    "ItemsPath": "$.items",
-                    "ItemSelector": {"index.$": "$$.Map.Item.Index", "item.$": "$$.Map.Item.Value"},
-                    "ItemProcessor": {
-                        "ProcessorConfig": {"Mode": "INLINE"},
-                        "StartAt": "T",
-                        "States": {"T": callback_task(queue, body, End=True)},
-                    },
-                    "End": True,
-                }
-            },
-        },
+        map_over_items(
+            "T",
+            {"T": callback_task(queue, body, End=True)},
+            ItemSelector={"index.$": "$$.Map.Item.Index", "item.$": "$$.Map.Item.Value"},
+        ),
     )
     target.sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": list(range(JOBS))}))
 

@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conformance.conftest import Target, callback_task, receive_one, wait_status
+from tests.conformance.conftest import (
+    Target,
+    callback_task,
+    map_over_items,
+    receive_one,
+    wait_status,
+)
 
 pytestmark = pytest.mark.conformance
 
@@ -200,22 +206,11 @@ def test_uncaught_failure_in_an_inline_map_fails_the_execution_and_closes_siblin
     queue = target.queue("map-q")
     arn = target.state_machine(
         "map",
-        {
-            "StartAt": "M",
-            "States": {
-                "M": {
-                    "Type": "Map",
-                    "ItemsPath": "$.items",
-                    "ItemSelector": {"index.$": "$$.Map.Item.Index"},
-                    "ItemProcessor": {
-                        "ProcessorConfig": {"Mode": "INLINE"},
-                        "StartAt": "T",
-                        "States": {"T": callback_task(queue, {"index.$": "$.index"}, End=True)},
-                    },
-                    "End": True,
-                }
-            },
-        },
+        map_over_items(
+            "T",
+            {"T": callback_task(queue, {"index.$": "$.index"}, End=True)},
+            ItemSelector={"index.$": "$$.Map.Item.Index"},
+        ),
     )
     execution = target.sfn.start_execution(stateMachineArn=arn, input='{"items": [1, 2]}')[
         "executionArn"
@@ -233,32 +228,20 @@ def test_uncaught_failure_in_an_inline_map_fails_the_execution_and_closes_siblin
 def _distributed_machine(target: Target, name: str, **tolerance: Any) -> str:
     return target.state_machine(
         name,
-        {
-            "StartAt": "M",
-            "States": {
-                "M": {
-                    "Type": "Map",
-                    "ItemsPath": "$.items",
-                    **tolerance,
-                    "ItemProcessor": {
-                        "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
-                        "StartAt": "Check",
-                        "States": {
-                            "Check": {
-                                "Type": "Choice",
-                                "Choices": [
-                                    {"Variable": "$.fail", "BooleanEquals": True, "Next": "Fail"}
-                                ],
-                                "Default": "Ok",
-                            },
-                            "Fail": {"Type": "Fail", "Error": "Item.Failed", "Cause": "asked to"},
-                            "Ok": {"Type": "Pass", "End": True},
-                        },
-                    },
-                    "End": True,
-                }
+        map_over_items(
+            "Check",
+            {
+                "Check": {
+                    "Type": "Choice",
+                    "Default": "Ok",
+                    "Choices": [{"Variable": "$.fail", "BooleanEquals": True, "Next": "Fail"}],
+                },
+                "Fail": {"Type": "Fail", "Error": "Item.Failed", "Cause": "asked to"},
+                "Ok": {"Type": "Pass", "End": True},
             },
-        },
+            mode="DISTRIBUTED",
+            **tolerance,
+        ),
     )
 
 

@@ -13,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from bridge.aws import Clients
+from bridge.demo import queue_depth
 from bridge.local_stack.resources import StackSettings, create_resources
 
 
@@ -55,12 +56,7 @@ def receive_all(sqs: Any, url: str, expected: int, timeout_s: float = 10) -> lis
     return list(messages.values())
 
 
-def depth(sqs: Any, url: str) -> int:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(v) for v in attributes.values())
+depth = queue_depth  # messages visible or in flight
 
 
 def wait_for_execution(sfn: Any, arn: str, timeout_s: float = 15) -> dict[str, Any]:
