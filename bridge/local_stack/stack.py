@@ -35,15 +35,15 @@ class LocalStack:
         port: int = 0,
         observer: Observer | None = None,
         handler_log: IO[str] | None = None,
-        compat: bool = True,
+        patched: bool = True,
     ) -> None:
         self.settings = settings or StackSettings()
         self.state_file = state_file
         self.server = EmbeddedServer(port)
         self.observer = observer
         self.handler_log = handler_log
-        #: Apply the compatibility patches (off only for the conformance canaries).
-        self.compat = compat
+        #: Apply the compatibility patches (off only to look at moto as shipped).
+        self.patched = patched
         self.config: BridgeConfig | None = None
         self.clients: Clients | None = None
         self.event_source: LocalEventSourceMapping | None = None
@@ -51,15 +51,19 @@ class LocalStack:
     def start(self) -> LocalStack:
         # The completion handler's CloudWatch metrics (EMF on stdout) mean nothing locally.
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-        if self.compat:
+        if self.patched:
             compat.apply()
         else:
             compat.check_moto_version()
         try:
-            self.server.start()
+            self._start_services()
         except BaseException:
-            compat.revert()
+            self.stop()  # never leave a server, a poller or patches behind
             raise
+        return self
+
+    def _start_services(self) -> None:
+        self.server.start()
         base = BridgeConfig(
             region=REGION,
             endpoint_url=self.server.endpoint_url,
@@ -79,7 +83,6 @@ class LocalStack:
         ).start()
         if self.state_file:
             self.write_state(self.state_file)
-        return self
 
     def _completion_handler(self) -> Any:
         from bridge import completion
@@ -101,7 +104,7 @@ class LocalStack:
         if self.event_source:
             self.event_source.stop()
         self.server.stop()
-        if self.compat:
+        if self.patched:
             compat.revert()
         if self.state_file and self.state_file.exists():
             self.state_file.unlink()
