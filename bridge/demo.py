@@ -189,7 +189,7 @@ def run_demo(
             "jobs": queue_depth(stack.clients.sqs, stack.config.jobs_dlq_url or ""),
             "results": queue_depth(stack.clients.sqs, stack.config.results_dlq_url or ""),
         }
-    return summarise(
+    summary = summarise(
         plan,
         items,
         described,
@@ -199,6 +199,8 @@ def run_demo(
         dlq,
         exit_codes,
     )
+    summary["work_dir"] = str(work_dir)  # worker and completion-handler logs
+    return summary
 
 
 def wait_for_execution(

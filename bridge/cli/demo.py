@@ -87,6 +87,7 @@ def print_summary(console: Console, summary: dict) -> None:
     )
     for api, per_job in summary["requests_per_job"].items():
         table.add_row(f"requests/job {api}", str(per_job))
+    table.add_row("logs", summary["work_dir"])
     table.add_row(
         "as intended",
         "yes" if summary["as_intended"] else f"NO (jobs {summary['unexpected_jobs']})",
