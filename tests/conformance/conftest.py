@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ import pytest
 from bridge.aws import client_config
 from bridge.local_stack import compat
 from bridge.local_stack.server import EmbeddedServer
+from tests.polling import eventually, wait_for_execution
 
 pytestmark = pytest.mark.conformance
 
@@ -39,6 +39,8 @@ pytestmark = pytest.mark.conformance
 _REAL_ENVIRONMENT = dict(os.environ)
 AWS_OPT_IN = _REAL_ENVIRONMENT.get("BRIDGE_CONFORMANCE_AWS") == "1"
 LOCAL_ROLE_ARN = "arn:aws:iam::123456789012:role/cbconf"
+
+__all__ = ["Target", "callback_task", "eventually", "map_over_items", "receive_one", "wait_status"]
 
 TARGETS = ["embedded", "moto", *(["aws"] if AWS_OPT_IN else [])]
 
@@ -226,16 +228,6 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
             compat.revert()
 
 
-def eventually(probe: Callable[[], Any], timeout_s: float = 20, every_s: float = 0.1) -> Any:
-    """Poll ``probe`` until it returns a truthy value (returned) or the timeout (last value)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(every_s)
-
-
 def receive_one(
     target: Target, queue_url: str, timeout_s: float = 20, **kwargs: Any
 ) -> dict[str, Any]:
@@ -253,11 +245,4 @@ def receive_one(
 
 def wait_status(target: Target, execution_arn: str, timeout_s: float = 30) -> dict[str, Any]:
     """describe_execution once it is no longer RUNNING (or the last answer at the timeout)."""
-    last: dict[str, Any] = {}
-
-    def probe() -> bool:
-        last.update(target.sfn.describe_execution(executionArn=execution_arn))
-        return last["status"] != "RUNNING"
-
-    eventually(probe, timeout_s, every_s=0.2)
-    return last
+    return wait_for_execution(target.sfn, execution_arn, timeout_s)

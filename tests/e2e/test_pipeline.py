@@ -6,7 +6,6 @@ import json
 import signal
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from bridge.local_stack import LocalStack
 from bridge.quarantine import REASON_ATTRIBUTE
 from tests.e2e.conftest import WorkerFactory
 from tests.functional.conftest import depth, receive_all, start, wait_for_execution
+from tests.polling import eventually, visible
 
 pytestmark = pytest.mark.e2e
 
@@ -33,10 +33,13 @@ def assert_queues_empty(stack: LocalStack, timeout_s: float = 10) -> None:
         config.jobs_dlq_url,
         config.results_dlq_url,
     )
-    deadline = time.monotonic() + timeout_s
-    while (depths := [depth(sqs, url) for url in urls]) != [0, 0, 0, 0]:
-        assert time.monotonic() < deadline, f"left in jobs/results/jobs-dlq/results-dlq: {depths}"
-        time.sleep(0.1)
+    depths: list[int] = []
+
+    def empty() -> bool:
+        depths[:] = [depth(sqs, url) for url in urls]
+        return depths == [0, 0, 0, 0]
+
+    assert eventually(empty, timeout_s), f"left in jobs/results/jobs-dlq/results-dlq: {depths}"
 
 
 def run_jobs(stack: LocalStack, jobs: list[dict], name: str = "e2e") -> list[dict]:
@@ -127,24 +130,19 @@ def test_sigterm_lets_the_running_job_finish(stack: LocalStack, workers: WorkerF
         [{"n": 0, "sleep_ms": 1500}],
         name="drain",
     )
-    deadline = time.monotonic() + 20
-    while depth(stack.clients.sqs, stack.config.jobs_queue_url) == 0 or _visible(stack) > 0:
-        assert time.monotonic() < deadline, "the worker never took the job"
-        time.sleep(0.05)
+    jobs = stack.config.jobs_queue_url
+    in_hand = eventually(  # the job is queued and nothing is visible: the worker holds it
+        lambda: depth(stack.clients.sqs, jobs) > 0 and visible(stack.clients.sqs, jobs) == 0,
+        timeout_s=20,
+        every_s=0.05,
+    )
+    assert in_hand, "the worker never took the job"
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     described = wait_for_execution(stack.clients.sfn, arn, timeout_s=20)
     assert described["status"] == "SUCCEEDED"
     assert json.loads(described["output"])[0]["status"] == "SUCCEEDED"
     assert_queues_empty(stack)
-
-
-def _visible(stack: LocalStack) -> int:
-    assert stack.clients and stack.config
-    attributes = stack.clients.sqs.get_queue_attributes(
-        QueueUrl=stack.config.jobs_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"])
 
 
 def test_malformed_messages_end_in_the_dlqs_with_a_reason(

@@ -15,6 +15,7 @@ from moto import mock_aws
 from bridge.aws import Clients
 from bridge.demo import queue_depth
 from bridge.local_stack.resources import StackSettings, create_resources
+from tests.polling import wait_for_execution
 
 
 @pytest.fixture
@@ -58,14 +59,7 @@ def receive_all(sqs: Any, url: str, expected: int, timeout_s: float = 10) -> lis
 
 depth = queue_depth  # messages visible or in flight
 
-
-def wait_for_execution(sfn: Any, arn: str, timeout_s: float = 15) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
-        if described["status"] != "RUNNING" or time.monotonic() > deadline:
-            return described
-        time.sleep(0.05)
+__all__ = ["depth", "receive_all", "start", "wait_for_execution"]
 
 
 def start(sfn: Any, state_machine_arn: str, jobs: list[Any], name: str = "run-1") -> str:

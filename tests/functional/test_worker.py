@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,6 +15,7 @@ from consumers.runner import PythonRunner
 from consumers.worker import Worker, WorkerSettings
 from tests.conftest import make_job
 from tests.functional.conftest import depth, receive_all, start
+from tests.polling import eventually, visible
 
 
 def settings(stack: dict[str, str], **overrides: Any) -> WorkerSettings:
@@ -42,15 +43,6 @@ def running(worker: Worker) -> Iterator[threading.Thread]:
         assert not thread.is_alive(), "worker did not stop"
 
 
-def until(condition: Callable[[], bool], timeout_s: float = 10) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def start_and_wait(worker: Worker, started: threading.Event) -> threading.Thread:
     """Run ``worker`` in a thread until its handler signals it has a job in hand."""
     thread = threading.Thread(target=worker.run, daemon=True)
@@ -70,7 +62,7 @@ def test_jobs_from_an_execution_become_results_and_are_deleted(
     worker = Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(echo))
     with running(worker):
         results = receive_all(aws.sqs, stack["results_queue_url"], 2)
-        assert until(lambda: depth(aws.sqs, stack["jobs_queue_url"]) == 0)
+        assert eventually(lambda: depth(aws.sqs, stack["jobs_queue_url"]) == 0, timeout_s=10)
     parsed = sorted((parse_result(m["Body"]) for m in results), key=lambda r: r.job_id)
     assert [r.outcome for r in parsed] == ["succeeded", "succeeded"]
     assert [r.output for r in parsed] == [{"echo": {"n": 0}}, {"echo": {"n": 1, "type": "render"}}]
@@ -176,13 +168,6 @@ def test_keepalive_keeps_a_running_job_hidden_past_its_visibility_timeout(
         time.sleep(4)  # twice the visibility timeout
         assert aws.sqs.receive_message(QueueUrl=url).get("Messages", []) == []
         keepalive.untrack(message["MessageId"])  # the job ended without deleting it
-        assert until(lambda: depth_visible(aws, url) == 1, timeout_s=6)
+        assert eventually(lambda: visible(aws.sqs, url) == 1, timeout_s=6)
     finally:
         keepalive.stop()
-
-
-def depth_visible(aws: Clients, url: str) -> int:
-    attributes = aws.sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"])
