@@ -162,6 +162,11 @@ def run_demo(
     work_dir.mkdir(parents=True, exist_ok=True)
     state_file = work_dir / "local.json"
     observed = Observed()
+
+    def report() -> None:
+        if progress is not None:
+            progress(observed.completed, plan.jobs)
+
     items = plan.items()
     settings = StackSettings(map_mode=plan.map_mode, heartbeat_seconds=60, timeout_seconds=600)
     with (
@@ -180,7 +185,9 @@ def run_demo(
                 name=f"demo-{uuid.uuid4()}",
                 input=json.dumps({"jobs": items}),
             )["executionArn"]
-            described = wait_for_execution(stack.clients.sfn, execution, plan, observed, progress)
+            described = wait_for_execution(
+                stack.clients.sfn, execution, plan.timeout_s, on_poll=report
+            )
             elapsed = time.monotonic() - started
             counts = stack.request_counts()
         finally:
@@ -206,18 +213,20 @@ def run_demo(
 def wait_for_execution(
     sfn: Any,
     execution_arn: str,
-    plan: DemoPlan,
-    observed: Observed,
-    progress: Callable[[int, int], None] | None,
+    timeout_s: float,
+    on_poll: Callable[[], None] | None = None,
+    every_s: float = 0.2,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + plan.timeout_s
+    """describe_execution once it is no longer RUNNING (or the last answer at the timeout);
+    ``on_poll`` runs after each answer (the demo's progress bar)."""
+    deadline = time.monotonic() + timeout_s
     while True:
         described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-        if progress:
-            progress(observed.completed, plan.jobs)
+        if on_poll:
+            on_poll()
         if described["status"] != "RUNNING" or time.monotonic() > deadline:
             return described
-        time.sleep(0.2)
+        time.sleep(every_s)
 
 
 def summarise(

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bridge import demo
+
 
 def eventually(probe: Callable[[], Any], timeout_s: float = 20, every_s: float = 0.1) -> Any:
     """Poll ``probe`` until it returns a truthy value (returned) or the timeout (last value)."""
@@ -18,15 +20,8 @@ def eventually(probe: Callable[[], Any], timeout_s: float = 20, every_s: float =
 
 
 def wait_for_execution(sfn: Any, arn: str, timeout_s: float = 30) -> dict[str, Any]:
-    """describe_execution once it is no longer RUNNING (or the last answer at the timeout)."""
-    last: dict[str, Any] = {}
-
-    def finished() -> bool:
-        last.update(sfn.describe_execution(executionArn=arn))
-        return last["status"] != "RUNNING"
-
-    eventually(finished, timeout_s, every_s=0.05)
-    return last
+    """The demo's wait (describe_execution until no longer RUNNING), polling faster."""
+    return demo.wait_for_execution(sfn, arn, timeout_s, every_s=0.05)
 
 
 def visible(sqs: Any, url: str) -> int:
