@@ -27,6 +27,17 @@ ERROR_RETRYABLE = "Bridge.Retryable"
 ERROR_OUTPUT_TOO_LARGE = "Bridge.OutputTooLarge"
 ERROR_COMMAND_FAILED = "Bridge.CommandFailed"
 ERROR_DEAD_LETTERED = "Bridge.DeadLettered"
+#: The job ran past its per-job timeout; its process group was killed.
+ERROR_JOB_TIMEOUT = "Bridge.JobTimeout"
+#: The job message carried a readable token but another field broke the contract.
+ERROR_INVALID_JOB = "Bridge.InvalidJob"
+#: The output is not JSON Step Functions accepts (not serialisable, undecodable bytes, ...).
+ERROR_INVALID_OUTPUT = "Bridge.InvalidOutput"
+#: The result message carried a readable token but another field broke the contract.
+ERROR_INVALID_RESULT = "Bridge.InvalidResult"
+
+#: Inserted where :func:`clip` removed the middle of a long text.
+CLIP_MARKER = "\n…[{removed} characters removed by callback-bridge]…\n"
 
 
 class ContractError(ValueError):
@@ -80,6 +91,9 @@ class Result(_Message):
     """What a consumer reports for one job; the completion handler turns it into SendTask*."""
 
     outcome: Literal["succeeded", "failed"]
+    #: The execution the job belongs to (additive in v1: older consumers omit it), so a result
+    #: in the results DLQ names its execution.
+    execution_arn: str | None = None
     output: Any = None
     error: str | None = Field(default=None, max_length=MAX_ERROR_CHARS)
     cause: str | None = Field(default=None, max_length=MAX_CAUSE_CHARS)
@@ -139,6 +153,40 @@ def encode(message: _Message) -> str:
 def output_size(output: Any) -> int:
     """UTF-8 size of an output as SendTaskSuccess would carry it."""
     return len(json.dumps(output, separators=(",", ":")).encode("utf-8"))
+
+
+def clip(text: str, limit: int) -> str:
+    """Fit ``text`` in ``limit`` characters keeping its head and its tail (a traceback's first
+    frames and its final exception line both matter), with a visible marker in between."""
+    if len(text) <= limit:
+        return text
+    keep, marker = limit, ""
+    for _ in range(3):  # the marker's own length depends on the count it prints
+        marker = CLIP_MARKER.format(removed=len(text) - keep)
+        keep = limit - len(marker)
+    if keep <= 0:
+        return text[:limit]
+    head = keep // 2
+    return text[:head] + marker + text[len(text) - (keep - head) :]
+
+
+def read_token(body: str, path: str = "token") -> str | None:
+    """The task token of a message that may otherwise break the contract, or ``None``.
+
+    A job or result whose token is readable can still be answered (``Bridge.InvalidJob`` /
+    ``Bridge.InvalidResult``) instead of leaving its task waiting for a timeout. ``path`` is a
+    dot-separated key path (``token``, ``MessageBody.TaskToken``)."""
+    try:
+        data: Any = json.loads(body)
+    except (TypeError, ValueError):
+        return None
+    for key in path.split("."):
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    if isinstance(data, str) and 0 < len(data) <= MAX_TOKEN_CHARS:
+        return data
+    return None
 
 
 def mask_token(token: str | None) -> str:
