@@ -58,10 +58,13 @@ class ResultSender:
     def submit(self, result: Result, message_id: str, receipt_handle: str) -> None:
         self._queue.put(Pending(result, message_id, receipt_handle))
 
-    def stop(self) -> None:
-        """Send everything submitted so far, then end the thread."""
+    def stop(self, timeout_s: float | None = None) -> bool:
+        """Send everything submitted so far, then end the thread. With ``timeout_s`` (a worker
+        told to stop now) give up waiting after that long; returns whether all was sent."""
         self._queue.put(None)
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
         while True:

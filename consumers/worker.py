@@ -1,11 +1,19 @@
-"""The worker loop: receive jobs (never more than free slots), run them, hand results off.
+"""The worker: receive jobs (never more than free slots), run them, hand results off, stop well.
 
-Composes small units: :mod:`consumers.runner` runs a job, :mod:`consumers.keepalive` keeps it
-visible and heartbeating, :mod:`consumers.results` sends results and deletes jobs in batches.
+Threads, each with one job:
 
-Stopping (SIGTERM/SIGINT via :meth:`Worker.request_stop`): no new receives; jobs already running
-finish and report. A second request abandons the running jobs: their messages are made visible
-again at once so another worker takes them, and nothing is lost.
+* the **receiver** long-polls the jobs queue for as many messages as there are free slots and
+  hands each to a job thread (:mod:`consumers.intake` reads it; bad messages are rejected);
+* **job threads** check a redelivered or old message is not stale, run it
+  (:mod:`consumers.runner`), and conclude: result, cancellation or release;
+* the **keep-alive** thread extends visibility and heartbeats (:mod:`consumers.keepalive`);
+* the **sender** sends results and deletes answered jobs in batches (:mod:`consumers.results`);
+* the **supervisor** (the thread that calls :meth:`Worker.run`, the main thread in the CLI)
+  enforces job timeouts, drains and stops (:mod:`consumers.drain`).
+
+Every job ends in exactly one way, taken under :meth:`JobTable.claim`: a result (success,
+failure, ``Bridge.JobTimeout``), a deletion (stale, or its task closed: cancelled), or a release
+to the queue (visibility 0) for another worker. A slot is freed only then.
 """
 
 from __future__ import annotations
@@ -14,25 +22,37 @@ import logging
 import os
 import socket
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge.batching import SQS_MAX_BATCH, in_batches
-from bridge.contract import ContractError, Job, Result, Timing, parse_job
+from bridge import redaction
+from bridge.batching import SQS_MAX_BATCH
+from bridge.contract import ERROR_INVALID_JOB, Result, Timing, clip, mask_token
 from bridge.contract import Worker as WorkerInfo
 from bridge.quarantine import quarantine
-from consumers.keepalive import Keepalive, Tracked
+from bridge.timing import TimingModel
+from consumers.context import JobContext
+from consumers.drain import Drain
+from consumers.intake import Intake, Rejection
+from consumers.jobs import ActiveJob, JobTable
+from consumers.keepalive import Keepalive, closed_task_error, release_handles
 from consumers.results import ResultSender
-from consumers.runner import Runner
+from consumers.runner import Outcome, Runner
 
 log = logging.getLogger(__name__)
 
 #: With --wait-seconds 0, how long to pause after an empty receive.
 SHORT_POLL_PAUSE_S = 0.5
+#: Error name of a job that ended because the worker itself failed (a runner bug).
+ERROR_WORKER = "Bridge.WorkerError"
 
 
 @dataclass(frozen=True)
@@ -42,8 +62,10 @@ class WorkerSettings:
     jobs_dlq_url: str | None = None
     concurrency: int = 4
     wait_seconds: int = 20
-    visibility_timeout_s: int = 300
-    heartbeat_every_s: float = 60.0
+    timing: TimingModel = field(default_factory=TimingModel)
+    #: Per job type: a job timeout other than ``timing.job_timeout_s``.
+    job_timeouts: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    intake: Intake = field(default_factory=Intake)
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     instance_id: str | None = None
 
@@ -52,15 +74,14 @@ class WorkerSettings:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
         if not 0 <= self.wait_seconds <= 20:
             raise ValueError(f"wait_seconds must be 0..20 (SQS long poll), got {self.wait_seconds}")
-        if not 1 <= self.visibility_timeout_s <= 43_200:
-            raise ValueError("visibility_timeout_s must be 1..43200 (SQS limit)")
+        self.timing.validate()
+        for job_type, seconds in self.job_timeouts.items():
+            self.timing.with_values(job_timeout_s=seconds).validate()
+            if not job_type:
+                raise ValueError("a job timeout override needs a job type")
 
-
-@dataclass
-class Running:
-    job: Job
-    receipt_handle: str
-    enqueued_at: datetime | None
+    def job_timeout_s(self, job_type: str) -> float | None:
+        return self.job_timeouts.get(job_type, self.timing.job_timeout_s)
 
 
 def sent_timestamp(message: dict[str, Any]) -> datetime | None:
@@ -69,79 +90,104 @@ def sent_timestamp(message: dict[str, Any]) -> datetime | None:
 
 
 class Worker:
-    def __init__(self, sqs: Any, sfn: Any, settings: WorkerSettings, runner: Runner) -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        sfn: Any,
+        settings: WorkerSettings,
+        runner: Runner,
+        count: Callable[[str, float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.sqs, self.sfn, self.settings, self.runner = sqs, sfn, settings, runner
         self.identity = WorkerInfo(id=settings.worker_id, instance_id=settings.instance_id)
-        self._running: dict[str, Running] = {}
-        self._lock = threading.Lock()
+        #: Metrics hook: count("jobs_succeeded", 1), count("job_duration", seconds), ...
+        self.count = count or (lambda _name, _value: None)
+        self.clock = clock
         self._slot_freed = threading.Event()
-        self._stop_requests = 0
+        self.table = JobTable(on_slot_freed=self._slot_freed.set)
         self.keepalive = Keepalive(
             sqs,
             sfn,
             settings.jobs_queue_url,
-            settings.visibility_timeout_s,
-            settings.heartbeat_every_s,
+            settings.timing,
+            on_task_closed=self._task_closed,
+            on_call=lambda name, n: self.count(name, n),
         )
         self.sender = ResultSender(
-            sqs, settings.results_queue_url, settings.jobs_queue_url, on_done=self._finished
+            sqs, settings.results_queue_url, settings.jobs_queue_url, on_done=self._delivered
         )
-        self.completed = 0
+        self.drain = Drain(self, settings.timing, clock)
+        self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="job")
+        self._receiver = threading.Thread(target=self._receive_loop, name="receiver", daemon=True)
 
-    # --- control -------------------------------------------------------------------------
+    # --- control (safe from signal handlers: they only bump counters) --------------------
     def request_stop(self) -> None:
-        """First call: drain. Second call: abandon running jobs back to the queue."""
-        self._stop_requests += 1
-        self._slot_freed.set()
-        if self._stop_requests == 1:
-            log.info("stopping: no new jobs; waiting for %d running", self.in_flight)
-        else:
-            log.warning("stopping now: releasing %d running jobs to the queue", self.in_flight)
-            self.release_running()
+        """First call: drain. Second call: release everything and stop now."""
+        self.drain.signal()
 
     @property
     def stopping(self) -> bool:
-        return self._stop_requests > 0
+        return self.drain.stopping
 
     @property
     def abandoned(self) -> bool:
-        return self._stop_requests > 1
+        return self.drain.abandoned
 
     @property
     def in_flight(self) -> int:
-        with self._lock:
-            return len(self._running)
+        return self.table.busy
+
+    @property
+    def completed(self) -> int:
+        return self.table.completed
+
+    def status(self) -> dict[str, Any]:
+        """For the health endpoint."""
+        return {
+            "state": "draining" if self.stopping else "ready",
+            "running": self.table.busy,
+            "concurrency": self.settings.concurrency,
+            "completed": self.table.completed,
+            "worker": self.identity.id,
+        }
 
     # --- loop ----------------------------------------------------------------------------
     def run(self) -> None:
+        """Run until stopped; returns once every job is settled (or released)."""
         self.keepalive.start()
         self.sender.start()
-        pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="job")
+        self._receiver.start()
+        try:
+            self.drain.supervise_until_stopped()
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        budget = 3.0 if self.abandoned else None
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if not self.sender.stop(timeout_s=budget):
+            log.warning("results still being sent at exit; their jobs will run again")
+        self.keepalive.stop()
+        log.info("stopped after %d jobs", self.table.completed)
+
+    def _receive_loop(self) -> None:
         while not self.stopping:
-            free = self.settings.concurrency - self.in_flight
+            free = self.settings.concurrency - self.table.busy
             if free <= 0:
-                self._slot_freed.wait(timeout=1)
+                self._slot_freed.wait(timeout=0.5)
                 self._slot_freed.clear()
                 continue
             messages = self.receive(min(SQS_MAX_BATCH, free))
             for message in messages:
-                self.accept(message, pool)
+                self.accept(message)
             if not messages and self.settings.wait_seconds == 0:
-                # Short polling: pause instead of spinning on empty receives (each one is
-                # a billed request on AWS).
+                # Short polling: pause instead of spinning (each receive is a billed request).
                 self._slot_freed.wait(timeout=SHORT_POLL_PAUSE_S)
-        # Draining waits for running jobs; abandoning (second stop) returns at once and the
-        # caller exits the process, since Python threads cannot be killed.
-        pool.shutdown(wait=not self.abandoned)
-        self.sender.stop()
-        self.keepalive.stop()
-        log.info("stopped after %d jobs", self.completed)
 
     def receive(self, max_messages: int) -> list[dict[str, Any]]:
-        """One long poll. A stop that arrives while it is under way gets the messages it
-        returns handed straight back (visibility 0), at the cost of one receive count."""
-        if self.stopping:
-            return []
+        """One long poll. Messages that arrive after a stop was requested go straight back
+        (visibility 0), at the cost of one receive count."""
         try:
             messages: list[dict[str, Any]] = self.sqs.receive_message(
                 QueueUrl=self.settings.jobs_queue_url,
@@ -152,38 +198,114 @@ class Worker:
             ).get("Messages", [])
         except (BotoCoreError, ClientError):
             log.exception("receive failed; retrying")
-            self._slot_freed.wait(timeout=1)
+            time.sleep(1)
             return []
-        if messages and self.stopping:  # a stop arrived during the long poll: give them back
-            self._release([m["ReceiptHandle"] for m in messages])
+        if messages and self.stopping:
+            release_handles(
+                self.sqs, self.settings.jobs_queue_url, [m["ReceiptHandle"] for m in messages]
+            )
             return []
         return messages
 
-    def accept(self, message: dict[str, Any], pool: ThreadPoolExecutor) -> Future[None] | None:
+    def accept(self, message: dict[str, Any]) -> None:
         try:
-            job = parse_job(message["Body"])
-        except ContractError as exc:
-            self.reject(message, exc)
-            return None
-        running = Running(job, message["ReceiptHandle"], sent_timestamp(message))
-        with self._lock:
-            self._running[message["MessageId"]] = running
-        self.keepalive.track(
-            message["MessageId"], Tracked(message["ReceiptHandle"], job.token, job.job_id)
+            job = self.settings.intake.parse(message)
+        except Rejection as rejection:
+            self.reject(message, rejection)
+            return
+        now = self.clock()
+        timeout = self.settings.job_timeout_s(job.type)
+        context = JobContext(job=job, deadline=now + timeout if timeout else None)
+        active = ActiveJob(
+            message_id=message["MessageId"],
+            receipt_handle=message["ReceiptHandle"],
+            job=job,
+            context=context,
+            received_at=now,
+            enqueued_at=sent_timestamp(message),
+            receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
         )
-        return pool.submit(self.execute, message["MessageId"], running)
+        redaction.register(job.token)  # logs show only its mask, whatever logs it
+        self.table.add(active)
+        self.keepalive.track(active.message_id, active.receipt_handle, job.token, job.job_id)
+        self._pool.submit(self._execute, active)
 
-    def execute(self, message_id: str, running: Running) -> None:
-        started = datetime.now(UTC)
-        log.info("job %s (%s) started", running.job.job_id, running.job.type)
-        outcome = self.runner.run(running.job)
+    # --- one job -------------------------------------------------------------------------
+    def _execute(self, active: ActiveJob) -> None:
+        outcome: Outcome | None = None
+        try:
+            if self._is_stale(active):
+                return
+            active.started_at = self.clock()
+            self.count("jobs_started", 1)
+            log.info("job %s (%s) started", active.job.job_id, active.job.type)
+            outcome = self.runner.run(active.job, active.context)
+        except BaseException as exc:  # a runner bug must still end the job
+            log.exception("job %s: the runner failed", active.job.job_id)
+            outcome = Outcome.failure(ERROR_WORKER, "".join(traceback.format_exception(exc)))
+        finally:
+            try:
+                if outcome is not None:
+                    self._conclude(active, outcome)
+            except BaseException:
+                log.exception("job %s: concluding failed; releasing it", active.job.job_id)
+                self.release([active])
+            self.table.thread_done(active.message_id)
+
+    def _is_stale(self, active: ActiveJob) -> bool:
+        """A redelivered or old message may belong to a task that is already over (worker
+        crash, DLQ redrive, execution stopped while queued): one heartbeat tells, before any
+        work is done. Fresh first deliveries skip the check, so the steady state costs
+        nothing extra."""
+        age = (datetime.now(UTC) - active.enqueued_at).total_seconds() if active.enqueued_at else 0
+        threshold = self.settings.timing.stale_check_age_s
+        if active.receive_count <= 1 and (threshold is None or age < threshold):
+            return False
+        code = closed_task_error(self.sfn, active.job.token)
+        if code is None:
+            return False
+        log.warning(
+            "job %s is stale (%s after %d receives, %.0f s old, token %s): deleted, not run",
+            active.job.job_id,
+            code,
+            active.receive_count,
+            age,
+            mask_token(active.job.token),
+        )
+        self.count("jobs_stale", 1)
+        self._discard(active)
+        return True
+
+    def _conclude(self, active: ActiveJob, outcome: Outcome) -> None:
+        reason = active.context.reason
+        if reason == "task-closed":
+            if self._discard(active):
+                self.count("jobs_cancelled", 1)
+                log.info("job %s cancelled: its task is closed", active.job.job_id)
+            return
+        if not outcome.reportable:  # stopped for shutdown: hand the message to another worker
+            self.release([active])
+            return
+        self.submit(active, outcome)
+
+    def submit(self, active: ActiveJob, outcome: Outcome) -> bool:
+        """Hand the job's result to the sender (once); the sender deletes the message."""
+        if self.table.claim(active.message_id) is None:
+            return False
+        started = active.started_at or active.received_at
+        finished_wall = datetime.now(UTC)
         timing = Timing(
-            enqueued_at=running.enqueued_at, started_at=started, finished_at=datetime.now(UTC)
+            enqueued_at=active.enqueued_at,
+            started_at=datetime.fromtimestamp(
+                finished_wall.timestamp() - (self.clock() - started), UTC
+            ),
+            finished_at=finished_wall,
         )
         result = Result(
             version=1,
-            token=running.job.token,
-            job_id=running.job.job_id,
+            token=active.job.token,
+            job_id=active.job.job_id,
+            execution_arn=active.job.execution_arn or None,
             outcome="succeeded" if outcome.succeeded else "failed",
             output=outcome.output if outcome.succeeded else None,
             error=outcome.error,
@@ -191,17 +313,62 @@ class Worker:
             worker=self.identity,
             timing=timing,
         )
-        log.info("job %s %s", running.job.job_id, result.outcome)
-        if self.abandoned:
-            return  # abandoned: its message is already back in the queue
-        self.sender.submit(result, message_id, running.receipt_handle)
-
-    def reject(self, message: dict[str, Any], exc: ContractError) -> None:
-        """A malformed job can never run: move it to the DLQ with the reason (or let the
-        queue's redrive policy move it when no DLQ URL is configured)."""
-        log.error(
-            "malformed job message %s: field %s: %s", message["MessageId"], exc.field, exc.problem
+        active.result_submitted = True
+        self.count("job_duration", self.clock() - started)
+        if active.context.reason == "timeout":
+            self.count("jobs_timed_out", 1)
+        self.count("jobs_succeeded" if outcome.succeeded else "jobs_failed", 1)
+        log.info(
+            "job %s %s%s", result.job_id, result.outcome, f" ({result.error})" * bool(result.error)
         )
+        self.sender.submit(result, active.message_id, active.receipt_handle)
+        return True
+
+    def _discard(self, active: ActiveJob) -> bool:
+        """Delete the message without a result (stale or cancelled)."""
+        if self.table.claim(active.message_id) is None:
+            return False
+        self.keepalive.untrack(active.message_id)
+        try:
+            self.sqs.delete_message(
+                QueueUrl=self.settings.jobs_queue_url, ReceiptHandle=active.receipt_handle
+            )
+        except (BotoCoreError, ClientError):
+            log.exception("could not delete job %s; it may be delivered again", active.job.job_id)
+        self.table.settle(active.message_id)
+        return True
+
+    def release(self, actives: list[ActiveJob]) -> int:
+        """Hand messages back to the queue at once (visibility 0) for another worker."""
+        claimed = [a for a in actives if self.table.claim(a.message_id) is not None]
+        if not claimed:
+            return 0
+        self.keepalive.release([a.message_id for a in claimed])
+        for active in claimed:
+            active.released = True
+            self.table.settle(active.message_id)
+        self.count("jobs_released", len(claimed))
+        return len(claimed)
+
+    # --- callbacks -----------------------------------------------------------------------
+    def _task_closed(self, message_id: str) -> None:
+        active = self.table.get(message_id)
+        if active is not None:
+            active.context.cancel("task-closed")
+
+    def _delivered(self, message_id: str, delivered: bool) -> None:
+        self.keepalive.untrack(message_id)
+        self.table.settle(message_id, delivered)
+
+    # --- bad messages --------------------------------------------------------------------
+    def reject(self, message: dict[str, Any], rejection: Rejection) -> None:
+        """A message that can never run: fail its task if the token is readable (so the
+        execution learns now, not at a timeout), copy it to the DLQ with the reason, delete
+        it. Without a DLQ URL the queue's redrive policy moves it after maxReceiveCount."""
+        log.error("malformed job message %s: %s", message["MessageId"], rejection)
+        self.count("jobs_malformed", 1)
+        if rejection.token:
+            self._fail_invalid_job(rejection)
         if not self.settings.jobs_dlq_url:
             return
         try:
@@ -210,7 +377,7 @@ class Worker:
                 self.settings.jobs_dlq_url,
                 message["MessageId"],
                 message["Body"],
-                f"malformed job: {exc}",
+                f"malformed job: {rejection}",
                 attributes=message.get("MessageAttributes"),
             )
             self.sqs.delete_message(
@@ -222,34 +389,16 @@ class Worker:
                 message["MessageId"],
             )
 
-    # --- bookkeeping ---------------------------------------------------------------------
-    def _finished(self, message_id: str, delivered: bool) -> None:
-        self.keepalive.untrack(message_id)
-        with self._lock:
-            self._running.pop(message_id, None)
-            self.completed += delivered
-        self._slot_freed.set()
-
-    def release_running(self) -> None:
-        with self._lock:
-            running = dict(self._running)
-            self._running.clear()
-        for message_id in running:
-            self.keepalive.untrack(message_id)
-        self._release([r.receipt_handle for r in running.values()])
-
-    def _release(self, receipt_handles: list[str]) -> None:
-        for batch in in_batches(receipt_handles):
-            try:
-                self.sqs.change_message_visibility_batch(
-                    QueueUrl=self.settings.jobs_queue_url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
-                        for i, h in enumerate(batch)
-                    ],
-                )
-            except (BotoCoreError, ClientError):
-                log.exception(
-                    "releasing %d messages failed; they reappear after their visibility timeout",
-                    len(batch),
-                )
+    def _fail_invalid_job(self, rejection: Rejection) -> None:
+        assert rejection.token
+        try:
+            self.sfn.send_task_failure(
+                taskToken=rejection.token,
+                error=ERROR_INVALID_JOB,
+                cause=clip(f"the job message breaks the contract: {rejection}", 32_768),
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            log.warning("could not fail the task of an invalid job (%s)", code)
+        except BotoCoreError:
+            log.exception("could not fail the task of an invalid job")

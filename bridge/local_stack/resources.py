@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.aws import Clients
+from bridge.dead_letter import ARCHIVE_RETENTION_S, archive_name, dlq_max_receive_count
 from bridge.state_machine import StateMachineParams, render_definition
+from bridge.timing import TimingModel
 
 #: moto accepts any role; AWS needs the one Terraform's state_machine module creates.
 LOCAL_ROLE_ARN = "arn:aws:iam::123456789012:role/callback-bridge-local"
@@ -27,18 +29,40 @@ class StackSettings:
     results_visibility_timeout_s: int = 30
     jobs_max_receive_count: int = 5
     results_max_receive_count: int = 5
-    heartbeat_seconds: int = 300
+    #: HeartbeatSeconds of the job task; None (default) leaves it out (see docs/timing.md).
+    heartbeat_seconds: int | None = None
     timeout_seconds: int = 3600
+    #: What the task timeouts are validated against (bridge.timing).
+    max_queue_wait_s: int = 600
+    job_timeout_s: int = 1800
     retry_max_attempts: int = 2
     retry_interval_seconds: int = 1
     max_concurrency: int = 0
     map_mode: str = "INLINE"
+    #: A dead-letter handler per DLQ tells executions and archives (bridge.dead_letter); off,
+    #: nothing consumes the DLQs (teams that redrive instead).
+    dead_letter_handling: bool = True
+
+    def timing(self) -> TimingModel:
+        """The stack's whole timing model (queues and state machine), for validation."""
+        return TimingModel(
+            visibility_timeout_s=self.jobs_visibility_timeout_s,
+            task_heartbeat_s=self.heartbeat_seconds,
+            task_timeout_s=self.timeout_seconds,
+            max_queue_wait_s=self.max_queue_wait_s,
+            job_timeout_s=self.job_timeout_s,
+            max_receive_count=self.jobs_max_receive_count,
+            lifecycle_hook_timeout_s=None,
+        )
 
     def state_machine_params(self, jobs_queue_url: str) -> StateMachineParams:
+        self.timing().validate()
         return StateMachineParams(
             jobs_queue_url=jobs_queue_url,
             heartbeat_seconds=self.heartbeat_seconds,
             timeout_seconds=self.timeout_seconds,
+            max_queue_wait_seconds=self.max_queue_wait_s,
+            job_timeout_seconds=self.job_timeout_s,
             retry_interval_seconds=self.retry_interval_seconds,
             retry_max_attempts=self.retry_max_attempts,
             max_concurrency=self.max_concurrency,
@@ -46,13 +70,32 @@ class StackSettings:
         )
 
 
-def _queue_with_dlq(sqs: Any, name: str, visibility_s: int, max_receive: int) -> tuple[str, str]:
-    dlq_url = sqs.create_queue(
-        QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_S)}
-    )["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
+def _queue_arn(sqs: Any, url: str) -> str:
+    return str(
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+    )
+
+
+def _queue_with_dlq(
+    sqs: Any, name: str, visibility_s: int, max_receive: int, archive: bool
+) -> tuple[str, str, str | None]:
+    """The queue, its DLQ and, with ``archive``, the DLQ's own DLQ: the dead-letter archive."""
+    dlq_attributes = {"MessageRetentionPeriod": str(DLQ_RETENTION_S)}
+    archive_url = None
+    if archive:
+        archive_url = sqs.create_queue(
+            QueueName=archive_name(f"{name}-dlq"),
+            Attributes={"MessageRetentionPeriod": str(ARCHIVE_RETENTION_S)},
+        )["QueueUrl"]
+        to_archive = {
+            "deadLetterTargetArn": _queue_arn(sqs, archive_url),
+            "maxReceiveCount": dlq_max_receive_count(max_receive),
+        }
+        dlq_attributes["RedrivePolicy"] = json.dumps(to_archive)
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes=dlq_attributes)["QueueUrl"]
+    dlq_arn = _queue_arn(sqs, dlq_url)
     redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive}
     url = sqs.create_queue(
         QueueName=name,
@@ -62,28 +105,32 @@ def _queue_with_dlq(sqs: Any, name: str, visibility_s: int, max_receive: int) ->
             "RedrivePolicy": json.dumps(redrive),
         },
     )["QueueUrl"]
-    return url, dlq_url
+    return url, dlq_url, archive_url
 
 
 def create_resources(clients: Clients, settings: StackSettings) -> dict[str, str]:
     """Queues, DLQs and the state machine; returns their URLs and ARN."""
-    jobs_url, jobs_dlq_url = _queue_with_dlq(
+    jobs_url, jobs_dlq_url, jobs_archive_url = _queue_with_dlq(
         clients.sqs,
         f"{settings.prefix}-jobs",
         settings.jobs_visibility_timeout_s,
         settings.jobs_max_receive_count,
+        settings.dead_letter_handling,
     )
-    results_url, results_dlq_url = _queue_with_dlq(
+    results_url, results_dlq_url, results_archive_url = _queue_with_dlq(
         clients.sqs,
         f"{settings.prefix}-results",
         settings.results_visibility_timeout_s,
         settings.results_max_receive_count,
+        settings.dead_letter_handling,
     )
     definition = render_definition(settings.state_machine_params(jobs_url))
     state_machine_arn = clients.sfn.create_state_machine(
         name=settings.prefix, definition=definition, roleArn=LOCAL_ROLE_ARN, type="STANDARD"
     )["stateMachineArn"]
+    archives = {"jobs_archive_url": jobs_archive_url, "results_archive_url": results_archive_url}
     return {
+        **{key: url for key, url in archives.items() if url},
         "jobs_queue_url": jobs_url,
         "results_queue_url": results_url,
         "jobs_dlq_url": jobs_dlq_url,

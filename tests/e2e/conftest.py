@@ -24,8 +24,9 @@ def stack_settings(request: pytest.FixtureRequest) -> StackSettings:
         results_visibility_timeout_s=2,
         jobs_max_receive_count=2,
         results_max_receive_count=2,
-        heartbeat_seconds=60,
         timeout_seconds=120,
+        max_queue_wait_s=20,
+        job_timeout_s=30,
         map_mode=getattr(request, "param", "INLINE"),
     )
 

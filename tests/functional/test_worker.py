@@ -12,6 +12,7 @@ from bridge.aws import Clients
 from bridge.contract import encode, parse_result
 from bridge.quarantine import REASON_ATTRIBUTE
 from consumers.runner import PythonRunner
+from bridge.timing import TimingModel
 from consumers.worker import Worker, WorkerSettings
 from tests.conftest import make_job
 from tests.functional.conftest import depth, receive_all, start
@@ -25,8 +26,15 @@ def settings(stack: dict[str, str], **overrides: Any) -> WorkerSettings:
         "jobs_dlq_url": stack["jobs_dlq_url"],
         "wait_seconds": 0,
         "concurrency": 2,
-        "visibility_timeout_s": 30,
     }
+    timing = {
+        k: overrides.pop(k)
+        for k in list(overrides)
+        if k in TimingModel.__dataclass_fields__
+    }
+    values["timing"] = TimingModel(visibility_timeout_s=30, task_timeout_s=None).with_values(
+        **timing
+    )
     values.update(overrides)
     return WorkerSettings(**values)
 
@@ -156,13 +164,14 @@ def test_second_stop_hands_running_jobs_back_to_the_queue(
 def test_keepalive_keeps_a_running_job_hidden_past_its_visibility_timeout(
     aws: Clients, stack: dict[str, str]
 ) -> None:
-    from consumers.keepalive import Keepalive, Tracked
+    from consumers.keepalive import Keepalive
 
     url = aws.sqs.create_queue(QueueName="short", Attributes={"VisibilityTimeout": "2"})["QueueUrl"]
     aws.sqs.send_message(QueueUrl=url, MessageBody=encode(make_job()))
     message = receive_all(aws.sqs, url, 1)[0]
-    keepalive = Keepalive(aws.sqs, aws.sfn, url, visibility_timeout_s=2, heartbeat_every_s=600)
-    keepalive.track(message["MessageId"], Tracked(message["ReceiptHandle"], "t", "j"))
+    timing = TimingModel(visibility_timeout_s=2, heartbeat_interval_s=600, task_timeout_s=None)
+    keepalive = Keepalive(aws.sqs, aws.sfn, url, timing)
+    keepalive.track(message["MessageId"], message["ReceiptHandle"], "t", "j")
     keepalive.start()
     try:
         time.sleep(4)  # twice the visibility timeout

@@ -29,12 +29,35 @@ def test_inline_map_fans_out_over_jobs_with_a_callback_task() -> None:
 
 def test_parameters_reach_the_definition() -> None:
     fan_out = definition(
-        heartbeat_seconds=42, timeout_seconds=99, max_concurrency=7, retry_max_attempts=3
+        heartbeat_seconds=2500, timeout_seconds=50_000, max_concurrency=7, retry_max_attempts=3
     )["States"]["FanOut"]
     task = fan_out["ItemProcessor"]["States"]["RunJob"]
-    assert (task["HeartbeatSeconds"], task["TimeoutSeconds"]) == (42, 99)
+    assert (task["HeartbeatSeconds"], task["TimeoutSeconds"]) == (2500, 50_000)
     assert task["Retry"][0]["MaxAttempts"] == 3
     assert fan_out["MaxConcurrency"] == 7
+
+
+def test_heartbeat_seconds_is_off_by_default_so_a_backlog_cannot_time_jobs_out() -> None:
+    task = definition()["States"]["FanOut"]["ItemProcessor"]["States"]["RunJob"]
+    assert "HeartbeatSeconds" not in task
+    assert task["TimeoutSeconds"] == 86_400
+
+
+def test_a_heartbeat_shorter_than_the_queue_wait_is_refused_naming_the_setting() -> None:
+    with pytest.raises(ValueError, match="task_heartbeat_s: HeartbeatSeconds 600 is shorter"):
+        StateMachineParams(jobs_queue_url="q", heartbeat_seconds=600, max_queue_wait_seconds=1800)
+    # The same heartbeat is fine when the scaling target keeps queue waits short.
+    StateMachineParams(jobs_queue_url="q", heartbeat_seconds=600, max_queue_wait_seconds=60)
+
+
+def test_a_task_timeout_shorter_than_wait_plus_job_timeout_is_refused() -> None:
+    with pytest.raises(ValueError, match="task_timeout_s"):
+        StateMachineParams(
+            jobs_queue_url="q",
+            timeout_seconds=3600,
+            max_queue_wait_seconds=1800,
+            job_timeout_seconds=3600,
+        )
 
 
 def test_distributed_mode_runs_standard_child_executions() -> None:
@@ -52,7 +75,8 @@ def test_map_index_comes_through_the_item_selector() -> None:
     [
         {"map_mode": "EXPRESS"},
         {"heartbeat_seconds": 0},
-        {"heartbeat_seconds": 10, "timeout_seconds": 10},
+        {"heartbeat_seconds": 90_000, "timeout_seconds": 90_000},
+        {"job_timeout_seconds": 50_000},
     ],
 )
 def test_bad_parameters_are_refused(bad: dict) -> None:

@@ -1,0 +1,254 @@
+"""The timing model: every clock in the bridge, and the inequalities that keep a job alive.
+
+One module, one set of rules, used by the worker (its flags and the queue's attributes), the
+state machine renderer (``HeartbeatSeconds`` / ``TimeoutSeconds``), ``local up`` and the demo;
+Terraform mirrors the same inequalities in variable validation. ``docs/timing.md`` explains each
+rule with a worked example.
+
+The design choice: **liveness comes from SQS**, not from the task heartbeat. A running job's
+message stays hidden because its worker keeps extending the visibility timeout; if the worker
+dies, the message reappears within one visibility timeout, runs again, and after
+``maxReceiveCount`` receives moves to the DLQ, whose handler fails the task with
+``Bridge.DeadLettered``. The Step Functions ``HeartbeatSeconds`` clock starts when the job
+message is *sent*, so queue wait counts against it; a backlog longer than ``HeartbeatSeconds``
+would fail jobs nobody has seen yet. It is therefore **off by default**, and where a team sets
+it, it must outlast the longest queue wait plus a crashed worker's redelivery.
+
+Heartbeats are still sent (``heartbeat_interval_s``): they are how a worker learns that a task
+was stopped or timed out, and so bound how long a cancelled job keeps running.
+
+Each field may be ``None`` where the component validating it does not know it (the worker does
+not know the state machine's ``TimeoutSeconds``); rules that need an unknown value are skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+#: SQS keeps a received message hidden at most 12 hours from its receipt, extensions included.
+SQS_VISIBILITY_CAP_S = 43_200
+#: A STANDARD execution lives at most one year.
+MAX_EXECUTION_S = 31_536_000
+#: An EC2 Auto Scaling lifecycle action lasts at most 48 hours, or 100 x its heartbeat timeout.
+LIFECYCLE_GLOBAL_CAP_S = 172_800
+LIFECYCLE_HEARTBEAT_MAX_S = 7_200
+#: Time for a finished job's result to be sent and its message deleted, and for a released
+#: message to be handed back: the margin every deadline keeps.
+RESULT_SLACK_S = 60
+#: The spot interruption notice (best effort) comes this long before the instance stops.
+SPOT_NOTICE_S = 120
+
+DEFAULT_VISIBILITY_TIMEOUT_S = 300
+DEFAULT_HEARTBEAT_INTERVAL_S = 60.0
+DEFAULT_MAX_QUEUE_WAIT_S = 1_800
+DEFAULT_CANCEL_GRACE_S = 10.0
+DEFAULT_DRAIN_TIMEOUT_S = 1_800
+DEFAULT_LIFECYCLE_HOOK_TIMEOUT_S = 600
+DEFAULT_STALE_CHECK_AGE_S = 30.0
+DEFAULT_MAX_RECEIVE_COUNT = 5
+DEFAULT_TASK_TIMEOUT_S = 86_400
+
+
+def longest_job_s(visibility_cap_s: int = SQS_VISIBILITY_CAP_S) -> int:
+    """The longest per-job timeout the cap allows: a job must be killed, reported and deleted
+    before SQS makes its message visible again."""
+    return int(visibility_cap_s - DEFAULT_CANCEL_GRACE_S - RESULT_SLACK_S)
+
+
+DEFAULT_JOB_TIMEOUT_S = 12 * 3600 - 600  # 11 h 50 min: inside the 12-hour cap with margin
+
+
+class TimingError(ValueError):
+    """An impossible timing combination; ``setting`` names what to change."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TimingModel:
+    """Every duration in seconds. See ``docs/timing.md`` for the picture."""
+
+    #: The jobs queue's VisibilityTimeout; each extension buys this much again.
+    visibility_timeout_s: int | None = DEFAULT_VISIBILITY_TIMEOUT_S
+    #: How often a worker sends SendTaskHeartbeat for each running job (cancellation latency).
+    heartbeat_interval_s: float | None = DEFAULT_HEARTBEAT_INTERVAL_S
+    #: The task's HeartbeatSeconds; None (the default) turns it off.
+    task_heartbeat_s: int | None = None
+    #: The task's TimeoutSeconds: queue wait + run + reporting, all retries by redelivery.
+    task_timeout_s: int | None = DEFAULT_TASK_TIMEOUT_S
+    #: The longest a job may wait in the queue (the scaling policy's acceptable backlog).
+    max_queue_wait_s: int | None = DEFAULT_MAX_QUEUE_WAIT_S
+    #: The longest any job may run on a worker (the largest per-type override included).
+    job_timeout_s: int | None = DEFAULT_JOB_TIMEOUT_S
+    #: After a timeout or cancellation, SIGTERM then SIGKILL after this grace.
+    cancel_grace_s: float | None = DEFAULT_CANCEL_GRACE_S
+    #: How long a stopping worker waits for running jobs before releasing them.
+    drain_timeout_s: int | None = DEFAULT_DRAIN_TIMEOUT_S
+    #: The termination lifecycle hook's HeartbeatTimeout (None: no hook).
+    lifecycle_hook_timeout_s: int | None = DEFAULT_LIFECYCLE_HOOK_TIMEOUT_S
+    #: A message older than this is heartbeated before it runs, to catch stale jobs.
+    stale_check_age_s: float | None = DEFAULT_STALE_CHECK_AGE_S
+    #: The jobs queue's maxReceiveCount (crashes and releases each cost one receive).
+    max_receive_count: int | None = DEFAULT_MAX_RECEIVE_COUNT
+    #: SQS's 12-hour cap; a setting only so tests can shrink it.
+    visibility_cap_s: int = SQS_VISIBILITY_CAP_S
+
+    # --- derived values ------------------------------------------------------------------
+    @property
+    def extend_every_s(self) -> float:
+        """Extend at a third of the visibility timeout: two missed rounds still keep it."""
+        return max(1.0, (self.visibility_timeout_s or DEFAULT_VISIBILITY_TIMEOUT_S) / 3)
+
+    @property
+    def lifecycle_heartbeat_every_s(self) -> float:
+        return max(1.0, (self.lifecycle_hook_timeout_s or DEFAULT_LIFECYCLE_HOOK_TIMEOUT_S) / 3)
+
+    @property
+    def stop_timeout_s(self) -> int:
+        """systemd's TimeoutStopSec: drain, then kill with grace, then hand messages back."""
+        drain = self.drain_timeout_s or 0
+        return int(drain + (self.cancel_grace_s or 0) + RESULT_SLACK_S)
+
+    @property
+    def lifecycle_global_timeout_s(self) -> int:
+        hook = self.lifecycle_hook_timeout_s or 0
+        return min(LIFECYCLE_GLOBAL_CAP_S, 100 * hook)
+
+    @property
+    def min_task_heartbeat_s(self) -> int:
+        """The smallest safe HeartbeatSeconds: a job may wait the longest queue wait, or be
+        redelivered after its worker died just after a heartbeat (one interval, then one
+        visibility timeout, then a queue wait again), and must still be heartbeated in time."""
+        return int(
+            (self.max_queue_wait_s or 0)
+            + (self.visibility_timeout_s or 0)
+            + (self.heartbeat_interval_s or 0)
+            + RESULT_SLACK_S
+        )
+
+    @property
+    def min_task_timeout_s(self) -> int:
+        """The smallest safe TimeoutSeconds: the longest wait plus the longest run, reported."""
+        return int(
+            (self.max_queue_wait_s or 0)
+            + (self.job_timeout_s or 0)
+            + (self.cancel_grace_s or 0)
+            + RESULT_SLACK_S
+        )
+
+    # --- rules ---------------------------------------------------------------------------
+    def violations(self) -> list[TimingError]:
+        """Every broken rule, each naming the setting to change."""
+        found: list[TimingError] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and value <= 0 and f.name != "stale_check_age_s":
+                found.append(TimingError(f.name, f"must be positive, got {value}"))
+        if self.stale_check_age_s is not None and self.stale_check_age_s < 0:
+            found.append(TimingError("stale_check_age_s", "must be 0 or more"))
+        if found:
+            return found
+        found += self._sqs_rules() + self._task_rules() + self._shutdown_rules()
+        return found
+
+    def _sqs_rules(self) -> list[TimingError]:
+        found = []
+        cap = self.visibility_cap_s
+        if self.visibility_timeout_s is not None and self.visibility_timeout_s > cap:
+            found.append(
+                TimingError("visibility_timeout_s", f"SQS allows at most {cap} s (12 hours)")
+            )
+        if self.job_timeout_s is not None and self.job_timeout_s > longest_job_s(cap):
+            found.append(
+                TimingError(
+                    "job_timeout_s",
+                    f"{self.job_timeout_s} s is past what SQS can keep a message hidden "
+                    f"({cap} s from receipt, minus {int(DEFAULT_CANCEL_GRACE_S) + RESULT_SLACK_S}"
+                    f" s to kill and report): at most {longest_job_s(cap)} s; split longer "
+                    "work into several jobs",
+                )
+            )
+        if self.max_receive_count is not None and self.max_receive_count < 1:
+            found.append(TimingError("max_receive_count", "must be at least 1"))
+        if (
+            self.heartbeat_interval_s is not None
+            and self.job_timeout_s is not None
+            and self.heartbeat_interval_s > self.job_timeout_s
+        ):
+            found.append(
+                TimingError(
+                    "heartbeat_interval_s",
+                    "is longer than job_timeout_s: a stopped execution would never cancel "
+                    "its running job",
+                )
+            )
+        return found
+
+    def _task_rules(self) -> list[TimingError]:
+        found = []
+        if self.task_heartbeat_s is not None and self.task_heartbeat_s < self.min_task_heartbeat_s:
+            found.append(
+                TimingError(
+                    "task_heartbeat_s",
+                    f"HeartbeatSeconds {self.task_heartbeat_s} is shorter than the longest "
+                    f"queue wait ({self.max_queue_wait_s} s) + a redelivery "
+                    f"({self.visibility_timeout_s} s) + the heartbeat interval "
+                    f"({self.heartbeat_interval_s} s) + {RESULT_SLACK_S} s: jobs would time out "
+                    f"in the queue. Use at least {self.min_task_heartbeat_s}, or leave it "
+                    "unset (liveness then comes from SQS)",
+                )
+            )
+        if self.task_timeout_s is not None:
+            if self.task_timeout_s > MAX_EXECUTION_S:
+                found.append(TimingError("task_timeout_s", "at most one year (31536000 s)"))
+            elif self.task_timeout_s < self.min_task_timeout_s:
+                found.append(
+                    TimingError(
+                        "task_timeout_s",
+                        f"TimeoutSeconds {self.task_timeout_s} is shorter than the longest queue "
+                        f"wait ({self.max_queue_wait_s} s) + the job timeout "
+                        f"({self.job_timeout_s} s) + {int(self.cancel_grace_s or 0)} + "
+                        f"{RESULT_SLACK_S} s: use at least {self.min_task_timeout_s}",
+                    )
+                )
+            if self.task_heartbeat_s is not None and self.task_heartbeat_s >= self.task_timeout_s:
+                found.append(
+                    TimingError("task_heartbeat_s", "must be shorter than task_timeout_s")
+                )
+        return found
+
+    def _shutdown_rules(self) -> list[TimingError]:
+        found = []
+        hook = self.lifecycle_hook_timeout_s
+        if hook is not None:
+            if hook > LIFECYCLE_HEARTBEAT_MAX_S or hook < 30:
+                found.append(
+                    TimingError("lifecycle_hook_timeout_s", "AWS allows 30 to 7200 seconds")
+                )
+            elif self.drain_timeout_s is not None and (
+                self.stop_timeout_s > self.lifecycle_global_timeout_s
+            ):
+                found.append(
+                    TimingError(
+                        "drain_timeout_s",
+                        f"drain + kill + hand-back ({self.stop_timeout_s} s) outlasts the "
+                        f"lifecycle action's global timeout ({self.lifecycle_global_timeout_s} s"
+                        " = min(48 h, 100 x the hook's heartbeat timeout))",
+                    )
+                )
+        return found
+
+    def validate(self) -> TimingModel:
+        """Raise the first violation (each names its setting); return self when consistent."""
+        problems = self.violations()
+        if problems:
+            raise problems[0]
+        return self
+
+    def with_values(self, **values: Any) -> TimingModel:
+        """A copy with ``values`` replaced; ``None`` values are ignored (not given)."""
+        return replace(self, **{k: v for k, v in values.items() if v is not None})

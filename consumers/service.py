@@ -1,0 +1,82 @@
+"""The worker as a long-running service: the loop plus what runs beside it on a host.
+
+:class:`Service` composes a :class:`~consumers.worker.Worker` with its metrics (EMF lines),
+its loopback health endpoint, the token-redacting log setup's registry, signal handling and,
+on EC2, the instance's scale-in protection and termination / spot handling
+(:mod:`consumers.instance`). The CLI builds one from flags and calls :meth:`Service.run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from consumers.health import HealthServer
+from consumers.metrics import COUNTERS, DURATION, WorkerMetrics
+from consumers.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    worker: Worker
+    metrics: WorkerMetrics
+    health_port: int | None = None
+    metrics_interval_s: float = 60.0
+    #: Started before the loop, stopped after it (instance watchers, ...).
+    companions: list[Any] = field(default_factory=list)
+    #: Called once the loop has returned (e.g. complete the lifecycle action).
+    on_stopped: list[Callable[[], None]] = field(default_factory=list)
+    health: HealthServer | None = None
+
+    def count(self, name: str, value: float) -> None:
+        """The worker's metrics hook, mapped onto :class:`WorkerMetrics`."""
+        if name == DURATION:
+            self.metrics.observe_duration(value)
+        elif name in COUNTERS:
+            self.metrics.increment(name, int(value))
+
+    def gauges(self) -> None:
+        self.metrics.set_gauge("busy_slots", self.worker.table.busy)
+        self.metrics.set_gauge("in_flight", self.worker.table.running)
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT: first drains, second stops now. The handler only bumps a
+        counter (see :mod:`consumers.drain`). Job commands run in their own sessions, so a
+        terminal's Ctrl-C reaches the worker only, never the jobs."""
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            self.worker.request_stop()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def run(self) -> int:
+        """Run until stopped; the process exit code (0 drained, 130 stopped at once)."""
+        self.worker.count = self.count
+        self.worker.drain.on_tick.append(self.gauges)
+        if self.health_port is not None:
+            self.health = HealthServer(self.health_port, self.worker.status).start()
+            log.info("health on http://127.0.0.1:%d/health", self.health.port)
+        self.metrics.start(self.metrics_interval_s)
+        for companion in self.companions:
+            companion.start()
+        try:
+            self.worker.run()
+        finally:
+            for companion in self.companions:
+                companion.stop()
+            for hook in self.on_stopped:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("shutdown hook failed")
+            self.metrics.stop()
+            if self.health:
+                self.health.stop()
+        return 130 if self.worker.abandoned else 0

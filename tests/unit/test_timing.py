@@ -1,0 +1,83 @@
+"""The timing model's rules: each impossible combination is refused naming its setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.timing import (
+    DEFAULT_JOB_TIMEOUT_S,
+    SQS_VISIBILITY_CAP_S,
+    TimingError,
+    TimingModel,
+    longest_job_s,
+)
+
+
+def settings_named(model: TimingModel) -> list[str]:
+    return [problem.setting for problem in model.violations()]
+
+
+def test_defaults_are_consistent() -> None:
+    assert TimingModel().violations() == []
+
+
+def test_default_job_timeout_fits_the_sqs_cap() -> None:
+    assert DEFAULT_JOB_TIMEOUT_S <= longest_job_s(SQS_VISIBILITY_CAP_S)
+
+
+@pytest.mark.parametrize(
+    "field", ["visibility_timeout_s", "heartbeat_interval_s", "job_timeout_s", "drain_timeout_s"]
+)
+def test_non_positive_values_are_refused(field: str) -> None:
+    assert settings_named(TimingModel(**{field: 0})) == [field]
+
+
+def test_a_heartbeat_shorter_than_queue_wait_plus_redelivery_is_refused() -> None:
+    model = TimingModel(
+        task_heartbeat_s=600, max_queue_wait_s=1800, visibility_timeout_s=300
+    )
+    assert "task_heartbeat_s" in settings_named(model)
+    assert model.min_task_heartbeat_s == 1800 + 300 + 60 + 60
+    assert TimingModel(task_heartbeat_s=model.min_task_heartbeat_s).violations() == []
+
+
+def test_task_timeout_must_cover_the_longest_wait_and_the_longest_job() -> None:
+    model = TimingModel(task_timeout_s=3600, max_queue_wait_s=1800, job_timeout_s=3600)
+    assert settings_named(model) == ["task_timeout_s"]
+
+
+def test_jobs_past_the_twelve_hour_cap_are_refused() -> None:
+    with pytest.raises(TimingError, match="job_timeout_s: .* split longer work"):
+        TimingModel(job_timeout_s=12 * 3600, task_timeout_s=None).validate()
+
+
+def test_the_cap_is_a_setting_so_tests_can_shrink_it() -> None:
+    small = TimingModel(
+        visibility_cap_s=100,
+        visibility_timeout_s=10,
+        job_timeout_s=31,
+        heartbeat_interval_s=1,
+        task_timeout_s=None,
+    )
+    assert settings_named(small) == ["job_timeout_s"]
+    assert small.with_values(job_timeout_s=30).violations() == []
+
+
+def test_drain_must_fit_the_lifecycle_action() -> None:
+    model = TimingModel(lifecycle_hook_timeout_s=30, drain_timeout_s=3600)
+    assert settings_named(model) == ["drain_timeout_s"]
+    assert model.lifecycle_global_timeout_s == 3000
+
+
+def test_systemd_stop_timeout_follows_the_drain() -> None:
+    assert TimingModel(drain_timeout_s=1800, cancel_grace_s=10).stop_timeout_s == 1870
+
+
+def test_unknown_values_skip_their_rules() -> None:
+    worker_view = TimingModel(task_timeout_s=None, max_queue_wait_s=None, job_timeout_s=60)
+    assert worker_view.violations() == []
+
+
+def test_with_values_ignores_values_not_given() -> None:
+    model = TimingModel().with_values(job_timeout_s=None, drain_timeout_s=5)
+    assert (model.job_timeout_s, model.drain_timeout_s) == (DEFAULT_JOB_TIMEOUT_S, 5)
