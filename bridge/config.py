@@ -23,8 +23,14 @@ ENVIRONMENT = {
     "results_queue_url": "BRIDGE_RESULTS_QUEUE_URL",
     "jobs_dlq_url": "BRIDGE_JOBS_DLQ_URL",
     "results_dlq_url": "BRIDGE_RESULTS_DLQ_URL",
+    "jobs_archive_url": "BRIDGE_JOBS_ARCHIVE_URL",
+    "results_archive_url": "BRIDGE_RESULTS_ARCHIVE_URL",
     "state_machine_arn": "BRIDGE_STATE_MACHINE_ARN",
     "endpoint_url": "AWS_ENDPOINT_URL",
+    "asg_name": "BRIDGE_ASG_NAME",
+    "lifecycle_hook_name": "BRIDGE_LIFECYCLE_HOOK_NAME",
+    "instance_id": "BRIDGE_INSTANCE_ID",
+    "metadata_endpoint": "AWS_EC2_METADATA_SERVICE_ENDPOINT",
 }
 
 
@@ -43,7 +49,17 @@ class BridgeConfig(BaseModel):
     results_queue_url: str | None = None
     jobs_dlq_url: str | None = None
     results_dlq_url: str | None = None
+    #: The dead-letter archives (bridge.dead_letter): where handled dead letters are kept.
+    jobs_archive_url: str | None = None
+    results_archive_url: str | None = None
     state_machine_arn: str | None = None
+    #: The consumers' Auto Scaling group and its termination lifecycle hook (consumers.instance);
+    #: on EC2 the instance id and the group can also come from instance metadata.
+    asg_name: str | None = None
+    lifecycle_hook_name: str | None = None
+    instance_id: str | None = None
+    #: IMDS base URL; the embedded stack serves one on loopback for its one instance.
+    metadata_endpoint: str | None = None
     #: Only the embedded stack sets these (dummy values); on AWS the default chain is used.
     access_key_id: str | None = None
     secret_access_key: str | None = None
@@ -81,11 +97,53 @@ def load_state_file(path: Path) -> BridgeConfig:
     return BridgeConfig(**{k: v for k, v in data.items() if k in known}, source=str(path))
 
 
+#: ``terraform output -json`` names (infra/examples/complete/outputs.tf) that differ from the
+#: field they fill; every other output named like a field fills that field.
+TF_OUTPUT_ALIASES: dict[str, str] = {}
+#: Fields a Terraform output never sets (credentials, the endpoint, bookkeeping).
+_NOT_FROM_TF = {"source", "access_key_id", "secret_access_key", "endpoint_url"}
+
+
+def load_tf_outputs(path: Path) -> BridgeConfig:
+    """The deployment's settings from a file holding ``terraform output -json`` of
+    ``infra/examples/complete``: ``{"jobs_queue_url": {"value": "...", ...}, ...}``."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read Terraform outputs {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"Terraform outputs {path} are not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Terraform outputs {path} must hold a JSON object")
+    known = set(BridgeConfig.model_fields) - _NOT_FROM_TF
+    values = {}
+    for name, output in data.items():
+        field = TF_OUTPUT_ALIASES.get(name, name)
+        value = output.get("value") if isinstance(output, dict) else output
+        if field in known and isinstance(value, str) and value:
+            values[field] = value
+    if not values:
+        raise ConfigError(
+            f"Terraform outputs {path} name no callback-bridge setting (expected jobs_queue_url, "
+            "...); write them with 'terraform output -json > FILE' in infra/examples/complete"
+        )
+    return BridgeConfig(**values, source=f"Terraform outputs {path}")
+
+
 def load_config(
-    environ: Mapping[str, str] | None = None, state_file: Path | None = None
+    environ: Mapping[str, str] | None = None,
+    state_file: Path | None = None,
+    tf_outputs: Path | None = None,
 ) -> BridgeConfig:
-    """Build the configuration from the environment, falling back to the local state file."""
+    """Build the configuration from the environment, falling back to the local state file.
+    An explicit Terraform outputs file replaces both (the endpoint still comes from the
+    environment, where a test or an emulator sets it)."""
     env = os.environ if environ is None else environ
+    if tf_outputs is not None:
+        config = load_tf_outputs(tf_outputs)
+        region = config.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        endpoint = env.get(ENVIRONMENT["endpoint_url"]) or None
+        return config.model_copy(update={"region": region, "endpoint_url": endpoint})
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
     from_env = {field: env[name] for field, name in ENVIRONMENT.items() if env.get(name)}
     names_a_queue = any(k.endswith(("_url", "_arn")) and k != "endpoint_url" for k in from_env)

@@ -33,6 +33,8 @@ ERROR_JOB_TIMEOUT = "Bridge.JobTimeout"
 ERROR_INVALID_JOB = "Bridge.InvalidJob"
 #: The output is not JSON Step Functions accepts (not serialisable, undecodable bytes, ...).
 ERROR_INVALID_OUTPUT = "Bridge.InvalidOutput"
+#: A handler run in its own process died (signal, os._exit, crash) without reporting an outcome.
+ERROR_HANDLER_CRASHED = "Bridge.HandlerCrashed"
 #: The result message carried a readable token but another field broke the contract.
 ERROR_INVALID_RESULT = "Bridge.InvalidResult"
 
@@ -66,6 +68,10 @@ class Job(_Message):
     attempt: int = Field(ge=0)
     type: str = Field(min_length=1)
     input: Any = None
+    #: When the task started (``$$.State.EnteredTime``; additive in v1). Step Functions'
+    #: ``HeartbeatSeconds`` clock starts here, and a redrive from a DLQ does not reset it the
+    #: way it resets SQS's receive count and timestamps: the worker's stale check uses it.
+    task_started_at: datetime | None = None
 
 
 class Worker(BaseModel):

@@ -168,7 +168,10 @@ def run_demo(
             progress(observed.completed, plan.jobs)
 
     items = plan.items()
-    settings = StackSettings(map_mode=plan.map_mode, heartbeat_seconds=60, timeout_seconds=600)
+    # No HeartbeatSeconds: a large demo's backlog outlives any short one (docs/timing.md).
+    settings = StackSettings(
+        map_mode=plan.map_mode, timeout_seconds=600, max_queue_wait_s=300, job_timeout_s=120
+    )
     with (
         (work_dir / "completion.log").open("w") as handler_log,
         LocalStack(
@@ -192,9 +195,13 @@ def run_demo(
             counts = stack.request_counts()
         finally:
             exit_codes = stop_consumers(consumers)
-        dlq = {
-            "jobs": queue_depth(stack.clients.sqs, stack.config.jobs_dlq_url or ""),
-            "results": queue_depth(stack.clients.sqs, stack.config.results_dlq_url or ""),
+        sqs, config = stack.clients.sqs, stack.config
+        dlq = {  # dead letters wait in the DLQ until handled, then stay in the archive
+            side: sum(queue_depth(sqs, url) for url in urls if url)
+            for side, urls in (
+                ("jobs", (config.jobs_dlq_url, config.jobs_archive_url)),
+                ("results", (config.results_dlq_url, config.results_archive_url)),
+            )
         }
     summary = summarise(
         plan,

@@ -174,18 +174,6 @@ class TimingModel:
             )
         if self.max_receive_count is not None and self.max_receive_count < 1:
             found.append(TimingError("max_receive_count", "must be at least 1"))
-        if (
-            self.heartbeat_interval_s is not None
-            and self.job_timeout_s is not None
-            and self.heartbeat_interval_s > self.job_timeout_s
-        ):
-            found.append(
-                TimingError(
-                    "heartbeat_interval_s",
-                    "is longer than job_timeout_s: a stopped execution would never cancel "
-                    "its running job",
-                )
-            )
         return found
 
     def _task_rules(self) -> list[TimingError]:
@@ -216,9 +204,7 @@ class TimingModel:
                     )
                 )
             if self.task_heartbeat_s is not None and self.task_heartbeat_s >= self.task_timeout_s:
-                found.append(
-                    TimingError("task_heartbeat_s", "must be shorter than task_timeout_s")
-                )
+                found.append(TimingError("task_heartbeat_s", "must be shorter than task_timeout_s"))
         return found
 
     def _shutdown_rules(self) -> list[TimingError]:

@@ -1,30 +1,47 @@
-"""Run one job: a Python handler (``module:function``) or a shell command.
+"""Run one job: a Python handler (``module:function``) or a shell command, and say how it ended.
 
-A runner never raises: whatever the job does, it returns an :class:`Outcome`, so one bad job
-cannot take the worker down.
+Every runner implements ``run(job, context) -> Outcome`` and never raises, whatever the job does
+(``SystemExit``, ``KeyboardInterrupt``, a bug in the runner itself): the worker relies on getting
+an :class:`Outcome` back to free the job's slot. The :class:`~consumers.context.JobContext` carries
+cancellation and the deadline; how far a runner can enforce them depends on where the job runs:
+
+* :class:`PythonRunner` calls the handler in the worker's thread. A thread cannot be killed, so
+  cancellation is cooperative only.
+* :class:`CommandRunner` and :class:`~consumers.isolated.IsolatedPythonRunner` run a process
+  group (:mod:`consumers.process`) and stop it with SIGTERM, then SIGKILL.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
-import subprocess
+import shlex
+import shutil
+import signal
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from bridge.contract import (
     ERROR_COMMAND_FAILED,
+    ERROR_INVALID_OUTPUT,
+    ERROR_JOB_TIMEOUT,
     ERROR_OUTPUT_TOO_LARGE,
     ERROR_RETRYABLE,
     MAX_CAUSE_CHARS,
     MAX_ERROR_CHARS,
     MAX_OUTPUT_BYTES,
     Job,
+    clip,
     output_size,
 )
+from consumers.context import CancelReason, JobContext
+from consumers.process import DEFAULT_GRACE_S, ProcessResult, run_process
 
 #: Inputs larger than this are passed on stdin only (Linux caps one env string at 128 KiB).
 MAX_ENV_INPUT_BYTES = 65_536
@@ -32,8 +49,11 @@ MAX_ENV_INPUT_BYTES = 65_536
 STDERR_TAIL_CHARS = 4_096
 #: A command exiting with EX_TEMPFAIL asks for a retry (the state machine's Retry policy).
 EXIT_RETRYABLE = 75
+#: Stdout kept from a process. Pretty-printed or escaped JSON can be larger than the compact
+#: output Step Functions counts, so allow some slack; beyond this it cannot fit and the job stops.
+MAX_STDOUT_BYTES = 4 * MAX_OUTPUT_BYTES
 
-ERROR_INVALID_OUTPUT = "Bridge.InvalidOutput"
+Isolation = Literal["thread", "process"]
 
 
 class RetryableError(Exception):
@@ -42,22 +62,28 @@ class RetryableError(Exception):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a job came to: an output, or an error name and cause."""
+    """What a job came to: an output, an error name and cause, or an interruption.
+
+    An interrupted outcome (``interrupted_by`` set: the task closed, or the worker is shutting
+    down) means "send no result": the worker must not report it as a failure.
+    """
 
     succeeded: bool
     output: Any = None
     error: str | None = None
     cause: str | None = None
+    interrupted_by: CancelReason | None = None
 
     @classmethod
     def failure(cls, error: str, cause: str) -> Outcome:
-        return cls(False, error=error[:MAX_ERROR_CHARS], cause=cause[-MAX_CAUSE_CHARS:])
+        """A failure that fits SendTaskFailure: the cause keeps its head and tail."""
+        return cls(False, error=error[:MAX_ERROR_CHARS], cause=clip(cause, MAX_CAUSE_CHARS))
 
     @classmethod
     def success(cls, output: Any) -> Outcome:
         try:
             size = output_size(output)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             return cls.failure(ERROR_INVALID_OUTPUT, f"output is not JSON-serialisable: {exc}")
         if size > MAX_OUTPUT_BYTES:
             return cls.failure(
@@ -66,81 +92,269 @@ class Outcome:
             )
         return cls(True, output=output)
 
+    @classmethod
+    def interrupted(cls, reason: CancelReason) -> Outcome:
+        """The job was stopped and no result must be sent. For ``"timeout"``, which does send
+        a result, use :meth:`timed_out` (or :meth:`after_cancel`)."""
+        return cls(
+            False, cause=f"job interrupted ({reason}); no result is sent", interrupted_by=reason
+        )
+
+    @classmethod
+    def timed_out(cls, elapsed_s: float, detail: str = "") -> Outcome:
+        cause = f"the job ran past its deadline and was stopped after {elapsed_s:.1f} s"
+        return cls.failure(ERROR_JOB_TIMEOUT, f"{cause}{'; ' + detail if detail else ''}")
+
+    @classmethod
+    def after_cancel(cls, context: JobContext, elapsed_s: float, detail: str = "") -> Outcome:
+        """The outcome of a job whose context was cancelled, whatever the job itself returned."""
+        if context.reason == "timeout":
+            return cls.timed_out(elapsed_s, detail)
+        return cls.interrupted(context.reason or "shutdown")
+
+    @property
+    def reportable(self) -> bool:
+        """Whether a result message should be sent for this outcome."""
+        return self.interrupted_by is None
+
 
 class Runner(Protocol):
-    def run(self, job: Job) -> Outcome: ...
+    def run(self, job: Job, context: JobContext) -> Outcome: ...
+
+
+# --- Python handlers ---------------------------------------------------------------------------
+def load_handler(spec: str) -> Callable[..., Any]:
+    """Import ``module:function``; raises :class:`ValueError` with one clear line."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"--handler must look like 'module:function', got {spec!r}")
+    try:
+        function = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"--handler {spec!r} cannot be loaded: {exc}") from None
+    except Exception as exc:  # the module itself failed while importing
+        raise ValueError(
+            f"--handler {spec!r} cannot be loaded: {type(exc).__name__}: {exc}"
+        ) from None
+    if not callable(function):
+        raise ValueError(f"--handler {spec!r} is not callable")
+    return function  # type: ignore[no-any-return]
+
+
+def accepts_context(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` takes a third positional argument (or ``*args``): then it is called
+    as ``function(input, job, context)``, otherwise as ``function(input, job)``."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = 0
+    for parameter in parameters:
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            return True
+        if parameter.kind in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            positional += 1
+    return positional >= 3
+
+
+def call_handler(
+    function: Callable[..., Any], wants_context: bool, job: Job, context: JobContext
+) -> Outcome:
+    """Call a handler and turn anything it does (return, raise, ``sys.exit``) into an Outcome."""
+    try:
+        output = function(job.input, job, context) if wants_context else function(job.input, job)
+    except RetryableError as exc:
+        return Outcome.failure(ERROR_RETRYABLE, str(exc) or type(exc).__name__)
+    except SystemExit as exc:
+        return Outcome.failure(
+            "SystemExit", f"the handler called sys.exit({exc.code!r})\n{_traceback(exc)}"
+        )
+    except BaseException as exc:  # KeyboardInterrupt too: the worker must get an Outcome
+        return Outcome.failure(type(exc).__name__, _traceback(exc))
+    return Outcome.success(output)
 
 
 class PythonRunner:
-    """Calls ``function(input, job)``; its return value is the output, an exception a failure."""
+    """Calls ``function(input, job)``, or ``function(input, job, context)`` when it takes a third
+    argument; its return value is the output, an exception a failure.
 
-    def __init__(self, function: Callable[[Any, Job], Any]) -> None:
+    The handler runs in the calling thread, and Python cannot kill a thread: cancellation and the
+    deadline only set ``context.cancelled``. A handler that checks it (``context.is_cancelled``,
+    ``context.wait(s)`` instead of ``time.sleep``) stops early; one that ignores it keeps running,
+    and keeps its thread, until it returns; what the worker does with that slot meanwhile is the
+    worker's business. Whatever such a handler then returns is dropped: a cancelled job ends as
+    ``Bridge.JobTimeout`` or as an interruption. For handlers that must be stoppable, use process
+    isolation (:class:`~consumers.isolated.IsolatedPythonRunner`).
+    """
+
+    def __init__(self, function: Callable[..., Any]) -> None:
         self.function = function
+        self.wants_context = accepts_context(function)
 
     @classmethod
     def from_spec(cls, spec: str) -> PythonRunner:
-        module_name, sep, attribute = spec.partition(":")
-        if not sep or not module_name or not attribute:
-            raise ValueError(f"--handler must look like 'module:function', got {spec!r}")
-        try:
-            function = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"--handler {spec!r} cannot be loaded: {exc}") from None
-        if not callable(function):
-            raise ValueError(f"--handler {spec!r} is not callable")
-        return cls(function)
+        return cls(load_handler(spec))
 
-    def run(self, job: Job) -> Outcome:
+    def run(self, job: Job, context: JobContext | None = None) -> Outcome:
+        context = context or JobContext(job)
+        started = time.monotonic()
+        timer = _deadline_timer(context)
         try:
-            output = self.function(job.input, job)
-        except RetryableError as exc:
-            return Outcome.failure(ERROR_RETRYABLE, str(exc))
-        except Exception as exc:
-            return Outcome.failure(type(exc).__name__, "".join(traceback.format_exception(exc)))
-        return Outcome.success(output)
+            outcome = call_handler(self.function, self.wants_context, job, context)
+            if context.check_deadline():
+                return Outcome.after_cancel(
+                    context, time.monotonic() - started, "the handler returned after cancellation"
+                )
+            return outcome
+        except BaseException as exc:
+            return runner_failure(exc)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+
+def _deadline_timer(context: JobContext) -> threading.Timer | None:
+    """Cancel the context with "timeout" when its deadline passes, so a cooperative handler
+    notices while it runs."""
+    remaining = context.remaining()
+    if remaining is None or context.is_cancelled:
+        return None
+    timer = threading.Timer(remaining, context.cancel, args=("timeout",))
+    timer.name = f"deadline-{context.job.job_id}"
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
+def runner_failure(exc: BaseException) -> Outcome:
+    """A runner's last line of defence: its own bug becomes a failure, never an exception."""
+    return Outcome.failure(type(exc).__name__, f"callback-bridge runner error\n{_traceback(exc)}")
+
+
+# --- processes -------------------------------------------------------------------------------
+def job_environment(job: Job, input_text: str | None = None) -> dict[str, str]:
+    """The worker's environment plus ``BRIDGE_JOB_*`` (and the input, when it is small enough
+    for one environment string)."""
+    env = {
+        **os.environ,
+        "BRIDGE_JOB_ID": job.job_id,
+        "BRIDGE_JOB_TYPE": job.type,
+        "BRIDGE_JOB_ATTEMPT": str(job.attempt),
+        "BRIDGE_EXECUTION_ARN": job.execution_arn,
+    }
+    if input_text is not None and len(input_text.encode()) <= MAX_ENV_INPUT_BYTES:
+        env["BRIDGE_JOB_INPUT"] = input_text
+    return env
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = "unknown signal"
+        return f"killed by signal {-returncode} ({name})"
+    return f"exit status {returncode}"
+
+
+def stderr_tail(done: ProcessResult) -> str:
+    return done.stderr_tail.decode("utf-8", errors="replace")[-STDERR_TAIL_CHARS:]
+
+
+def stopped_outcome(done: ProcessResult, context: JobContext, grace_s: float) -> Outcome | None:
+    """The outcome of a process the supervisor had to stop (or whose job was cancelled), or
+    ``None`` when it ended by itself and its exit status and output decide."""
+    if context.is_cancelled:
+        how = "its process group got SIGTERM"
+        if done.escalated:
+            how += f", then SIGKILL after {grace_s:g} s"
+        return Outcome.after_cancel(context, done.duration_s, how)
+    if done.stdout_overflow:
+        return Outcome.failure(
+            ERROR_OUTPUT_TOO_LARGE,
+            f"stdout passed {MAX_STDOUT_BYTES} bytes (Step Functions accepts {MAX_OUTPUT_BYTES}); "
+            "the job was stopped",
+        )
+    return None
+
+
+def decode_stdout(stdout: bytes) -> str | Outcome:
+    """Stdout as strict UTF-8, or the ``Bridge.InvalidOutput`` failure naming the bad byte."""
+    try:
+        return stdout.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Outcome.failure(
+            ERROR_INVALID_OUTPUT,
+            f"stdout is not valid UTF-8: {exc.reason} at byte offset {exc.start} "
+            f"(byte 0x{stdout[exc.start]:02x})",
+        )
 
 
 class CommandRunner:
-    """Runs a shell command with the job input on stdin and in ``BRIDGE_JOB_*`` variables."""
+    """Runs a shell command (``/bin/sh -c``) with the job input as JSON on stdin and in
+    ``BRIDGE_JOB_*`` variables; JSON stdout is the output, other text becomes a JSON string.
 
-    def __init__(self, command: str, timeout_s: float | None = None) -> None:
+    The command runs in its own session and process group (:mod:`consumers.process`): terminal
+    Ctrl-C never reaches it; cancellation and the deadline stop the whole group (SIGTERM, then
+    SIGKILL after ``grace_s``), grandchildren included; members still alive after the command
+    exits are stopped the same way.
+    """
+
+    def __init__(self, command: str, grace_s: float = DEFAULT_GRACE_S, shell: str = "/bin/sh"):
         if not command.strip():
             raise ValueError("--command must not be empty")
-        self.command = command
-        self.timeout_s = timeout_s
+        if grace_s < 0:
+            raise ValueError(f"grace period must not be negative, got {grace_s}")
+        self.command, self.grace_s, self.shell = command, grace_s, shell
+
+    def check(self) -> None:
+        """Refuse, at worker start, a command whose program does not exist (raises
+        :class:`ValueError` with one line), instead of failing every job with exit 127."""
+        check_program(self.command)
 
     def environment(self, job: Job, input_text: str) -> dict[str, str]:
-        env = {
-            **os.environ,
-            "BRIDGE_JOB_ID": job.job_id,
-            "BRIDGE_JOB_TYPE": job.type,
-            "BRIDGE_JOB_ATTEMPT": str(job.attempt),
-            "BRIDGE_EXECUTION_ARN": job.execution_arn,
-        }
-        if len(input_text.encode()) <= MAX_ENV_INPUT_BYTES:
-            env["BRIDGE_JOB_INPUT"] = input_text
-        return env
+        return job_environment(job, input_text)
 
-    def run(self, job: Job) -> Outcome:
+    def run(self, job: Job, context: JobContext | None = None) -> Outcome:
+        context = context or JobContext(job)
+        try:
+            return self._run(job, context)
+        except BaseException as exc:
+            return runner_failure(exc)
+
+    def _run(self, job: Job, context: JobContext) -> Outcome:
         input_text = json.dumps(job.input)
         try:
-            done = subprocess.run(
-                self.command,
-                shell=True,
-                input=input_text,
-                capture_output=True,
-                text=True,
+            done = run_process(
+                [self.shell, "-c", self.command],
+                context=context,
+                stdin=input_text.encode(),
                 env=self.environment(job, input_text),
-                timeout=self.timeout_s,
-                check=False,
+                grace_s=self.grace_s,
+                max_stdout_bytes=MAX_STDOUT_BYTES,
+                stderr_tail_bytes=4 * STDERR_TAIL_CHARS,
             )
-        except subprocess.TimeoutExpired:
-            return Outcome.failure(ERROR_COMMAND_FAILED, f"timed out after {self.timeout_s} s")
         except OSError as exc:
-            return Outcome.failure(ERROR_COMMAND_FAILED, f"could not start: {exc}")
+            return Outcome.failure(ERROR_COMMAND_FAILED, f"could not start {self.shell!r}: {exc}")
+        stopped = stopped_outcome(done, context, self.grace_s)
+        if stopped is not None:
+            return stopped
         if done.returncode != 0:
-            return self._failure(done.returncode, done.stderr)
-        return Outcome.success(self._output(done.stdout))
+            error = ERROR_RETRYABLE if done.returncode == EXIT_RETRYABLE else ERROR_COMMAND_FAILED
+            return Outcome.failure(
+                error, f"{describe_exit(done.returncode)}; stderr tail:\n{stderr_tail(done)}"
+            )
+        text = decode_stdout(done.stdout)
+        if isinstance(text, Outcome):
+            return text
+        return Outcome.success(self._output(text))
 
     @staticmethod
     def _output(stdout: str) -> Any:
@@ -152,8 +366,67 @@ class CommandRunner:
         except json.JSONDecodeError:
             return text  # plain text output is kept, as a JSON string
 
-    @staticmethod
-    def _failure(returncode: int, stderr: str) -> Outcome:
-        how = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
-        error = ERROR_RETRYABLE if returncode == EXIT_RETRYABLE else ERROR_COMMAND_FAILED
-        return Outcome.failure(error, f"{how}; stderr tail:\n{stderr[-STDERR_TAIL_CHARS:]}")
+
+#: Words the shell runs itself: nothing to find on PATH.
+_SHELL_WORDS_TEXT = """
+    ! { } ( [[ case if for while until function time . : [ alias bg break cd command continue
+    echo eval exec exit export false fg getopts hash jobs kill printf pwd read readonly return
+    set shift test times trap true type ulimit umask unalias unset wait
+"""
+SHELL_WORDS = frozenset(_SHELL_WORDS_TEXT.split())
+
+
+def check_program(command: str) -> None:
+    """Check that the first program of a shell command exists: on PATH, or an executable path.
+    Leading ``NAME=value`` assignments are skipped; shell keywords, builtins, compound commands
+    and words the shell must expand (``$TOOL``) are accepted as they are."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        words = list(lexer)
+    except ValueError as exc:
+        raise ValueError(f"--command cannot be parsed: {exc}") from None
+    program = next((w for w in words if not _is_assignment(w)), None)
+    if program is None or program in SHELL_WORDS or program[0] in "$`(;&|<>":
+        return
+    if "/" in program:
+        if not os.path.isfile(program) or not os.access(program, os.X_OK):
+            raise ValueError(f"--command: {program!r} is not an executable file")
+    elif shutil.which(program) is None:
+        raise ValueError(f"--command: program {program!r} not found on PATH")
+
+
+def _is_assignment(word: str) -> bool:
+    name, sep, _ = word.partition("=")
+    return bool(sep) and name.isidentifier()
+
+
+def build_runner(
+    handler: str | None,
+    command: str | None,
+    isolation: Isolation = "thread",
+    grace_s: float = DEFAULT_GRACE_S,
+) -> Runner:
+    """The runner the worker's flags ask for; raises :class:`ValueError` with one line for a
+    bad combination, a handler that does not import, or a command whose program is missing.
+    ``isolation`` applies to handlers; a command always runs in its own process group."""
+    if bool(handler) == bool(command):
+        raise ValueError(
+            "give exactly one of --handler MODULE:FUNCTION or --command 'CMD' "
+            "(or BRIDGE_WORKER_HANDLER / BRIDGE_WORKER_COMMAND)"
+        )
+    if isolation not in ("thread", "process"):
+        raise ValueError(f"--isolation must be 'thread' or 'process', got {isolation!r}")
+    if grace_s < 0:
+        raise ValueError(f"grace period must not be negative, got {grace_s}")
+    if command:
+        runner = CommandRunner(command, grace_s=grace_s)
+        runner.check()
+        return runner
+    assert handler is not None
+    if isolation == "process":
+        # Imported here: consumers.isolated builds on this module.
+        from consumers.isolated import IsolatedPythonRunner
+
+        return IsolatedPythonRunner(handler, grace_s=grace_s)
+    return PythonRunner.from_spec(handler)

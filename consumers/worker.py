@@ -165,6 +165,9 @@ class Worker:
 
     def _shutdown(self) -> None:
         budget = 3.0 if self.abandoned else None
+        # A long poll still under way may return messages after the drain ended: wait for it
+        # to hand them back, or they would stay hidden for a whole visibility timeout.
+        self._receiver.join(2.0 if self.abandoned else self.settings.wait_seconds + 5.0)
         self._pool.shutdown(wait=False, cancel_futures=True)
         if not self.sender.stop(timeout_s=budget):
             log.warning("results still being sent at exit; their jobs will run again")
@@ -215,7 +218,7 @@ class Worker:
             return
         now = self.clock()
         timeout = self.settings.job_timeout_s(job.type)
-        context = JobContext(job=job, deadline=now + timeout if timeout else None)
+        context = JobContext(job=job, deadline=now + timeout if timeout else None, clock=self.clock)
         active = ActiveJob(
             message_id=message["MessageId"],
             receipt_handle=message["ReceiptHandle"],

@@ -7,6 +7,7 @@ import signal
 import socket
 import sys
 import threading
+from enum import StrEnum
 from types import FrameType
 from typing import Annotated
 from urllib.parse import urlparse
@@ -39,9 +40,25 @@ def server_alive(endpoint_url: str) -> bool:
 def up(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 0,
     map_mode: MapMode = "INLINE",
-    heartbeat_seconds: Annotated[int, typer.Option(min=1)] = 300,
-    timeout_seconds: Annotated[int, typer.Option(min=2)] = 3600,
+    heartbeat_seconds: Annotated[
+        int | None,
+        typer.Option(help="The job task's HeartbeatSeconds (default: off; see docs/timing.md)."),
+    ] = None,
+    timeout_seconds: Annotated[int, typer.Option(help="The job task's TimeoutSeconds.")] = 3600,
+    max_queue_wait: Annotated[
+        int, typer.Option(help="Longest a job may wait in the queue (validates the timeouts).")
+    ] = 600,
+    job_timeout: Annotated[
+        int, typer.Option(help="Longest a job may run on a worker (validates the timeouts).")
+    ] = 1800,
     state_file: StateFile = None,
+    dead_letter_handling: Annotated[
+        bool,
+        typer.Option(
+            help="Tell executions about dead letters and archive them (off: the DLQs keep them "
+            "for an operator to redrive)."
+        ),
+    ] = True,
 ) -> None:
     """Start the stack in the foreground; workers and the AWS CLI join it (see 'local env')."""
     from bridge.local_stack import LocalStack, StackSettings
@@ -62,6 +79,9 @@ def up(
             map_mode=map_mode.upper(),
             heartbeat_seconds=heartbeat_seconds,
             timeout_seconds=timeout_seconds,
+            max_queue_wait_s=max_queue_wait,
+            job_timeout_s=job_timeout,
+            dead_letter_handling=dead_letter_handling,
         )
         settings.state_machine_params("placeholder")  # validates before anything starts
     except ValueError as exc:
@@ -89,6 +109,12 @@ def up(
             f"state written to {path}; in another terminal: "
             f'eval "$(callback-bridge local env)"; Ctrl-C stops'
         )
+        if stack.config.instance_id:
+            typer.echo(
+                f"  EC2 instance       {stack.config.instance_id} in {stack.config.asg_name}, "
+                f"metadata at {stack.config.metadata_endpoint} "
+                "(callback-bridge local announce terminate|spot)"
+            )
         typer.echo(f"compatibility patches: {', '.join(compat_applied()) or 'none'}")
         sys.stdout.flush()
         stop.wait()
@@ -123,8 +149,59 @@ def env(state_file: StateFile = None) -> None:
         "BRIDGE_RESULTS_QUEUE_URL": config.results_queue_url,
         "BRIDGE_JOBS_DLQ_URL": config.jobs_dlq_url,
         "BRIDGE_RESULTS_DLQ_URL": config.results_dlq_url,
+        "BRIDGE_JOBS_ARCHIVE_URL": config.jobs_archive_url,
+        "BRIDGE_RESULTS_ARCHIVE_URL": config.results_archive_url,
         "BRIDGE_STATE_MACHINE_ARN": config.state_machine_arn,
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT": config.metadata_endpoint,
+        "BRIDGE_ASG_NAME": config.asg_name,
+        "BRIDGE_LIFECYCLE_HOOK_NAME": config.lifecycle_hook_name,
     }
     for name, value in exports.items():
         if value:
             typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+class Announcement(StrEnum):
+    terminate = "terminate"
+    spot = "spot"
+
+
+@app.command()
+def announce(
+    event: Annotated[
+        Announcement,
+        typer.Argument(
+            help="terminate: the group starts terminating the instance (target lifecycle state "
+            "Terminated, held by the drain hook); spot: a spot interruption notice."
+        ),
+    ],
+    seconds: Annotated[
+        float, typer.Option(min=0, max=3600, help="spot: seconds until the interruption.")
+    ] = 120,
+    state_file: StateFile = None,
+) -> None:
+    """Make the running stack's EC2 instance metadata announce a termination or a spot
+    interruption, as EC2 would; workers polling it react as they would on EC2."""
+    from bridge.local_stack.imds import AnnounceError
+    from bridge.local_stack.imds import announce as send
+
+    path = state_file or DEFAULT_STATE_FILE
+    try:
+        config = load_state_file(path) if path.exists() else None
+    except ConfigError as exc:
+        fail(str(exc))
+    if config is None or not config.endpoint_url or not server_alive(config.endpoint_url):
+        fail(f"no embedded stack is running ({path}); start one with 'callback-bridge local up'")
+    if not config.metadata_endpoint:
+        fail(f"the stack at {config.endpoint_url} serves no instance metadata (no instance group)")
+    try:
+        answer = send(config.metadata_endpoint, event.value, seconds)
+    except AnnounceError as exc:
+        fail(str(exc))
+    if event is Announcement.spot:
+        typer.echo(f"spot interruption announced for {config.instance_id}: {answer['time']}")
+    else:
+        typer.echo(
+            f"termination announced for {answer['instance_id']}: target lifecycle state "
+            f"{answer['target_lifecycle_state']}"
+        )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from bridge.cli import demo, local, worker
+from bridge.cli import demo, dlq, local, worker
+from bridge.cli import status as status_command
 
 app = typer.Typer(
     help="Hand Step Functions work to EC2 consumers through SQS, with task tokens.",
@@ -14,6 +15,8 @@ app = typer.Typer(
 app.add_typer(local.app, name="local")
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)
+app.add_typer(dlq.app, name="dlq")
+app.command("status")(status_command.status)
 
 
 def main() -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from bridge.config import BridgeConfig, ConfigError, load_config
+from bridge.inspect.queues import InspectError
 
 StateFile = Annotated[
     Path | None,
@@ -24,15 +28,29 @@ EndpointUrl = Annotated[
 ]
 
 
+TfOutputs = Annotated[
+    Path | None,
+    typer.Option(
+        "--tf-outputs",
+        envvar="BRIDGE_TF_OUTPUTS",
+        help="File holding 'terraform output -json' of infra/examples/complete (real AWS).",
+    ),
+]
+
+
 def resolve_config(
-    state_file: Path | None, *required: str, **overrides: str | None
+    state_file: Path | None,
+    *required: str,
+    tf_outputs: Path | None = None,
+    **overrides: str | None,
 ) -> BridgeConfig:
-    """Configuration from the environment / state file, flags applied, required fields checked.
-    Exits with a one-line error naming what is missing."""
+    """Configuration from Terraform outputs / the environment / state file, flags applied,
+    required fields checked. Exits with a one-line error naming what is missing."""
     if state_file is not None and not state_file.exists():
         fail(f"state file {state_file} does not exist; is 'callback-bridge local up' running?")
     try:
-        return load_config(state_file=state_file).with_overrides(**overrides).require(*required)
+        loaded = load_config(state_file=state_file, tf_outputs=tf_outputs)
+        return loaded.with_overrides(**overrides).require(*required)
     except ConfigError as exc:
         fail(str(exc))
 
@@ -40,3 +58,43 @@ def resolve_config(
 def fail(message: str, code: int = 2) -> NoReturn:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
+
+
+#: AWS error codes that mean "these credentials do not reach this account".
+_REJECTED = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "InvalidSignatureException",
+}
+_NO_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """Turn AWS trouble (no credentials, no region, unreachable endpoint, access denied, a
+    queue that does not exist) and bad operator input the library reports (InspectError,
+    ConfigError) into one ``error:`` line and exit code 2, never a traceback."""
+    try:
+        yield
+    except NoCredentialsError:
+        fail("no AWS credentials found (AWS_PROFILE, AWS_ACCESS_KEY_ID, instance role...)")
+    except NoRegionError:
+        fail("no AWS region: pass --region or set AWS_REGION")
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, message = error.get("Code", "error"), error.get("Message", "")
+        operation = getattr(exc, "operation_name", "call")
+        if code in _REJECTED:
+            fail(f"AWS refused {operation} ({code}): {message}")
+        if code in _NO_QUEUE:
+            fail(f"queue does not exist ({operation}): {message}")
+        fail(f"{operation} failed: {code}: {message}")
+    except BotoCoreError as exc:  # endpoint unreachable, connection closed, timeouts
+        fail(f"cannot reach AWS: {exc}")
+    except (ConfigError, InspectError) as exc:  # bad operator input, named in the message
+        fail(str(exc))

@@ -235,6 +235,8 @@ def worker(
     second one hands running jobs back to the queue and exits within seconds."""
     try:
         configure_logging(log_level, log_format, service="callback-bridge-worker")
+        if logging.getLogger().level > logging.DEBUG:  # "Found credentials in ..." is noise
+            logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
         if concurrency < 1 or concurrency > 1000:
             raise ValueError(f"--concurrency must be 1..1000, got {concurrency}")
         if not 0 <= wait_seconds <= 20:

@@ -42,6 +42,11 @@ class StackSettings:
     #: A dead-letter handler per DLQ tells executions and archives (bridge.dead_letter); off,
     #: nothing consumes the DLQs (teams that redrive instead).
     dead_letter_handling: bool = True
+    #: The consumers' Auto Scaling group (one instance, a termination lifecycle hook) and a
+    #: loopback instance metadata service for that instance (bridge.local_stack.imds).
+    instance_group: bool = True
+    #: HeartbeatTimeout of the group's termination lifecycle hook ("<prefix>-drain").
+    lifecycle_hook_timeout_s: int = 300
 
     def timing(self) -> TimingModel:
         """The stack's whole timing model (queues and state machine), for validation."""
@@ -136,4 +141,48 @@ def create_resources(clients: Clients, settings: StackSettings) -> dict[str, str
         "jobs_dlq_url": jobs_dlq_url,
         "results_dlq_url": results_dlq_url,
         "state_machine_arn": state_machine_arn,
+    }
+
+
+#: A placeholder AMI: moto launches instances from any image id.
+LOCAL_IMAGE_ID = "ami-0123456789abcdef0"
+
+
+def create_instance_group(clients: Clients, settings: StackSettings) -> dict[str, str]:
+    """The consumers' Auto Scaling group as infra/modules/consumers shapes it: a launch template,
+    a group of exactly one instance (min 0, so a scale-in can take it) and a termination
+    lifecycle hook that holds a terminating instance while its worker drains. Returns the group,
+    hook and instance identifiers (configuration fields)."""
+    assert clients.autoscaling is not None and clients.ec2 is not None, "needs both clients"
+    group, hook = f"{settings.prefix}-consumers", f"{settings.prefix}-drain"
+    template = clients.ec2.create_launch_template(
+        LaunchTemplateName=f"{settings.prefix}-worker",
+        LaunchTemplateData={
+            "ImageId": LOCAL_IMAGE_ID,
+            "InstanceType": "t3.micro",
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+        },
+    )["LaunchTemplate"]
+    clients.autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=group,
+        LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"], "Version": "$Latest"},
+        MinSize=0,
+        MaxSize=1,
+        DesiredCapacity=1,
+        AvailabilityZones=[f"{clients.autoscaling.meta.region_name}a"],
+    )
+    clients.autoscaling.put_lifecycle_hook(
+        AutoScalingGroupName=group,
+        LifecycleHookName=hook,
+        LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
+        HeartbeatTimeout=settings.lifecycle_hook_timeout_s,
+        DefaultResult="CONTINUE",
+    )
+    instances = clients.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group])[
+        "AutoScalingGroups"
+    ][0]["Instances"]
+    return {
+        "asg_name": group,
+        "lifecycle_hook_name": hook,
+        "instance_id": instances[0]["InstanceId"],
     }

@@ -15,8 +15,13 @@ from typing import IO, Any
 from bridge.aws import Clients, build_clients
 from bridge.config import BridgeConfig
 from bridge.local_stack import compat
-from bridge.local_stack.event_source import LocalEventSourceMapping, Observer
-from bridge.local_stack.resources import StackSettings, create_resources
+from bridge.local_stack.event_source import (
+    EventSourceSettings,
+    LocalEventSourceMapping,
+    Observer,
+)
+from bridge.local_stack.imds import EmbeddedInstance, InstanceMetadataServer
+from bridge.local_stack.resources import StackSettings, create_instance_group, create_resources
 from bridge.local_stack.server import EmbeddedServer
 
 REGION = "us-east-1"
@@ -36,8 +41,12 @@ class LocalStack:
         observer: Observer | None = None,
         handler_log: IO[str] | None = None,
         patched: bool = True,
+        event_source_settings: EventSourceSettings | None = None,
     ) -> None:
         self.settings = settings or StackSettings()
+        #: The completion mapping's batch size, window, function timeout and concurrency
+        #: (defaults mirror infra/modules/completion).
+        self.event_source_settings = event_source_settings or EventSourceSettings()
         self.state_file = state_file
         self.server = EmbeddedServer(port)
         self.observer = observer
@@ -46,7 +55,13 @@ class LocalStack:
         self.patched = patched
         self.config: BridgeConfig | None = None
         self.clients: Clients | None = None
+        #: The completion handler's own clients (see ``_completion_handler``).
+        self.completion_clients: Clients | None = None
         self.event_source: LocalEventSourceMapping | None = None
+        #: One per DLQ when the settings turn dead-letter handling on (bridge.dead_letter).
+        self.dead_letter_sources: list[LocalEventSourceMapping] = []
+        #: The loopback IMDS of the consumers group's one instance (settings.instance_group).
+        self.imds: InstanceMetadataServer | None = None
 
     def start(self) -> LocalStack:
         # The completion handler's CloudWatch metrics (EMF on stdout) mean nothing locally.
@@ -71,8 +86,10 @@ class LocalStack:
             secret_access_key=DUMMY_SECRET_KEY,
             source="embedded stack",
         )
-        self.clients = build_clients(base, pool_size=20)
+        self.clients = build_clients(base, pool_size=20, ec2=self.settings.instance_group)
         resources = create_resources(self.clients, self.settings)
+        if self.settings.instance_group:
+            resources.update(self._start_instance())
         self.config = base.model_copy(update=resources)
         self.event_source = LocalEventSourceMapping(
             self.clients.sqs,
@@ -80,9 +97,36 @@ class LocalStack:
             self._completion_handler(),
             region=REGION,
             observer=self.observer,
+            settings=self.event_source_settings,
         ).start()
+        if self.settings.dead_letter_handling:
+            self._start_dead_letter_handling()
         if self.state_file:
             self.write_state(self.state_file)
+
+    def _start_dead_letter_handling(self) -> None:
+        """What the dead-letter Lambda's two event source mappings do on AWS."""
+        from bridge.dead_letter import DeadLetterHandler, archive_routes
+
+        assert self.clients and self.config
+        routes = archive_routes(self.config)
+        handler = DeadLetterHandler(self.clients.sfn, self.clients.sqs, routes)
+        for dlq_url in routes:
+            mapping = LocalEventSourceMapping(
+                self.clients.sqs, dlq_url, handler.handle, region=REGION
+            )
+            mapping.start()
+            self.dead_letter_sources.append(mapping)  # only started ones: stop() joins them
+
+    def _start_instance(self) -> dict[str, str]:
+        """The consumers group and the IMDS its one instance would have on EC2."""
+        assert self.clients is not None
+        group = create_instance_group(self.clients, self.settings)
+        instance = EmbeddedInstance(
+            self.clients.autoscaling, group["asg_name"], group["instance_id"], REGION
+        )
+        self.imds = InstanceMetadataServer(instance).start()
+        return {**group, "metadata_endpoint": self.imds.endpoint}
 
     def _completion_handler(self) -> Any:
         from bridge import completion
@@ -90,8 +134,16 @@ class LocalStack:
         if self.handler_log is not None:
             completion.logger.registered_handler.setStream(self.handler_log)  # type: ignore[attr-defined]
         assert self.clients and self.config
+        # The function's own clients, as on AWS: botocore retries off, the handler's are
+        # bounded by the invocation's remaining time.
+        clients = completion.build_lambda_clients(
+            self.config,
+            pool_size=completion.DEFAULT_WORKERS * self.event_source_settings.maximum_concurrency,
+        )
+        #: Tests inject faults here (botocore ``before-call`` hooks), as AWS would answer.
+        self.completion_clients = clients
         return completion.make_handler(
-            completion.Completion(self.clients.sfn, self.clients.sqs, self.config.results_dlq_url)
+            completion.Completion(clients.sfn, clients.sqs, self.config.results_dlq_url)
         )
 
     def write_state(self, path: Path) -> None:
@@ -103,6 +155,10 @@ class LocalStack:
     def stop(self) -> None:
         if self.event_source:
             self.event_source.stop()
+        for source in self.dead_letter_sources:
+            source.stop()
+        if self.imds:
+            self.imds.stop()
         self.server.stop()
         if self.patched:
             compat.revert()

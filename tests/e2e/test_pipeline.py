@@ -32,14 +32,18 @@ def assert_queues_empty(stack: LocalStack, timeout_s: float = 10) -> None:
         config.results_queue_url,
         config.jobs_dlq_url,
         config.results_dlq_url,
+        config.jobs_archive_url,
+        config.results_archive_url,
     )
     depths: list[int] = []
 
     def empty() -> bool:
-        depths[:] = [depth(sqs, url) for url in urls]
-        return depths == [0, 0, 0, 0]
+        depths[:] = [depth(sqs, url) for url in urls if url]
+        return depths == [0] * 6
 
-    assert eventually(empty, timeout_s), f"left in jobs/results/jobs-dlq/results-dlq: {depths}"
+    assert eventually(empty, timeout_s), (
+        f"left in jobs/results/jobs-dlq/results-dlq/jobs-archive/results-archive: {depths}"
+    )
 
 
 def run_jobs(stack: LocalStack, jobs: list[dict], name: str = "e2e") -> list[dict]:
@@ -153,8 +157,9 @@ def test_malformed_messages_end_in_the_dlqs_with_a_reason(
     process = workers("--handler", DEMO)
     sqs.send_message(QueueUrl=config.jobs_queue_url, MessageBody="not json at all")
     sqs.send_message(QueueUrl=config.results_queue_url, MessageBody='{"version": 2}')
-    dead_job = receive_all(sqs, config.jobs_dlq_url, 1, timeout_s=20)
-    dead_result = receive_all(sqs, config.results_dlq_url, 1, timeout_s=20)
+    # The dead-letter handler consumes the DLQs and keeps each letter in its archive.
+    dead_job = receive_all(sqs, config.jobs_archive_url, 1, timeout_s=20)
+    dead_result = receive_all(sqs, config.results_archive_url, 1, timeout_s=20)
     assert dead_job[0]["Body"] == "not json at all"
     assert "not JSON" in dead_job[0]["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]
     assert "version" in dead_result[0]["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]

@@ -9,7 +9,10 @@
   least-privilege contract (a widened policy fails here), with "*" resources
   only for actions that support no resource-level permissions;
 * the worker systemd unit installed by the consumers module is the file in
-  consumers/systemd/, not a copy.
+  consumers/systemd/, not a copy; its stop timeout is the timing model's.
+
+The timing rules themselves (validation and preconditions against bridge/timing.py) are
+checked in test_timing_mirror.py.
 
 python-hcl2 7.x returns bare strings, 8.x keeps the quotes of string literals
 and block labels and adds "__is_block__" markers; _clean() normalises both.
@@ -25,6 +28,9 @@ from typing import Any
 
 import hcl2
 import pytest
+
+from bridge.state_machine import StateMachineParams
+from bridge.timing import TimingModel
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
@@ -321,6 +327,11 @@ VALIDATED = {
         "map_mode",
         "heartbeat_seconds",
         "timeout_seconds",
+        "max_queue_wait_seconds",
+        "job_timeout_seconds",
+        "worker_heartbeat_interval_seconds",
+        "worker_cancel_grace_seconds",
+        "jobs_visibility_timeout_seconds",
         "retry_interval_seconds",
         "retry_max_attempts",
         "max_concurrency",
@@ -350,6 +361,12 @@ VALIDATED = {
         "termination_heartbeat_timeout_seconds",
         "enabled_metrics",
         "target_backlog_per_instance",
+        "job_timeout_seconds",
+        "drain_timeout_seconds",
+        "cancel_grace_seconds",
+        "heartbeat_interval_seconds",
+        "stale_check_age_seconds",
+        "max_queue_wait_seconds",
     ],
     "alarms": [
         "alarm_actions",
@@ -437,12 +454,25 @@ def _default(variables: dict[str, dict[str, Any]], name: str) -> Any:
     [{"Mode": "INLINE"}, {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}],
     ids=["INLINE", "DISTRIBUTED"],
 )
-def test_asl_renders_to_json_with_module_defaults(processor_config: dict[str, str]) -> None:
-    """Render the template the way templatefile() does, with the module defaults."""
+@pytest.mark.parametrize("heartbeat", [None, 3600], ids=["no-heartbeat", "heartbeat"])
+def test_asl_renders_to_json_with_module_defaults(
+    processor_config: dict[str, str], heartbeat: int | None
+) -> None:
+    """Render the template the way templatefile() does, with the module defaults.
+
+    task_timeouts is the Python renderer's (StateMachineParams.task_timeouts()); that the
+    module's local renders the same text is checked in test_timing_mirror.py."""
     variables = module_variables(MODULES_DIR / "state_machine")
+    assert _default(variables, "heartbeat_seconds") is None
+    params = StateMachineParams(
+        jobs_queue_url="https://sqs.eu-west-1.amazonaws.com/123456789012/callback-bridge-jobs",
+        heartbeat_seconds=heartbeat,
+        timeout_seconds=_default(variables, "timeout_seconds"),
+    )
     values = {
-        "jobs_queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/callback-bridge-jobs",
+        "jobs_queue_url": params.jobs_queue_url,
         "processor_config": json.dumps(processor_config, separators=(",", ":")),
+        "task_timeouts": params.task_timeouts(),
     }
     for name in asl_placeholders() - set(values):
         values[name] = str(_default(variables, name))
@@ -456,7 +486,8 @@ def test_asl_renders_to_json_with_module_defaults(processor_config: dict[str, st
     assert fan_out["ItemProcessor"]["ProcessorConfig"] == processor_config
     task = fan_out["ItemProcessor"]["States"]["RunJob"]
     assert task["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
-    assert task["HeartbeatSeconds"] < task["TimeoutSeconds"]
+    assert task["TimeoutSeconds"] == _default(variables, "timeout_seconds")
+    assert task.get("HeartbeatSeconds") == heartbeat
 
 
 def test_state_machine_defaults_protect_task_tokens() -> None:
@@ -717,6 +748,15 @@ WORKER_ENV = {
     "BRIDGE_WORKER_HANDLER",
     "BRIDGE_WORKER_COMMAND",
 }
+# The worker's clocks (bridge/timing.py), written by the consumers module.
+TIMING_ENV = {
+    "BRIDGE_MAX_QUEUE_WAIT",
+    "BRIDGE_JOB_TIMEOUT",
+    "BRIDGE_DRAIN_TIMEOUT",
+    "BRIDGE_CANCEL_GRACE",
+    "BRIDGE_HEARTBEAT_INTERVAL",
+    "BRIDGE_STALE_CHECK_AGE",
+}
 
 
 def unit_directives(path: Path) -> dict[str, str]:
@@ -735,7 +775,10 @@ def test_worker_unit() -> None:
         "EnvironmentFile": "/etc/callback-bridge/worker.env",
         "ExecStart": "/usr/local/bin/callback-bridge worker",
         "KillSignal": "SIGTERM",
-        "TimeoutStopSec": "3600",
+        # SIGTERM to the worker only: it drains, then stops its jobs' process groups itself.
+        "KillMode": "mixed",
+        # drain + cancel grace + 60 with the defaults (TimingModel().stop_timeout_s).
+        "TimeoutStopSec": str(TimingModel().stop_timeout_s),
         "Restart": "on-failure",
         "NoNewPrivileges": "yes",
         "ProtectSystem": "strict",
@@ -783,7 +826,7 @@ def test_consumers_worker_environment() -> None:
     worker_env = module_locals(MODULES_DIR / "consumers")["worker_env"]
     # merge({...fixed...}, {for ... optional handler/command}) : check the raw text for the keys.
     text = json.dumps(worker_env)
-    for name in WORKER_ENV:
+    for name in WORKER_ENV | TIMING_ENV:
         assert name in text, f"consumers worker environment lacks {name}"
 
 
@@ -807,6 +850,8 @@ def test_consumers_scaling_and_lifecycle_hook() -> None:
     stop_timeout = int(
         unit_directives(SYSTEMD / "callback-bridge-worker.service")["TimeoutStopSec"]
     )
+    # The instance role cannot record lifecycle heartbeats: the hook's own timeout must cover
+    # the worker's stop timeout (the plan-time rule, 100 x the hook, assumes heartbeats).
     assert _default(variables, "termination_heartbeat_timeout_seconds") >= stop_timeout
     assert "GroupInServiceInstances" in _default(variables, "enabled_metrics")
 

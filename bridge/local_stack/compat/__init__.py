@@ -84,9 +84,9 @@ _applied: list[Patch] = []
 
 def registry() -> list[Patch]:
     """Every patch, in the order they are applied."""
-    from bridge.local_stack.compat import sqs_redrive, sqs_speed, stepfunctions
+    from bridge.local_stack.compat import autoscaling, sqs_redrive, sqs_speed, stepfunctions
 
-    return [*stepfunctions.PATCHES, *sqs_redrive.PATCHES, *sqs_speed.PATCHES]
+    return [*stepfunctions.PATCHES, *sqs_redrive.PATCHES, *sqs_speed.PATCHES, *autoscaling.PATCHES]
 
 
 def apply(patches: Iterable[Patch] | None = None) -> list[str]:

@@ -46,6 +46,8 @@ module "queues" {
   name              = var.name
   kms_master_key_id = var.kms_key_arn
 
+  jobs_visibility_timeout_seconds = var.jobs_visibility_timeout_seconds
+
   tags = var.tags
 }
 
@@ -61,6 +63,13 @@ module "state_machine" {
   heartbeat_seconds = var.heartbeat_seconds
   timeout_seconds   = var.timeout_seconds
   max_concurrency   = var.max_concurrency
+
+  # What the task timeouts are validated against (the same values the workers get).
+  max_queue_wait_seconds            = var.max_queue_wait_seconds
+  job_timeout_seconds               = var.job_timeout_seconds
+  jobs_visibility_timeout_seconds   = var.jobs_visibility_timeout_seconds
+  worker_heartbeat_interval_seconds = var.heartbeat_interval_seconds
+  worker_cancel_grace_seconds       = var.cancel_grace_seconds
 
   tags = var.tags
 }
@@ -100,6 +109,12 @@ module "consumers" {
   worker_concurrency = var.worker_concurrency
 
   target_backlog_per_instance = var.target_backlog_per_instance
+
+  max_queue_wait_seconds     = var.max_queue_wait_seconds
+  job_timeout_seconds        = var.job_timeout_seconds
+  heartbeat_interval_seconds = var.heartbeat_interval_seconds
+  drain_timeout_seconds      = var.drain_timeout_seconds
+  cancel_grace_seconds       = var.cancel_grace_seconds
 
   jobs_queue_url    = module.queues.jobs_queue_url
   jobs_queue_arn    = module.queues.jobs_queue_arn

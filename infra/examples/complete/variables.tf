@@ -35,13 +35,13 @@ variable "map_mode" {
 }
 
 variable "heartbeat_seconds" {
-  description = "Seconds between worker heartbeats before a job task times out."
+  description = "HeartbeatSeconds of the job task; null (default) leaves it out and liveness comes from SQS (docs/timing.md). When set: at least max_queue_wait_seconds + jobs_visibility_timeout_seconds + heartbeat_interval_seconds + 60."
   type        = number
-  default     = 600
+  default     = null
 }
 
 variable "timeout_seconds" {
-  description = "Maximum duration of one job, in seconds."
+  description = "TimeoutSeconds of the job task: queue wait + run + reporting; at least max_queue_wait_seconds + job_timeout_seconds + cancel_grace_seconds + 60."
   type        = number
   default     = 86400
 }
@@ -50,6 +50,46 @@ variable "max_concurrency" {
   description = "Map MaxConcurrency (0 = unlimited)."
   type        = number
   default     = 0
+}
+
+################################################################################
+# Timing (docs/timing.md): one value each, passed to every module that needs it
+################################################################################
+
+variable "max_queue_wait_seconds" {
+  description = "Longest a job may wait in the queue: the acceptable backlog target_backlog_per_instance is set for."
+  type        = number
+  default     = 1800
+}
+
+variable "job_timeout_seconds" {
+  description = "Longest a job may run on a worker (at most 43130: the SQS 12-hour visibility cap minus 70 s)."
+  type        = number
+  default     = 42600
+}
+
+variable "jobs_visibility_timeout_seconds" {
+  description = "Visibility timeout of the jobs queue: how long a crashed worker's job stays hidden before it runs again."
+  type        = number
+  default     = 300
+}
+
+variable "heartbeat_interval_seconds" {
+  description = "Seconds between a worker's SendTaskHeartbeat calls for each running job (how fast a stopped execution cancels its job)."
+  type        = number
+  default     = 60
+}
+
+variable "drain_timeout_seconds" {
+  description = "How long a stopping worker waits for running jobs before it cancels them and hands them back."
+  type        = number
+  default     = 1800
+}
+
+variable "cancel_grace_seconds" {
+  description = "Seconds between SIGTERM and SIGKILL when a worker stops a job."
+  type        = number
+  default     = 10
 }
 
 ################################################################################
@@ -143,7 +183,7 @@ variable "worker_concurrency" {
 }
 
 variable "target_backlog_per_instance" {
-  description = "Scaling target: visible jobs per worker (acceptable latency / average job duration x worker_concurrency)."
+  description = "Scaling target: visible jobs per worker (max_queue_wait_seconds / average job duration x worker_concurrency)."
   type        = number
   default     = 2
 }

@@ -21,6 +21,13 @@ locals {
       BRIDGE_RESULTS_QUEUE_URL  = var.results_queue_url
       BRIDGE_JOBS_DLQ_URL       = var.jobs_dlq_url
       BRIDGE_WORKER_CONCURRENCY = tostring(var.worker_concurrency)
+      # The worker's clocks (bridge/timing.py; the worker validates them at start).
+      BRIDGE_MAX_QUEUE_WAIT     = tostring(var.max_queue_wait_seconds)
+      BRIDGE_JOB_TIMEOUT        = tostring(var.job_timeout_seconds)
+      BRIDGE_DRAIN_TIMEOUT      = tostring(var.drain_timeout_seconds)
+      BRIDGE_CANCEL_GRACE       = tostring(var.cancel_grace_seconds)
+      BRIDGE_HEARTBEAT_INTERVAL = tostring(var.heartbeat_interval_seconds)
+      BRIDGE_STALE_CHECK_AGE    = tostring(var.stale_check_age_seconds)
     },
     {
       for k, v in {
@@ -36,14 +43,21 @@ locals {
     format("%s=\"%s\"\n", k, replace(replace(local.worker_env[k], "\\", "\\\\"), "\"", "\\\""))
   ])
 
+  # systemd's TimeoutStopSec for the worker: drain, then kill with grace, then hand the
+  # messages back (bridge.timing.TimingModel.stop_timeout_s; 60 = RESULT_SLACK_S).
+  stop_timeout_seconds = floor(var.drain_timeout_seconds + var.cancel_grace_seconds + 60)
+  # The termination lifecycle action's global timeout (TimingModel.lifecycle_global_timeout_s).
+  lifecycle_global_timeout_seconds = min(172800, 100 * var.termination_heartbeat_timeout_seconds)
+
   user_data = templatefile("${path.module}/templates/user_data.sh.tftpl", {
-    os_packages       = join(" ", var.os_packages)
-    python_executable = var.python_executable
-    package_spec_b64  = base64encode(var.package_spec)
-    worker_env_b64    = base64encode(local.worker_env_file)
-    worker_unit_b64   = base64encode(file("${local.systemd_dir}/callback-bridge-worker.service"))
-    drain_unit_b64    = base64encode(file("${local.systemd_dir}/callback-bridge-drain.service"))
-    drain_script_b64  = base64encode(file("${local.systemd_dir}/callback-bridge-drain-watch.sh"))
+    stop_timeout_seconds = local.stop_timeout_seconds
+    os_packages          = join(" ", var.os_packages)
+    python_executable    = var.python_executable
+    package_spec_b64     = base64encode(var.package_spec)
+    worker_env_b64       = base64encode(local.worker_env_file)
+    worker_unit_b64      = base64encode(file("${local.systemd_dir}/callback-bridge-worker.service"))
+    drain_unit_b64       = base64encode(file("${local.systemd_dir}/callback-bridge-drain.service"))
+    drain_script_b64     = base64encode(file("${local.systemd_dir}/callback-bridge-drain-watch.sh"))
   })
 
   security_group_ids = concat(aws_security_group.this[*].id, var.additional_security_group_ids)
@@ -285,9 +299,10 @@ resource "aws_autoscaling_group" "this" {
 
 # A terminating instance waits in Terminating:Wait for heartbeat_timeout; the
 # drain watcher (consumers/systemd/callback-bridge-drain.service) sees the
-# target lifecycle state in instance metadata and stops the worker with SIGTERM
-# so that it finishes its in-flight jobs. The instance role has no
-# autoscaling:CompleteLifecycleAction, so termination proceeds (CONTINUE) when
+# target lifecycle state in instance metadata and stops the worker with SIGTERM:
+# it lets its jobs finish for up to drain_timeout_seconds, then cancels the rest
+# and hands their messages back (the unit's stop timeout). The instance role has
+# no autoscaling:CompleteLifecycleAction, so termination proceeds (CONTINUE) when
 # the timeout expires.
 resource "aws_autoscaling_lifecycle_hook" "drain" {
   name                   = "${var.name}-drain"
@@ -295,6 +310,17 @@ resource "aws_autoscaling_lifecycle_hook" "drain" {
   lifecycle_transition   = "autoscaling:EC2_INSTANCE_TERMINATING"
   heartbeat_timeout      = var.termination_heartbeat_timeout_seconds
   default_result         = "CONTINUE"
+
+  lifecycle {
+    # bridge.timing.TimingModel._shutdown_rules: a stopping worker must be done (drained,
+    # jobs killed, messages handed back) before the lifecycle action can last no longer.
+    # A precondition because it relates three variables: required_version is ">= 1.5", and
+    # only Terraform >= 1.9 lets a variable's validation refer to other variables.
+    precondition {
+      condition     = local.stop_timeout_seconds <= local.lifecycle_global_timeout_seconds
+      error_message = "drain_timeout_seconds: drain + kill + hand-back (${local.stop_timeout_seconds} s = drain_timeout_seconds + cancel_grace_seconds + 60) outlasts the lifecycle action's global timeout (${local.lifecycle_global_timeout_seconds} s = min(48 h, 100 x termination_heartbeat_timeout_seconds)). Lower drain_timeout_seconds or raise termination_heartbeat_timeout_seconds."
+    }
+  }
 }
 
 ################################################################################

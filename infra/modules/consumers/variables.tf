@@ -155,6 +155,76 @@ variable "worker_concurrency" {
 }
 
 ################################################################################
+# Timing (bridge/timing.py and docs/timing.md: the same rules, the same numbers)
+################################################################################
+
+variable "job_timeout_seconds" {
+  description = "BRIDGE_JOB_TIMEOUT: longest a job may run; the worker then kills its process group and fails the task with Bridge.JobTimeout. At most 43130: SQS keeps a message hidden at most 12 hours from its receipt, minus 70 s to kill and report. Pass the same value to the state_machine module."
+  type        = number
+  default     = 42600
+
+  validation {
+    condition     = var.job_timeout_seconds >= 1 && var.job_timeout_seconds <= 43130 && floor(var.job_timeout_seconds) == var.job_timeout_seconds
+    error_message = "job_timeout_seconds must be an integer between 1 and 43130: SQS keeps a message hidden at most 43200 s from its receipt, minus 70 s to kill and report; split longer work into several jobs."
+  }
+}
+
+variable "drain_timeout_seconds" {
+  description = "BRIDGE_DRAIN_TIMEOUT: how long a stopping worker waits for its running jobs before it cancels them and hands their messages back. The systemd stop timeout follows: drain_timeout_seconds + cancel_grace_seconds + 60 (written to a drop-in), and must fit in the termination lifecycle action's global timeout (checked at plan time)."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.drain_timeout_seconds >= 1 && floor(var.drain_timeout_seconds) == var.drain_timeout_seconds
+    error_message = "drain_timeout_seconds must be a positive integer."
+  }
+}
+
+variable "cancel_grace_seconds" {
+  description = "BRIDGE_CANCEL_GRACE: seconds between SIGTERM and SIGKILL when the worker stops a job (cancelled, timed out, or left over at the end of a drain)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.cancel_grace_seconds > 0
+    error_message = "cancel_grace_seconds must be positive."
+  }
+}
+
+variable "heartbeat_interval_seconds" {
+  description = "BRIDGE_HEARTBEAT_INTERVAL: seconds between SendTaskHeartbeat calls for each running job. A heartbeat is how a worker learns that an execution was stopped or timed out, so this bounds how long a cancelled job keeps running. Pass the same value to the state_machine module (worker_heartbeat_interval_seconds)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.heartbeat_interval_seconds > 0
+    error_message = "heartbeat_interval_seconds must be positive."
+  }
+}
+
+variable "stale_check_age_seconds" {
+  description = "BRIDGE_STALE_CHECK_AGE: a job message older than this (or redelivered) is heartbeated before it runs, so a job whose task already closed is dropped instead of run in full; 0 checks every job."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.stale_check_age_seconds >= 0
+    error_message = "stale_check_age_seconds must be 0 or more."
+  }
+}
+
+variable "max_queue_wait_seconds" {
+  description = "BRIDGE_MAX_QUEUE_WAIT: the longest a job may wait in the queue, the acceptable backlog that target_backlog_per_instance is set for; the worker validates its timing against it. Pass the same value to the state_machine module."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.max_queue_wait_seconds >= 1 && floor(var.max_queue_wait_seconds) == var.max_queue_wait_seconds
+    error_message = "max_queue_wait_seconds must be a positive integer."
+  }
+}
+
+################################################################################
 # Instances
 ################################################################################
 
@@ -330,7 +400,7 @@ variable "instance_warmup_seconds" {
 }
 
 variable "termination_heartbeat_timeout_seconds" {
-  description = "Heartbeat timeout of the termination lifecycle hook: how long a terminating worker may drain. Keep it at or above the unit's TimeoutStopSec (3600 s by default); 7200 s is the AWS maximum."
+  description = "Heartbeat timeout of the termination lifecycle hook (30 to 7200 s). The lifecycle action lasts at most min(48 h, 100 x this value), and the worker's stop timeout (drain_timeout_seconds + cancel_grace_seconds + 60) must fit in it (checked at plan time). The instance role cannot send RecordLifecycleActionHeartbeat, so a terminating instance waits exactly this long: keep it at or above the stop timeout (1870 s with the defaults)."
   type        = number
   default     = 3600
 

@@ -28,13 +28,13 @@ variable "kms_data_key_reuse_period_seconds" {
 }
 
 variable "jobs_visibility_timeout_seconds" {
-  description = "Visibility timeout of the jobs queue. Workers extend it (ChangeMessageVisibility) while a job runs, so this only needs to cover the time until the first extension."
+  description = "Visibility timeout of the jobs queue (default 300 s, the timing model's; docs/timing.md). Workers extend a running job's message by this much every third of it, so it only needs to cover a few missed extensions; it is also how long a crashed worker's job stays hidden before it runs again. Pass it to the state_machine module (jobs_visibility_timeout_seconds) when heartbeat_seconds is set."
   type        = number
-  default     = 900
+  default     = 300
 
   validation {
-    condition     = var.jobs_visibility_timeout_seconds >= 0 && var.jobs_visibility_timeout_seconds <= 43200
-    error_message = "jobs_visibility_timeout_seconds must be between 0 and 43200 (12 hours)."
+    condition     = var.jobs_visibility_timeout_seconds >= 1 && var.jobs_visibility_timeout_seconds <= 43200 && floor(var.jobs_visibility_timeout_seconds) == var.jobs_visibility_timeout_seconds
+    error_message = "jobs_visibility_timeout_seconds must be an integer between 1 and 43200 (SQS allows at most 12 hours; 0 would hand every running job to another worker at once)."
   }
 }
 
@@ -83,7 +83,7 @@ variable "dlq_message_retention_seconds" {
 }
 
 variable "jobs_max_receive_count" {
-  description = "Receives of a job message before SQS moves it to the jobs DLQ (a worker that dies mid-job lets the message reappear)."
+  description = "Receives of a job message before SQS moves it to the jobs DLQ, whose handler fails the task with Bridge.DeadLettered: a worker that dies mid-job, or a drain that hands a job back, costs one receive (the timing model's maxReceiveCount)."
   type        = number
   default     = 5
 

@@ -15,11 +15,22 @@ locals {
     ExecutionType = "STANDARD"
   }) : jsonencode({ Mode = "INLINE" })
 
+  # The task's timeout fields as one placeholder, exactly as StateMachineParams.task_timeouts()
+  # renders them in Python: HeartbeatSeconds only when set (docs/timing.md).
+  task_timeouts = join(", ", concat(
+    var.heartbeat_seconds == null ? [] : ["\"HeartbeatSeconds\": ${var.heartbeat_seconds}"],
+    ["\"TimeoutSeconds\": ${var.timeout_seconds}"],
+  ))
+
+  # bridge.timing.TimingModel.min_task_heartbeat_s and min_task_timeout_s (60 = RESULT_SLACK_S:
+  # the time to send a result and delete the message, or to hand a released message back).
+  min_heartbeat_seconds = floor(var.max_queue_wait_seconds + var.jobs_visibility_timeout_seconds + var.worker_heartbeat_interval_seconds + 60)
+  min_timeout_seconds   = floor(var.max_queue_wait_seconds + var.job_timeout_seconds + var.worker_cancel_grace_seconds + 60)
+
   # Every placeholder of bridge.asl.json, and nothing else (tests/infra checks it).
   definition_vars = {
     jobs_queue_url         = var.jobs_queue_url
-    heartbeat_seconds      = var.heartbeat_seconds
-    timeout_seconds        = var.timeout_seconds
+    task_timeouts          = local.task_timeouts
     retry_interval_seconds = var.retry_interval_seconds
     retry_max_attempts     = var.retry_max_attempts
     max_concurrency        = var.max_concurrency
@@ -186,10 +197,25 @@ resource "aws_sfn_state_machine" "this" {
   # The role policy must exist before the first execution can send a job.
   depends_on = [aws_iam_role_policy.this]
 
+  # The timing model's task rules (bridge.timing.TimingModel._task_rules), as
+  # preconditions because they relate several variables: required_version is ">= 1.5", and
+  # only Terraform >= 1.9 lets a variable's validation refer to other variables. The error
+  # messages must not interpolate heartbeat_seconds: it may be null, and Terraform renders a
+  # condition's error message even when the condition holds.
   lifecycle {
     precondition {
-      condition     = var.heartbeat_seconds < var.timeout_seconds
-      error_message = "heartbeat_seconds must be lower than timeout_seconds: Step Functions rejects a HeartbeatSeconds that is not below TimeoutSeconds."
+      condition     = var.heartbeat_seconds == null ? true : var.heartbeat_seconds >= local.min_heartbeat_seconds
+      error_message = "heartbeat_seconds (HeartbeatSeconds) is shorter than the longest queue wait (max_queue_wait_seconds, ${var.max_queue_wait_seconds} s) + a redelivery (jobs_visibility_timeout_seconds, ${var.jobs_visibility_timeout_seconds} s) + the heartbeat interval (worker_heartbeat_interval_seconds, ${var.worker_heartbeat_interval_seconds} s) + 60 s: jobs would time out in the queue. Use at least ${local.min_heartbeat_seconds}, or leave heartbeat_seconds null (liveness then comes from SQS; see docs/timing.md)."
+    }
+
+    precondition {
+      condition     = var.heartbeat_seconds == null ? true : var.heartbeat_seconds < var.timeout_seconds
+      error_message = "heartbeat_seconds must be shorter than timeout_seconds (${var.timeout_seconds}): Step Functions rejects a HeartbeatSeconds that is not below TimeoutSeconds. Leave heartbeat_seconds null to rely on SQS for liveness."
+    }
+
+    precondition {
+      condition     = var.timeout_seconds >= local.min_timeout_seconds
+      error_message = "timeout_seconds (TimeoutSeconds) ${var.timeout_seconds} is shorter than the longest queue wait (max_queue_wait_seconds, ${var.max_queue_wait_seconds} s) + the job timeout (job_timeout_seconds, ${var.job_timeout_seconds} s) + ${var.worker_cancel_grace_seconds} + 60 s: use at least ${local.min_timeout_seconds}."
     }
   }
 }

@@ -52,19 +52,23 @@ variable "map_mode" {
   }
 }
 
+################################################################################
+# Timing (bridge/timing.py and docs/timing.md: the same rules, the same numbers)
+################################################################################
+
 variable "heartbeat_seconds" {
-  description = "HeartbeatSeconds of the job task: a worker must call SendTaskHeartbeat at least this often. Must be lower than timeout_seconds."
+  description = "HeartbeatSeconds of the job task, or null (default) to leave it out of the definition. Its clock starts when the job message is sent, so time in the queue counts against it: by default liveness comes from SQS instead (a dead worker's message reappears after the visibility timeout, runs again, and dead-letters after maxReceiveCount). When set, it must be at least max_queue_wait_seconds + jobs_visibility_timeout_seconds + worker_heartbeat_interval_seconds + 60 and below timeout_seconds (checked at plan time)."
   type        = number
-  default     = 600
+  default     = null
 
   validation {
-    condition     = var.heartbeat_seconds >= 1 && floor(var.heartbeat_seconds) == var.heartbeat_seconds
-    error_message = "heartbeat_seconds must be a positive integer."
+    condition     = var.heartbeat_seconds == null ? true : (var.heartbeat_seconds >= 1 && floor(var.heartbeat_seconds) == var.heartbeat_seconds)
+    error_message = "heartbeat_seconds must be a positive integer, or null to leave HeartbeatSeconds out (liveness then comes from SQS)."
   }
 }
 
 variable "timeout_seconds" {
-  description = "TimeoutSeconds of the job task: the longest a single job may take, heartbeats notwithstanding (default 24 hours)."
+  description = "TimeoutSeconds of the job task: the longest a job may take from the moment its message is sent, queue wait, run, redeliveries and reporting included (default 24 hours). At least max_queue_wait_seconds + job_timeout_seconds + worker_cancel_grace_seconds + 60 (checked at plan time)."
   type        = number
   default     = 86400
 
@@ -74,6 +78,67 @@ variable "timeout_seconds" {
     error_message = "timeout_seconds must be an integer between 1 and 31536000 (one year)."
   }
 }
+
+variable "max_queue_wait_seconds" {
+  description = "Longest a job may wait in the jobs queue before a worker picks it up: the acceptable backlog the consumers' scaling target is set for (target_backlog_per_instance). Not rendered; the task timeouts are validated against it."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.max_queue_wait_seconds >= 1 && floor(var.max_queue_wait_seconds) == var.max_queue_wait_seconds
+    error_message = "max_queue_wait_seconds must be a positive integer."
+  }
+}
+
+variable "job_timeout_seconds" {
+  description = "Longest any job may run on a worker, the largest per-type override included (the consumers module's job_timeout_seconds). Not rendered; timeout_seconds is validated against it."
+  type        = number
+  default     = 42600
+
+  validation {
+    # bridge.timing.longest_job_s(): SQS keeps a message hidden at most 43200 s from its
+    # receipt; the worker needs 10 s to kill a job and 60 s to report it.
+    condition     = var.job_timeout_seconds >= 1 && var.job_timeout_seconds <= 43130 && floor(var.job_timeout_seconds) == var.job_timeout_seconds
+    error_message = "job_timeout_seconds must be an integer between 1 and 43130: SQS keeps a message hidden at most 43200 s from its receipt, minus 70 s to kill and report; split longer work into several jobs."
+  }
+}
+
+variable "worker_heartbeat_interval_seconds" {
+  description = "Seconds between the workers' SendTaskHeartbeat calls for a running job (the consumers module's heartbeat_interval_seconds). Not rendered; heartbeat_seconds is validated against it."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.worker_heartbeat_interval_seconds > 0
+    error_message = "worker_heartbeat_interval_seconds must be positive."
+  }
+}
+
+variable "worker_cancel_grace_seconds" {
+  description = "Seconds a worker waits between SIGTERM and SIGKILL when it stops a job (the consumers module's cancel_grace_seconds). Not rendered; timeout_seconds is validated against it."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.worker_cancel_grace_seconds > 0
+    error_message = "worker_cancel_grace_seconds must be positive."
+  }
+}
+
+variable "jobs_visibility_timeout_seconds" {
+  description = "Visibility timeout of the jobs queue (pass the queues module's jobs_visibility_timeout_seconds): how long a crashed worker's job stays hidden before it is redelivered. Not rendered; heartbeat_seconds is validated against it."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.jobs_visibility_timeout_seconds >= 1 && var.jobs_visibility_timeout_seconds <= 43200 && floor(var.jobs_visibility_timeout_seconds) == var.jobs_visibility_timeout_seconds
+    error_message = "jobs_visibility_timeout_seconds must be an integer between 1 and 43200 (SQS allows at most 12 hours)."
+  }
+}
+
+################################################################################
+# Retries and concurrency
+################################################################################
 
 variable "retry_interval_seconds" {
   description = "IntervalSeconds of the retry on Bridge.Retryable errors (doubled on each attempt, BackoffRate 2.0)."

@@ -1,0 +1,418 @@
+"""The dead-letter handler: a message in a DLQ tells its execution, then waits in an archive.
+
+Why: a job moved to the jobs DLQ used to leave its task waiting until ``HeartbeatSeconds`` ran
+out (``States.Timeout``, empty cause: indistinguishable from a slow worker). This handler ends
+the task at once with ``Bridge.DeadLettered`` and a cause that names the job, the receive count,
+the source queue and the reason; a result in the results DLQ is still delivered when it can be.
+
+Why an archive: an event source mapping deletes every record its invocation acknowledges, so a
+handler that consumed the DLQ would destroy what operators need to inspect. Instead, per side
+(jobs, results):
+
+* ``<prefix>-jobs-dlq`` stays the redrive target of the source queue (names unchanged);
+* this handler consumes it (a Lambda event source mapping on AWS, a
+  :class:`~bridge.local_stack.event_source.LocalEventSourceMapping` on the embedded stack),
+  tells the execution, then copies the message (body byte for byte, enriched attributes) to
+  ``<prefix>-jobs-dead-letters``, the **archive** (14-day retention), and only then acknowledges
+  the original. A crash in between leaves a duplicate, never a loss;
+* the DLQ has its own ``RedrivePolicy`` to the archive, so a message the handler keeps failing on
+  (throttling, an outage) still ends in the archive, bare. SQS keeps a message's receive count
+  when it dead-letters it (moto does; see :func:`dlq_max_receive_count`), so the DLQ's
+  ``maxReceiveCount`` is the source's plus :data:`HANDLER_ATTEMPTS`;
+* because the archive is a DLQ of the DLQ, ``StartMessageMoveTask`` accepts it as a source:
+  ``dlq redrive`` moves archived messages back with an explicit destination (the source queue).
+
+A sweep (peek the DLQ, leave it in place) was rejected: it needs a scheduler, state to remember
+which letters it already told, and it races operators' own peeks that raise receive counts. With
+handling switched off (teams that redrive instead) nothing consumes the DLQ, it has no redrive
+policy of its own, and operators inspect it directly.
+
+What the handler does with one record:
+
+* job (or unparseable result) with a readable token: ``SendTaskFailure`` ``Bridge.DeadLettered``;
+* valid result: delivered as the completion handler would (its own success or failure); if Step
+  Functions refuses the output (``InvalidOutput``), ``Bridge.DeadLettered`` instead;
+* stale token (``TaskTimedOut``, ``InvalidToken``, ``TaskDoesNotExist``): fine, the task ended;
+* no readable token: nothing to tell;
+* throttling, 5xx, network errors, an archive that refuses the copy: a batch item failure, so SQS
+  redelivers it (and after :data:`HANDLER_ATTEMPTS` the DLQ's redrive archives it bare).
+
+The archived copy carries what it needs to explain itself (:data:`ENRICHED_ATTRIBUTES`), including
+``bridge-task-told``: ``failed``, ``delivered``, ``already-closed`` or ``no-token``.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bridge.aws import TASK_CLOSED_ERRORS
+from bridge.contract import (
+    ERROR_DEAD_LETTERED,
+    ERROR_OUTPUT_TOO_LARGE,
+    MAX_CAUSE_CHARS,
+    MAX_ERROR_CHARS,
+    MAX_OUTPUT_BYTES,
+    ContractError,
+    Result,
+    clip,
+    mask_token,
+    output_size,
+    parse_result,
+    read_token,
+)
+from bridge.quarantine import MAX_REASON_CHARS, REASON_ATTRIBUTE, SOURCE_ATTRIBUTE
+
+log = logging.getLogger(__name__)
+
+#: How many times the handler may fail one record before the DLQ's own redrive archives it.
+HANDLER_ATTEMPTS = 3
+#: The archive's name is the DLQ's with this suffix instead of ``-dlq``.
+ARCHIVE_SUFFIX = "-dead-letters"
+DLQ_SUFFIX = "-dlq"
+ARCHIVE_RETENTION_S = 14 * 24 * 3600
+
+JOB_ID_ATTRIBUTE = "bridge-job-id"
+EXECUTION_ATTRIBUTE = "bridge-execution-arn"
+RECEIVE_COUNT_ATTRIBUTE = "bridge-receive-count"
+SOURCE_QUEUE_ATTRIBUTE = "bridge-source-queue"
+DEAD_LETTERED_AT_ATTRIBUTE = "bridge-dead-lettered-at"
+TASK_TOLD_ATTRIBUTE = "bridge-task-told"
+#: Every attribute an archived copy gets from the handler (SQS allows 10 per message: the
+#: record's other attributes fill the remaining slots, in their original order).
+ENRICHED_ATTRIBUTES = (
+    REASON_ATTRIBUTE,
+    SOURCE_ATTRIBUTE,
+    JOB_ID_ATTRIBUTE,
+    EXECUTION_ATTRIBUTE,
+    RECEIVE_COUNT_ATTRIBUTE,
+    SOURCE_QUEUE_ATTRIBUTE,
+    DEAD_LETTERED_AT_ATTRIBUTE,
+    TASK_TOLD_ATTRIBUTE,
+)
+MAX_MESSAGE_ATTRIBUTES = 10
+
+#: Values of ``bridge-task-told``.
+TOLD_FAILED = "failed"
+TOLD_DELIVERED = "delivered"
+TOLD_ALREADY_CLOSED = "already-closed"
+TOLD_NO_TOKEN = "no-token"
+
+Clock = Callable[[], datetime]
+
+
+def archive_name(dlq_name: str) -> str:
+    """``<prefix>-jobs-dlq`` -> ``<prefix>-jobs-dead-letters`` (Terraform uses the same rule)."""
+    return dlq_name.removesuffix(DLQ_SUFFIX) + ARCHIVE_SUFFIX
+
+
+def dlq_max_receive_count(source_max_receive_count: int) -> int:
+    """The DLQ's ``maxReceiveCount`` towards the archive.
+
+    A message keeps its receive count when SQS moves it to a DLQ (moto 5.2.5 verifiably does;
+    AWS documents only that the enqueue time is kept), so a DLQ limit below the source's would
+    archive a dead letter before the handler ever saw it. Adding the handler's attempts to the
+    source's limit gives the handler at least :data:`HANDLER_ATTEMPTS` tries either way."""
+    return source_max_receive_count + HANDLER_ATTEMPTS
+
+
+def queue_name(arn_or_url: str) -> str:
+    """The queue name at the end of a queue ARN (``...:name``) or URL (``.../name``)."""
+    return arn_or_url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+
+
+def _string(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value}
+
+
+def _send_form(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Lambda's record attributes (``stringValue``/``binaryValue``, base64 text on AWS) in the
+    shape SendMessage takes."""
+    converted: dict[str, Any] = {}
+    for name, value in attributes.items():
+        data_type = value.get("dataType") or value.get("DataType")
+        text = value.get("stringValue") or value.get("StringValue")
+        binary = value.get("binaryValue") or value.get("BinaryValue")
+        if not data_type:
+            continue
+        if data_type.startswith("Binary") and binary is not None:
+            raw = base64.b64decode(binary) if isinstance(binary, str) else bytes(binary)
+            converted[name] = {"DataType": data_type, "BinaryValue": raw}
+        elif text:
+            converted[name] = {"DataType": data_type, "StringValue": text}
+    return converted
+
+
+def _field(body: str, name: str) -> str | None:
+    """A top-level string field of a message that may break the contract, or ``None``."""
+    try:
+        data = json.loads(body)
+    except (TypeError, ValueError):
+        return None
+    value = data.get(name) if isinstance(data, dict) else None
+    return value[:MAX_REASON_CHARS] if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One DLQ record, read leniently: a dead letter is often one that breaks the contract."""
+
+    message_id: str
+    body: str
+    attributes: dict[str, Any]
+    receive_count: int
+    dlq_arn: str
+    #: Where the message was dead-lettered from (``DeadLetterQueueSourceArn``), else the queue
+    #: the bridge's naming rule gives (the DLQ's name without ``-dlq``).
+    source_queue: str
+    source_arn: str | None
+    token: str | None
+    job_id: str | None
+    execution_arn: str | None
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> DeadLetter:
+        system = record.get("attributes") or {}
+        body = str(record.get("body") or "")
+        dlq_arn = str(record.get("eventSourceARN") or "")
+        source_arn = system.get("DeadLetterQueueSourceArn") or None
+        try:
+            receive_count = int(system.get("ApproximateReceiveCount", 0))
+        except (TypeError, ValueError):
+            receive_count = 0
+        return cls(
+            message_id=str(record.get("messageId") or ""),
+            body=body,
+            attributes=_send_form(record.get("messageAttributes") or {}),
+            receive_count=receive_count,
+            dlq_arn=dlq_arn,
+            source_queue=queue_name(source_arn) if source_arn else _conventional_source(dlq_arn),
+            source_arn=source_arn,
+            token=read_token(body),
+            job_id=_field(body, "job_id"),
+            execution_arn=_field(body, "execution_arn"),
+        )
+
+    def recorded_reason(self) -> str | None:
+        """The reason the worker or completion handler gave when it quarantined the message."""
+        value = self.attributes.get(REASON_ATTRIBUTE, {}).get("StringValue")
+        return str(value) if value else None
+
+
+def _conventional_source(dlq_arn: str) -> str:
+    name = queue_name(dlq_arn)
+    return name.removesuffix(DLQ_SUFFIX) if name.endswith(DLQ_SUFFIX) else "unknown source queue"
+
+
+class DeadLetterHandler:
+    """Tells executions about dead letters and archives them. Clients are passed in.
+
+    ``archive_url_by_source`` maps each DLQ this handler consumes (its URL or ARN: only the queue
+    name is compared) to the URL of that DLQ's archive."""
+
+    def __init__(
+        self,
+        sfn: Any,
+        sqs: Any,
+        archive_url_by_source: Mapping[str, str],
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        if not archive_url_by_source:
+            raise ValueError("a dead-letter handler needs at least one DLQ -> archive mapping")
+        self.sfn = sfn
+        self.sqs = sqs
+        self.archives = {queue_name(dlq): url for dlq, url in archive_url_by_source.items()}
+        self.clock = clock
+        self._limits: dict[str, int | None] = {}
+
+    def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        """An SQS event in, ``{"batchItemFailures": [...]}`` out (``ReportBatchItemFailures``)."""
+        failures = []
+        for record in event.get("Records") or []:
+            message_id = str(record.get("messageId") or "")
+            try:
+                self.record(record)
+            except Exception as exc:  # the record stays in the DLQ; SQS redelivers it
+                log.warning(
+                    "dead letter %s not handled, will be retried: %s", message_id, _describe(exc)
+                )
+                failures.append({"itemIdentifier": message_id})
+        return {"batchItemFailures": failures}
+
+    def record(self, record: Mapping[str, Any]) -> str:
+        """Handle one record; returns what the task was told. Raises to have it retried."""
+        letter = DeadLetter.from_record(record)
+        archive_url = self.archives.get(queue_name(letter.dlq_arn))
+        if archive_url is None:  # checked before telling anyone: misconfiguration, not data
+            raise LookupError(f"no archive configured for DLQ {letter.dlq_arn or '<unknown>'}")
+        reason = letter.recorded_reason() or self.derived_reason(letter)
+        told = self.tell(letter, reason)
+        self.archive(archive_url, letter, reason, told)
+        log.info(
+            "dead letter %s archived: job=%s token=%s told=%s reason=%s",
+            letter.message_id,
+            letter.job_id,
+            mask_token(letter.token),
+            told,
+            reason,
+        )
+        return told
+
+    def derived_reason(self, letter: DeadLetter) -> str:
+        """No recorded reason: the source queue's redrive policy moved it."""
+        limit = self._max_receive_count(letter.source_arn) if letter.source_arn else None
+        count = f" {limit}" if limit is not None else ""
+        return f"exceeded maxReceiveCount{count} on {letter.source_queue}"
+
+    def _max_receive_count(self, source_arn: str) -> int | None:
+        """The source queue's ``maxReceiveCount`` (cached per queue); ``None`` when it cannot be
+        read: the reason then omits the number rather than failing the record."""
+        if source_arn not in self._limits:
+            self._limits[source_arn] = self._read_max_receive_count(source_arn)
+        return self._limits[source_arn]
+
+    def _read_max_receive_count(self, source_arn: str) -> int | None:
+        parts = source_arn.split(":")
+        if len(parts) != 6:
+            return None
+        try:
+            url = self.sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])
+            policy = self.sqs.get_queue_attributes(
+                QueueUrl=url["QueueUrl"], AttributeNames=["RedrivePolicy"]
+            )["Attributes"]["RedrivePolicy"]
+            return int(json.loads(policy)["maxReceiveCount"])
+        except Exception as exc:  # best effort: an explanation, not a decision
+            log.info("maxReceiveCount of %s unknown: %s", source_arn, _describe(exc))
+            return None
+
+    def cause(self, letter: DeadLetter, reason: str, detail: str = "") -> str:
+        text = (
+            f"job {letter.job_id or '<unknown job id>'} was dead-lettered: {reason}; "
+            f"receive count {letter.receive_count}; source queue {letter.source_queue}; "
+            f"message {letter.message_id} is kept in {archive_name(queue_name(letter.dlq_arn))}"
+        )
+        return clip(text + (f"; {detail}" if detail else ""), MAX_CAUSE_CHARS)
+
+    def tell(self, letter: DeadLetter, reason: str) -> str:
+        """End the letter's task; returns one of the ``TOLD_*`` values."""
+        if letter.token is None:
+            return TOLD_NO_TOKEN
+        try:
+            result = parse_result(letter.body)
+        except ContractError:
+            result = None
+        detail = ""
+        try:
+            if result is not None:
+                try:
+                    self._deliver(result)
+                    return TOLD_DELIVERED
+                except ClientError as exc:
+                    if _code(exc) != "InvalidOutput":
+                        raise
+                    detail = f"its result could not be delivered: {_describe(exc)}"
+            self.sfn.send_task_failure(
+                taskToken=letter.token,
+                error=ERROR_DEAD_LETTERED,
+                cause=self.cause(letter, reason, detail),
+            )
+            return TOLD_FAILED
+        except ClientError as exc:
+            if _code(exc) in TASK_CLOSED_ERRORS:
+                return TOLD_ALREADY_CLOSED
+            raise
+
+    def _deliver(self, result: Result) -> None:
+        """The result's own callback, as the completion handler makes it."""
+        if result.outcome == "succeeded":
+            size = output_size(result.output)
+            if size <= MAX_OUTPUT_BYTES:
+                self.sfn.send_task_success(taskToken=result.token, output=result.output_json())
+                return
+            error = ERROR_OUTPUT_TOO_LARGE
+            cause = f"output is {size} bytes, limit {MAX_OUTPUT_BYTES}"
+        else:
+            error, cause = result.error or "", result.cause or ""
+        self.sfn.send_task_failure(
+            taskToken=result.token,
+            error=clip(error, MAX_ERROR_CHARS),
+            cause=clip(cause, MAX_CAUSE_CHARS),
+        )
+
+    def archive(self, archive_url: str, letter: DeadLetter, reason: str, told: str) -> None:
+        """Copy the letter to its archive: the body unchanged, the attributes enriched."""
+        ours = {
+            REASON_ATTRIBUTE: reason[:MAX_REASON_CHARS] or "unspecified",
+            SOURCE_ATTRIBUTE: (
+                letter.attributes.get(SOURCE_ATTRIBUTE, {}).get("StringValue") or letter.message_id
+            ),
+            JOB_ID_ATTRIBUTE: letter.job_id,
+            EXECUTION_ATTRIBUTE: letter.execution_arn,
+            RECEIVE_COUNT_ATTRIBUTE: str(letter.receive_count),
+            SOURCE_QUEUE_ATTRIBUTE: letter.source_queue,
+            DEAD_LETTERED_AT_ATTRIBUTE: self.clock().isoformat(timespec="milliseconds"),
+            TASK_TOLD_ATTRIBUTE: told,
+        }
+        enriched = {name: _string(value) for name, value in ours.items() if value}
+        others = [(k, v) for k, v in letter.attributes.items() if k not in ENRICHED_ATTRIBUTES]
+        kept = dict(others[: MAX_MESSAGE_ATTRIBUTES - len(enriched)])
+        self.sqs.send_message(
+            QueueUrl=archive_url, MessageBody=letter.body, MessageAttributes={**kept, **enriched}
+        )
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        message = exc.response.get("Error", {}).get("Message", "")
+        return f"{_code(exc)}: {message}" if message else _code(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def archive_routes(config: Any) -> dict[str, str]:
+    """DLQ URL -> archive URL for every side ``config`` (a :class:`~bridge.config.BridgeConfig`)
+    configures both for; raises :class:`~bridge.config.ConfigError` naming the variables when it
+    configures none."""
+    from bridge.config import ConfigError
+
+    pairs = (
+        (config.jobs_dlq_url, config.jobs_archive_url),
+        (config.results_dlq_url, config.results_archive_url),
+    )
+    routes = {dlq: archive for dlq, archive in pairs if dlq and archive}
+    if not routes:
+        raise ConfigError(
+            "the dead-letter handler needs BRIDGE_JOBS_DLQ_URL with BRIDGE_JOBS_ARCHIVE_URL "
+            "and/or BRIDGE_RESULTS_DLQ_URL with BRIDGE_RESULTS_ARCHIVE_URL"
+        )
+    return routes
+
+
+@functools.cache
+def _from_environment() -> DeadLetterHandler:
+    # Imported here so the module stays importable without configuration (tests, local stack).
+    from bridge.aws import build_clients
+    from bridge.config import load_config
+
+    logging.getLogger().setLevel(logging.INFO)  # Lambda's runtime logs WARNING and up otherwise
+    config = load_config()
+    clients = build_clients(config)
+    return DeadLetterHandler(clients.sfn, clients.sqs, archive_routes(config))
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """AWS Lambda entry point (``bridge.dead_letter.lambda_handler``), configured by the
+    environment: ``BRIDGE_JOBS_DLQ_URL``/``BRIDGE_JOBS_ARCHIVE_URL`` and/or
+    ``BRIDGE_RESULTS_DLQ_URL``/``BRIDGE_RESULTS_ARCHIVE_URL``."""
+    return _from_environment().handle(event, context)

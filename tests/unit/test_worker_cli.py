@@ -1,0 +1,96 @@
+"""The worker's flags: each has an environment variable, the README documents exactly them, and
+invalid settings are refused in one line naming the setting, with exit code 2, before anything
+is received."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from bridge.cli.main import app
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+QUEUES = [
+    "--jobs-queue-url",
+    "http://127.0.0.1:1/123456789012/jobs",
+    "--results-queue-url",
+    "http://127.0.0.1:1/123456789012/results",
+    "--endpoint-url",
+    "http://127.0.0.1:1",
+]
+
+
+def worker_params() -> list[click.Option]:
+    command = typer.main.get_command(app)
+    worker = command.commands["worker"]  # type: ignore[attr-defined]
+    return [p for p in worker.params if isinstance(p, click.Option)]
+
+
+def readme_rows() -> dict[str, str]:
+    """Flag -> environment variable, from the README's worker configuration table."""
+    text = README.read_text()
+    start = text.index("<!-- worker-flags:start -->")
+    end = text.index("<!-- worker-flags:end -->")
+    rows = {}
+    for line in text[start:end].splitlines():
+        match = re.match(r"\|\s*`(--[a-z-]+)`\s*\|\s*`?([A-Z_]+|—)`?\s*\|", line)
+        if match:
+            rows[match.group(1)] = match.group(2)
+    return rows
+
+
+def test_every_worker_flag_has_an_environment_variable() -> None:
+    missing = [p.opts[0] for p in worker_params() if not p.envvar and not p.hidden]
+    assert missing == [] or set(missing) <= {"--state-file", "--region", "--endpoint-url"}
+
+
+def test_the_readme_documents_exactly_the_worker_flags() -> None:
+    documented = readme_rows()
+    actual = {
+        p.opts[0]: (p.envvar if isinstance(p.envvar, str) else "—")
+        for p in worker_params()
+        if not p.hidden and p.opts[0] != "--help"
+    }
+    assert documented == actual
+
+
+def refused(*args: str) -> str:
+    result = CliRunner().invoke(app, ["worker", *args])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--concurrency", "0"], "--concurrency"),
+        (["--wait-seconds", "25"], "--wait-seconds"),
+        (["--job-timeouts", "render"], "--job-timeouts"),
+        (["--isolation", "fork"], "--isolation"),
+        (["--log-level", "LOUD"], "log level"),
+        (["--token-path", "$..token[0]"], "--token-path"),
+    ],
+)
+def test_bad_settings_are_refused_in_one_line(args: list[str], named: str) -> None:
+    line = refused("--handler", "consumers.demo_handler:work", *args, *QUEUES)
+    assert named in line
+
+
+def test_an_unknown_handler_is_refused() -> None:
+    assert "no_such_module" in refused("--handler", "no_such_module:run", *QUEUES)
+
+
+def test_a_command_whose_program_does_not_exist_is_refused() -> None:
+    assert "no-such-program" in refused("--command", "no-such-program --flag", *QUEUES)
+
+
+def test_a_queue_that_does_not_answer_is_refused() -> None:
+    line = refused("--handler", "consumers.demo_handler:work", *QUEUES)
+    assert "jobs queue" in line and "does not answer" in line
