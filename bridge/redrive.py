@@ -63,14 +63,30 @@ class MoveTaskUnsupported(Exception):
 
 
 def unsupported(exc: BaseException) -> bool:
-    """Whether ``exc`` says "this endpoint has no StartMessageMoveTask" (not a real failure)."""
+    """Whether ``exc`` means "no StartMessageMoveTask here": an unknown operation, or a server
+    error that outlasted botocore's retries (moto's server answers an unknown action with a
+    bare HTTP 500). Copying instead is always safe: it only ever moves what it received."""
     if isinstance(exc, NotImplementedError | AttributeError):
         return True  # in-process moto; a botocore too old to know the operation
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         message = str(error.get("Message", "")).lower()
-        return error.get("Code") in _UNSUPPORTED_CODES or "not been implemented" in message
+        return (
+            error.get("Code") in _UNSUPPORTED_CODES
+            or "not been implemented" in message
+            or status >= 500
+        )
     return False
+
+
+def _reason(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    message = str(error.get("Message", ""))
+    if message.lstrip().startswith("<"):  # an HTML error page says nothing more than its status
+        message = ""
+    code = str(error.get("Code", ""))
+    return f"{code}: {message}" if message else f"HTTP {code}" if code.isdigit() else code
 
 
 def start_move_task(sqs: Any, source_arn: str, destination_arn: str, rate: int | None) -> str:
@@ -83,7 +99,7 @@ def start_move_task(sqs: Any, source_arn: str, destination_arn: str, rate: int |
     except ClientError as exc:
         message = str(exc.response.get("Error", {}).get("Message", ""))
         if unsupported(exc) or "must be configured as a Dead Letter Queue" in message:
-            raise MoveTaskUnsupported(message or str(exc)) from exc
+            raise MoveTaskUnsupported(_reason(exc)) from exc
         raise
     except (NotImplementedError, AttributeError) as exc:
         raise MoveTaskUnsupported(str(exc) or type(exc).__name__) from exc

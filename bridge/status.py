@@ -106,13 +106,14 @@ def queue_status(
 
 
 def _age_from_cloudwatch(cloudwatch: Any, status: QueueStatus, now: Callable[[], float]) -> None:
-    end = datetime.fromtimestamp(now(), UTC)
+    # A minute past now: the end is exclusive and the metric's timestamps are coarse.
+    end = datetime.fromtimestamp(now(), UTC) + timedelta(minutes=1)
     try:
         points = cloudwatch.get_metric_statistics(
             Namespace="AWS/SQS",
             MetricName="ApproximateAgeOfOldestMessage",
             Dimensions=[{"Name": "QueueName", "Value": status.name}],
-            StartTime=end - timedelta(minutes=15),
+            StartTime=end - timedelta(minutes=16),
             EndTime=end,
             Period=60,
             Statistics=["Maximum"],

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from consumers.imds import MetadataError, MetadataSource, seconds_until
 
@@ -50,7 +50,7 @@ def discover_group(autoscaling: Any, instance_id: str) -> str | None:
     which is logged)."""
     try:
         found = autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])
-    except (BotoCoreError, ClientError) as exc:
+    except Exception as exc:  # any failure is logged, never raised into the worker
         log.warning("DescribeAutoScalingInstances %s failed: %s: %s", instance_id, *_describe(exc))
         return None
     instances = found.get("AutoScalingInstances", [])
@@ -118,7 +118,7 @@ class ScaleInProtection:
                 InstanceIds=[self.instance_id],
                 ProtectedFromScaleIn=protected,
             )
-        except (BotoCoreError, ClientError) as exc:
+        except Exception as exc:  # any failure is logged, never raised into the worker
             code, message = _describe(exc)
             if code in PERMANENT_ERRORS:
                 self.disabled = True
@@ -246,7 +246,7 @@ class LifecycleAction:
             return False
         try:
             self.autoscaling.record_lifecycle_action_heartbeat(**self._identity)
-        except (BotoCoreError, ClientError) as exc:
+        except Exception as exc:  # any failure is logged, never raised into the worker
             log.warning(
                 "lifecycle heartbeat for %s failed: %s: %s", self.instance_id, *_describe(exc)
             )
@@ -263,7 +263,7 @@ class LifecycleAction:
             self.autoscaling.complete_lifecycle_action(
                 **self._identity, LifecycleActionResult=result
             )
-        except (BotoCoreError, ClientError) as exc:
+        except Exception as exc:  # any failure is logged, never raised into the worker
             log.warning(
                 "CompleteLifecycleAction %s for %s failed: %s: %s",
                 result,

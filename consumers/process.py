@@ -28,6 +28,7 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -106,6 +107,8 @@ def run_process(
         close_fds=True,
     )
     supervisor: _Supervisor | None = None
+    with _live_lock:
+        _live_groups.add(proc.pid)
     try:
         supervisor = _Supervisor(
             proc, context, stdin, grace_s, max_stdout_bytes, stderr_tail_bytes, on_stop
@@ -118,9 +121,28 @@ def run_process(
         proc.wait()
         raise
     finally:
+        with _live_lock:
+            _live_groups.discard(proc.pid)
         if supervisor is not None:
             supervisor.close()
         _close_streams(proc)
+
+
+#: Process groups of jobs running now, so a worker leaving at once can kill them all.
+_live_groups: set[int] = set()
+_live_lock = threading.Lock()
+
+
+def kill_all_groups(signum: int = signal.SIGKILL) -> int:
+    """Signal every running job's process group; returns how many. A worker that exits
+    without waiting (a second stop) calls this last: jobs run in their own sessions, so
+    nothing else would stop them."""
+    with _live_lock:
+        groups = list(_live_groups)
+    for pgid in groups:
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signum)
+    return len(groups)
 
 
 class _Supervisor:

@@ -17,6 +17,7 @@ from typing import Any
 
 from consumers.health import HealthServer
 from consumers.metrics import COUNTERS, DURATION, WorkerMetrics
+from consumers.process import kill_all_groups
 from consumers.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -79,4 +80,9 @@ class Service:
             self.metrics.stop()
             if self.health:
                 self.health.stop()
+            # Whatever job processes are still alive (a second stop does not wait for the
+            # grace period) must not outlive the worker: they run in their own sessions.
+            killed = kill_all_groups()
+            if killed:
+                log.warning("killed %d job process groups still running at exit", killed)
         return 130 if self.worker.abandoned else 0

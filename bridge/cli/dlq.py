@@ -12,11 +12,13 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bridge.aws import Clients, build_clients
@@ -49,8 +51,10 @@ CLI_MAX_ATTEMPTS = 3
 
 
 def connect(
-    state_file: Any, tf_outputs: Any, region: str | None, endpoint_url: str | None
+    state_file: Path | None, tf_outputs: Path | None, region: str | None, endpoint_url: str | None
 ) -> tuple[BridgeConfig, Clients]:
+    """Configuration (Terraform outputs, environment or state file; flags win) and clients that
+    give up on an unreachable endpoint after a few attempts."""
     config = resolve_config(
         state_file, tf_outputs=tf_outputs, region=region, endpoint_url=endpoint_url
     )
@@ -73,7 +77,7 @@ def console() -> Console:
 
 
 def emit_json(document: Any) -> None:
-    typer.echo(json.dumps(document, indent=2, default=str))
+    typer.echo(json.dumps(document, indent=2, default=str, ensure_ascii=False))
 
 
 def note(text: str) -> None:
@@ -96,18 +100,19 @@ def letters_table(letters: list[dead_letters.DeadLetter]) -> Table:
         table.add_column(column, overflow="fold")
     table.add_column("task now", overflow="fold")
     table.add_column("token", no_wrap=True)
-    for letter in letters:
+    for letter in letters:  # message data is escaped: a '[' in a reason is not rich markup
         table.add_row(
-            letter.queue,
-            letter.message_id,
-            f"{letter.job_id or '?'}\n[dim]type {letter.job_type or '?'}[/dim]",
-            f"{letter.execution_name or '?'}\n[dim]{letter.execution_arn or ''}[/dim]",
+            escape(letter.queue),
+            escape(letter.message_id),
+            f"{escape(letter.job_id or '?')}\n[dim]type {escape(letter.job_type or '?')}[/dim]",
+            f"{escape(letter.execution_name or '?')}\n"
+            f"[dim]{escape(letter.execution_arn or '')}[/dim]",
             age(letter.age_s),
             "?" if letter.receive_count is None else str(letter.receive_count),
-            letter.reason
+            escape(letter.reason)
             + ("" if letter.reason_source == "attribute" else " [dim](derived)[/dim]"),
-            letter.task_state,
-            letter.token,
+            escape(letter.task_state),
+            escape(letter.token),
         )
     return table
 
@@ -125,7 +130,7 @@ def list_(
     """Peek the dead letters: nothing is consumed, all stay visible.
 
     Each row: what the dead letter says about itself and what Step Functions says about its
-    task now."""
+    task now. A peek counts as one receive of each message (ApproximateReceiveCount + 1)."""
     config, clients = connect(state_file, tf_outputs, region, endpoint_url)
     sides = sides_for(config, queue)
     with aws_errors():
@@ -169,7 +174,7 @@ def show(
     out = console()
     summary = Table(show_header=False, box=None)
     for key in dead_letters.DeadLetter.__dataclass_fields__:
-        summary.add_row(f"[bold]{key}[/bold]", str(document.get(key)))
+        summary.add_row(f"[bold]{key}[/bold]", escape(str(document.get(key))))
     out.print(summary)
     for title in ("message", "attributes", "job_input", "execution"):
         out.rule(title.replace("_", " "))
@@ -180,8 +185,8 @@ def show(
         history.add_row(
             str(event["id"]),
             event["timestamp"],
-            event["type"],
-            json.dumps(event["details"], default=str)[:300],
+            escape(str(event["type"])),
+            escape(json.dumps(event["details"], default=str)[:500]),
         )
     out.print(history)
 
@@ -209,7 +214,14 @@ def redrive_table(results: list[RedriveResult]) -> Table:
     for r in results:
         to_move = "" if r.to_move is None else str(r.to_move)
         table.add_row(
-            r.queue, r.destination, r.method, str(r.moved), str(r.failed), to_move, r.status, r.note
+            r.queue,
+            r.destination,
+            r.method,
+            str(r.moved),
+            str(r.failed),
+            to_move,
+            r.status,
+            escape(r.note),
         )
     return table
 

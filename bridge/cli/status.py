@@ -10,14 +10,14 @@ import json
 import time
 from typing import Annotated, Any
 
-import boto3
 import typer
 from rich.console import Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from bridge.aws import client_config
+from bridge.aws import build_clients
 from bridge.cli.dlq import CLI_MAX_ATTEMPTS, age, connect, console
 from bridge.cli.options import EndpointUrl, Region, StateFile, TfOutputs, aws_errors, fail
 from bridge.config import BridgeConfig
@@ -26,17 +26,12 @@ from bridge.status import Status, collect
 
 def cloudwatch_client(config: BridgeConfig) -> Any | None:
     """CloudWatch, for queue ages, on real AWS only (no endpoint override: the embedded stack
-    has no SQS metrics, its ages come from a peek).
-
-    Built here because :class:`bridge.aws.Clients` holds only SQS and Step Functions."""
+    has no SQS metrics, its ages come from a peek)."""
     if config.endpoint_url:
         return None
-    session = boto3.session.Session(
-        aws_access_key_id=config.access_key_id,
-        aws_secret_access_key=config.secret_access_key,
-        region_name=config.region,
-    )
-    return session.client("cloudwatch", config=client_config(max_attempts=CLI_MAX_ATTEMPTS))
+    return build_clients(
+        config, max_attempts=CLI_MAX_ATTEMPTS, autoscaling=False, cloudwatch=True
+    ).cloudwatch
 
 
 def _count(value: int | None, partial: bool) -> str:
@@ -44,28 +39,29 @@ def _count(value: int | None, partial: bool) -> str:
 
 
 def render(status: Status, source: str) -> Group:
-    queues = Table(title=f"queues at {status.taken_at} ({source})", title_justify="left")
+    queues = Table(title=f"queues at {status.taken_at} ({escape(source)})", title_justify="left")
     for column in ("queue", "name", "visible", "in flight", "delayed", "oldest", "age from"):
-        queues.add_column(column, justify="right" if column in ("visible", "delayed") else "left")
+        numeric = column in ("visible", "in flight", "delayed", "oldest")
+        queues.add_column(column, justify="right" if numeric else "left")
     for q in status.queues:
         queues.add_row(
             q.label,
-            q.name,
+            escape(q.name),
             str(q.visible),
             str(q.in_flight),
             str(q.delayed),
             age(q.oldest_age_s) if q.oldest_age_s is not None else "-",
-            " ".join(filter(None, (q.age_source, f"({q.age_note})" if q.age_note else ""))),
+            escape(" ".join(filter(None, (q.age_source, f"({q.age_note})" if q.age_note else "")))),
         )
     parts: list[Any] = [queues]
-    if status.executions is not None:
+    if status.executions:
         runs = Table(title="running executions", title_justify="left")
         for column in ("execution", "started", "waiting", "running", "done", "total", "from"):
             runs.add_column(column)
         for run in status.executions:
             jobs = run.jobs
             runs.add_row(
-                run.name,
+                escape(run.name),
                 run.started,
                 _count(jobs.waiting, False),
                 _count(jobs.running, False),
@@ -74,6 +70,8 @@ def render(status: Status, source: str) -> Group:
                 jobs.source + (" (capped)" if jobs.partial else ""),
             )
         parts.append(runs)
+    elif status.executions is not None:
+        parts.append(Text("running executions: none"))
     if status.executions_note:
         parts.append(Text(f"executions: {status.executions_note}", style="dim"))
     if status.consumers is None:

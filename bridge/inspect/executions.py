@@ -70,7 +70,7 @@ class TaskState:
     execution_status: str | None
     #: waiting | succeeded | failed | timed out | ... | closed | unknown
     task: str
-    #: Error and cause of a failed or timed-out task, or why the state is unknown.
+    #: The error of a failed or timed-out task, or why the state is unknown.
     detail: str = ""
     #: The job message Step Functions sent, when found (type and input of a result's job).
     message: dict[str, Any] | None = None
@@ -173,9 +173,9 @@ class ExecutionLens:
         if end is None:
             task = "waiting" if status == "RUNNING" else "closed"
             return TaskState(status, task, message=message)
-        info = details(end)
-        detail = ": ".join(str(info[k]) for k in ("error", "cause") if info.get(k))
-        return TaskState(status, TASK_ENDS[end["type"]], detail[:300], message)
+        # The error names what happened; the cause (long) is in the history ('dlq show').
+        error = str(details(end).get("error") or "")
+        return TaskState(status, TASK_ENDS[end["type"]], error[:256], message)
 
     def job_counts(self, arn: str) -> JobCounts:
         """Jobs waiting / running / done of one execution, from its history (INLINE Map) or

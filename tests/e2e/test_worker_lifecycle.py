@@ -281,3 +281,22 @@ def task_tokens(sfn: Any, arn: str) -> list[str]:
             body = json.loads(details["parameters"])["MessageBody"]
             tokens.append(body["token"])
     return tokens
+
+
+def test_a_second_signal_leaves_no_job_process_behind(
+    stack: LocalStack, workers: WorkerFactory, tmp_path: Path
+) -> None:
+    sfn, sqs, config = clients(stack)
+    process = workers("--command", job_script(tmp_path), "--cancel-grace", "30", *FAST[:4])
+    start(sfn, config.state_machine_arn, [{"marks": str(tmp_path), "mode": "hang"}])
+    assert eventually(lambda: list(tmp_path.glob("*.started")), timeout_s=20)
+    process.send_signal(signal.SIGINT)  # Ctrl-C: drains; the job itself never sees it
+    time.sleep(0.5)
+    assert not list(tmp_path.glob("*.grandchild"))
+    process.send_signal(signal.SIGINT)
+    began = time.monotonic()
+    assert process.wait(timeout=10) == 130
+    assert time.monotonic() - began < 5
+    time.sleep(2.5)  # long enough for the grandchild to leave its mark, had it survived
+    assert not list(tmp_path.glob("*.grandchild"))
+    assert eventually(lambda: visible(sqs, config.jobs_queue_url) == 1, timeout_s=1.5)

@@ -9,9 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import typer
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from bridge.aws import Clients
+from bridge.cli.options import aws_errors
 from bridge.config import BridgeConfig
 from bridge.contract import ERROR_DEAD_LETTERED, mask_token, parse_job
 from bridge.dead_letter import DeadLetterHandler, archive_routes
@@ -135,8 +138,9 @@ def test_list_shows_exactly_the_dead_letters_and_consumes_none(
 def test_list_reads_the_archive_and_what_the_handler_recorded(
     aws: Clients, stack: dict[str, str], config: BridgeConfig
 ) -> None:
-    dead_letter_jobs(aws, stack, [{"n": 0}], "archived")
+    execution, _ = dead_letter_jobs(aws, stack, [{"n": 0}], "archived")
     archive_with_handler(aws, stack)
+    wait_for_execution(aws.sfn, execution)  # the task's failure is in the history
 
     (letter,) = listed(aws, config, "jobs")
 
@@ -192,7 +196,8 @@ def test_show_decodes_the_message_and_never_prints_a_token(
     text = json.dumps(shown)
     assert not any(token in text for token in tokens)  # the history holds every job's token
     assert shown["message"]["token"] == found.letter.token
-    assert shown["job_input"] == {"n": int(found.letter.job_id[-3])}
+    index = parse_job(found.message["Body"]).map_index
+    assert shown["job_input"] == {"n": index}
     assert shown["execution"]["status"] == "RUNNING"
     assert {"TaskScheduled", "TaskSubmitted"} <= {event["type"] for event in shown["events"]}
     with pytest.raises(InspectError, match="no dead letter with message id 'nope'"):
@@ -364,3 +369,20 @@ def test_purge_empties_the_dlq_and_the_archive(
     assert depth(aws.sqs, stack["jobs_dlq_url"]) == depth(aws.sqs, stack["jobs_archive_url"]) == 0
     (kept,) = receive_all(aws.sqs, stack["results_dlq_url"], 1)
     assert kept["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"] == "kept: other side"
+
+
+# --- what the CLI makes of AWS refusing ---------------------------------------------------
+
+
+def test_access_denied_becomes_one_error_line(
+    aws: Clients, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Stubber(aws.sqs) as stub:
+        stub.add_client_error("get_queue_attributes", "AccessDenied", "not authorized")
+        with pytest.raises(typer.Exit) as exited, aws_errors():
+            aws.sqs.get_queue_attributes(QueueUrl="https://q/x", AttributeNames=["All"])
+
+    assert exited.value.exit_code == 2
+    assert capsys.readouterr().err == (
+        "error: AWS refused GetQueueAttributes (AccessDenied): not authorized\n"
+    )

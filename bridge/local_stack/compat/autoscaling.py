@@ -320,8 +320,9 @@ def lifecycle_actions() -> list[Replacement]:
 
 
 def instance_protection() -> list[Replacement]:
-    """SetInstanceProtection checks what AWS checks: the group exists, at most 50 instance ids,
-    each in the group and InService, EnteringStandby or Standby (a terminating instance cannot be
+    """SetInstanceProtection checks what AWS checks (SetInstanceProtection API reference; user
+    guide, "Use instance scale-in protection"): the group exists, at most 50 instance ids, each in
+    the group and InService, EnteringStandby or Standby (a terminating instance cannot be
     protected any more). moto 5.2.5 answers 500 for an unknown group and silently accepts the
     rest, so a worker that keeps protecting itself while it drains would not see AWS's error."""
     from moto.autoscaling.models import AutoScalingBackend
