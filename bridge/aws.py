@@ -36,6 +36,8 @@ class Clients:
     autoscaling: Any = None
     #: Only the embedded stack needs EC2 (its launch template): built on request.
     ec2: Any = None
+    #: Claim checks of outputs too large for a result message (bridge.claim_check).
+    s3: Any = None
     #: Queue ages for `status` on real AWS (SQS publishes them only as metrics).
     cloudwatch: Any = None
 
@@ -84,6 +86,7 @@ def build_clients(
     autoscaling: bool = True,
     ec2: bool = False,
     cloudwatch: bool = False,
+    s3: bool = False,
 ) -> Clients:
     """Clients for ``config``'s region and endpoint (``None`` endpoint = real AWS).
     ``autoscaling`` / ``ec2``: also build those clients (the EC2 model takes ~0.2 s to load)."""
@@ -102,4 +105,5 @@ def build_clients(
         autoscaling=session.client("autoscaling", **kwargs) if autoscaling else None,
         ec2=session.client("ec2", **kwargs) if ec2 else None,
         cloudwatch=session.client("cloudwatch", **kwargs) if cloudwatch else None,
+        s3=session.client("s3", **kwargs) if s3 else None,
     )

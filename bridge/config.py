@@ -31,6 +31,7 @@ ENVIRONMENT = {
     "lifecycle_hook_name": "BRIDGE_LIFECYCLE_HOOK_NAME",
     "instance_id": "BRIDGE_INSTANCE_ID",
     "metadata_endpoint": "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "claim_check_bucket": "BRIDGE_CLAIM_CHECK_BUCKET",
 }
 
 
@@ -60,6 +61,9 @@ class BridgeConfig(BaseModel):
     instance_id: str | None = None
     #: IMDS base URL; the embedded stack serves one on loopback for its one instance.
     metadata_endpoint: str | None = None
+    #: S3 bucket for outputs too large for a result message (bridge.claim_check); without
+    #: one such outputs fail ``Bridge.OutputTooLarge``.
+    claim_check_bucket: str | None = None
     #: Only the embedded stack sets these (dummy values); on AWS the default chain is used.
     access_key_id: str | None = None
     secret_access_key: str | None = None

@@ -21,6 +21,10 @@ MAX_TOKEN_CHARS = 2048
 MAX_ERROR_CHARS = 256
 MAX_CAUSE_CHARS = 32_768
 MAX_OUTPUT_BYTES = 262_144
+#: A result message's limit: the queues' ``MaximumMessageSize`` as Terraform sets it
+#: (infra/modules/queues) and the embedded stack mirrors it. Outputs that would not fit go to
+#: S3 by claim check (bridge.claim_check).
+MAX_MESSAGE_BYTES = 262_144
 
 #: Error names the bridge itself reports through SendTaskFailure.
 ERROR_RETRYABLE = "Bridge.Retryable"
@@ -37,6 +41,8 @@ ERROR_INVALID_OUTPUT = "Bridge.InvalidOutput"
 ERROR_HANDLER_CRASHED = "Bridge.HandlerCrashed"
 #: The result message carried a readable token but another field broke the contract.
 ERROR_INVALID_RESULT = "Bridge.InvalidResult"
+#: A large output could not be stored in S3 by claim check (bridge.claim_check).
+ERROR_CLAIM_CHECK_FAILED = "Bridge.ClaimCheckFailed"
 
 #: Inserted where :func:`clip` removed the middle of a long text.
 CLIP_MARKER = "\n…[{removed} characters removed by callback-bridge]…\n"

@@ -25,6 +25,21 @@ TEMPLATE_NAME = "bridge.asl.json"
 _PLACEHOLDER = re.compile(r"(?<!\$)\$\{(\w+)\}")
 
 MapMode = Literal["INLINE", "DISTRIBUTED"]
+#: "report": failed jobs are entries of the output and the execution succeeds; "fail": the
+#: execution fails with ``Bridge.JobsFailed`` when failures exceed the tolerated ones.
+FailurePolicy = Literal["report", "fail"]
+FAILURE_POLICIES: tuple[FailurePolicy, ...] = ("report", "fail")
+#: The error of an execution whose failed jobs exceeded the tolerance.
+JOBS_FAILED_ERROR = "Bridge.JobsFailed"
+#: The template's way of tolerating every failure by count: the number of jobs.
+_ALL_JOBS = {"count.$": "States.ArrayLength($)"}
+
+
+def _whole(value: object, low: int, high: int | None) -> bool:
+    """An int (not a bool) within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return False
+    return low <= value and (high is None or value <= high)
 
 
 @dataclass(frozen=True)
@@ -45,11 +60,40 @@ class StateMachineParams:
     map_mode: MapMode = "INLINE"
     max_queue_wait_seconds: int = DEFAULT_MAX_QUEUE_WAIT_S
     job_timeout_seconds: int = DEFAULT_JOB_TIMEOUT_S
+    #: "report" (default): job failures are data, the execution succeeds. "fail": the execution
+    #: fails with Bridge.JobsFailed (counts in the cause) when more jobs failed than tolerated,
+    #: so alarms on failed executions mean failed work. Same semantics for both Map modes.
+    failure_policy: FailurePolicy = "report"
+    #: With "fail": the execution fails when more than this many jobs failed. Unset: 0, unless a
+    #: percentage is set (then only the percentage applies).
+    tolerated_failure_count: int | None = None
+    #: With "fail": the execution fails when more than this percentage (integer 0-100) of its
+    #: jobs failed. Both set: exceeding either fails it, as a Distributed Map's thresholds do.
+    tolerated_failure_percentage: int | None = None
 
     def __post_init__(self) -> None:
         if self.map_mode not in ("INLINE", "DISTRIBUTED"):
             raise ValueError(f"map_mode must be INLINE or DISTRIBUTED, not {self.map_mode!r}")
+        self._validate_failure_policy()
         self.timing().validate()
+
+    def _validate_failure_policy(self) -> None:
+        if self.failure_policy not in FAILURE_POLICIES:
+            raise ValueError(f"failure_policy must be report or fail, not {self.failure_policy!r}")
+        count, percentage = self.tolerated_failure_count, self.tolerated_failure_percentage
+        if self.failure_policy == "report" and (count is not None or percentage is not None):
+            raise ValueError(
+                "tolerated_failure_count and tolerated_failure_percentage apply only with "
+                "failure_policy 'fail' (with 'report' every failure is tolerated)"
+            )
+        if count is not None and not _whole(count, 0, None):
+            raise ValueError(f"tolerated_failure_count must be an integer >= 0, not {count!r}")
+        if percentage is not None and not _whole(percentage, 0, 100):
+            # Integers only: the template's percentage check is exact for integers (see
+            # MeasureFailures in the template).
+            raise ValueError(
+                f"tolerated_failure_percentage must be an integer from 0 to 100, not {percentage!r}"
+            )
 
     def timing(self) -> TimingModel:
         """The part of the timing model the state machine is responsible for."""
@@ -67,6 +111,17 @@ class StateMachineParams:
             fields.insert(0, f'"HeartbeatSeconds": {self.heartbeat_seconds}')
         return ", ".join(fields)
 
+    def tolerated_failures(self) -> dict[str, object]:
+        """The ``tolerated`` object the template's checks compare the failed count with:
+        ``count`` (jobs; the number of jobs when there is no count limit) and ``percentage``
+        (100 when there is no percentage limit). "report" tolerates everything."""
+        count, percentage = self.tolerated_failure_count, self.tolerated_failure_percentage
+        tolerated: dict[str, object] = dict(_ALL_JOBS)
+        if self.failure_policy == "fail" and (count is not None or percentage is None):
+            tolerated = {"count": count or 0}
+        tolerated["percentage"] = 100 if percentage is None else percentage
+        return tolerated
+
     def template_values(self) -> dict[str, str]:
         skip = {
             "map_mode",
@@ -74,9 +129,13 @@ class StateMachineParams:
             "timeout_seconds",
             "max_queue_wait_seconds",
             "job_timeout_seconds",
+            "failure_policy",
+            "tolerated_failure_count",
+            "tolerated_failure_percentage",
         }
         values = {k: str(v) for k, v in asdict(self).items() if k not in skip}
         values["task_timeouts"] = self.task_timeouts()
+        values["tolerated_failures"] = json.dumps(self.tolerated_failures())
         processor: dict[str, str] = {"Mode": self.map_mode}
         if self.map_mode == "DISTRIBUTED":
             processor["ExecutionType"] = "STANDARD"

@@ -22,7 +22,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -151,7 +151,7 @@ class Keepalive:
             for batch in in_batches(entries):
                 self._extend_batch(batch)
 
-    def _extend_batch(self, batch: list[tuple[Tracked, int]]) -> None:
+    def _extend_batch(self, batch: Sequence[tuple[Tracked, int]]) -> None:
         try:
             response = self.sqs.change_message_visibility_batch(
                 QueueUrl=self.queue_url,

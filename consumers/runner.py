@@ -24,9 +24,11 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
+from bridge.claim_check import BUCKET_SETTING as CLAIM_CHECK_SETTING
+from bridge.claim_check import MAX_CLAIM_CHECK_BYTES
 from bridge.contract import (
     ERROR_COMMAND_FAILED,
     ERROR_INVALID_OUTPUT,
@@ -66,6 +68,10 @@ class Outcome:
 
     An interrupted outcome (``interrupted_by`` set: the task closed, or the worker is shutting
     down) means "send no result": the worker must not report it as a failure.
+
+    A success refused only for its size is a ``Bridge.OutputTooLarge`` failure that keeps the
+    output in ``oversized_output``: a worker with a claim-check bucket still delivers it through
+    S3 (bridge.claim_check); without one the failure stands.
     """
 
     succeeded: bool
@@ -73,6 +79,7 @@ class Outcome:
     error: str | None = None
     cause: str | None = None
     interrupted_by: CancelReason | None = None
+    oversized_output: Any = None
 
     @classmethod
     def failure(cls, error: str, cause: str) -> Outcome:
@@ -85,11 +92,19 @@ class Outcome:
             size = output_size(output)
         except (TypeError, ValueError, RecursionError) as exc:
             return cls.failure(ERROR_INVALID_OUTPUT, f"output is not JSON-serialisable: {exc}")
-        if size > MAX_OUTPUT_BYTES:
+        if size > MAX_CLAIM_CHECK_BYTES:
             return cls.failure(
                 ERROR_OUTPUT_TOO_LARGE,
-                f"output is {size} bytes; Step Functions accepts {MAX_OUTPUT_BYTES}",
+                f"output is {size} bytes; Step Functions accepts {MAX_OUTPUT_BYTES} and a claim "
+                f"check at most {MAX_CLAIM_CHECK_BYTES}: write it to S3 and return its location",
             )
+        if size > MAX_OUTPUT_BYTES:
+            refused = cls.failure(
+                ERROR_OUTPUT_TOO_LARGE,
+                f"output is {size} bytes; Step Functions accepts {MAX_OUTPUT_BYTES}; "
+                f"set {CLAIM_CHECK_SETTING} to pass it through S3 by claim check",
+            )
+            return replace(refused, oversized_output=output)
         return cls(True, output=output)
 
     @classmethod

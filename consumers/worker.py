@@ -35,6 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge import redaction
 from bridge.batching import SQS_MAX_BATCH
+from bridge.claim_check import ClaimCheck
 from bridge.contract import ERROR_INVALID_JOB, Result, Timing, clip, mask_token
 from bridge.contract import Worker as WorkerInfo
 from bridge.quarantine import quarantine
@@ -98,7 +99,10 @@ class Worker:
         runner: Runner,
         count: Callable[[str, float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        claim_check: ClaimCheck | None = None,
     ) -> None:
+        """``claim_check``: where outputs too large for a result message go (S3 client, bucket,
+        threshold, the results queue's size limit); without one they fail Bridge.OutputTooLarge."""
         self.sqs, self.sfn, self.settings, self.runner = sqs, sfn, settings, runner
         self.identity = WorkerInfo(id=settings.worker_id, instance_id=settings.instance_id)
         #: Metrics hook: count("jobs_succeeded", 1), count("job_duration", seconds), ...
@@ -115,7 +119,11 @@ class Worker:
             on_call=lambda name, n: self.count(name, n),
         )
         self.sender = ResultSender(
-            sqs, settings.results_queue_url, settings.jobs_queue_url, on_done=self._delivered
+            sqs,
+            settings.results_queue_url,
+            settings.jobs_queue_url,
+            on_done=self._delivered,
+            claim_check=claim_check,
         )
         self.drain = Drain(self, settings.timing, clock)
         self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="job")
@@ -316,11 +324,13 @@ class Worker:
             worker=self.identity,
             timing=timing,
         )
+        # A large output goes to S3 here, on the job's thread (bridge.claim_check).
+        result = self.sender.prepare(result, outcome.oversized_output)
         active.result_submitted = True
         self.count("job_duration", self.clock() - started)
         if active.context.reason == "timeout":
             self.count("jobs_timed_out", 1)
-        self.count("jobs_succeeded" if outcome.succeeded else "jobs_failed", 1)
+        self.count("jobs_succeeded" if result.outcome == "succeeded" else "jobs_failed", 1)
         log.info(
             "job %s %s%s", result.job_id, result.outcome, f" ({result.error})" * bool(result.error)
         )

@@ -4,10 +4,12 @@ shell, so nothing here can reach a real AWS account by accident."""
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
 
+from bridge.config import ENVIRONMENT
 from bridge.contract import Job, Result, Timing, Worker, encode
 
 SAFE_ENVIRONMENT = {
@@ -17,6 +19,8 @@ SAFE_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
     "POWERTOOLS_METRICS_DISABLED": "true",
+    # moto's EC2 would otherwise load its public image catalogue at every reset.
+    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
 }
 
 
@@ -24,16 +28,10 @@ SAFE_ENVIRONMENT = {
 def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in SAFE_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
-    for name in (
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "BRIDGE_JOBS_QUEUE_URL",
-        "BRIDGE_RESULTS_QUEUE_URL",
-        "BRIDGE_JOBS_DLQ_URL",
-        "BRIDGE_RESULTS_DLQ_URL",
-        "BRIDGE_STATE_MACHINE_ARN",
-        "BRIDGE_STATE_FILE",
-    ):
+    # Whatever 'eval "$(callback-bridge local env)"' or worker.env may have set in this shell.
+    for name in {"AWS_PROFILE", "BRIDGE_STATE_FILE", "BRIDGE_TF_OUTPUTS", *ENVIRONMENT.values()}:
+        monkeypatch.delenv(name, raising=False)
+    for name in [n for n in os.environ if n.startswith("BRIDGE_")]:
         monkeypatch.delenv(name, raising=False)
 
 

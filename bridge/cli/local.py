@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import typer
 
 from bridge.cli.options import StateFile, fail
-from bridge.config import DEFAULT_STATE_FILE, ConfigError, load_state_file
+from bridge.config import DEFAULT_STATE_FILE, ENVIRONMENT, ConfigError, load_state_file
 
 app = typer.Typer(help="The embedded local AWS (moto on 127.0.0.1).", no_args_is_help=True)
 
@@ -59,6 +59,24 @@ def up(
             "for an operator to redrive)."
         ),
     ] = True,
+    failure_policy: Annotated[
+        str,
+        typer.Option(
+            help="report: failed jobs are entries of the output, the execution succeeds. "
+            "fail: the execution fails with Bridge.JobsFailed when more jobs failed than "
+            "tolerated (any, by default)."
+        ),
+    ] = "report",
+    tolerated_failure_count: Annotated[
+        int | None,
+        typer.Option(help="With --failure-policy fail: failed jobs tolerated (default 0)."),
+    ] = None,
+    tolerated_failure_percentage: Annotated[
+        int | None,
+        typer.Option(
+            help="With --failure-policy fail: percentage (0-100) of failed jobs tolerated."
+        ),
+    ] = None,
 ) -> None:
     """Start the stack in the foreground; workers and the AWS CLI join it (see 'local env')."""
     from bridge.local_stack import LocalStack, StackSettings
@@ -82,6 +100,9 @@ def up(
             max_queue_wait_s=max_queue_wait,
             job_timeout_s=job_timeout,
             dead_letter_handling=dead_letter_handling,
+            failure_policy=failure_policy.lower(),
+            tolerated_failure_count=tolerated_failure_count,
+            tolerated_failure_percentage=tolerated_failure_percentage,
         )
         settings.state_machine_params("placeholder")  # validates before anything starts
     except ValueError as exc:
@@ -105,16 +126,16 @@ def up(
         for name, value in stack.config.model_dump(exclude={"source"}).items():
             if name.endswith(("_url", "_arn")) and name != "endpoint_url":
                 typer.echo(f"  {name:<18} {value}")
-        typer.echo(
-            f"state written to {path}; in another terminal: "
-            f'eval "$(callback-bridge local env)"; Ctrl-C stops'
-        )
         if stack.config.instance_id:
             typer.echo(
                 f"  EC2 instance       {stack.config.instance_id} in {stack.config.asg_name}, "
                 f"metadata at {stack.config.metadata_endpoint} "
                 "(callback-bridge local announce terminate|spot)"
             )
+        typer.echo(
+            f"state written to {path}; in another terminal: "
+            f'eval "$(callback-bridge local env)"; Ctrl-C stops'
+        )
         typer.echo(f"compatibility patches: {', '.join(compat_applied()) or 'none'}")
         sys.stdout.flush()
         stop.wait()
@@ -140,21 +161,12 @@ def env(state_file: StateFile = None) -> None:
             fg=typer.colors.YELLOW,
         )
     exports = {
-        "AWS_ENDPOINT_URL": config.endpoint_url,
         "AWS_REGION": config.region,
-        "AWS_DEFAULT_REGION": config.region,
+        "AWS_DEFAULT_REGION": config.region,  # boto3 reads this one, the CLI either
         "AWS_ACCESS_KEY_ID": config.access_key_id,
         "AWS_SECRET_ACCESS_KEY": config.secret_access_key,
-        "BRIDGE_JOBS_QUEUE_URL": config.jobs_queue_url,
-        "BRIDGE_RESULTS_QUEUE_URL": config.results_queue_url,
-        "BRIDGE_JOBS_DLQ_URL": config.jobs_dlq_url,
-        "BRIDGE_RESULTS_DLQ_URL": config.results_dlq_url,
-        "BRIDGE_JOBS_ARCHIVE_URL": config.jobs_archive_url,
-        "BRIDGE_RESULTS_ARCHIVE_URL": config.results_archive_url,
-        "BRIDGE_STATE_MACHINE_ARN": config.state_machine_arn,
-        "AWS_EC2_METADATA_SERVICE_ENDPOINT": config.metadata_endpoint,
-        "BRIDGE_ASG_NAME": config.asg_name,
-        "BRIDGE_LIFECYCLE_HOOK_NAME": config.lifecycle_hook_name,
+        # Every configuration field under the variable config.py reads it from (one list).
+        **{name: getattr(config, field) for field, name in ENVIRONMENT.items()},
     }
     for name, value in exports.items():
         if value:

@@ -18,6 +18,7 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.aws import build_clients
+from bridge.claim_check import ClaimCheck, queue_limit
 from bridge.cli.options import EndpointUrl, Region, StateFile, fail, resolve_config
 from bridge.logs import configure_logging
 from bridge.timing import (
@@ -25,11 +26,13 @@ from bridge.timing import (
     DEFAULT_DRAIN_TIMEOUT_S,
     DEFAULT_HEARTBEAT_INTERVAL_S,
     DEFAULT_JOB_TIMEOUT_S,
+    DEFAULT_LIFECYCLE_HOOK_TIMEOUT_S,
     DEFAULT_STALE_CHECK_AGE_S,
     SQS_VISIBILITY_CAP_S,
     TimingError,
     TimingModel,
 )
+from consumers.ec2 import InstanceHandling, InstanceSettings
 from consumers.intake import Intake
 from consumers.metrics import WorkerMetrics
 from consumers.runner import build_runner
@@ -215,6 +218,14 @@ def worker(
             "BRIDGE_JOBS_DLQ_URL", "Jobs DLQ URL: malformed jobs are moved there with the reason."
         ),
     ] = None,
+    claim_check_bucket: Annotated[
+        str | None,
+        _opt("BRIDGE_CLAIM_CHECK_BUCKET", "S3 bucket for outputs too large for a result message."),
+    ] = None,
+    claim_check_threshold: Annotated[
+        int | None,
+        _opt("BRIDGE_CLAIM_CHECK_THRESHOLD", "Outputs over this many bytes always go to S3."),
+    ] = None,
     health_port: Annotated[
         int | None,
         _opt(
@@ -227,6 +238,41 @@ def worker(
     ] = "off",
     log_level: Annotated[str, _opt("BRIDGE_LOG_LEVEL", "DEBUG, INFO, WARNING, ERROR.")] = "INFO",
     log_format: Annotated[str, _opt("BRIDGE_LOG_FORMAT", "'json' or 'text'.")] = "json",
+    instance_handling: Annotated[
+        str,
+        _opt(
+            "BRIDGE_INSTANCE_HANDLING",
+            "EC2 termination and spot handling: on, off, or auto (on EC2 or with a metadata "
+            "endpoint).",
+        ),
+    ] = "auto",
+    scale_in_protection: Annotated[
+        bool,
+        _opt("BRIDGE_SCALE_IN_PROTECTION", "Protect the instance from scale-in while busy."),
+    ] = False,
+    protection_idle: Annotated[
+        float,
+        _opt("BRIDGE_PROTECTION_IDLE", "Seconds idle before scale-in protection is released."),
+    ] = 30.0,
+    asg_name: Annotated[
+        str | None,
+        _opt("BRIDGE_ASG_NAME", "The instance's Auto Scaling group (default: looked up)."),
+    ] = None,
+    lifecycle_hook_name: Annotated[
+        str | None,
+        _opt("BRIDGE_LIFECYCLE_HOOK_NAME", "Termination lifecycle hook to heartbeat and complete."),
+    ] = None,
+    lifecycle_hook_timeout: Annotated[
+        int,
+        _opt(
+            "BRIDGE_LIFECYCLE_HOOK_TIMEOUT",
+            "The hook's heartbeat timeout (heartbeats every third).",
+        ),
+    ] = DEFAULT_LIFECYCLE_HOOK_TIMEOUT_S,
+    instance_id: Annotated[
+        str | None,
+        _opt("BRIDGE_INSTANCE_ID", "This instance's id (default: from instance metadata)."),
+    ] = None,
     state_file: StateFile = None,
     region: Region = None,
     endpoint_url: EndpointUrl = None,
@@ -245,6 +291,12 @@ def worker(
         intake = Intake(token_path, input_path, default_job_type)
         runner = build_runner(handler, command, isolation, cancel_grace)  # type: ignore[arg-type]
         recorder = build_metrics(metrics)
+        instance = InstanceSettings(
+            instance_handling,
+            scale_in_protection,
+            hook_timeout_s=lifecycle_hook_timeout,
+            protection_idle_s=protection_idle,
+        )
     except ValueError as exc:
         fail(str(exc))
     config = resolve_config(
@@ -256,9 +308,25 @@ def worker(
         jobs_dlq_url=jobs_dlq_url,
         region=region,
         endpoint_url=endpoint_url,
+        asg_name=asg_name,
+        lifecycle_hook_name=lifecycle_hook_name,
+        instance_id=instance_id,
+        claim_check_bucket=claim_check_bucket,
     )
-    clients = build_clients(config, pool_size=concurrency + 12)
+    instance.metadata_endpoint = config.metadata_endpoint
+    instance.instance_id, instance.group_name = config.instance_id, config.asg_name
+    instance.hook_name = config.lifecycle_hook_name
+    clients = build_clients(config, pool_size=concurrency + 12, s3=bool(config.claim_check_bucket))
     attributes = queue_attributes(clients.sqs, config.jobs_queue_url or "")
+    try:
+        claim_check = ClaimCheck(
+            clients.s3,
+            config.claim_check_bucket,
+            claim_check_threshold,
+            max_message_bytes=queue_limit(clients.sqs, config.results_queue_url or ""),
+        )
+    except (ValueError, ClientError, BotoCoreError) as exc:
+        fail(f"claim check: {exc}")
     timing = timing_model(
         {
             "visibility_timeout_s": visibility_timeout,
@@ -269,7 +337,7 @@ def worker(
             "cancel_grace_s": cancel_grace,
             "drain_timeout_s": drain_timeout,
             "stale_check_age_s": stale_check_age,
-            "lifecycle_hook_timeout_s": None,
+            "lifecycle_hook_timeout_s": lifecycle_hook_timeout if instance.enabled else None,
             "visibility_cap_s": visibility_cap,
         },
         attributes,
@@ -284,7 +352,7 @@ def worker(
             timing=timing,
             job_timeouts=overrides,
             intake=intake,
-            instance_id=os.environ.get("BRIDGE_INSTANCE_ID"),
+            instance_id=config.instance_id,
         )
     except (ValueError, TimingError) as exc:
         fail(str(exc))
@@ -293,8 +361,17 @@ def worker(
             "no jobs DLQ URL: malformed jobs reach the DLQ only through the queue's redrive policy"
         )
     service = Service(
-        Worker(clients.sqs, clients.sfn, settings, runner), recorder, health_port=health_port
+        Worker(clients.sqs, clients.sfn, settings, runner, claim_check=claim_check),
+        recorder,
+        health_port=health_port,
     )
+    if instance.enabled:
+        handling = InstanceHandling(service.worker, clients.autoscaling, instance)
+        try:
+            handling.start()
+        except (RuntimeError, ClientError, BotoCoreError) as exc:
+            fail(f"--instance-handling: {exc}")
+        service.on_stopped.insert(0, handling.stop)
     service.install_signal_handlers()
     logging.info(
         "worker %s polling %s with %d slots",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.aws import Clients
+from bridge.contract import MAX_MESSAGE_BYTES
 from bridge.dead_letter import ARCHIVE_RETENTION_S, archive_name, dlq_max_receive_count
 from bridge.state_machine import StateMachineParams, render_definition
 from bridge.timing import TimingModel
@@ -18,6 +19,9 @@ from bridge.timing import TimingModel
 #: moto accepts any role; AWS needs the one Terraform's state_machine module creates.
 LOCAL_ROLE_ARN = "arn:aws:iam::123456789012:role/callback-bridge-local"
 DLQ_RETENTION_S = 14 * 24 * 3600
+#: Every queue's ``MaximumMessageSize``, as infra/modules/queues sets it (moto's default is
+#: 1 MiB, which would hide results too large for the deployed queues).
+MAX_MESSAGE_SIZE = str(MAX_MESSAGE_BYTES)
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,11 @@ class StackSettings:
     retry_interval_seconds: int = 1
     max_concurrency: int = 0
     map_mode: str = "INLINE"
+    #: "report" (failures are data) or "fail" (Bridge.JobsFailed beyond the tolerated ones);
+    #: see bridge.state_machine.StateMachineParams.
+    failure_policy: str = "report"
+    tolerated_failure_count: int | None = None
+    tolerated_failure_percentage: int | None = None
     #: A dead-letter handler per DLQ tells executions and archives (bridge.dead_letter); off,
     #: nothing consumes the DLQs (teams that redrive instead).
     dead_letter_handling: bool = True
@@ -72,6 +81,9 @@ class StackSettings:
             retry_max_attempts=self.retry_max_attempts,
             max_concurrency=self.max_concurrency,
             map_mode=self.map_mode,  # type: ignore[arg-type]
+            failure_policy=self.failure_policy,  # type: ignore[arg-type]
+            tolerated_failure_count=self.tolerated_failure_count,
+            tolerated_failure_percentage=self.tolerated_failure_percentage,
         )
 
 
@@ -87,12 +99,18 @@ def _queue_with_dlq(
     sqs: Any, name: str, visibility_s: int, max_receive: int, archive: bool
 ) -> tuple[str, str, str | None]:
     """The queue, its DLQ and, with ``archive``, the DLQ's own DLQ: the dead-letter archive."""
-    dlq_attributes = {"MessageRetentionPeriod": str(DLQ_RETENTION_S)}
+    dlq_attributes = {
+        "MessageRetentionPeriod": str(DLQ_RETENTION_S),
+        "MaximumMessageSize": MAX_MESSAGE_SIZE,
+    }
     archive_url = None
     if archive:
         archive_url = sqs.create_queue(
             QueueName=archive_name(f"{name}-dlq"),
-            Attributes={"MessageRetentionPeriod": str(ARCHIVE_RETENTION_S)},
+            Attributes={
+                "MessageRetentionPeriod": str(ARCHIVE_RETENTION_S),
+                "MaximumMessageSize": MAX_MESSAGE_SIZE,
+            },
         )["QueueUrl"]
         to_archive = {
             "deadLetterTargetArn": _queue_arn(sqs, archive_url),
@@ -107,6 +125,7 @@ def _queue_with_dlq(
         Attributes={
             "VisibilityTimeout": str(visibility_s),
             "ReceiveMessageWaitTimeSeconds": "20",
+            "MaximumMessageSize": MAX_MESSAGE_SIZE,
             "RedrivePolicy": json.dumps(redrive),
         },
     )["QueueUrl"]
@@ -114,7 +133,8 @@ def _queue_with_dlq(
 
 
 def create_resources(clients: Clients, settings: StackSettings) -> dict[str, str]:
-    """Queues, DLQs and the state machine; returns their URLs and ARN."""
+    """Queues, DLQs, the state machine and (with an S3 client) the claim-check bucket;
+    returns their URLs, ARN and bucket name."""
     jobs_url, jobs_dlq_url, jobs_archive_url = _queue_with_dlq(
         clients.sqs,
         f"{settings.prefix}-jobs",
@@ -134,14 +154,26 @@ def create_resources(clients: Clients, settings: StackSettings) -> dict[str, str
         name=settings.prefix, definition=definition, roleArn=LOCAL_ROLE_ARN, type="STANDARD"
     )["stateMachineArn"]
     archives = {"jobs_archive_url": jobs_archive_url, "results_archive_url": results_archive_url}
+    bucket = create_claim_check_bucket(clients.s3, settings.prefix) if clients.s3 else None
     return {
         **{key: url for key, url in archives.items() if url},
+        **({"claim_check_bucket": bucket} if bucket else {}),
         "jobs_queue_url": jobs_url,
         "results_queue_url": results_url,
         "jobs_dlq_url": jobs_dlq_url,
         "results_dlq_url": results_dlq_url,
         "state_machine_arn": state_machine_arn,
     }
+
+
+def create_claim_check_bucket(s3: Any, prefix: str) -> str:
+    """``<prefix>-claim-checks``: where outputs too large for a result message go
+    (bridge.claim_check), encrypted at rest by default as on AWS."""
+    bucket = f"{prefix}-claim-checks"
+    region = s3.meta.region_name
+    location = {} if region == "us-east-1" else {"LocationConstraint": region}
+    s3.create_bucket(Bucket=bucket, **({"CreateBucketConfiguration": location} if location else {}))
+    return bucket
 
 
 #: A placeholder AMI: moto launches instances from any image id.

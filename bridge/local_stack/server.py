@@ -7,6 +7,7 @@ patch moto before it serves. moto's Step Functions interpreter makes its own SQS
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from urllib.parse import parse_qs
 from werkzeug.serving import BaseWSGIServer, make_server
 
 HOST = "127.0.0.1"
+FORM = "application/x-www-form-urlencoded"
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -53,6 +55,13 @@ class RequestCounter:
             )
             return f"{service}:{operation}"
         action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")  # query protocol
+        if not action and environ.get("CONTENT_TYPE", "").startswith(FORM):
+            # Query protocol over POST (Auto Scaling): the action is in the form body. Read it
+            # and put it back for moto.
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            action = parse_qs(body.decode("utf-8", "replace")).get("Action")
         return f"query:{action[0]}" if action else None
 
     def snapshot(self) -> dict[str, int]:

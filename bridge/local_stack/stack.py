@@ -89,7 +89,7 @@ class LocalStack:
             secret_access_key=DUMMY_SECRET_KEY,
             source="embedded stack",
         )
-        self.clients = build_clients(base, pool_size=20, ec2=self.settings.instance_group)
+        self.clients = build_clients(base, pool_size=20, ec2=self.settings.instance_group, s3=True)
         resources = create_resources(self.clients, self.settings)
         if self.settings.instance_group:
             resources.update(self._start_instance())

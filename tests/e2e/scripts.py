@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-SCRIPT = r'''
+SCRIPT = r"""
 import json, os, subprocess, sys, time
 data = json.load(sys.stdin)
 marks = data["marks"]
@@ -23,7 +23,7 @@ elif mode == "hang":
     time.sleep(60)
 elif mode == "binary":
     sys.stdout.buffer.write(b"\xff\xfe not utf-8")
-'''
+"""
 
 
 def job_script(directory: Path) -> str:

@@ -27,11 +27,7 @@ def settings(stack: dict[str, str], **overrides: Any) -> WorkerSettings:
         "wait_seconds": 0,
         "concurrency": 2,
     }
-    timing = {
-        k: overrides.pop(k)
-        for k in list(overrides)
-        if k in TimingModel.__dataclass_fields__
-    }
+    timing = {k: overrides.pop(k) for k in list(overrides) if k in TimingModel.__dataclass_fields__}
     values["timing"] = TimingModel(visibility_timeout_s=30, task_timeout_s=None).with_values(
         **timing
     )

@@ -9,7 +9,9 @@
   least-privilege contract (a widened policy fails here), with "*" resources
   only for actions that support no resource-level permissions;
 * the worker systemd unit installed by the consumers module is the file in
-  consumers/systemd/, not a copy; its stop timeout is the timing model's.
+  consumers/systemd/, not a copy; its stop timeout is the timing model's;
+* dead-letter handling (docs/dead-letters.md) is deployed as bridge/dead_letter.py
+  expects it, and the worker's instance lifecycle settings reach worker.env.
 
 The timing rules themselves (validation and preconditions against bridge/timing.py) are
 checked in test_timing_mirror.py.
@@ -28,6 +30,7 @@ from typing import Any
 
 import hcl2
 import pytest
+from hcl_expr import Scope, evaluate
 
 from bridge.state_machine import StateMachineParams
 from bridge.timing import TimingModel
@@ -39,7 +42,9 @@ EXAMPLES_DIR = INFRA / "examples"
 ASL = INFRA / "statemachine" / "bridge.asl.json"
 SYSTEMD = REPO / "consumers" / "systemd"
 
-MODULES = ("queues", "state_machine", "completion", "consumers", "alarms")
+MODULES = ("queues", "state_machine", "completion", "dead_letter", "consumers", "alarms")
+# Modules whose IAM roles are checked against their allow-lists.
+ROLE_MODULES = ("state_machine", "completion", "dead_letter", "consumers")
 TF_FILES = sorted(p for p in INFRA.rglob("*.tf") if ".terraform" not in p.parts)
 MODULE_DIRS = sorted({p.parent for p in TF_FILES})
 
@@ -322,6 +327,7 @@ VALIDATED = {
         "jobs_max_receive_count",
         "results_max_receive_count",
         "receive_wait_time_seconds",
+        "archive_message_retention_seconds",
     ],
     "state_machine": [
         "map_mode",
@@ -352,6 +358,29 @@ VALIDATED = {
         "log_retention_in_days",
         "tracing_mode",
     ],
+    "dead_letter": [
+        "function_name",
+        "package_path",
+        "architecture",
+        "layers",
+        "memory_size",
+        "timeout",
+        "tracing_mode",
+        "log_retention_in_days",
+        "jobs_queue_arn",
+        "results_queue_arn",
+        "jobs_dlq_url",
+        "jobs_dlq_arn",
+        "results_dlq_url",
+        "results_dlq_arn",
+        "jobs_archive_url",
+        "jobs_archive_arn",
+        "results_archive_url",
+        "results_archive_arn",
+        "kms_key_arn",
+        "batch_size",
+        "maximum_concurrency",
+    ],
     "consumers": [
         "ami_id",
         "subnet_ids",
@@ -370,6 +399,7 @@ VALIDATED = {
     ],
     "alarms": [
         "alarm_actions",
+        "archive_names",
         "state_machine_arn",
         "oldest_job_age_threshold_seconds",
         "period_seconds",
@@ -473,6 +503,7 @@ def test_asl_renders_to_json_with_module_defaults(
         "jobs_queue_url": params.jobs_queue_url,
         "processor_config": json.dumps(processor_config, separators=(",", ":")),
         "task_timeouts": params.task_timeouts(),
+        "tolerated_failures": json.dumps(params.tolerated_failures()),
     }
     for name in asl_placeholders() - set(values):
         values[name] = str(_default(variables, name))
@@ -488,6 +519,39 @@ def test_asl_renders_to_json_with_module_defaults(
     assert task["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
     assert task["TimeoutSeconds"] == _default(variables, "timeout_seconds")
     assert task.get("HeartbeatSeconds") == heartbeat
+    assert _default(variables, "failure_policy") == params.failure_policy == "report"
+
+
+@pytest.mark.parametrize(
+    ("policy", "count", "percentage"),
+    [
+        ("report", None, None),
+        ("fail", None, None),
+        ("fail", 3, None),
+        ("fail", None, 10),
+        ("fail", 0, 0),
+        ("fail", 5, 100),
+    ],
+)
+def test_tolerated_failures_placeholder_matches_the_python_renderer(
+    policy: str, count: int | None, percentage: int | None
+) -> None:
+    """local.tolerated_failures is the text StateMachineParams renders (json.dumps)."""
+    variables = module_variables(MODULES_DIR / "state_machine")
+    values = {
+        **{name: body.get("default") for name, body in variables.items()},
+        "failure_policy": policy,
+        "tolerated_failure_count": count,
+        "tolerated_failure_percentage": percentage,
+    }
+    scope = Scope(values, module_locals(MODULES_DIR / "state_machine"))
+    python = StateMachineParams(
+        jobs_queue_url="https://sqs.example",
+        failure_policy=policy,  # type: ignore[arg-type]
+        tolerated_failure_count=count,
+        tolerated_failure_percentage=percentage,
+    )
+    assert evaluate("${local.tolerated_failures}", scope) == json.dumps(python.tolerated_failures())
 
 
 def test_state_machine_defaults_protect_task_tokens() -> None:
@@ -554,6 +618,23 @@ ALLOWED_ACTIONS = {
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     },
+    "dead_letter": {
+        "sts:AssumeRole",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
+        "sqs:SendMessage",
+        "sqs:GetQueueUrl",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    },
     "consumers": {
         "sts:AssumeRole",
         "sqs:ReceiveMessage",
@@ -562,6 +643,13 @@ ALLOWED_ACTIONS = {
         "sqs:GetQueueAttributes",
         "sqs:SendMessage",
         "states:SendTaskHeartbeat",
+        # A job that breaks the contract but carries a readable token: Bridge.InvalidJob.
+        "states:SendTaskFailure",
+        # consumers/instance.py: scale-in protection and the termination lifecycle action.
+        "autoscaling:SetInstanceProtection",
+        "autoscaling:RecordLifecycleActionHeartbeat",
+        "autoscaling:CompleteLifecycleAction",
+        "autoscaling:DescribeAutoScalingInstances",
         "kms:Decrypt",
         "kms:GenerateDataKey",
     },
@@ -583,7 +671,17 @@ WILDCARD_RESOURCE_ACTIONS = {
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     },
-    "consumers": {"states:SendTaskHeartbeat"},
+    "dead_letter": {
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    },
+    "consumers": {
+        "states:SendTaskHeartbeat",
+        "states:SendTaskFailure",
+        "autoscaling:DescribeAutoScalingInstances",
+    },
 }
 
 # Exact resources of the scoped SQS grants.
@@ -595,6 +693,20 @@ SQS_SCOPE = {
         "sqs:GetQueueAttributes": {"${var.results_queue_arn}"},
         "sqs:ChangeMessageVisibility": {"${var.results_queue_arn}"},
         "sqs:SendMessage": {"${var.results_dlq_arn}"},
+    },
+    "dead_letter": {
+        "sqs:ReceiveMessage": {"${var.jobs_dlq_arn}", "${var.results_dlq_arn}"},
+        "sqs:DeleteMessage": {"${var.jobs_dlq_arn}", "${var.results_dlq_arn}"},
+        "sqs:ChangeMessageVisibility": {"${var.jobs_dlq_arn}", "${var.results_dlq_arn}"},
+        # The DLQs (event source mappings) and the source queues (the reason's maxReceiveCount).
+        "sqs:GetQueueAttributes": {
+            "${var.jobs_dlq_arn}",
+            "${var.results_dlq_arn}",
+            "${var.jobs_queue_arn}",
+            "${var.results_queue_arn}",
+        },
+        "sqs:GetQueueUrl": {"${var.jobs_queue_arn}", "${var.results_queue_arn}"},
+        "sqs:SendMessage": {"${var.jobs_archive_arn}", "${var.results_archive_arn}"},
     },
     "consumers": {
         "sqs:ReceiveMessage": {"${var.jobs_queue_arn}"},
@@ -614,6 +726,7 @@ REQUIRED_ACTIONS = {
         "states:StopExecution",
     },
     "completion": ALLOWED_ACTIONS["completion"] - {"kms:Decrypt", "kms:GenerateDataKey"},
+    "dead_letter": ALLOWED_ACTIONS["dead_letter"] - {"kms:Decrypt", "kms:GenerateDataKey"},
     "consumers": ALLOWED_ACTIONS["consumers"] - {"kms:Decrypt", "kms:GenerateDataKey"},
 }
 
@@ -672,7 +785,7 @@ def test_iam_actions_are_in_the_allow_list(module: str) -> None:
     assert not missing, f"{module} no longer grants {sorted(missing)}"
 
 
-@pytest.mark.parametrize("module", ["state_machine", "completion", "consumers"])
+@pytest.mark.parametrize("module", ROLE_MODULES)
 def test_wildcard_resources_only_for_unscopable_actions(module: str) -> None:
     for statement in policy_statements(module):
         if "*" in as_list(statement.get("resources")):
@@ -683,7 +796,7 @@ def test_wildcard_resources_only_for_unscopable_actions(module: str) -> None:
             )
 
 
-@pytest.mark.parametrize("module", ["state_machine", "completion", "consumers"])
+@pytest.mark.parametrize("module", ROLE_MODULES)
 def test_sqs_grants_are_scoped_to_their_queues(module: str) -> None:
     resources_by_action: dict[str, set[str]] = {}
     for statement in policy_statements(module):
@@ -695,7 +808,7 @@ def test_sqs_grants_are_scoped_to_their_queues(module: str) -> None:
     assert resources_by_action == SQS_SCOPE[module]
 
 
-@pytest.mark.parametrize("module", ["state_machine", "completion", "consumers"])
+@pytest.mark.parametrize("module", ROLE_MODULES)
 def test_kms_and_distributed_map_grants_are_conditional(module: str) -> None:
     for statement in policy_statements(module):
         actions = set(as_list(statement.get("actions")))
@@ -706,6 +819,102 @@ def test_kms_and_distributed_map_grants_are_conditional(module: str) -> None:
             assert statement.get("dynamic"), (
                 f"{module}: Distributed Map permissions must depend on map_mode"
             )
+
+
+def test_consumers_autoscaling_grants_are_scoped_to_their_own_group() -> None:
+    """The worker's lifecycle calls reach only its own group; only DescribeAutoScalingInstances,
+    which has no resource types in the IAM service authorization reference, is on "*"."""
+    locals_ = module_locals(MODULES_DIR / "consumers")
+    assert locals_["autoscaling_group_name"] == "${var.name}-worker"
+    assert locals_["lifecycle_hook_name"] == "${var.name}-drain"
+    assert locals_["autoscaling_group_arn"] == (
+        "arn:${data.aws_partition.current.partition}:autoscaling:${local.region}:"
+        "${data.aws_caller_identity.current.account_id}:autoScalingGroup:*:"
+        "autoScalingGroupName/${local.autoscaling_group_name}"
+    )
+    resources: dict[str, set[str]] = {}
+    for statement in policy_statements("consumers"):
+        for action in as_list(statement.get("actions")):
+            if action.startswith("autoscaling:"):
+                resources.setdefault(action, set()).update(as_list(statement.get("resources")))
+    own = {"${local.autoscaling_group_arn}"}
+    assert resources == {
+        "autoscaling:SetInstanceProtection": own,
+        "autoscaling:RecordLifecycleActionHeartbeat": own,
+        "autoscaling:CompleteLifecycleAction": own,
+        "autoscaling:DescribeAutoScalingInstances": {"*"},
+    }
+    # The group and its hook carry the names the worker environment gives the worker.
+    main = MODULES_DIR / "consumers" / "main.tf"
+    ((_, group),) = labelled2(main, "resource", "aws_autoscaling_group")
+    ((_, hook),) = labelled2(main, "resource", "aws_autoscaling_lifecycle_hook")
+    assert group["name"] == "${local.autoscaling_group_name}"
+    assert hook["name"] == "${local.lifecycle_hook_name}"
+    # Instances protect themselves as soon as they run jobs: the policy must exist first.
+    assert "${aws_iam_role_policy.this}" in as_list(group.get("depends_on"))
+
+
+# The code that runs under each role, and the client names its AWS calls go through
+# (``self.sqs.send_message``, ``autoscaling.set_instance_protection``...). The claim check's
+# S3 calls and every other component are issue 8's full derivation; these two roles are
+# checked both ways here.
+ROLE_CODE = {
+    "consumers": ["consumers/*.py", "bridge/quarantine.py", "bridge/cli/worker.py"],
+    "dead_letter": ["bridge/dead_letter.py"],
+}
+CLIENT_SERVICES = {"sqs": "sqs", "sfn": "states", "autoscaling": "autoscaling"}
+# Granted although the role's code never calls them: AWS calls them on the role's behalf.
+NOT_CALLED_BY_CODE = {
+    "consumers": {"sts:AssumeRole", "kms:Decrypt", "kms:GenerateDataKey"},
+    "dead_letter": {
+        "sts:AssumeRole",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        # The event source mappings read the DLQs and delete what the handler acknowledges.
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+    },
+}
+
+
+def code_actions(module: str) -> set[str]:
+    """IAM actions of the AWS calls in the code a role runs (boto3 method -> Action)."""
+    import ast
+
+    found = set()
+    for pattern in ROLE_CODE[module]:
+        for path in sorted(REPO.glob(pattern)):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                target = node.func.value
+                client = (
+                    target.attr
+                    if isinstance(target, ast.Attribute)
+                    else target.id
+                    if isinstance(target, ast.Name)
+                    else None
+                )
+                if client in CLIENT_SERVICES:
+                    method = node.func.attr.removesuffix("_batch")
+                    action = "".join(part.capitalize() for part in method.split("_"))
+                    found.add(f"{CLIENT_SERVICES[client]}:{action}")
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(ROLE_CODE))
+def test_role_grants_exactly_what_its_code_calls(module: str) -> None:
+    called = code_actions(module)
+    assert called, f"no AWS calls found for {module}: the scan is broken"
+    granted = {a for s in policy_statements(module) for a in as_list(s.get("actions"))}
+    assert not called - granted, f"{module}: code calls {sorted(called - granted)}, not granted"
+    unused = granted - called - NOT_CALLED_BY_CODE[module]
+    assert not unused, f"{module}: grants {sorted(unused)} that its code never calls"
 
 
 # --------------------------------------------------------------------------
@@ -735,6 +944,122 @@ def test_completion_event_source_mapping_reports_batch_item_failures() -> None:
 
 
 # --------------------------------------------------------------------------
+# Dead-letter handling (docs/dead-letters.md, bridge/dead_letter.py)
+# --------------------------------------------------------------------------
+
+
+def test_queues_deploy_the_archives_and_the_dlq_redrive() -> None:
+    from bridge import dead_letter
+
+    module = MODULES_DIR / "queues"
+    main = module / "main.tf"
+    variables = module_variables(module)
+    assert _default(variables, "dead_letter_handling") is True
+    assert _default(variables, "archive_message_retention_seconds") == (
+        dead_letter.ARCHIVE_RETENTION_S
+    )
+    assert module_locals(module)["handler_attempts"] == dead_letter.HANDLER_ATTEMPTS
+
+    queues = dict(labelled2(main, "resource", "aws_sqs_queue"))
+    dlq, archive = queues["dlq"], queues["archive"]
+    assert archive["for_each"] == "${var.dead_letter_handling ? local.queues : {}}"
+    # bridge.dead_letter.archive_name: <prefix>-jobs-dlq -> <prefix>-jobs-dead-letters.
+    prefix = "${each.value.name}"
+    assert dlq["name"] == prefix + dead_letter.DLQ_SUFFIX
+    assert archive["name"] == prefix + dead_letter.ARCHIVE_SUFFIX
+    assert archive["message_retention_seconds"] == "${var.archive_message_retention_seconds}"
+    for key in (
+        "max_message_size",
+        "sqs_managed_sse_enabled",
+        "kms_master_key_id",
+        "kms_data_key_reuse_period_seconds",
+    ):
+        assert archive[key] == dlq[key], f"the archives' {key} differs from the DLQs'"
+    # The DLQ -> archive redrive is a resource of its own, so that switching handling off
+    # clears it (the queue's redrive_policy attribute is optional and computed).
+    assert "redrive_policy" not in dlq
+    ((_, redrive),) = labelled2(main, "resource", "aws_sqs_queue_redrive_policy")
+    assert redrive["for_each"] == "${aws_sqs_queue.archive}"
+    assert redrive["queue_url"] == "${aws_sqs_queue.dlq[each.key].id}"
+    assert redrive["redrive_policy"] == (
+        "${jsonencode({deadLetterTargetArn = each.value.arn, maxReceiveCount = "
+        "local.queues[each.key].max_receive_count + local.handler_attempts})}"
+    )
+    allow = dict(labelled2(main, "resource", "aws_sqs_queue_redrive_allow_policy"))["archive"]
+    assert "sourceQueueArns = [aws_sqs_queue.dlq[each.key].arn]" in allow["redrive_allow_policy"]
+    outputs = module_outputs(module)
+    for side in ("jobs", "results"):
+        for kind in ("url", "arn", "name"):
+            value = outputs[f"{side}_archive_{kind}"]["value"]
+            assert value == f'${{try(aws_sqs_queue.archive["{side}"].{kind}, null)}}'
+        assert f"{side}_dlq_visibility_timeout_seconds" in outputs
+
+
+def test_dead_letter_lambda_wiring() -> None:
+    from bridge.config import ENVIRONMENT, load_config
+    from bridge.dead_letter import archive_routes
+
+    module = MODULES_DIR / "dead_letter"
+    main = module / "main.tf"
+    variables = module_variables(module)
+    assert _default(variables, "handler") == "bridge.dead_letter.lambda_handler"
+    assert _default(variables, "create") is True
+    assert _default(variables, "batch_size") == 10
+    ((_, function),) = labelled2(main, "resource", "aws_lambda_function")
+    assert function["handler"] == "${var.handler}"
+    assert module_locals(module)["runtime"] == "python3.12"
+
+    # The environment is exactly the four variables bridge.dead_letter reads, each filled
+    # from the module variable named like the configuration field it sets.
+    environment = module_locals(module)["environment"]
+    pairs = dict(re.findall(r"\b(BRIDGE_[A-Z_]+) = var\.(\w+)", environment))
+    assert pairs == {
+        "BRIDGE_JOBS_DLQ_URL": "jobs_dlq_url",
+        "BRIDGE_JOBS_ARCHIVE_URL": "jobs_archive_url",
+        "BRIDGE_RESULTS_DLQ_URL": "results_dlq_url",
+        "BRIDGE_RESULTS_ARCHIVE_URL": "results_archive_url",
+    }
+    for env, field in pairs.items():
+        assert ENVIRONMENT[field] == env
+    sample = {
+        env: f"https://sqs.eu-west-1.amazonaws.com/123456789012/{field}"
+        for env, field in pairs.items()
+    }
+    routes = archive_routes(load_config(environ=sample))
+    assert routes == {
+        sample["BRIDGE_JOBS_DLQ_URL"]: sample["BRIDGE_JOBS_ARCHIVE_URL"],
+        sample["BRIDGE_RESULTS_DLQ_URL"]: sample["BRIDGE_RESULTS_ARCHIVE_URL"],
+    }
+
+    # One event source mapping per DLQ, partial batch responses, bounded concurrency.
+    ((_, mapping),) = labelled2(main, "resource", "aws_lambda_event_source_mapping")
+    assert mapping["for_each"] == "${local.create ? local.dead_letter_queues : {}}"
+    assert set(module_locals(module)["dead_letter_queues"]) == {"jobs", "results"}
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    assert mapping["batch_size"] == "${var.batch_size}"
+    assert mapping["scaling_config"][0]["maximum_concurrency"] == "${var.maximum_concurrency}"
+    (precondition,) = mapping["lifecycle"][0]["precondition"]
+    assert precondition["condition"] == (
+        "${try(each.value.visibility_timeout_seconds >= var.timeout, true)}"
+    )
+
+
+def test_dead_letter_module_survives_create_false() -> None:
+    """Every resource is counted on create; every output goes through try() or the flag."""
+    module = MODULES_DIR / "dead_letter"
+    main = module / "main.tf"
+    for kind in ("resource", "data"):
+        for entry in parse(main).get(kind, []):
+            for type_name, named in entry.items():
+                for name, body in named.items():
+                    gate = body.get("count") or body.get("for_each")
+                    assert gate and "local.create" in gate, f"{type_name}.{name} ignores create"
+    for name, body in module_outputs(module).items():
+        value = body["value"]
+        assert "try(" in value or "local.create" in value or " in aws_" in value, name
+
+
+# --------------------------------------------------------------------------
 # Consumers: systemd unit, environment, lifecycle hook
 # --------------------------------------------------------------------------
 
@@ -756,6 +1081,17 @@ TIMING_ENV = {
     "BRIDGE_CANCEL_GRACE",
     "BRIDGE_HEARTBEAT_INTERVAL",
     "BRIDGE_STALE_CHECK_AGE",
+    "BRIDGE_LIFECYCLE_HOOK_TIMEOUT",
+}
+# The instance lifecycle the worker handles itself (consumers/instance.py): each value as an
+# HCL expression. Names come from var.name-derived locals: the user data cannot read them from
+# the group, which depends on the launch template that carries the user data.
+INSTANCE_ENV = {
+    "BRIDGE_SCALE_IN_PROTECTION": '"true"',
+    "BRIDGE_INSTANCE_HANDLING": '"on"',
+    "BRIDGE_ASG_NAME": "local.autoscaling_group_name",
+    "BRIDGE_LIFECYCLE_HOOK_NAME": "local.lifecycle_hook_name",
+    "BRIDGE_LIFECYCLE_HOOK_TIMEOUT": "tostring(var.termination_heartbeat_timeout_seconds)",
 }
 
 
@@ -802,15 +1138,23 @@ def test_consumers_user_data_installs_the_repository_units() -> None:
     main = (module / "main.tf").read_text(encoding="utf-8")
     assert 'systemd_dir = "${path.module}/../../../consumers/systemd"' in main
     assert (module / "../../../consumers/systemd").resolve() == SYSTEMD.resolve()
-    for name in (
-        "callback-bridge-worker.service",
-        "callback-bridge-drain.service",
-        "callback-bridge-drain-watch.sh",
-    ):
-        assert f'file("${{local.systemd_dir}}/{name}")' in main, (
-            f"user_data does not read {name} with file()"
-        )
-        assert (SYSTEMD / name).is_file()
+    name = "callback-bridge-worker.service"
+    assert f'file("${{local.systemd_dir}}/{name}")' in main, (
+        f"user_data does not read {name} with file()"
+    )
+    assert (SYSTEMD / name).is_file()
+    # The worker handles termination and spot itself: the shell drain watcher is gone, from
+    # the repository and from the instances.
+    assert sorted(p.name for p in SYSTEMD.iterdir()) == [name, "worker.env.example"]
+    ((_, template_vars),) = [c for c in find_calls(main, "templatefile") if "user_data" in c[0]]
+    assert object_literal_keys(template_vars) == {
+        "stop_timeout_seconds",
+        "os_packages",
+        "python_executable",
+        "package_spec_b64",
+        "worker_env_b64",
+        "worker_unit_b64",
+    }
     # The unit content must not be duplicated in the module.
     for path in module.rglob("*"):
         if path.is_file():
@@ -828,6 +1172,10 @@ def test_consumers_worker_environment() -> None:
     text = json.dumps(worker_env)
     for name in WORKER_ENV | TIMING_ENV:
         assert name in text, f"consumers worker environment lacks {name}"
+    for name, value in INSTANCE_ENV.items():
+        assert re.search(rf"\b{name} = {re.escape(value)}[,}}]", worker_env), (
+            f"consumers worker environment: {name} must be {value}"
+        )
 
 
 def test_consumers_scaling_and_lifecycle_hook() -> None:
@@ -850,9 +1198,13 @@ def test_consumers_scaling_and_lifecycle_hook() -> None:
     stop_timeout = int(
         unit_directives(SYSTEMD / "callback-bridge-worker.service")["TimeoutStopSec"]
     )
-    # The instance role cannot record lifecycle heartbeats: the hook's own timeout must cover
-    # the worker's stop timeout (the plan-time rule, 100 x the hook, assumes heartbeats).
-    assert _default(variables, "termination_heartbeat_timeout_seconds") >= stop_timeout
+    # The worker heartbeats the hook every third of its timeout while draining: the Python
+    # default, and the lifecycle action (100 x the hook) covers the stop timeout.
+    hook_default = _default(variables, "termination_heartbeat_timeout_seconds")
+    assert hook_default == TimingModel().lifecycle_hook_timeout_s == 600
+    assert min(172800, 100 * hook_default) >= stop_timeout
+    assert hook["heartbeat_timeout"] == "${var.termination_heartbeat_timeout_seconds}"
+    assert hook["default_result"] == "CONTINUE"
     assert "GroupInServiceInstances" in _default(variables, "enabled_metrics")
 
     ((_, template),) = labelled2(main, "resource", "aws_launch_template")
@@ -878,6 +1230,8 @@ def test_complete_example_outputs() -> None:
         "results_dlq_url",
         "state_machine_arn",
         "region",
+        "jobs_archive_url",
+        "results_archive_url",
     ):
         assert name in outputs, f"examples/complete lacks output {name}"
     sources = {
@@ -887,3 +1241,50 @@ def test_complete_example_outputs() -> None:
         for body in entry.values()
     }
     assert sources == {f"../../modules/{m}" for m in MODULES}
+
+
+def test_complete_example_outputs_are_bridge_settings() -> None:
+    """`terraform output -json` feeds --tf-outputs: the URL/ARN outputs are named like the
+    configuration fields they fill (bridge.config.load_tf_outputs)."""
+    from bridge.config import TF_OUTPUT_ALIASES, BridgeConfig
+
+    outputs = module_outputs(EXAMPLES_DIR / "complete")
+    for name in outputs:
+        if name.endswith(("_url", "_arn")):
+            field = TF_OUTPUT_ALIASES.get(name, name)
+            assert field in BridgeConfig.model_fields, f"output {name} fills no bridge setting"
+    assert outputs["jobs_archive_url"]["value"] == "${module.queues.jobs_archive_url}"
+    assert outputs["results_archive_url"]["value"] == "${module.queues.results_archive_url}"
+
+
+def test_complete_example_wires_dead_letter_handling() -> None:
+    modules = {
+        label: body
+        for tf in (EXAMPLES_DIR / "complete").glob("*.tf")
+        for entry in parse(tf).get("module", [])
+        for label, body in entry.items()
+    }
+    assert modules["queues"]["dead_letter_handling"] == "${var.dead_letter_handling}"
+    dead_letter = modules["dead_letter"]
+    assert dead_letter["create"] == "${var.dead_letter_handling}"
+    # The same package as the completion Lambda.
+    assert dead_letter["package_path"] == modules["completion"]["package_path"]
+    for name in (
+        "jobs_dlq_url",
+        "jobs_dlq_arn",
+        "results_dlq_url",
+        "results_dlq_arn",
+        "jobs_archive_url",
+        "jobs_archive_arn",
+        "results_archive_url",
+        "results_archive_arn",
+        "jobs_queue_arn",
+        "results_queue_arn",
+        "jobs_dlq_visibility_timeout_seconds",
+        "results_dlq_visibility_timeout_seconds",
+    ):
+        assert dead_letter[name] == f"${{module.queues.{name}}}", name
+    assert modules["consumers"]["termination_heartbeat_timeout_seconds"] == (
+        "${var.termination_heartbeat_timeout_seconds}"
+    )
+    assert _default(module_variables(EXAMPLES_DIR / "complete"), "dead_letter_handling") is True

@@ -75,6 +75,7 @@ TIMING_ENV = {
     "BRIDGE_CANCEL_GRACE": "cancel_grace_seconds",
     "BRIDGE_HEARTBEAT_INTERVAL": "heartbeat_interval_seconds",
     "BRIDGE_STALE_CHECK_AGE": "stale_check_age_seconds",
+    "BRIDGE_LIFECYCLE_HOOK_TIMEOUT": "termination_heartbeat_timeout_seconds",
 }
 
 MODEL_FIELDS = [f.name for f in dataclasses.fields(TimingModel) if f.name != "visibility_cap_s"]
@@ -277,11 +278,8 @@ def test_defaults_agree_across_modules_and_with_python() -> None:
         module_defaults = defaults(MODULES_DIR / module)
         for var, field in variables.items():
             by_field.setdefault(field, set()).add(module_defaults[var])
-    # The module's role cannot send RecordLifecycleActionHeartbeat, so the hook's own timeout
-    # must cover the stop timeout: its default (3600) is above Python's (600, which assumes a
-    # worker that records lifecycle heartbeats).
-    (hook,) = by_field.pop("lifecycle_hook_timeout_s")
-    assert hook >= python.stop_timeout_s
+    # The worker records lifecycle heartbeats (every third of the hook's timeout), so the hook's
+    # default is Python's too (600): the rule is 100 x the hook, not the hook alone.
     for field, found in by_field.items():
         assert found == {getattr(python, field)}, f"{field}: Terraform {found}, Python"
 
@@ -414,8 +412,14 @@ def provider_mirror() -> Path | None:
     return None
 
 
+# The modules with terraform test suites (modules/<name>/tests/*.tftest.hcl).
+TFTEST_MODULES = ("state_machine", "consumers", "queues", "dead_letter")
+# An empty zip archive: the dead_letter suite only hashes its package.
+EMPTY_ZIP = b"PK\x05\x06" + b"\x00" * 18
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("module", ["state_machine", "consumers"])
+@pytest.mark.parametrize("module", TFTEST_MODULES)
 def test_terraform_test_suite(module: str, tmp_path: Path) -> None:
     terraform, mirror = shutil.which("terraform"), provider_mirror()
     if not terraform or not mirror:
@@ -426,6 +430,7 @@ def test_terraform_test_suite(module: str, tmp_path: Path) -> None:
     )
     shutil.copytree(SYSTEMD, tmp_path / "consumers" / "systemd")
     workdir = tmp_path / "infra" / "modules" / module
+    (workdir / "tests" / "package.zip").write_bytes(EMPTY_ZIP)
     env = {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1"}
     env.pop("TF_CLI_CONFIG_FILE", None)
     for command in (
@@ -439,5 +444,7 @@ def test_terraform_test_suite(module: str, tmp_path: Path) -> None:
 
 
 def test_terraform_test_files_exist() -> None:
+    for module in TFTEST_MODULES:
+        assert list((MODULES_DIR / module / "tests").glob("*.tftest.hcl")), module
     for module in ("state_machine", "consumers"):
         assert (MODULES_DIR / module / "tests" / "timing.tftest.hcl").is_file()

@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from bridge.state_machine import StateMachineParams, render, render_definition, template_text
+from bridge.state_machine import (
+    JOBS_FAILED_ERROR,
+    StateMachineParams,
+    render,
+    render_definition,
+    template_text,
+)
 
 
 def definition(**overrides: object) -> dict:
@@ -77,6 +83,13 @@ def test_map_index_comes_through_the_item_selector() -> None:
         {"heartbeat_seconds": 0},
         {"heartbeat_seconds": 90_000, "timeout_seconds": 90_000},
         {"job_timeout_seconds": 50_000},
+        {"failure_policy": "ignore"},
+        {"tolerated_failure_count": 1},  # a tolerance needs failure_policy "fail"
+        {"tolerated_failure_percentage": 10},
+        {"failure_policy": "fail", "tolerated_failure_count": -1},
+        {"failure_policy": "fail", "tolerated_failure_count": True},
+        {"failure_policy": "fail", "tolerated_failure_percentage": 101},
+        {"failure_policy": "fail", "tolerated_failure_percentage": 12.5},
     ],
 )
 def test_bad_parameters_are_refused(bad: dict) -> None:
@@ -95,3 +108,63 @@ def test_renderer_refuses_missing_and_unused_placeholders() -> None:
 
 def test_terraform_escape_renders_as_a_literal_placeholder() -> None:
     assert render('{"a": "$${kept}", "b": ${x}}', {"x": "1"}) == '{"a": "${kept}", "b": 1}'
+
+
+def test_report_policy_ends_with_the_map_output_whatever_failed() -> None:
+    """The default: the check after the Map tolerates every failure (a count of all jobs,
+    100 %), and the execution's output is the Map's list of entries."""
+    states = definition()["States"]
+    fan_out = states["FanOut"]
+    assert "End" not in fan_out and fan_out["Next"] == "CheckFailures"
+    assert fan_out["ResultSelector"]["results.$"] == "$"
+    assert fan_out["ResultSelector"]["tolerated"] == {
+        "count.$": "States.ArrayLength($)",
+        "percentage": 100,
+    }
+    assert states["Done"] == {"Type": "Succeed", "OutputPath": "$.results"}
+    assert states["JobsFailed"]["Error"] == JOBS_FAILED_ERROR == "Bridge.JobsFailed"
+
+
+@pytest.mark.parametrize(
+    ("tolerances", "tolerated"),
+    [
+        ({}, {"count": 0, "percentage": 100}),
+        ({"tolerated_failure_count": 3}, {"count": 3, "percentage": 100}),
+        (
+            {"tolerated_failure_percentage": 10},
+            {"count.$": "States.ArrayLength($)", "percentage": 10},
+        ),
+        (
+            {"tolerated_failure_count": 2, "tolerated_failure_percentage": 0},
+            {"count": 2, "percentage": 0},
+        ),
+    ],
+)
+@pytest.mark.parametrize("mode", ["INLINE", "DISTRIBUTED"])
+def test_fail_policy_renders_its_tolerances_for_both_map_modes(
+    tolerances: dict, tolerated: dict, mode: str
+) -> None:
+    states = definition(failure_policy="fail", map_mode=mode, **tolerances)["States"]
+    assert states["FanOut"]["ResultSelector"]["tolerated"] == tolerated
+    # A failure inside the item processor is still data: the Map itself never fails.
+    assert "Catch" not in states["FanOut"]
+    assert "ToleratedFailureCount" not in states["FanOut"]
+
+
+def test_the_percentage_check_is_exact_for_integer_percentages() -> None:
+    """MeasureFailures takes the length of ArrayRange(1, 100 * failed, total), which is
+    ceil(100 * failed / total), and fails when it exceeds the percentage p. That must mean
+    exactly "failed > p % of total", within ArrayRange's 1,000-item limit on AWS."""
+    measure = definition(failure_policy="fail", tolerated_failure_percentage=5)["States"][
+        "MeasureFailures"
+    ]["Parameters"]["percent.$"]
+    assert measure == (
+        "States.ArrayLength(States.ArrayRange(1, "
+        "States.StringToJson(States.Format('{}00', $.failed)), $.total))"
+    )
+    for total in range(1, 121):
+        for failed in range(1, total + 1):
+            percent = len(range(1, int(f"{failed}00") + 1, total))  # ArrayRange's items
+            assert percent <= 100
+            for p in range(101):
+                assert (percent > p) == (100 * failed > p * total), (failed, total, p)

@@ -33,9 +33,7 @@ def test_non_positive_values_are_refused(field: str) -> None:
 
 
 def test_a_heartbeat_shorter_than_queue_wait_plus_redelivery_is_refused() -> None:
-    model = TimingModel(
-        task_heartbeat_s=600, max_queue_wait_s=1800, visibility_timeout_s=300
-    )
+    model = TimingModel(task_heartbeat_s=600, max_queue_wait_s=1800, visibility_timeout_s=300)
     assert "task_heartbeat_s" in settings_named(model)
     assert model.min_task_heartbeat_s == 1800 + 300 + 60 + 60
     assert TimingModel(task_heartbeat_s=model.min_task_heartbeat_s).violations() == []

@@ -33,17 +33,20 @@ def worker_params() -> list[Any]:
     return options
 
 
-def readme_rows() -> dict[str, str]:
-    """Flag -> environment variable, from the README's worker configuration table."""
-    text = README.read_text()
-    start = text.index("<!-- worker-flags:start -->")
-    end = text.index("<!-- worker-flags:end -->")
-    rows = {}
-    for line in text[start:end].splitlines():
-        match = re.match(r"\|\s*`(--[a-z-]+)`\s*\|\s*`?([A-Z_]+|—)`?\s*\|", line)
-        if match:
-            rows[match.group(1)] = match.group(2)
-    return rows
+START, END = "<!-- worker-flags:start -->", "<!-- worker-flags:end -->"
+
+
+def render_table() -> str:
+    """The README's worker flag table, generated from the command's own options."""
+    lines = [START, "| flag | environment | default | meaning |", "|---|---|---|---|"]
+    for p in worker_params():
+        if p.hidden:
+            continue
+        env = f"`{p.envvar}`" if isinstance(p.envvar, str) else "—"
+        default = "" if p.default is None or callable(p.default) else f"`{p.default}`"
+        meaning = (p.help or "").replace("|", "\\|")
+        lines.append(f"| `{p.opts[0]}` | {env} | {default} | {meaning} |")
+    return "\n".join([*lines, END])
 
 
 def test_every_worker_flag_has_an_environment_variable() -> None:
@@ -53,13 +56,11 @@ def test_every_worker_flag_has_an_environment_variable() -> None:
 
 
 def test_the_readme_documents_exactly_the_worker_flags() -> None:
-    documented = readme_rows()
-    actual = {
-        p.opts[0]: (p.envvar if isinstance(p.envvar, str) else "—")
-        for p in worker_params()
-        if not p.hidden and p.opts[0] != "--help"
-    }
-    assert documented == actual
+    text = README.read_text()
+    documented = text[text.index(START) : text.index(END) + len(END)]
+    assert documented == render_table(), (
+        "regenerate the table: .venv/bin/python -m tests.unit.test_worker_cli --write-readme"
+    )
 
 
 def refused(*args: str) -> str:
@@ -104,3 +105,14 @@ def test_the_example_environment_file_names_every_variable() -> None:
     named = set(re.findall(r"^#?([A-Z][A-Z0-9_]+)=", example, re.MULTILINE))
     expected = {p.envvar for p in worker_params() if isinstance(p.envvar, str) and not p.hidden}
     assert expected - named == set()
+
+
+if __name__ == "__main__":  # regenerate the README table
+    import sys
+
+    if "--write-readme" in sys.argv:
+        text = README.read_text()
+        head, rest = text.split(START, 1)
+        README.write_text(head + render_table() + rest.split(END, 1)[1])
+    else:
+        print(render_table())

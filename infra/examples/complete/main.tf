@@ -1,5 +1,6 @@
 # Complete callback-bridge deployment: queues, state machine, completion
-# Lambda, EC2 consumers and alarms. See README.md for apply instructions.
+# Lambda, dead-letter Lambda, EC2 consumers and alarms. See README.md for apply
+# instructions.
 
 provider "aws" {
   region = var.region
@@ -48,6 +49,8 @@ module "queues" {
 
   jobs_visibility_timeout_seconds = var.jobs_visibility_timeout_seconds
 
+  dead_letter_handling = var.dead_letter_handling
+
   tags = var.tags
 }
 
@@ -63,6 +66,12 @@ module "state_machine" {
   heartbeat_seconds = var.heartbeat_seconds
   timeout_seconds   = var.timeout_seconds
   max_concurrency   = var.max_concurrency
+
+  # Fail executions whose jobs failed (Bridge.JobsFailed), so the ExecutionsFailed alarm means
+  # failed work; "report" keeps failures as data in a succeeded execution's output.
+  failure_policy               = var.failure_policy
+  tolerated_failure_count      = var.tolerated_failure_count
+  tolerated_failure_percentage = var.tolerated_failure_percentage
 
   # What the task timeouts are validated against (the same values the workers get).
   max_queue_wait_seconds            = var.max_queue_wait_seconds
@@ -87,6 +96,34 @@ module "completion" {
   results_dlq_url                          = module.queues.results_dlq_url
   results_dlq_arn                          = module.queues.results_dlq_arn
   kms_key_arn                              = var.kms_key_arn
+
+  tags = var.tags
+}
+
+module "dead_letter" {
+  source = "../../modules/dead_letter"
+
+  create = var.dead_letter_handling
+
+  function_name = "${var.name}-dead-letter"
+  # The same package as the completion Lambda; the layer only keeps both functions alike.
+  package_path = var.lambda_package_path
+  architecture = var.lambda_architecture
+  layers       = [local.powertools_layer_arn]
+
+  jobs_queue_arn                         = module.queues.jobs_queue_arn
+  results_queue_arn                      = module.queues.results_queue_arn
+  jobs_dlq_url                           = module.queues.jobs_dlq_url
+  jobs_dlq_arn                           = module.queues.jobs_dlq_arn
+  jobs_dlq_visibility_timeout_seconds    = module.queues.jobs_dlq_visibility_timeout_seconds
+  results_dlq_url                        = module.queues.results_dlq_url
+  results_dlq_arn                        = module.queues.results_dlq_arn
+  results_dlq_visibility_timeout_seconds = module.queues.results_dlq_visibility_timeout_seconds
+  jobs_archive_url                       = module.queues.jobs_archive_url
+  jobs_archive_arn                       = module.queues.jobs_archive_arn
+  results_archive_url                    = module.queues.results_archive_url
+  results_archive_arn                    = module.queues.results_archive_arn
+  kms_key_arn                            = var.kms_key_arn
 
   tags = var.tags
 }
@@ -116,6 +153,8 @@ module "consumers" {
   drain_timeout_seconds      = var.drain_timeout_seconds
   cancel_grace_seconds       = var.cancel_grace_seconds
 
+  termination_heartbeat_timeout_seconds = var.termination_heartbeat_timeout_seconds
+
   jobs_queue_url    = module.queues.jobs_queue_url
   jobs_queue_arn    = module.queues.jobs_queue_arn
   results_queue_url = module.queues.results_queue_url
@@ -137,7 +176,14 @@ module "alarms" {
   jobs_dlq_name            = module.queues.jobs_dlq_name
   results_dlq_name         = module.queues.results_dlq_name
   completion_function_name = module.completion.function_name
-  state_machine_arn        = module.state_machine.state_machine_arn
+
+  # With dead-letter handling, letters wait in the archives, not in the DLQs.
+  archive_names = var.dead_letter_handling ? {
+    jobs    = module.queues.jobs_archive_name
+    results = module.queues.results_archive_name
+  } : {}
+
+  state_machine_arn = module.state_machine.state_machine_arn
 
   oldest_job_age_threshold_seconds = var.oldest_job_age_threshold_seconds
 

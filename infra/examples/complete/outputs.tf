@@ -23,6 +23,16 @@ output "results_dlq_url" {
   value       = module.queues.results_dlq_url
 }
 
+output "jobs_archive_url" {
+  description = "BRIDGE_JOBS_ARCHIVE_URL: the jobs dead-letter archive (callback-bridge dlq), or null without dead_letter_handling."
+  value       = module.queues.jobs_archive_url
+}
+
+output "results_archive_url" {
+  description = "BRIDGE_RESULTS_ARCHIVE_URL: the results dead-letter archive (callback-bridge dlq), or null without dead_letter_handling."
+  value       = module.queues.results_archive_url
+}
+
 output "state_machine_arn" {
   description = "BRIDGE_STATE_MACHINE_ARN: start executions with {\"jobs\": [...]}."
   value       = module.state_machine.state_machine_arn
@@ -31,6 +41,11 @@ output "state_machine_arn" {
 output "completion_function_name" {
   description = "Name of the completion Lambda function."
   value       = module.completion.function_name
+}
+
+output "dead_letter_function_name" {
+  description = "Name of the dead-letter Lambda function, or null without dead_letter_handling."
+  value       = module.dead_letter.function_name
 }
 
 output "autoscaling_group_name" {
@@ -44,14 +59,20 @@ output "alarm_names" {
 }
 
 output "bridge_environment" {
-  description = "Environment variables pointing callback-bridge (CLI, worker, client) at this deployment."
-  value = {
-    AWS_REGION               = var.region
-    AWS_DEFAULT_REGION       = var.region
-    BRIDGE_STATE_MACHINE_ARN = module.state_machine.state_machine_arn
-    BRIDGE_JOBS_QUEUE_URL    = module.queues.jobs_queue_url
-    BRIDGE_RESULTS_QUEUE_URL = module.queues.results_queue_url
-    BRIDGE_JOBS_DLQ_URL      = module.queues.jobs_dlq_url
-    BRIDGE_RESULTS_DLQ_URL   = module.queues.results_dlq_url
-  }
+  description = "Environment variables pointing callback-bridge (CLI, worker, client) at this deployment; the archive URLs only with dead_letter_handling."
+  value = merge(
+    {
+      AWS_REGION               = var.region
+      AWS_DEFAULT_REGION       = var.region
+      BRIDGE_STATE_MACHINE_ARN = module.state_machine.state_machine_arn
+      BRIDGE_JOBS_QUEUE_URL    = module.queues.jobs_queue_url
+      BRIDGE_RESULTS_QUEUE_URL = module.queues.results_queue_url
+      BRIDGE_JOBS_DLQ_URL      = module.queues.jobs_dlq_url
+      BRIDGE_RESULTS_DLQ_URL   = module.queues.results_dlq_url
+    },
+    var.dead_letter_handling ? {
+      BRIDGE_JOBS_ARCHIVE_URL    = module.queues.jobs_archive_url
+      BRIDGE_RESULTS_ARCHIVE_URL = module.queues.results_archive_url
+    } : {},
+  )
 }

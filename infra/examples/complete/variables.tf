@@ -34,6 +34,24 @@ variable "map_mode" {
   default     = "INLINE"
 }
 
+variable "failure_policy" {
+  description = "\"report\" (default): failed jobs are entries of a succeeded execution's output. \"fail\": the execution fails with Bridge.JobsFailed when more jobs failed than tolerated (see the state_machine module)."
+  type        = string
+  default     = "report"
+}
+
+variable "tolerated_failure_count" {
+  description = "With failure_policy = \"fail\": failed jobs an execution tolerates (null: 0 unless a percentage is set)."
+  type        = number
+  default     = null
+}
+
+variable "tolerated_failure_percentage" {
+  description = "With failure_policy = \"fail\": percentage (integer 0-100) of an execution's jobs that may fail (null: no percentage limit)."
+  type        = number
+  default     = null
+}
+
 variable "heartbeat_seconds" {
   description = "HeartbeatSeconds of the job task; null (default) leaves it out and liveness comes from SQS (docs/timing.md). When set: at least max_queue_wait_seconds + jobs_visibility_timeout_seconds + heartbeat_interval_seconds + 60."
   type        = number
@@ -92,18 +110,34 @@ variable "cancel_grace_seconds" {
   default     = 10
 }
 
+variable "termination_heartbeat_timeout_seconds" {
+  description = "Heartbeat timeout of the workers' termination lifecycle hook (BRIDGE_LIFECYCLE_HOOK_TIMEOUT): a draining worker heartbeats the hook every third of it; drain_timeout_seconds + cancel_grace_seconds + 60 must fit in min(48 h, 100 x this)."
+  type        = number
+  default     = 600
+}
+
+################################################################################
+# Dead letters (docs/dead-letters.md)
+################################################################################
+
+variable "dead_letter_handling" {
+  description = "Deploy dead-letter handling: archive queues, the DLQs' redrive to them, and the dead-letter Lambda that fails each dead letter's task with Bridge.DeadLettered (or delivers its result) and archives it. false for teams that redrive instead: executions then wait for their own timeouts."
+  type        = bool
+  default     = true
+}
+
 ################################################################################
 # Completion Lambda
 ################################################################################
 
 variable "lambda_package_path" {
-  description = "Path of the completion Lambda zip (bridge package + pydantic), built as described in infra/modules/completion/README.md."
+  description = "Path of the Lambda zip (bridge package + pydantic) deployed as the completion and the dead-letter Lambda, built as described in infra/modules/completion/README.md."
   type        = string
   default     = "../../../dist/callback-bridge-lambda.zip"
 }
 
 variable "lambda_architecture" {
-  description = "Architecture of the completion Lambda (x86_64 or arm64); the package must be built for it."
+  description = "Architecture of the completion and dead-letter Lambdas (x86_64 or arm64); the package must be built for it."
   type        = string
   default     = "x86_64"
 }

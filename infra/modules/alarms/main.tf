@@ -1,5 +1,7 @@
 # CloudWatch alarms for callback-bridge:
-# - any message in either dead-letter queue,
+# - any message in either dead-letter queue, or in either dead-letter archive
+#   (with dead-letter handling, letters leave the DLQs within seconds and wait
+#   in the archives: docs/dead-letters.md),
 # - the oldest job waiting (or in flight) longer than a threshold,
 # - completion Lambda errors,
 # - state machine executions failed / timed out.
@@ -24,6 +26,30 @@ resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
 
   alarm_name        = "${var.name}-${each.key}-dlq-not-empty"
   alarm_description = "callback-bridge: messages in the ${each.key} dead-letter queue ${each.value}. Inspect them, fix the cause, then redrive or delete."
+
+  namespace   = "AWS/SQS"
+  metric_name = "ApproximateNumberOfMessagesVisible"
+  dimensions = {
+    QueueName = each.value
+  }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+
+  alarm_actions = var.alarm_actions
+  ok_actions    = local.ok_actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "archive_not_empty" {
+  for_each = var.archive_names
+
+  alarm_name        = "${var.name}-${each.key}-dead-letters-not-empty"
+  alarm_description = "callback-bridge: dead letters archived in ${each.value} (their executions were told: Bridge.DeadLettered, or the result delivered). Inspect them with 'callback-bridge dlq list', fix the cause, then redrive or delete."
 
   namespace   = "AWS/SQS"
   metric_name = "ApproximateNumberOfMessagesVisible"

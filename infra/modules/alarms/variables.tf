@@ -41,6 +41,17 @@ variable "results_dlq_name" {
   type        = string
 }
 
+variable "archive_names" {
+  description = "Names of the dead-letter archives to alarm on, keyed jobs / results (queues module outputs jobs_archive_name and results_archive_name); {} (default) without dead-letter handling. With handling on, the dead-letter Lambda empties the DLQs within seconds, so the archives are where dead letters wait for an operator."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.archive_names) : contains(["jobs", "results"], k)])
+    error_message = "archive_names keys must be jobs and/or results."
+  }
+}
+
 variable "completion_function_name" {
   description = "Name of the completion Lambda function (Errors alarm)."
   type        = string

@@ -2,11 +2,30 @@
 # `callback-bridge worker` (systemd unit from consumers/systemd/), scaled on
 # jobs-queue backlog per instance, with a termination lifecycle hook that gives
 # a draining worker time to finish its jobs.
+#
+# The worker handles the instance's lifecycle itself (consumers/instance.py,
+# BRIDGE_INSTANCE_HANDLING=on): it protects the instance from scale-in while it
+# runs jobs, sees the group terminating it (instance metadata
+# autoscaling/target-lifecycle-state) or a spot interruption notice, drains,
+# heartbeats the lifecycle hook every third of its heartbeat timeout meanwhile,
+# and completes the lifecycle action when it is done.
 
 data "aws_region" "current" {}
 
+data "aws_partition" "current" {}
+
+data "aws_caller_identity" "current" {}
+
 locals {
   region = data.aws_region.current.name
+
+  # Names derived from var.name, not read from the resources: the user data (launch
+  # template) must carry them, and the group depends on the launch template.
+  autoscaling_group_name = "${var.name}-worker"
+  lifecycle_hook_name    = "${var.name}-drain"
+  # The group's ARN with its UUID wildcarded, so the instance role's policy exists
+  # before the group launches its first instance.
+  autoscaling_group_arn = "arn:${data.aws_partition.current.partition}:autoscaling:${local.region}:${data.aws_caller_identity.current.account_id}:autoScalingGroup:*:autoScalingGroupName/${local.autoscaling_group_name}"
 
   # QueueName dimension of the jobs queue, from its ARN.
   jobs_queue_name = element(split(":", var.jobs_queue_arn), 5)
@@ -28,6 +47,13 @@ locals {
       BRIDGE_CANCEL_GRACE       = tostring(var.cancel_grace_seconds)
       BRIDGE_HEARTBEAT_INTERVAL = tostring(var.heartbeat_interval_seconds)
       BRIDGE_STALE_CHECK_AGE    = tostring(var.stale_check_age_seconds)
+      # Instance lifecycle (consumers/instance.py): scale-in protection while busy,
+      # termination and spot notices, the termination lifecycle action.
+      BRIDGE_SCALE_IN_PROTECTION    = "true"
+      BRIDGE_INSTANCE_HANDLING      = "on"
+      BRIDGE_ASG_NAME               = local.autoscaling_group_name
+      BRIDGE_LIFECYCLE_HOOK_NAME    = local.lifecycle_hook_name
+      BRIDGE_LIFECYCLE_HOOK_TIMEOUT = tostring(var.termination_heartbeat_timeout_seconds)
     },
     {
       for k, v in {
@@ -56,8 +82,6 @@ locals {
     package_spec_b64     = base64encode(var.package_spec)
     worker_env_b64       = base64encode(local.worker_env_file)
     worker_unit_b64      = base64encode(file("${local.systemd_dir}/callback-bridge-worker.service"))
-    drain_unit_b64       = base64encode(file("${local.systemd_dir}/callback-bridge-drain.service"))
-    drain_script_b64     = base64encode(file("${local.systemd_dir}/callback-bridge-drain-watch.sh"))
   })
 
   security_group_ids = concat(aws_security_group.this[*].id, var.additional_security_group_ids)
@@ -108,11 +132,34 @@ data "aws_iam_policy_document" "this" {
     resources = [var.results_queue_arn, var.jobs_dlq_arn]
   }
 
-  # SendTaskHeartbeat has no resource types in the IAM service authorization
-  # reference (the task token is not an ARN): "*" is the only valid resource.
+  # SendTaskHeartbeat and SendTaskFailure have no resource types in the IAM
+  # service authorization reference (the task token is not an ARN): "*" is the
+  # only valid resource. SendTaskFailure: a job message that breaks the contract
+  # but carries a readable token fails its task at once with Bridge.InvalidJob.
   statement {
-    sid       = "Heartbeat"
-    actions   = ["states:SendTaskHeartbeat"]
+    sid       = "HeartbeatAndFailInvalidJobs"
+    actions   = ["states:SendTaskHeartbeat", "states:SendTaskFailure"]
+    resources = ["*"]
+  }
+
+  # Scale-in protection while busy, and the termination lifecycle action
+  # (heartbeat while draining, complete when done): on this module's group only.
+  statement {
+    sid = "OwnGroupLifecycle"
+    actions = [
+      "autoscaling:SetInstanceProtection",
+      "autoscaling:RecordLifecycleActionHeartbeat",
+      "autoscaling:CompleteLifecycleAction",
+    ]
+    resources = [local.autoscaling_group_arn]
+  }
+
+  # DescribeAutoScalingInstances has no resource types in the IAM service
+  # authorization reference: "*" is the only valid resource. The worker uses it
+  # to find its group when BRIDGE_ASG_NAME is not set (consumers.instance.discover_group).
+  statement {
+    sid       = "FindOwnGroup"
+    actions   = ["autoscaling:DescribeAutoScalingInstances"]
     resources = ["*"]
   }
 
@@ -132,8 +179,6 @@ resource "aws_iam_role_policy" "this" {
   role   = aws_iam_role.this.id
   policy = data.aws_iam_policy_document.this.json
 }
-
-data "aws_partition" "current" {}
 
 resource "aws_iam_role_policy_attachment" "ssm" {
   count = var.enable_ssm ? 1 : 0
@@ -260,7 +305,7 @@ resource "aws_launch_template" "this" {
 resource "aws_autoscaling_group" "this" {
   # No load balancer: the workers serve no traffic, EC2 status checks are the health check.
 
-  name                      = "${var.name}-worker"
+  name                      = local.autoscaling_group_name
   min_size                  = var.min_size
   max_size                  = var.max_size
   desired_capacity          = var.desired_capacity
@@ -286,6 +331,9 @@ resource "aws_autoscaling_group" "this" {
     }
   }
 
+  # Instances call SetInstanceProtection as soon as they run jobs: grant it first.
+  depends_on = [aws_iam_role_policy.this]
+
   lifecycle {
     # The scaling policy owns the desired capacity after creation.
     ignore_changes = [desired_capacity]
@@ -297,15 +345,14 @@ resource "aws_autoscaling_group" "this" {
   }
 }
 
-# A terminating instance waits in Terminating:Wait for heartbeat_timeout; the
-# drain watcher (consumers/systemd/callback-bridge-drain.service) sees the
-# target lifecycle state in instance metadata and stops the worker with SIGTERM:
-# it lets its jobs finish for up to drain_timeout_seconds, then cancels the rest
-# and hands their messages back (the unit's stop timeout). The instance role has
-# no autoscaling:CompleteLifecycleAction, so termination proceeds (CONTINUE) when
-# the timeout expires.
+# A terminating instance waits in Terminating:Wait. The worker sees the target
+# lifecycle state in instance metadata, stops receiving, lets its jobs finish for
+# up to drain_timeout_seconds, cancels the rest and hands their messages back,
+# recording a lifecycle heartbeat every heartbeat_timeout / 3 meanwhile, then
+# calls CompleteLifecycleAction (CONTINUE). A worker that died leaves the action
+# to end by its heartbeat timeout with default_result CONTINUE.
 resource "aws_autoscaling_lifecycle_hook" "drain" {
-  name                   = "${var.name}-drain"
+  name                   = local.lifecycle_hook_name
   autoscaling_group_name = aws_autoscaling_group.this.name
   lifecycle_transition   = "autoscaling:EC2_INSTANCE_TERMINATING"
   heartbeat_timeout      = var.termination_heartbeat_timeout_seconds

@@ -8,6 +8,11 @@ output "autoscaling_group_arn" {
   value       = aws_autoscaling_group.this.arn
 }
 
+output "lifecycle_hook_name" {
+  description = "Name of the termination lifecycle hook (BRIDGE_LIFECYCLE_HOOK_NAME in worker.env)."
+  value       = aws_autoscaling_lifecycle_hook.drain.name
+}
+
 output "launch_template_id" {
   description = "ID of the workers' launch template."
   value       = aws_launch_template.this.id

@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Name prefix: Auto Scaling group <name>-worker, IAM role and instance profile <name>-worker, launch template <name>-worker-*."
+  description = "Name prefix: Auto Scaling group <name>-worker (BRIDGE_ASG_NAME), its termination lifecycle hook <name>-drain (BRIDGE_LIFECYCLE_HOOK_NAME), IAM role and instance profile <name>-worker, launch template <name>-worker-*."
   type        = string
   default     = "callback-bridge"
 
@@ -400,9 +400,9 @@ variable "instance_warmup_seconds" {
 }
 
 variable "termination_heartbeat_timeout_seconds" {
-  description = "Heartbeat timeout of the termination lifecycle hook (30 to 7200 s). The lifecycle action lasts at most min(48 h, 100 x this value), and the worker's stop timeout (drain_timeout_seconds + cancel_grace_seconds + 60) must fit in it (checked at plan time). The instance role cannot send RecordLifecycleActionHeartbeat, so a terminating instance waits exactly this long: keep it at or above the stop timeout (1870 s with the defaults)."
+  description = "Heartbeat timeout of the termination lifecycle hook (30 to 7200 s; BRIDGE_LIFECYCLE_HOOK_TIMEOUT). A draining worker records a lifecycle heartbeat every third of it and completes the action when done; a worker that died leaves the instance waiting this long. The lifecycle action lasts at most min(48 h, 100 x this value), and the worker's stop timeout (drain_timeout_seconds + cancel_grace_seconds + 60) must fit in it (checked at plan time)."
   type        = number
-  default     = 3600
+  default     = 600
 
   validation {
     condition     = var.termination_heartbeat_timeout_seconds >= 30 && var.termination_heartbeat_timeout_seconds <= 7200

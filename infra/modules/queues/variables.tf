@@ -1,5 +1,5 @@
 variable "name" {
-  description = "Name prefix for the queues: <name>-jobs, <name>-jobs-dlq, <name>-results, <name>-results-dlq."
+  description = "Name prefix for the queues: <name>-jobs, <name>-jobs-dlq, <name>-results, <name>-results-dlq and, with dead_letter_handling, the archives <name>-jobs-dead-letters and <name>-results-dead-letters (then at most 59 characters)."
   type        = string
   default     = "callback-bridge"
 
@@ -11,7 +11,7 @@ variable "name" {
 }
 
 variable "kms_master_key_id" {
-  description = "KMS key (ID, alias or ARN) for server-side encryption of all four queues. null (default) uses SQS-managed SSE (SSE-SQS). A customer managed key must allow the producers and consumers (state machine role, worker instance role, completion Lambda role) to use it."
+  description = "KMS key (ID, alias or ARN) for server-side encryption of every queue (archives included). null (default) uses SQS-managed SSE (SSE-SQS). A customer managed key must allow the producers and consumers (state machine role, worker instance role, completion Lambda role) to use it."
   type        = string
   default     = null
 }
@@ -101,6 +101,23 @@ variable "results_max_receive_count" {
   validation {
     condition     = var.results_max_receive_count >= 1 && var.results_max_receive_count <= 1000
     error_message = "results_max_receive_count must be between 1 and 1000."
+  }
+}
+
+variable "dead_letter_handling" {
+  description = "Deploy dead-letter handling (docs/dead-letters.md): an archive queue per DLQ (<name>-<side>-dead-letters) and a redrive policy on each DLQ to its archive with maxReceiveCount = the source queue's + 3. Pair it with the dead_letter module (create = the same value), whose Lambda consumes the DLQs, fails each dead letter's task with Bridge.DeadLettered and copies the letter to the archive. false (for teams that redrive instead): no archives, and the DLQs have no redrive policy, so peeking never moves a letter; executions then wait for their own timeouts."
+  type        = bool
+  default     = true
+}
+
+variable "archive_message_retention_seconds" {
+  description = "Retention of the dead-letter archives in seconds (default and maximum: 14 days). A letter the handler copies counts from its copy; one the DLQ's redrive moves there bare keeps its original enqueue time."
+  type        = number
+  default     = 1209600
+
+  validation {
+    condition     = var.archive_message_retention_seconds >= 60 && var.archive_message_retention_seconds <= 1209600
+    error_message = "archive_message_retention_seconds must be between 60 and 1209600 (14 days)."
   }
 }
 

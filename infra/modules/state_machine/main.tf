@@ -22,6 +22,17 @@ locals {
     ["\"TimeoutSeconds\": ${var.timeout_seconds}"],
   ))
 
+  # The failure policy as the template's "tolerated" object, the same text as
+  # StateMachineParams.tolerated_failures() in Python (json.dumps): count is a number of jobs, or
+  # the number of jobs in the execution when there is no count limit; percentage is 100 when
+  # there is no percentage limit. "report" tolerates everything (the execution succeeds).
+  count_limited = var.failure_policy == "fail" && (var.tolerated_failure_count != null || var.tolerated_failure_percentage == null)
+  tolerated_failures = join("", [
+    "{",
+    local.count_limited ? "\"count\": ${coalesce(var.tolerated_failure_count, 0)}" : "\"count.$\": \"States.ArrayLength($)\"",
+    ", \"percentage\": ${coalesce(var.tolerated_failure_percentage, 100)}}",
+  ])
+
   # bridge.timing.TimingModel.min_task_heartbeat_s and min_task_timeout_s (60 = RESULT_SLACK_S:
   # the time to send a result and delete the message, or to hand a released message back).
   min_heartbeat_seconds = floor(var.max_queue_wait_seconds + var.jobs_visibility_timeout_seconds + var.worker_heartbeat_interval_seconds + 60)
@@ -36,6 +47,7 @@ locals {
     max_concurrency        = var.max_concurrency
     default_job_type       = var.default_job_type
     processor_config       = local.processor_config
+    tolerated_failures     = local.tolerated_failures
   }
 
   definition = templatefile("${path.module}/../../statemachine/bridge.asl.json", local.definition_vars)
@@ -211,6 +223,11 @@ resource "aws_sfn_state_machine" "this" {
     precondition {
       condition     = var.heartbeat_seconds == null ? true : var.heartbeat_seconds < var.timeout_seconds
       error_message = "heartbeat_seconds must be shorter than timeout_seconds (${var.timeout_seconds}): Step Functions rejects a HeartbeatSeconds that is not below TimeoutSeconds. Leave heartbeat_seconds null to rely on SQS for liveness."
+    }
+
+    precondition {
+      condition     = var.failure_policy == "fail" || (var.tolerated_failure_count == null && var.tolerated_failure_percentage == null)
+      error_message = "tolerated_failure_count and tolerated_failure_percentage apply only with failure_policy = \"fail\" (with \"report\" every failure is tolerated)."
     }
 
     precondition {

@@ -53,6 +53,45 @@ variable "map_mode" {
 }
 
 ################################################################################
+# Job failures at the execution level (StateMachineParams in bridge/state_machine.py)
+################################################################################
+
+variable "failure_policy" {
+  description = "What failed jobs do to their execution. \"report\" (default): each failure is an entry {status = FAILED, error, cause} of the output and the execution succeeds. \"fail\": the execution fails with error Bridge.JobsFailed, its cause naming the counts (\"2 of 6 jobs failed ...\") and the distinct job errors, when more jobs failed than tolerated_failure_count or more than tolerated_failure_percentage of them (any failure when neither is set), so that alarms on failed executions (ExecutionsFailed) mean failed work. Same behaviour for INLINE and DISTRIBUTED maps."
+  type        = string
+  default     = "report"
+
+  validation {
+    condition     = contains(["report", "fail"], var.failure_policy)
+    error_message = "failure_policy must be \"report\" or \"fail\"."
+  }
+}
+
+variable "tolerated_failure_count" {
+  description = "With failure_policy = \"fail\": the number of failed jobs an execution tolerates; more fails it. null (default): 0, unless tolerated_failure_percentage is set (then only the percentage applies)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.tolerated_failure_count == null ? true : (var.tolerated_failure_count >= 0 && floor(var.tolerated_failure_count) == var.tolerated_failure_count)
+    error_message = "tolerated_failure_count must be an integer >= 0, or null."
+  }
+}
+
+variable "tolerated_failure_percentage" {
+  description = "With failure_policy = \"fail\": the percentage (integer 0-100) of an execution's jobs that may fail; more fails it. With both limits set, exceeding either fails the execution (as a Distributed Map's ToleratedFailureCount and ToleratedFailurePercentage do). null (default): no percentage limit."
+  type        = number
+  default     = null
+
+  validation {
+    # Integers only: the definition's percentage check is exact for integers (ASL has no
+    # division; see MeasureFailures in infra/statemachine/bridge.asl.json).
+    condition     = var.tolerated_failure_percentage == null ? true : (var.tolerated_failure_percentage >= 0 && var.tolerated_failure_percentage <= 100 && floor(var.tolerated_failure_percentage) == var.tolerated_failure_percentage)
+    error_message = "tolerated_failure_percentage must be an integer from 0 to 100, or null."
+  }
+}
+
+################################################################################
 # Timing (bridge/timing.py and docs/timing.md: the same rules, the same numbers)
 ################################################################################
 

@@ -21,6 +21,12 @@ mock_provider "aws" {
       name = "eu-west-1"
     }
   }
+
+  mock_data "aws_caller_identity" {
+    defaults = {
+      account_id = "123456789012"
+    }
+  }
 }
 
 variables {
@@ -55,6 +61,33 @@ run "defaults_reach_the_worker_and_systemd" {
     condition     = strcontains(local.user_data, "[Service]\nTimeoutStopSec=1870\n")
     error_message = "the user data does not write TimeoutStopSec=1870 (1800 + 10 + 60) into the drop-in"
   }
+
+  # The worker handles scale-in protection, termination and spot itself, on its own group.
+  assert {
+    condition = (
+      local.worker_env.BRIDGE_SCALE_IN_PROTECTION == "true" &&
+      local.worker_env.BRIDGE_INSTANCE_HANDLING == "on" &&
+      local.worker_env.BRIDGE_ASG_NAME == "callback-bridge-worker" &&
+      local.worker_env.BRIDGE_LIFECYCLE_HOOK_NAME == "callback-bridge-drain" &&
+      local.worker_env.BRIDGE_LIFECYCLE_HOOK_TIMEOUT == "600"
+    )
+    error_message = "worker environment: ${jsonencode(local.worker_env)}"
+  }
+
+  assert {
+    condition     = aws_autoscaling_group.this.name == local.worker_env.BRIDGE_ASG_NAME && aws_autoscaling_lifecycle_hook.drain.name == local.worker_env.BRIDGE_LIFECYCLE_HOOK_NAME
+    error_message = "worker.env names another group or hook than the module creates"
+  }
+
+  assert {
+    condition     = local.autoscaling_group_arn == "arn:aws:autoscaling:eu-west-1:123456789012:autoScalingGroup:*:autoScalingGroupName/callback-bridge-worker"
+    error_message = "the lifecycle permissions are not scoped to the group: ${local.autoscaling_group_arn}"
+  }
+
+  assert {
+    condition     = !strcontains(local.user_data, "drain-watch") && !strcontains(local.user_data, "callback-bridge-drain.service")
+    error_message = "the user data still installs the shell drain watcher"
+  }
 }
 
 run "stop_timeout_follows_drain_and_grace" {
@@ -73,6 +106,19 @@ run "stop_timeout_follows_drain_and_grace" {
   assert {
     condition     = local.worker_env.BRIDGE_DRAIN_TIMEOUT == "3600" && local.worker_env.BRIDGE_CANCEL_GRACE == "30"
     error_message = "worker environment: ${jsonencode(local.worker_env)}"
+  }
+}
+
+run "hook_timeout_reaches_the_worker" {
+  command = plan
+
+  variables {
+    termination_heartbeat_timeout_seconds = 900
+  }
+
+  assert {
+    condition     = local.worker_env.BRIDGE_LIFECYCLE_HOOK_TIMEOUT == "900" && aws_autoscaling_lifecycle_hook.drain.heartbeat_timeout == 900
+    error_message = "the hook's heartbeat timeout and BRIDGE_LIFECYCLE_HOOK_TIMEOUT differ"
   }
 }
 
