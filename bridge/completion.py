@@ -36,7 +36,6 @@ clients (:func:`build_lambda_clients`): its backoff does not know the deadline a
 from __future__ import annotations
 
 import functools
-import json
 import os
 import random
 import threading
@@ -54,17 +53,12 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from bridge.aws import TASK_CLOSED_ERRORS, Clients, build_clients
+from bridge.callback import callback_for, failure, invalid_output
 from bridge.config import BridgeConfig
 from bridge.contract import (
-    ERROR_INVALID_OUTPUT,
     ERROR_INVALID_RESULT,
-    ERROR_OUTPUT_TOO_LARGE,
-    MAX_CAUSE_CHARS,
-    MAX_ERROR_CHARS,
-    MAX_OUTPUT_BYTES,
     ContractError,
     Result,
-    clip,
     mask_token,
     parse_result,
     read_token,
@@ -298,44 +292,20 @@ class Completion:
 
     def _callback(self, result: Result, deadline: float, tally: Tally) -> str:
         """Send the callback; returns the metric naming how the task ended."""
-        token = result.token
-        if result.outcome == "failed":
-            self._fail(token, result.error or "", result.cause or "", deadline, tally)
-            return "JobsFailed"
+        callback = callback_for(result)
         try:
-            output = json.dumps(result.output, separators=(",", ":"), allow_nan=False)
-        except ValueError as exc:  # NaN / Infinity: Python writes them, JSON has no such thing
-            cause = f"the output of job {result.job_id} is not valid JSON (NaN or Infinity): {exc}"
-            self._fail(token, ERROR_INVALID_OUTPUT, cause, deadline, tally)
-            return "InvalidOutputs"
-        size = len(output.encode("utf-8"))
-        if size > MAX_OUTPUT_BYTES:
-            cause = f"output is {size} bytes, limit {MAX_OUTPUT_BYTES}"
-            self._fail(token, ERROR_OUTPUT_TOO_LARGE, cause, deadline, tally)
-            return "OutputsTooLarge"
-        try:
-            self._retrying(
-                lambda: self.sfn.send_task_success(taskToken=token, output=output), deadline, tally
-            )
+            self._retrying(lambda: callback.send(self.sfn), deadline, tally)
         except ClientError as exc:
-            if error_code(exc) != "InvalidOutput":
+            if error_code(exc) != "InvalidOutput" or callback.operation != "send_task_success":
                 raise
             message = exc.response.get("Error", {}).get("Message", "")
-            cause = f"Step Functions refused the output of job {result.job_id}: {message}"
-            self._fail(token, ERROR_INVALID_OUTPUT, cause, deadline, tally)
-            return "InvalidOutputs"
-        return "JobsSucceeded"
+            callback = invalid_output(result, message)
+            self._retrying(lambda: callback.send(self.sfn), deadline, tally)
+        return callback.metric
 
     def _fail(self, token: str, error: str, cause: str, deadline: float, tally: Tally) -> None:
-        self._retrying(
-            lambda: self.sfn.send_task_failure(
-                taskToken=token,
-                error=clip(error, MAX_ERROR_CHARS),
-                cause=clip(cause, MAX_CAUSE_CHARS),
-            ),
-            deadline,
-            tally,
-        )
+        callback = failure(token, error, cause)
+        self._retrying(lambda: callback.send(self.sfn), deadline, tally)
 
     def _malformed(
         self, record: dict[str, Any], exc: ContractError, deadline: float, tally: Tally

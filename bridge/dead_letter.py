@@ -55,17 +55,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bridge.aws import TASK_CLOSED_ERRORS
+from bridge.callback import callback_for
 from bridge.contract import (
     ERROR_DEAD_LETTERED,
-    ERROR_OUTPUT_TOO_LARGE,
     MAX_CAUSE_CHARS,
-    MAX_ERROR_CHARS,
-    MAX_OUTPUT_BYTES,
     ContractError,
     Result,
     clip,
     mask_token,
-    output_size,
     parse_result,
     read_token,
 )
@@ -332,20 +329,7 @@ class DeadLetterHandler:
 
     def _deliver(self, result: Result) -> None:
         """The result's own callback, as the completion handler makes it."""
-        if result.outcome == "succeeded":
-            size = output_size(result.output)
-            if size <= MAX_OUTPUT_BYTES:
-                self.sfn.send_task_success(taskToken=result.token, output=result.output_json())
-                return
-            error = ERROR_OUTPUT_TOO_LARGE
-            cause = f"output is {size} bytes, limit {MAX_OUTPUT_BYTES}"
-        else:
-            error, cause = result.error or "", result.cause or ""
-        self.sfn.send_task_failure(
-            taskToken=result.token,
-            error=clip(error, MAX_ERROR_CHARS),
-            cause=clip(cause, MAX_CAUSE_CHARS),
-        )
+        callback_for(result).send(self.sfn)
 
     def archive(self, archive_url: str, letter: DeadLetter, reason: str, told: str) -> None:
         """Copy the letter to its archive: the body unchanged, the attributes enriched."""

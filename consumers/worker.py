@@ -268,11 +268,14 @@ class Worker:
         crash, DLQ redrive, execution stopped while queued): one heartbeat tells, before any
         work is done. Fresh first deliveries skip the check, so the steady state costs
         nothing extra."""
-        age = (datetime.now(UTC) - active.enqueued_at).total_seconds() if active.enqueued_at else 0
+        # From the task's start when the job says (a DLQ redrive resets SQS's own timestamps).
+        since = active.job.task_started_at or active.enqueued_at
+        age = (datetime.now(UTC) - since).total_seconds() if since else 0
         threshold = self.settings.timing.stale_check_age_s
         if active.receive_count <= 1 and (threshold is None or age < threshold):
             return False
         code = closed_task_error(self.sfn, active.job.token)
+        log.debug("stale check of job %s (%.1f s old): %s", active.job.job_id, age, code or "open")
         if code is None:
             return False
         log.warning(

@@ -30,10 +30,10 @@ from typing import Any
 
 import hcl2
 import pytest
-from hcl_expr import Scope, evaluate
 
 from bridge.state_machine import StateMachineParams
 from bridge.timing import TimingModel
+from tests.infra.hcl_expr import Scope, evaluate
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
@@ -1038,10 +1038,12 @@ def test_dead_letter_lambda_wiring() -> None:
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
     assert mapping["batch_size"] == "${var.batch_size}"
     assert mapping["scaling_config"][0]["maximum_concurrency"] == "${var.maximum_concurrency}"
-    (precondition,) = mapping["lifecycle"][0]["precondition"]
-    assert precondition["condition"] == (
-        "${try(each.value.visibility_timeout_seconds >= var.timeout, true)}"
-    )
+    conditions = {p["condition"] for p in mapping["lifecycle"][0]["precondition"]}
+    assert conditions == {
+        # Lambda refuses an SQS event source whose visibility timeout is below the function's.
+        "${try(each.value.visibility_timeout_seconds >= var.timeout, true)}",
+        "${try(var.reserved_concurrent_executions >= 2 * var.maximum_concurrency, true)}",
+    }
 
 
 def test_dead_letter_module_survives_create_false() -> None:
@@ -1172,6 +1174,19 @@ def test_consumers_worker_environment() -> None:
     text = json.dumps(worker_env)
     for name in WORKER_ENV | TIMING_ENV:
         assert name in text, f"consumers worker environment lacks {name}"
+    # Every BRIDGE_* variable the module writes is one the worker command reads (a typo would
+    # be ignored silently on the instances).
+    import inspect
+
+    from bridge.cli.worker import worker
+
+    read: set[str] = set()
+    for parameter in inspect.signature(worker, eval_str=True).parameters.values():
+        for meta in getattr(parameter.annotation, "__metadata__", ()):
+            envvar = getattr(meta, "envvar", None)
+            read.update([envvar] if isinstance(envvar, str) else envvar or [])
+    written = set(re.findall(r"\b(BRIDGE_[A-Z_]+) =", worker_env))
+    assert written and written <= read, f"the worker reads no {sorted(written - read)}"
     for name, value in INSTANCE_ENV.items():
         assert re.search(rf"\b{name} = {re.escape(value)}[,}}]", worker_env), (
             f"consumers worker environment: {name} must be {value}"

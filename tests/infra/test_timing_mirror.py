@@ -25,8 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hcl_expr import Scope, evaluate, references
-from test_terraform import (
+
+from bridge.state_machine import StateMachineParams
+from bridge.timing import TimingModel
+from tests.infra.hcl_expr import Scope, evaluate, references
+from tests.infra.test_terraform import (
     EXAMPLES_DIR,
     MODULES_DIR,
     REPO,
@@ -37,9 +40,6 @@ from test_terraform import (
     parse,
     unit_directives,
 )
-
-from bridge.state_machine import StateMachineParams
-from bridge.timing import TimingModel
 
 # Module variable -> TimingModel field, per module.
 TIMING_VARIABLES: dict[str, dict[str, str]] = {

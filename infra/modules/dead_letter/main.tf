@@ -242,5 +242,11 @@ resource "aws_lambda_event_source_mapping" "this" {
       condition     = try(each.value.visibility_timeout_seconds >= var.timeout, true)
       error_message = "The ${each.key} DLQ's visibility timeout (${coalesce(each.value.visibility_timeout_seconds, 0)} s) is below the dead-letter function's timeout (${var.timeout} s): raise the ${each.key} queue's visibility timeout in the queues module (the DLQ inherits it) or lower timeout."
     }
+
+    # Two mappings share the function: each may drive maximum_concurrency invocations.
+    precondition {
+      condition     = try(var.reserved_concurrent_executions >= 2 * var.maximum_concurrency, true)
+      error_message = "reserved_concurrent_executions must be at least 2 x maximum_concurrency (one mapping per DLQ), or the event source mappings get throttled."
+    }
   }
 }

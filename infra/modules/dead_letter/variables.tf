@@ -78,7 +78,7 @@ variable "timeout" {
 }
 
 variable "reserved_concurrent_executions" {
-  description = "Reserved concurrency of the function; null (default) leaves it unreserved. Must be at least maximum_concurrency when set."
+  description = "Reserved concurrency of the function; null (default) leaves it unreserved. Must be at least 2 x maximum_concurrency when set (one event source mapping per DLQ)."
   type        = number
   default     = null
 

@@ -101,3 +101,13 @@ run "missing_archive_is_refused" {
 
   expect_failures = [aws_lambda_function.this]
 }
+
+run "reserved_concurrency_below_both_mappings_is_refused" {
+  command = plan
+
+  variables {
+    reserved_concurrent_executions = 3
+  }
+
+  expect_failures = [aws_lambda_event_source_mapping.this]
+}
