@@ -47,15 +47,16 @@ def test_a_backlog_longer_than_every_heartbeat_setting_completes_every_job_once(
     """Eight executions at once in front of one slow consumer: the last job waits far longer
     than the visibility timeout, the heartbeat interval and the stale-check age."""
     sfn, _, config = clients(stack)
-    workers("--command", job_script(tmp_path), "--concurrency", "1", *FAST,
-            "--stale-check-age", "1")  # fmt: skip
+    workers(
+        "--command", job_script(tmp_path), "--concurrency", "1", "--stale-check-age", "1", *FAST
+    )
     arns = [
         start(
             sfn,
             config.state_machine_arn,
             [{"marks": str(tmp_path), "sleep_s": 0.4}] * 2,
             name=f"backlog-{n}",
-        )  # fmt: skip
+        )
         for n in range(8)
     ]
     for arn in arns:
@@ -80,7 +81,7 @@ def test_a_job_longer_than_its_visibility_timeout_and_heartbeat_period_runs_once
 def test_stop_execution_kills_the_command_and_its_grandchild_and_frees_the_slot(
     stack: LocalStack, workers: WorkerFactory, tmp_path: Path
 ) -> None:
-    sfn, sqs, config = clients(stack)
+    sfn, _, config = clients(stack)
     workers("--command", job_script(tmp_path), "--concurrency", "1", *FAST)
     doomed = start(
         sfn, config.state_machine_arn, [{"marks": str(tmp_path), "mode": "hang"}], name="doomed"

@@ -11,8 +11,8 @@ from typing import Any
 from bridge.aws import Clients
 from bridge.contract import encode, parse_result
 from bridge.quarantine import REASON_ATTRIBUTE
-from consumers.runner import PythonRunner
 from bridge.timing import TimingModel
+from consumers.runner import PythonRunner
 from consumers.worker import Worker, WorkerSettings
 from tests.conftest import make_job
 from tests.functional.conftest import depth, receive_all, start
