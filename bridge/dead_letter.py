@@ -47,6 +47,8 @@ import base64
 import functools
 import json
 import logging
+import os
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -102,6 +104,13 @@ TOLD_FAILED = "failed"
 TOLD_DELIVERED = "delivered"
 TOLD_ALREADY_CLOSED = "already-closed"
 TOLD_NO_TOKEN = "no-token"
+#: The metric counting each way a dead letter ends (EMF, namespace CallbackBridge).
+METRIC_OF_TOLD = {
+    TOLD_FAILED: "DeadLettersFailed",
+    TOLD_DELIVERED: "DeadLettersDelivered",
+    TOLD_ALREADY_CLOSED: "DeadLettersAlreadyClosed",
+    TOLD_NO_TOKEN: "DeadLettersWithoutToken",
+}
 
 Clock = Callable[[], datetime]
 
@@ -221,6 +230,7 @@ class DeadLetterHandler:
         sqs: Any,
         archive_url_by_source: Mapping[str, str],
         clock: Clock = lambda: datetime.now(UTC),
+        metrics: Any = None,
     ) -> None:
         if not archive_url_by_source:
             raise ValueError("a dead-letter handler needs at least one DLQ -> archive mapping")
@@ -228,21 +238,36 @@ class DeadLetterHandler:
         self.sqs = sqs
         self.archives = {queue_name(dlq): url for dlq, url in archive_url_by_source.items()}
         self.clock = clock
+        #: powertools Metrics on Lambda (None: not published, as on the embedded stack).
+        self.metrics = metrics
         self._limits: dict[str, int | None] = {}
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         """An SQS event in, ``{"batchItemFailures": [...]}`` out (``ReportBatchItemFailures``)."""
         failures = []
+        counts: Counter[str] = Counter()
         for record in event.get("Records") or []:
             message_id = str(record.get("messageId") or "")
             try:
-                self.record(record)
+                told = self.record(record)
+                counts[METRIC_OF_TOLD.get(told, "DeadLetters")] += 1
             except Exception as exc:  # the record stays in the DLQ; SQS redelivers it
                 log.warning(
                     "dead letter %s not handled, will be retried: %s", message_id, _describe(exc)
                 )
                 failures.append({"itemIdentifier": message_id})
+                counts["DeadLetterRetries"] += 1
+        self.counted(counts)
         return {"batchItemFailures": failures}
+
+    def counted(self, counts: Counter[str]) -> None:
+        """Publish the invocation's counts as EMF metrics (alarms on dead-lettered jobs)."""
+        if self.metrics is None:
+            return
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        for name, value in sorted(counts.items()):
+            self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
     def record(self, record: Mapping[str, Any]) -> str:
         """Handle one record; returns what the task was told. Raises to have it retried."""
@@ -390,13 +415,24 @@ def _from_environment() -> DeadLetterHandler:
     from bridge.config import load_config
 
     logging.getLogger().setLevel(logging.INFO)  # Lambda's runtime logs WARNING and up otherwise
+    from aws_lambda_powertools import Metrics
+
     config = load_config()
     clients = build_clients(config)
-    return DeadLetterHandler(clients.sfn, clients.sqs, archive_routes(config))
+    metrics = Metrics(
+        namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CallbackBridge"),
+        service="callback-bridge-dead-letters",
+    )
+    return DeadLetterHandler(clients.sfn, clients.sqs, archive_routes(config), metrics=metrics)
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """AWS Lambda entry point (``bridge.dead_letter.lambda_handler``), configured by the
     environment: ``BRIDGE_JOBS_DLQ_URL``/``BRIDGE_JOBS_ARCHIVE_URL`` and/or
     ``BRIDGE_RESULTS_DLQ_URL``/``BRIDGE_RESULTS_ARCHIVE_URL``."""
-    return _from_environment().handle(event, context)
+    handler = _from_environment()
+    try:
+        return handler.handle(event, context)
+    finally:
+        if handler.metrics is not None:
+            handler.metrics.flush_metrics()

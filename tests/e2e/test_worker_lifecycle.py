@@ -301,3 +301,40 @@ def test_a_second_signal_leaves_no_job_process_behind(
     time.sleep(2.5)  # long enough for the grandchild to leave its mark, had it survived
     assert not list(tmp_path.glob("*.grandchild"))
     assert eventually(lambda: visible(sqs, config.jobs_queue_url) == 1, timeout_s=1.5)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def health(port: int) -> tuple[int, dict[str, Any]]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+    except OSError:
+        return 0, {}
+
+
+def test_the_health_endpoint_says_ready_then_draining_with_the_running_count(
+    stack: LocalStack, workers: WorkerFactory, tmp_path: Path
+) -> None:
+    sfn, _, config = clients(stack)
+    port = free_port()
+    process = workers("--command", job_script(tmp_path), "--health-port", str(port), *FAST)
+    assert eventually(lambda: health(port)[0] == 200, timeout_s=20)
+    assert health(port)[1]["state"] == "ready"
+    start(sfn, config.state_machine_arn, [{"marks": str(tmp_path), "sleep_s": 4}])
+    assert eventually(lambda: runs(tmp_path), timeout_s=20)
+    process.send_signal(signal.SIGTERM)
+    status, body = eventually(lambda: (s := health(port))[0] == 503 and s, timeout_s=5)
+    assert (status, body["state"], body["running"]) == (503, "draining", 1)
+    assert process.wait(timeout=20) == 0

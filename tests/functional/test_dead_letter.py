@@ -356,3 +356,22 @@ def test_the_lambda_entry_point_reads_its_queues_from_the_environment(
 def test_without_any_archive_configured_the_lambda_names_the_variables() -> None:
     with pytest.raises(ConfigError, match="BRIDGE_JOBS_ARCHIVE_URL"):
         archive_routes(load_config({"BRIDGE_JOBS_DLQ_URL": "https://sqs/1/x-jobs-dlq"}))
+
+
+def test_each_way_a_dead_letter_ends_is_a_metric(aws: Clients, stack: dict[str, str]) -> None:
+    """Alarms on dead-lettered jobs read these (EMF, published by the Lambda)."""
+    from aws_lambda_powertools import Metrics
+
+    _execution, _job, body = one_job(aws, stack)
+    dead_letter_by_receives(aws.sqs, stack["jobs_queue_url"])
+    aws.sqs.send_message(QueueUrl=stack["jobs_dlq_url"], MessageBody="no token here")
+    metrics = Metrics(namespace="CallbackBridgeTest", service="dead-letters")
+    handler = DeadLetterHandler(
+        aws.sfn, aws.sqs, archive_routes(BridgeConfig(**stack)), lambda: NOW, metrics=metrics
+    )
+    for _ in range(3):
+        drain(handler.handle, aws.sqs, stack["jobs_dlq_url"])
+    document = metrics.serialize_metric_set()
+    metrics.clear_metrics()
+    assert document["DeadLettersFailed"] in ([1.0], 1.0)
+    assert document["DeadLettersWithoutToken"] in ([1.0], 1.0)

@@ -15,7 +15,7 @@ from bridge.timing import TimingModel
 from consumers.runner import PythonRunner
 from consumers.worker import Worker, WorkerSettings
 from tests.conftest import make_job
-from tests.functional.conftest import depth, receive_all, start
+from tests.functional.conftest import depth, receive_all, start, wait_for_execution
 from tests.polling import eventually, visible
 
 
@@ -176,3 +176,25 @@ def test_keepalive_keeps_a_running_job_hidden_past_its_visibility_timeout(
         assert eventually(lambda: visible(aws.sqs, url) == 1, timeout_s=6)
     finally:
         keepalive.stop()
+
+
+def test_a_job_with_a_readable_token_but_a_bad_field_fails_its_task_at_once(
+    aws: Clients, stack: dict[str, str]
+) -> None:
+    """Not left to time out: the task fails with Bridge.InvalidJob naming the field, and the
+    message is in the jobs DLQ with the reason."""
+    import json
+
+    execution = start(aws.sfn, stack["state_machine_arn"], [{"n": 0}])
+    (message,) = receive_all(aws.sqs, stack["jobs_queue_url"], 1)
+    broken = {**json.loads(message["Body"]), "map_index": -1}
+    aws.sqs.delete_message(QueueUrl=stack["jobs_queue_url"], ReceiptHandle=message["ReceiptHandle"])
+    aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"], MessageBody=json.dumps(broken))
+    with running(Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(echo))):
+        described = wait_for_execution(aws.sfn, execution, timeout_s=15)
+        dead = receive_all(aws.sqs, stack["jobs_dlq_url"], 1)
+    assert described["status"] == "SUCCEEDED"
+    (entry,) = json.loads(described["output"])
+    assert (entry["status"], entry["error"]) == ("FAILED", "Bridge.InvalidJob")
+    assert "map_index" in dead[0]["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]
+    assert depth(aws.sqs, stack["jobs_queue_url"]) == 0
