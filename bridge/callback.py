@@ -34,7 +34,10 @@ class Callback:
     metric: str
 
     def send(self, sfn: Any) -> Any:
-        return getattr(sfn, self.operation)(**self.arguments)
+        # Spelled out (no getattr) so the IAM derivation in tests/infra sees both calls.
+        if self.operation == "send_task_success":
+            return sfn.send_task_success(**self.arguments)
+        return sfn.send_task_failure(**self.arguments)
 
 
 def failure(token: str, error: str, cause: str, metric: str = "JobsFailed") -> Callback:

@@ -366,6 +366,7 @@ def test_each_way_a_dead_letter_ends_is_a_metric(aws: Clients, stack: dict[str, 
     dead_letter_by_receives(aws.sqs, stack["jobs_queue_url"])
     aws.sqs.send_message(QueueUrl=stack["jobs_dlq_url"], MessageBody="no token here")
     metrics = Metrics(namespace="CallbackBridgeTest", service="dead-letters")
+    metrics.clear_metrics()  # powertools keeps one metric set per process
     handler = DeadLetterHandler(
         aws.sfn, aws.sqs, archive_routes(BridgeConfig(**stack)), lambda: NOW, metrics=metrics
     )

@@ -860,7 +860,7 @@ def test_consumers_autoscaling_grants_are_scoped_to_their_own_group() -> None:
 # checked both ways here.
 ROLE_CODE = {
     "consumers": ["consumers/*.py", "bridge/quarantine.py", "bridge/cli/worker.py"],
-    "dead_letter": ["bridge/dead_letter.py"],
+    "dead_letter": ["bridge/dead_letter.py", "bridge/callback.py"],
 }
 CLIENT_SERVICES = {"sqs": "sqs", "sfn": "states", "autoscaling": "autoscaling"}
 # Granted although the role's code never calls them: AWS calls them on the role's behalf.
