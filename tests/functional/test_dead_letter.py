@@ -362,7 +362,7 @@ def test_each_way_a_dead_letter_ends_is_a_metric(aws: Clients, stack: dict[str, 
     """Alarms on dead-lettered jobs read these (EMF, published by the Lambda)."""
     from aws_lambda_powertools import Metrics
 
-    _execution, _job, body = one_job(aws, stack)
+    one_job(aws, stack)
     dead_letter_by_receives(aws.sqs, stack["jobs_queue_url"])
     aws.sqs.send_message(QueueUrl=stack["jobs_dlq_url"], MessageBody="no token here")
     metrics = Metrics(namespace="CallbackBridgeTest", service="dead-letters")
