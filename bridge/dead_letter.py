@@ -415,14 +415,18 @@ def _from_environment() -> DeadLetterHandler:
     from bridge.config import load_config
 
     logging.getLogger().setLevel(logging.INFO)  # Lambda's runtime logs WARNING and up otherwise
-    from aws_lambda_powertools import Metrics
-
     config = load_config()
     clients = build_clients(config)
-    metrics = Metrics(
-        namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CallbackBridge"),
-        service="callback-bridge-dead-letters",
-    )
+    try:  # the Powertools layer (as the completion function has it); metrics are optional
+        from aws_lambda_powertools import Metrics
+
+        metrics: Any = Metrics(
+            namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CallbackBridge"),
+            service="callback-bridge-dead-letters",
+        )
+    except ImportError:
+        log.warning("aws-lambda-powertools not installed: dead-letter metrics are off")
+        metrics = None
     return DeadLetterHandler(clients.sfn, clients.sqs, archive_routes(config), metrics=metrics)
 
 
