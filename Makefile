@@ -5,7 +5,17 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck check e2e bench clean
+# Deployment artifacts (infra/README.md, "Artifacts"): the Lambda zip for the completion and
+# dead-letter functions, and the wheels the EC2 workers install. Defaults match the Terraform
+# modules (python3.12, x86_64); e.g. `make lambda LAMBDA_ARCH=arm64`,
+# `make wheels HANDLER_PACKAGES="../mypackage"` (project directories or pinned requirements).
+LAMBDA_ARCH      ?= x86_64
+LAMBDA_PYTHON    ?= 3.12
+WORKER_ARCH      ?= x86_64
+WORKER_PYTHON    ?= 3.12
+HANDLER_PACKAGES ?=
+
+.PHONY: demo test lint typecheck check e2e bench clean lambda wheels
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "callback-bridge needs Python >= 3.11; set PYTHON=python3.11")'
@@ -40,6 +50,13 @@ check: lint typecheck test
 
 bench: $(VENV)/.installed-test   ## embedded SQS cost with queue depth (minutes; see benchmarks/)
 	$(BIN)/python -m benchmarks.sqs_depth
+
+lambda: | $(BIN)/python          ## dist/callback-bridge-lambda.zip (reproducible: same sources, same sha256)
+	$(BIN)/python -m tools.build_artifacts lambda --architecture $(LAMBDA_ARCH) --python-version $(LAMBDA_PYTHON)
+
+wheels: | $(BIN)/python          ## dist/wheels/*.whl for the workers: aws s3 sync dist/wheels s3://BUCKET/PREFIX/
+	rm -rf dist/wheels
+	$(BIN)/python -m tools.build_artifacts wheels --architecture $(WORKER_ARCH) --python-version $(WORKER_PYTHON) $(HANDLER_PACKAGES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .callback-bridge

@@ -302,7 +302,10 @@ def test_versions_pin_terraform_and_aws(module_dir: Path) -> None:
     assert terraform["required_version"] == ">= 1.5"
     providers = terraform["required_providers"][0]
     assert providers["aws"]["source"] == "hashicorp/aws"
-    assert providers["aws"]["version"] == ">= 5.0"
+    # The tested major version (the provider mirror holds 5.100.0; event source mapping tags
+    # and the instance refresh preferences need a recent 5.x). v6 deprecates attributes the
+    # modules use (data.aws_region.current.name), so the pin stops below it.
+    assert providers["aws"]["version"] == "~> 5.100"
     uses_archive = any(labelled2(tf, "data", "archive_file") for tf in module_dir.glob("*.tf"))
     if uses_archive:
         assert providers["archive"]["source"] == "hashicorp/archive"
@@ -389,7 +392,12 @@ VALIDATED = {
         "worker_handler",
         "termination_heartbeat_timeout_seconds",
         "enabled_metrics",
-        "target_backlog_per_instance",
+        "target_backlog_per_slot",
+        "on_demand_base_capacity",
+        "on_demand_percentage_above_base_capacity",
+        "spot_allocation_strategy",
+        "instance_refresh_min_healthy_percentage",
+        "instance_refresh_scale_in_protected_instances",
         "job_timeout_seconds",
         "drain_timeout_seconds",
         "cancel_grace_seconds",
@@ -650,6 +658,10 @@ ALLOWED_ACTIONS = {
         "autoscaling:RecordLifecycleActionHeartbeat",
         "autoscaling:CompleteLifecycleAction",
         "autoscaling:DescribeAutoScalingInstances",
+        # The bootstrap (user data): fetch the worker wheels, replace a broken instance.
+        "autoscaling:SetInstanceHealth",
+        "s3:GetObject",
+        "s3:ListBucket",
         "kms:Decrypt",
         "kms:GenerateDataKey",
     },
@@ -773,6 +785,10 @@ def test_iam_actions_are_in_the_allow_list(module: str) -> None:
         assert "not_resources" not in statement, (
             f"{module}/{statement['doc']}: not_resources is not allowed"
         )
+        if statement.get("effect") == "Deny":
+            # Deny statements only take rights away (the queue policies' TLS and sender
+            # guards); test_queue_policies.py checks them.
+            continue
         assert statement.get("effect", "Allow") == "Allow"
         for action in as_list(statement.get("actions")):
             assert "*" not in action, f"{module}: wildcard action {action}"
@@ -842,6 +858,7 @@ def test_consumers_autoscaling_grants_are_scoped_to_their_own_group() -> None:
         "autoscaling:SetInstanceProtection": own,
         "autoscaling:RecordLifecycleActionHeartbeat": own,
         "autoscaling:CompleteLifecycleAction": own,
+        "autoscaling:SetInstanceHealth": own,
         "autoscaling:DescribeAutoScalingInstances": {"*"},
     }
     # The group and its hook carry the names the worker environment gives the worker.
@@ -855,55 +872,101 @@ def test_consumers_autoscaling_grants_are_scoped_to_their_own_group() -> None:
 
 
 # The code that runs under each role, and the client names its AWS calls go through
-# (``self.sqs.send_message``, ``autoscaling.set_instance_protection``...). The claim check's
-# S3 calls and every other component are issue 8's full derivation; these two roles are
-# checked both ways here.
+# (``self.sqs.send_message``, ``autoscaling.set_instance_protection``...). Python is read as an
+# AST; shell scripts (the workers' bootstrap) by their ``aws <service> <command>`` lines. The
+# state machine role's calls come from the rendered ASL (asl_actions below). Each role is
+# checked both ways: a call its policy lacks fails, and so does a grant no code makes.
 ROLE_CODE = {
-    "consumers": ["consumers/*.py", "bridge/quarantine.py", "bridge/cli/worker.py"],
+    "consumers": [
+        "consumers/*.py",
+        "bridge/quarantine.py",
+        "bridge/cli/worker.py",
+        "infra/modules/consumers/templates/*.sh",
+        "infra/modules/consumers/templates/*.tftpl",
+    ],
+    "completion": ["bridge/completion.py", "bridge/callback.py", "bridge/quarantine.py"],
     "dead_letter": ["bridge/dead_letter.py", "bridge/callback.py"],
 }
-CLIENT_SERVICES = {"sqs": "sqs", "sfn": "states", "autoscaling": "autoscaling"}
+CLIENT_SERVICES = {"sqs": "sqs", "sfn": "states", "autoscaling": "autoscaling", "s3": "s3"}
+# AWS CLI services and the IAM prefix of their actions.
+CLI_SERVICES = {"autoscaling": "autoscaling", "sqs": "sqs", "stepfunctions": "states", "s3": "s3"}
+# The AWS CLI's high-level s3 commands are several API calls each.
+CLI_S3_ACTIONS = {
+    "sync": {"s3:ListBucket", "s3:GetObject"},  # ListObjectsV2 needs s3:ListBucket
+    "cp": {"s3:GetObject"},
+    "ls": {"s3:ListBucket"},
+}
 # Granted although the role's code never calls them: AWS calls them on the role's behalf.
+LAMBDA_RUNTIME = {
+    "sts:AssumeRole",
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    # The event source mapping reads the queue and deletes what the handler acknowledges.
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+}
 NOT_CALLED_BY_CODE = {
+    # The bootstrap's `aws` CLI calls (templates/install_worker.sh: SetInstanceHealth, the s3
+    # sync of the wheels) are read from the script by _shell_actions, so they are checked too.
     "consumers": {"sts:AssumeRole", "kms:Decrypt", "kms:GenerateDataKey"},
-    "dead_letter": {
-        "sts:AssumeRole",
-        "kms:Decrypt",
-        "kms:GenerateDataKey",
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
-        "xray:PutTraceSegments",
-        "xray:PutTelemetryRecords",
-        # The event source mappings read the DLQs and delete what the handler acknowledges.
-        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",
-        "sqs:ChangeMessageVisibility",
-    },
+    "completion": LAMBDA_RUNTIME,
+    # The dead-letter handler reads the source queues' attributes itself (the reason's
+    # maxReceiveCount), so sqs:GetQueueAttributes is in its code too.
+    "dead_letter": LAMBDA_RUNTIME,
 }
 
 
-def code_actions(module: str) -> set[str]:
-    """IAM actions of the AWS calls in the code a role runs (boto3 method -> Action)."""
+def _python_actions(path: Path) -> set[str]:
     import ast
 
     found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        target = node.func.value
+        client = (
+            target.attr
+            if isinstance(target, ast.Attribute)
+            else target.id
+            if isinstance(target, ast.Name)
+            else None
+        )
+        if client in CLIENT_SERVICES:
+            method = node.func.attr.removesuffix("_batch")
+            action = "".join(part.capitalize() for part in method.split("_"))
+            found.add(f"{CLIENT_SERVICES[client]}:{action}")
+    return found
+
+
+def _shell_actions(path: Path) -> set[str]:
+    """``aws <service> <command>`` in the non-comment lines of a shell script or template."""
+    found: set[str] = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        for service, command in re.findall(r"\baws\s+([a-z0-9-]+)\s+([a-z0-9-]+)", line):
+            assert service in CLI_SERVICES, f"{_rel(path)}: unmapped AWS CLI service {service}"
+            if service == "s3":
+                assert command in CLI_S3_ACTIONS, f"{_rel(path)}: unmapped aws s3 {command}"
+                found |= CLI_S3_ACTIONS[command]
+            else:
+                action = "".join(part.capitalize() for part in command.split("-"))
+                found.add(f"{CLI_SERVICES[service]}:{action}")
+    return found
+
+
+def code_actions(module: str) -> set[str]:
+    """IAM actions of the AWS calls in the code a role runs (boto3 method / CLI -> Action)."""
+    found = set()
     for pattern in ROLE_CODE[module]:
         for path in sorted(REPO.glob(pattern)):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
-                    continue
-                target = node.func.value
-                client = (
-                    target.attr
-                    if isinstance(target, ast.Attribute)
-                    else target.id
-                    if isinstance(target, ast.Name)
-                    else None
-                )
-                if client in CLIENT_SERVICES:
-                    method = node.func.attr.removesuffix("_batch")
-                    action = "".join(part.capitalize() for part in method.split("_"))
-                    found.add(f"{CLIENT_SERVICES[client]}:{action}")
+            found |= _python_actions(path) if path.suffix == ".py" else _shell_actions(path)
     return found
 
 
@@ -915,6 +978,113 @@ def test_role_grants_exactly_what_its_code_calls(module: str) -> None:
     assert not called - granted, f"{module}: code calls {sorted(called - granted)}, not granted"
     unused = granted - called - NOT_CALLED_BY_CODE[module]
     assert not unused, f"{module}: grants {sorted(unused)} that its code never calls"
+
+
+def test_code_scan_sees_a_new_call(tmp_path: Path) -> None:
+    """The derivation is what fails: a call added to the code is an action the role lacks."""
+    source = tmp_path / "extra.py"
+    source.write_text(
+        "def f(sfn, sqs):\n    sfn.send_task_heartbeat(taskToken='t')\n    "
+        "sqs.delete_message_batch(QueueUrl='q', Entries=[])\n"
+    )
+    assert _python_actions(source) == {"states:SendTaskHeartbeat", "sqs:DeleteMessage"}
+    script = tmp_path / "extra.sh"
+    script.write_text(
+        "# aws sqs purge-queue is only a comment\naws autoscaling set-instance-health"
+        " --health-status Unhealthy\naws s3 sync s3://b/p /tmp/w\n"
+    )
+    assert _shell_actions(script) == {
+        "autoscaling:SetInstanceHealth",
+        "s3:ListBucket",
+        "s3:GetObject",
+    }
+    granted = {a for s in policy_statements("completion") for a in as_list(s.get("actions"))}
+    assert "states:SendTaskHeartbeat" not in granted
+
+
+# The state machine role: Step Functions calls, on the execution's behalf, what its ASL names.
+# Optimised integrations (arn:aws:states:::<service>:<api>[.waitForTaskToken|.sync]) need
+# <service>:<Api>; a Distributed Map starts child executions of its own state machine and
+# describes and stops them (AWS: "IAM policies for using Distributed Map states").
+DISTRIBUTED_MAP_ACTIONS = {
+    "states:StartExecution",
+    "states:DescribeExecution",
+    "states:StopExecution",
+}
+# Granted to the state machine role for what the service does with it, not for ASL states:
+# assuming it, delivering logs (no resource-level permissions: "*"), and optional X-Ray and KMS.
+STATE_MACHINE_SERVICE_ACTIONS = {"sts:AssumeRole", *STATE_MACHINE_LOG_DELIVERY}
+
+
+def asl_actions(map_mode: str) -> set[str]:
+    from bridge.state_machine import render_definition
+
+    definition = json.loads(
+        render_definition(
+            StateMachineParams(
+                jobs_queue_url="https://sqs.eu-west-1.amazonaws.com/123456789012/cb-jobs",
+                map_mode=map_mode,  # type: ignore[arg-type]
+            )
+        )
+    )
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            resource = node.get("Resource")
+            if node.get("Type") == "Task" and isinstance(resource, str):
+                match = re.fullmatch(r"arn:aws:states:::([a-z0-9]+):([A-Za-z]+)(\.\w+)?", resource)
+                assert match, f"unmapped Task resource {resource}"
+                service, api = match.group(1), match.group(2)
+                found.add(f"{service}:{api[0].upper()}{api[1:]}")
+            processor = node.get("ItemProcessor", {}).get("ProcessorConfig", {})
+            if node.get("Type") == "Map" and processor.get("Mode") == "DISTRIBUTED":
+                found.update(DISTRIBUTED_MAP_ACTIONS)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(definition)
+    return found
+
+
+def state_machine_grants(map_mode: str) -> set[str]:
+    """Actions the state machine role gets for map_mode (no KMS key, no tracing)."""
+    tf = MODULES_DIR / "state_machine" / "main.tf"
+    scope = Scope(
+        {
+            "map_mode": map_mode,
+            "kms_key_arn": None,
+            "execution_data_kms_key_arn": None,
+            "tracing_enabled": False,
+        },
+        module_locals(MODULES_DIR / "state_machine"),
+    )
+    granted: set[str] = set()
+    for name, doc in labelled2(tf, "data", "aws_iam_policy_document"):
+        if name == "assume":
+            continue
+        for statement in as_list(doc.get("statement")):
+            granted.update(as_list(statement.get("actions")))
+        for dynamic in as_list(doc.get("dynamic")):
+            body = dynamic["statement"]
+            if evaluate(body["for_each"], scope):
+                for content in as_list(body.get("content")):
+                    granted.update(as_list(content.get("actions")))
+    return granted
+
+
+@pytest.mark.parametrize("map_mode", ["INLINE", "DISTRIBUTED"])
+def test_state_machine_role_grants_exactly_what_its_asl_calls(map_mode: str) -> None:
+    called = asl_actions(map_mode)
+    assert "sqs:SendMessage" in called, "the ASL scan is broken"
+    assert (called >= DISTRIBUTED_MAP_ACTIONS) == (map_mode == "DISTRIBUTED")
+    granted = state_machine_grants(map_mode)
+    assert not called - granted, f"the ASL calls {sorted(called - granted)}, not granted"
+    unused = granted - called - STATE_MACHINE_SERVICE_ACTIONS
+    assert not unused, f"the state machine role grants {sorted(unused)} its ASL never calls"
 
 
 # --------------------------------------------------------------------------
@@ -962,7 +1132,7 @@ def test_queues_deploy_the_archives_and_the_dlq_redrive() -> None:
 
     queues = dict(labelled2(main, "resource", "aws_sqs_queue"))
     dlq, archive = queues["dlq"], queues["archive"]
-    assert archive["for_each"] == "${var.dead_letter_handling ? local.queues : {}}"
+    assert archive["for_each"] == "${local.create && var.dead_letter_handling ? local.queues : {}}"
     # bridge.dead_letter.archive_name: <prefix>-jobs-dlq -> <prefix>-jobs-dead-letters.
     prefix = "${each.value.name}"
     assert dlq["name"] == prefix + dead_letter.DLQ_SUFFIX
@@ -1153,7 +1323,10 @@ def test_consumers_user_data_installs_the_repository_units() -> None:
         "stop_timeout_seconds",
         "os_packages",
         "python_executable",
-        "package_spec_b64",
+        "wheels_s3_uri",
+        "handler_packages",
+        "import_check",
+        "install_script_b64",
         "worker_env_b64",
         "worker_unit_b64",
     }
@@ -1200,12 +1373,10 @@ def test_consumers_scaling_and_lifecycle_hook() -> None:
     metrics = policy["target_tracking_configuration"][0]["customized_metric_specification"][0][
         "metrics"
     ]
+    # The metric math itself is evaluated on sample numbers in test_scaling.py.
     by_id = {m["id"]: m for m in metrics}
-    assert by_id["e1"]["expression"] == "m1 / m2" and by_id["e1"]["return_data"] is True
-    m1 = by_id["m1"]["metric_stat"][0]["metric"][0]
-    m2 = by_id["m2"]["metric_stat"][0]["metric"][0]
-    assert (m1["namespace"], m1["metric_name"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
-    assert (m2["namespace"], m2["metric_name"]) == ("AWS/AutoScaling", "GroupInServiceInstances")
+    assert by_id["backlog_per_slot"]["return_data"] is True
+    assert sorted(by_id) == ["backlog_per_slot", "in_flight", "in_service", "visible"]
 
     ((_, hook),) = labelled2(main, "resource", "aws_autoscaling_lifecycle_hook")
     assert hook["lifecycle_transition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
@@ -1228,7 +1399,8 @@ def test_consumers_scaling_and_lifecycle_hook() -> None:
     assert template["block_device_mappings"][0]["ebs"][0]["encrypted"] is True
     assert _default(variables, "associate_public_ip_address") is False
     assert _default(variables, "enable_ssm") is True
-    assert _default(variables, "package_spec") == "callback-bridge"
+    # No public package name: the workers install from worker_wheels_s3_uri (test_artifacts.py).
+    assert "package_spec" not in variables
 
 
 # --------------------------------------------------------------------------

@@ -51,6 +51,18 @@ module "queues" {
 
   dead_letter_handling = var.dead_letter_handling
 
+  # Queue policies: TLS only, and each queue accepts messages only from the role that produces
+  # them (and the operators who redrive dead letters).
+  sender_arns = {
+    jobs            = [module.state_machine.role_arn]
+    results         = [module.consumers.role_arn]
+    jobs_dlq        = [module.consumers.role_arn]
+    results_dlq     = [module.completion.role_arn]
+    jobs_archive    = compact([module.dead_letter.role_arn])
+    results_archive = compact([module.dead_letter.role_arn])
+  }
+  operator_arns = var.operator_arns
+
   tags = var.tags
 }
 
@@ -62,6 +74,9 @@ module "state_machine" {
   jobs_queue_arn = module.queues.jobs_queue_arn
   kms_key_arn    = var.kms_key_arn
   map_mode       = var.map_mode
+
+  execution_data_kms_key_arn = var.execution_data_kms_key_arn
+  log_kms_key_arn            = var.log_kms_key_arn
 
   heartbeat_seconds = var.heartbeat_seconds
   timeout_seconds   = var.timeout_seconds
@@ -96,6 +111,8 @@ module "completion" {
   results_dlq_url                          = module.queues.results_dlq_url
   results_dlq_arn                          = module.queues.results_dlq_arn
   kms_key_arn                              = var.kms_key_arn
+  log_kms_key_arn                          = var.log_kms_key_arn
+  environment_kms_key_arn                  = var.lambda_environment_kms_key_arn
 
   tags = var.tags
 }
@@ -124,6 +141,8 @@ module "dead_letter" {
   results_archive_url                    = module.queues.results_archive_url
   results_archive_arn                    = module.queues.results_archive_arn
   kms_key_arn                            = var.kms_key_arn
+  log_kms_key_arn                        = var.log_kms_key_arn
+  environment_kms_key_arn                = var.lambda_environment_kms_key_arn
 
   tags = var.tags
 }
@@ -140,12 +159,20 @@ module "consumers" {
   min_size           = var.min_size
   max_size           = var.max_size
   desired_capacity   = var.min_size
-  package_spec       = var.package_spec
   worker_handler     = var.worker_handler
   worker_command     = var.worker_command
   worker_concurrency = var.worker_concurrency
 
-  target_backlog_per_instance = var.target_backlog_per_instance
+  # Wheels built by `make wheels` and uploaded with `aws s3 sync dist/wheels <uri>`.
+  worker_wheels_s3_uri = var.worker_wheels_s3_uri
+  handler_packages     = var.handler_packages
+
+  target_backlog_per_slot = var.target_backlog_per_slot
+
+  use_mixed_instances_policy               = var.use_mixed_instances_policy
+  mixed_instance_types                     = var.mixed_instance_types
+  on_demand_base_capacity                  = var.on_demand_base_capacity
+  on_demand_percentage_above_base_capacity = var.on_demand_percentage_above_base_capacity
 
   max_queue_wait_seconds     = var.max_queue_wait_seconds
   job_timeout_seconds        = var.job_timeout_seconds
@@ -175,7 +202,10 @@ module "alarms" {
   jobs_queue_name          = module.queues.jobs_queue_name
   jobs_dlq_name            = module.queues.jobs_dlq_name
   results_dlq_name         = module.queues.results_dlq_name
+  results_queue_name       = module.queues.results_queue_name
   completion_function_name = module.completion.function_name
+  # Throttles of the dead-letter Lambda and jobs it dead-lettered (DeadLettersFailed).
+  dead_letter_function_name = var.dead_letter_handling ? module.dead_letter.function_name : null
 
   # With dead-letter handling, letters wait in the archives, not in the DLQs.
   archive_names = var.dead_letter_handling ? {

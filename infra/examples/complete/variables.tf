@@ -24,6 +24,30 @@ variable "kms_key_arn" {
   default     = null
 }
 
+variable "operator_arns" {
+  description = "IAM principal ARNs (wildcards allowed) of the operators who redrive dead letters (callback-bridge dlq redrive) or run workers outside the Auto Scaling group: the queue policies let only them and the bridge's own roles send messages."
+  type        = list(string)
+  default     = []
+}
+
+variable "execution_data_kms_key_arn" {
+  description = "Customer managed KMS key ARN for the state machine's execution data (job messages carry task tokens); null (default) uses an AWS-owned key. Its key policy must allow the state machine role."
+  type        = string
+  default     = null
+}
+
+variable "log_kms_key_arn" {
+  description = "Customer managed KMS key ARN for the CloudWatch log groups (state machine, Lambdas); null uses CloudWatch Logs' own encryption. Its key policy must allow logs.<region>.amazonaws.com."
+  type        = string
+  default     = null
+}
+
+variable "lambda_environment_kms_key_arn" {
+  description = "Customer managed KMS key ARN for the Lambda functions' environment variables; null uses the Lambda service key."
+  type        = string
+  default     = null
+}
+
 ################################################################################
 # State machine
 ################################################################################
@@ -75,7 +99,7 @@ variable "max_concurrency" {
 ################################################################################
 
 variable "max_queue_wait_seconds" {
-  description = "Longest a job may wait in the queue: the acceptable backlog target_backlog_per_instance is set for."
+  description = "Longest a job may wait in the queue: the acceptable backlog target_backlog_per_slot is set for."
   type        = number
   default     = 1800
 }
@@ -192,10 +216,15 @@ variable "max_size" {
   default     = 4
 }
 
-variable "package_spec" {
-  description = "pip requirement installed on the workers."
+variable "worker_wheels_s3_uri" {
+  description = "s3://bucket/prefix/ holding the worker wheels: `make wheels HANDLER_PACKAGES=...`, then `aws s3 sync dist/wheels s3://bucket/prefix/` (infra/README.md, Artifacts)."
   type        = string
-  default     = "callback-bridge"
+}
+
+variable "handler_packages" {
+  description = "Requirements of the handler packages installed beside callback-bridge from those wheels, e.g. [\"mypackage==1.4.0\"]."
+  type        = list(string)
+  default     = []
 }
 
 variable "worker_handler" {
@@ -216,10 +245,34 @@ variable "worker_concurrency" {
   default     = 1
 }
 
-variable "target_backlog_per_instance" {
-  description = "Scaling target: visible jobs per worker (max_queue_wait_seconds / average job duration x worker_concurrency)."
+variable "target_backlog_per_slot" {
+  description = "Scaling target: jobs (waiting + running) per worker slot (slots = workers x worker_concurrency); 1 + max_queue_wait_seconds / average job duration."
   type        = number
   default     = 2
+}
+
+variable "use_mixed_instances_policy" {
+  description = "Run the workers through a mixed instances policy (mixed_instance_types, on-demand base, spot above it)."
+  type        = bool
+  default     = false
+}
+
+variable "mixed_instance_types" {
+  description = "Instance types of the mixed instances policy (empty: instance_type only)."
+  type        = list(string)
+  default     = []
+}
+
+variable "on_demand_base_capacity" {
+  description = "Mixed instances policy: workers that are always on-demand."
+  type        = number
+  default     = 1
+}
+
+variable "on_demand_percentage_above_base_capacity" {
+  description = "Mixed instances policy: on-demand percentage above the base; the rest is spot."
+  type        = number
+  default     = 0
 }
 
 ################################################################################

@@ -1,3 +1,9 @@
+variable "create" {
+  description = "Create the alarms; false creates nothing (every output is then empty or null)."
+  type        = bool
+  default     = true
+}
+
 variable "name" {
   description = "Prefix of the alarm names."
   type        = string
@@ -115,4 +121,56 @@ variable "tags" {
   description = "Tags added to every alarm."
   type        = map(string)
   default     = {}
+}
+
+variable "results_queue_name" {
+  description = "Name of the results queue (oldest result age alarm); null leaves that alarm out."
+  type        = string
+  default     = null
+}
+
+variable "oldest_result_age_threshold_seconds" {
+  description = "Alarm when a result has waited longer than this for the completion Lambda. Results are handled in seconds; the default allows a few retries of a failed batch (the results queue's visibility timeout)."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.oldest_result_age_threshold_seconds >= 60
+    error_message = "oldest_result_age_threshold_seconds must be at least 60 (SQS publishes the metric every minute)."
+  }
+}
+
+variable "dead_letter_function_name" {
+  description = "Name of the dead-letter Lambda function (throttles alarm, and the DeadLettersFailed alarm); null when dead-letter handling is off."
+  type        = string
+  default     = null
+}
+
+variable "lambda_throttles_threshold" {
+  description = "Alarm when a Lambda function is throttled more than this many times in period_seconds."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.lambda_throttles_threshold >= 0
+    error_message = "lambda_throttles_threshold must be 0 or more."
+  }
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the handlers' metrics (POWERTOOLS_METRICS_NAMESPACE of the Lambdas)."
+  type        = string
+  default     = "CallbackBridge"
+}
+
+variable "completion_service_name" {
+  description = "The service dimension the completion Lambda publishes its metrics with (bridge.completion.SERVICE)."
+  type        = string
+  default     = "callback-bridge"
+}
+
+variable "dead_letter_service_name" {
+  description = "The service dimension the dead-letter Lambda publishes its metrics with (bridge/dead_letter.py)."
+  type        = string
+  default     = "callback-bridge-dead-letters"
 }

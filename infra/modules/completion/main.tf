@@ -7,6 +7,8 @@
 # build). aws-lambda-powertools comes from the public Powertools layer.
 
 locals {
+  create = var.create
+
   runtime = "python3.12"
 
   use_source_dir = var.source_dir != null
@@ -31,7 +33,7 @@ locals {
 ################################################################################
 
 data "archive_file" "package" {
-  count = local.use_source_dir ? 1 : 0
+  count = local.create && local.use_source_dir ? 1 : 0
 
   type        = "zip"
   source_dir  = var.source_dir
@@ -44,6 +46,8 @@ data "archive_file" "package" {
 ################################################################################
 
 resource "aws_cloudwatch_log_group" "this" {
+  count = local.create ? 1 : 0
+
   name              = "/aws/lambda/${var.function_name}"
   retention_in_days = var.log_retention_in_days
   kms_key_id        = var.log_kms_key_arn
@@ -56,6 +60,8 @@ resource "aws_cloudwatch_log_group" "this" {
 ################################################################################
 
 data "aws_iam_policy_document" "assume" {
+  count = local.create ? 1 : 0
+
   statement {
     sid     = "LambdaAssume"
     actions = ["sts:AssumeRole"]
@@ -68,15 +74,20 @@ data "aws_iam_policy_document" "assume" {
 }
 
 resource "aws_iam_role" "this" {
-  name                 = "${var.function_name}-lambda"
+  count = local.create ? 1 : 0
+
+  name                 = var.use_name_prefix ? null : "${var.function_name}-lambda"
+  name_prefix          = var.use_name_prefix ? "${substr("${var.function_name}-lambda", 0, 37)}-" : null
   description          = "callback-bridge completion Lambda ${var.function_name}"
-  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  assume_role_policy   = data.aws_iam_policy_document.assume[0].json
   permissions_boundary = var.role_permissions_boundary_arn
 
   tags = var.tags
 }
 
 data "aws_iam_policy_document" "this" {
+  count = local.create ? 1 : 0
+
   # The task token identifies the task; SendTask* support no resource-level
   # permissions, so they cannot be scoped to the state machine.
   statement {
@@ -105,7 +116,7 @@ data "aws_iam_policy_document" "this" {
   statement {
     sid       = "WriteLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+    resources = ["${aws_cloudwatch_log_group.this[0].arn}:*"]
   }
 
   dynamic "statement" {
@@ -130,9 +141,11 @@ data "aws_iam_policy_document" "this" {
 }
 
 resource "aws_iam_role_policy" "this" {
+  count = local.create ? 1 : 0
+
   name   = "callback-bridge-completion"
-  role   = aws_iam_role.this.id
-  policy = data.aws_iam_policy_document.this.json
+  role   = aws_iam_role.this[0].id
+  policy = data.aws_iam_policy_document.this[0].json
 }
 
 ################################################################################
@@ -140,13 +153,15 @@ resource "aws_iam_role_policy" "this" {
 ################################################################################
 
 resource "aws_lambda_function" "this" {
+  count = local.create ? 1 : 0
+
   #checkov:skip=CKV_AWS_116:Invoked only by the SQS event source mapping; failed records go back to the results queue, whose redrive policy moves them to the results DLQ. A function DLQ only applies to asynchronous invocations.
   #checkov:skip=CKV_AWS_117:The function only calls public AWS APIs (SQS, Step Functions); running it in a VPC would add NAT/endpoint requirements without reducing exposure.
   #checkov:skip=CKV_AWS_272:Code signing is an organisation-level choice; the package is built from this repository (see README).
 
   function_name = var.function_name
   description   = "callback-bridge: completes Step Functions task tokens from the results queue"
-  role          = aws_iam_role.this.arn
+  role          = aws_iam_role.this[0].arn
   runtime       = local.runtime
   handler       = var.handler
   architectures = [var.architecture]
@@ -194,12 +209,16 @@ resource "aws_lambda_function" "this" {
 ################################################################################
 
 resource "aws_lambda_event_source_mapping" "results" {
+  count = local.create ? 1 : 0
+
   event_source_arn                   = var.results_queue_arn
-  function_name                      = aws_lambda_function.this.arn
+  function_name                      = aws_lambda_function.this[0].arn
   batch_size                         = var.batch_size
   maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
   function_response_types            = ["ReportBatchItemFailures"]
   enabled                            = var.enabled
+
+  tags = var.tags
 
   scaling_config {
     maximum_concurrency = var.maximum_concurrency
@@ -211,7 +230,7 @@ resource "aws_lambda_event_source_mapping" "results" {
   lifecycle {
     precondition {
       condition     = var.batch_size <= 10 || var.maximum_batching_window_in_seconds >= 1
-      error_message = "A batch_size above 10 requires maximum_batching_window_in_seconds >= 1."
+      error_message = "batch_size ${var.batch_size} is above 10, which Lambda accepts only with a batching window: set maximum_batching_window_in_seconds to 1 or more, or lower batch_size to 10."
     }
 
     precondition {

@@ -1,29 +1,29 @@
 output "function_name" {
   description = "Name of the completion Lambda function."
-  value       = aws_lambda_function.this.function_name
+  value       = try(aws_lambda_function.this[0].function_name, null)
 }
 
 output "function_arn" {
   description = "ARN of the completion Lambda function."
-  value       = aws_lambda_function.this.arn
+  value       = try(aws_lambda_function.this[0].arn, null)
 }
 
 output "role_arn" {
   description = "ARN of the function's IAM role."
-  value       = aws_iam_role.this.arn
+  value       = try(aws_iam_role.this[0].arn, null)
 }
 
 output "role_name" {
   description = "Name of the function's IAM role."
-  value       = aws_iam_role.this.name
+  value       = try(aws_iam_role.this[0].name, null)
 }
 
 output "log_group_name" {
   description = "Name of the function's CloudWatch log group."
-  value       = aws_cloudwatch_log_group.this.name
+  value       = try(aws_cloudwatch_log_group.this[0].name, null)
 }
 
 output "event_source_mapping_uuid" {
   description = "UUID of the results queue event source mapping."
-  value       = aws_lambda_event_source_mapping.results.uuid
+  value       = try(aws_lambda_event_source_mapping.results[0].uuid, null)
 }

@@ -1,3 +1,9 @@
+variable "create" {
+  description = "Create the function, its role, log group and event source mapping; false creates nothing (outputs are null)."
+  type        = bool
+  default     = true
+}
+
 variable "function_name" {
   description = "Name of the completion Lambda function; its role is <function_name>-lambda and its log group /aws/lambda/<function_name>."
   type        = string
@@ -234,4 +240,10 @@ variable "tags" {
   description = "Tags added to every resource of the module."
   type        = map(string)
   default     = {}
+}
+
+variable "use_name_prefix" {
+  description = "Give the IAM role a unique name from a prefix (<function_name>-lambda-<suffix>, at most 38 characters before the suffix) instead of the fixed name, so two deployments in one account (IAM names are global, across regions) do not collide."
+  type        = bool
+  default     = true
 }

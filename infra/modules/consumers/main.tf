@@ -17,6 +17,8 @@ data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
+  create = var.create
+
   region = data.aws_region.current.name
 
   # Names derived from var.name, not read from the resources: the user data (launch
@@ -26,6 +28,13 @@ locals {
   # The group's ARN with its UUID wildcarded, so the instance role's policy exists
   # before the group launches its first instance.
   autoscaling_group_arn = "arn:${data.aws_partition.current.partition}:autoscaling:${local.region}:${data.aws_caller_identity.current.account_id}:autoScalingGroup:*:autoScalingGroupName/${local.autoscaling_group_name}"
+
+  # The worker wheels (worker_wheels_s3_uri = s3://bucket/prefix/): the instance role reads
+  # exactly that prefix. An empty prefix means the whole bucket.
+  wheels_bucket      = try(regex("^s3://([^/]+)", var.worker_wheels_s3_uri)[0], "")
+  wheels_prefix      = trim(try(regex("^s3://[^/]+/(.*)$", var.worker_wheels_s3_uri)[0], ""), "/")
+  wheels_bucket_arn  = "arn:${data.aws_partition.current.partition}:s3:::${local.wheels_bucket}"
+  wheels_objects_arn = local.wheels_prefix == "" ? "${local.wheels_bucket_arn}/*" : "${local.wheels_bucket_arn}/${local.wheels_prefix}/*"
 
   # QueueName dimension of the jobs queue, from its ARN.
   jobs_queue_name = element(split(":", var.jobs_queue_arn), 5)
@@ -79,7 +88,10 @@ locals {
     stop_timeout_seconds = local.stop_timeout_seconds
     os_packages          = join(" ", var.os_packages)
     python_executable    = var.python_executable
-    package_spec_b64     = base64encode(var.package_spec)
+    wheels_s3_uri        = var.worker_wheels_s3_uri
+    handler_packages     = join(" ", var.handler_packages)
+    import_check         = var.worker_handler == null ? "" : var.worker_handler
+    install_script_b64   = base64encode(file("${path.module}/templates/install_worker.sh"))
     worker_env_b64       = base64encode(local.worker_env_file)
     worker_unit_b64      = base64encode(file("${local.systemd_dir}/callback-bridge-worker.service"))
   })
@@ -87,6 +99,10 @@ locals {
   security_group_ids = concat(aws_security_group.this[*].id, var.additional_security_group_ids)
 
   tags = merge(var.tags, { "callback-bridge:component" = "worker" })
+
+  # CloudWatch metric math of the scaling policy (ids of its metrics blocks). Slots are
+  # InService workers x BRIDGE_WORKER_CONCURRENCY. tests/infra/test_scaling.py evaluates it.
+  backlog_per_slot_expression = "(visible + in_flight) / (in_service * ${var.worker_concurrency})"
 }
 
 ################################################################################
@@ -94,6 +110,8 @@ locals {
 ################################################################################
 
 data "aws_iam_policy_document" "assume" {
+  count = local.create ? 1 : 0
+
   statement {
     sid     = "EC2Assume"
     actions = ["sts:AssumeRole"]
@@ -106,15 +124,20 @@ data "aws_iam_policy_document" "assume" {
 }
 
 resource "aws_iam_role" "this" {
-  name                 = "${var.name}-worker"
+  count = local.create ? 1 : 0
+
+  name                 = var.use_name_prefix ? null : "${var.name}-worker"
+  name_prefix          = var.use_name_prefix ? "${substr("${var.name}-worker", 0, 37)}-" : null
   description          = "callback-bridge workers (${var.name})"
-  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  assume_role_policy   = data.aws_iam_policy_document.assume[0].json
   permissions_boundary = var.role_permissions_boundary_arn
 
   tags = local.tags
 }
 
 data "aws_iam_policy_document" "this" {
+  count = local.create ? 1 : 0
+
   statement {
     sid = "ConsumeJobs"
     actions = [
@@ -154,6 +177,33 @@ data "aws_iam_policy_document" "this" {
     resources = [local.autoscaling_group_arn]
   }
 
+  # Bootstrap (user data, templates/install_worker.sh): an instance that cannot install or
+  # import the worker marks itself Unhealthy so its own group replaces it.
+  statement {
+    sid       = "ReplaceOwnBrokenInstance"
+    actions   = ["autoscaling:SetInstanceHealth"]
+    resources = [local.autoscaling_group_arn]
+  }
+
+  # Bootstrap: `aws s3 sync` of the worker wheels, on exactly worker_wheels_s3_uri.
+  statement {
+    sid       = "ReadWorkerWheels"
+    actions   = ["s3:GetObject"]
+    resources = [local.wheels_objects_arn]
+  }
+
+  statement {
+    sid       = "ListWorkerWheels"
+    actions   = ["s3:ListBucket"]
+    resources = [local.wheels_bucket_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = [local.wheels_prefix == "" ? "*" : "${local.wheels_prefix}/*"]
+    }
+  }
+
   # DescribeAutoScalingInstances has no resource types in the IAM service
   # authorization reference: "*" is the only valid resource. The worker uses it
   # to find its group when BRIDGE_ASG_NAME is not set (consumers.instance.discover_group).
@@ -175,21 +225,26 @@ data "aws_iam_policy_document" "this" {
 }
 
 resource "aws_iam_role_policy" "this" {
+  count = local.create ? 1 : 0
+
   name   = "callback-bridge-worker"
-  role   = aws_iam_role.this.id
-  policy = data.aws_iam_policy_document.this.json
+  role   = aws_iam_role.this[0].id
+  policy = data.aws_iam_policy_document.this[0].json
 }
 
 resource "aws_iam_role_policy_attachment" "ssm" {
-  count = var.enable_ssm ? 1 : 0
+  count = local.create && var.enable_ssm ? 1 : 0
 
-  role       = aws_iam_role.this.name
+  role       = aws_iam_role.this[0].name
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
 }
 
 resource "aws_iam_instance_profile" "this" {
-  name = "${var.name}-worker"
-  role = aws_iam_role.this.name
+  count = local.create ? 1 : 0
+
+  name        = var.use_name_prefix ? null : "${var.name}-worker"
+  name_prefix = var.use_name_prefix ? "${substr("${var.name}-worker", 0, 37)}-" : null
+  role        = aws_iam_role.this[0].name
 
   tags = local.tags
 }
@@ -199,7 +254,8 @@ resource "aws_iam_instance_profile" "this" {
 ################################################################################
 
 resource "aws_security_group" "this" {
-  count = var.create_security_group ? 1 : 0
+  #checkov:skip=CKV2_AWS_5:Attached to every worker by the launch template (network_interfaces.security_groups = local.security_group_ids). checkov loses that link once the complete example passes the workers' role to the queues module (sender_arns) while the workers take the queues' ARNs: a module-level cycle its graph does not follow, although Terraform's per-value graph has none.
+  count = local.create && var.create_security_group ? 1 : 0
 
   name_prefix = "${var.name}-worker-"
   description = "callback-bridge workers: no inbound traffic, HTTPS outbound"
@@ -213,7 +269,7 @@ resource "aws_security_group" "this" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "https" {
-  for_each = var.create_security_group ? toset(var.egress_cidr_blocks) : toset([])
+  for_each = local.create && var.create_security_group ? toset(var.egress_cidr_blocks) : toset([])
 
   security_group_id = aws_security_group.this[0].id
   description       = "HTTPS to AWS APIs and the package index"
@@ -230,6 +286,8 @@ resource "aws_vpc_security_group_egress_rule" "https" {
 ################################################################################
 
 resource "aws_launch_template" "this" {
+  count = local.create ? 1 : 0
+
   name_prefix            = "${var.name}-worker-"
   description            = "callback-bridge worker"
   image_id               = var.ami_id
@@ -240,7 +298,7 @@ resource "aws_launch_template" "this" {
   user_data              = base64encode(local.user_data)
 
   iam_instance_profile {
-    arn = aws_iam_instance_profile.this.arn
+    arn = aws_iam_instance_profile.this[0].arn
   }
 
   metadata_options {
@@ -303,6 +361,8 @@ resource "aws_launch_template" "this" {
 ################################################################################
 
 resource "aws_autoscaling_group" "this" {
+  count = local.create ? 1 : 0
+
   # No load balancer: the workers serve no traffic, EC2 status checks are the health check.
 
   name                      = local.autoscaling_group_name
@@ -316,9 +376,57 @@ resource "aws_autoscaling_group" "this" {
   enabled_metrics           = var.enabled_metrics
   metrics_granularity       = "1Minute"
 
-  launch_template {
-    id      = aws_launch_template.this.id
-    version = aws_launch_template.this.latest_version
+  # One launch template for every worker, or a mixed instances policy (several types,
+  # on-demand base plus spot) around the same template.
+  dynamic "launch_template" {
+    for_each = var.use_mixed_instances_policy ? [] : [aws_launch_template.this[0].id]
+
+    content {
+      id      = launch_template.value
+      version = aws_launch_template.this[0].latest_version
+    }
+  }
+
+  dynamic "mixed_instances_policy" {
+    for_each = var.use_mixed_instances_policy ? [aws_launch_template.this[0].id] : []
+
+    content {
+      instances_distribution {
+        on_demand_base_capacity                  = var.on_demand_base_capacity
+        on_demand_percentage_above_base_capacity = var.on_demand_percentage_above_base_capacity
+        spot_allocation_strategy                 = var.spot_allocation_strategy
+      }
+
+      launch_template {
+        launch_template_specification {
+          launch_template_id = mixed_instances_policy.value
+          version            = aws_launch_template.this[0].latest_version
+        }
+
+        dynamic "override" {
+          for_each = var.mixed_instance_types
+
+          content {
+            instance_type = override.value
+          }
+        }
+      }
+    }
+  }
+
+  # A new launch template version (user data, worker version, AMI) reaches running workers:
+  # Terraform starts a rolling refresh whenever the template changes. Busy workers protect
+  # themselves from scale-in; instance_refresh_scale_in_protected_instances says what the
+  # refresh does with them (infra/README.md, "Instance refresh and busy workers").
+  instance_refresh {
+    strategy = "Rolling"
+
+    preferences {
+      min_healthy_percentage       = var.instance_refresh_min_healthy_percentage
+      instance_warmup              = var.instance_warmup_seconds
+      scale_in_protected_instances = var.instance_refresh_scale_in_protected_instances
+      skip_matching                = true
+    }
   }
 
   dynamic "tag" {
@@ -339,8 +447,18 @@ resource "aws_autoscaling_group" "this" {
     ignore_changes = [desired_capacity]
 
     precondition {
+      condition     = var.min_size <= var.max_size
+      error_message = "min_size (${var.min_size}) is larger than max_size (${var.max_size}): lower min_size or raise max_size."
+    }
+
+    precondition {
       condition     = var.min_size <= var.desired_capacity && var.desired_capacity <= var.max_size
-      error_message = "min_size <= desired_capacity <= max_size must hold."
+      error_message = "desired_capacity (${var.desired_capacity}) must lie between min_size (${var.min_size}) and max_size (${var.max_size}): change desired_capacity."
+    }
+
+    precondition {
+      condition     = !var.use_mixed_instances_policy || var.on_demand_base_capacity <= var.max_size
+      error_message = "on_demand_base_capacity (${var.on_demand_base_capacity}) is above max_size (${var.max_size}): lower on_demand_base_capacity."
     }
   }
 }
@@ -352,8 +470,10 @@ resource "aws_autoscaling_group" "this" {
 # calls CompleteLifecycleAction (CONTINUE). A worker that died leaves the action
 # to end by its heartbeat timeout with default_result CONTINUE.
 resource "aws_autoscaling_lifecycle_hook" "drain" {
+  count = local.create ? 1 : 0
+
   name                   = local.lifecycle_hook_name
-  autoscaling_group_name = aws_autoscaling_group.this.name
+  autoscaling_group_name = aws_autoscaling_group.this[0].name
   lifecycle_transition   = "autoscaling:EC2_INSTANCE_TERMINATING"
   heartbeat_timeout      = var.termination_heartbeat_timeout_seconds
   default_result         = "CONTINUE"
@@ -375,18 +495,25 @@ resource "aws_autoscaling_lifecycle_hook" "drain" {
 ################################################################################
 
 resource "aws_autoscaling_policy" "backlog_per_instance" {
-  name                      = "${var.name}-backlog-per-instance"
-  autoscaling_group_name    = aws_autoscaling_group.this.name
+  count = local.create ? 1 : 0
+
+  name                      = "${var.name}-backlog-per-slot"
+  autoscaling_group_name    = aws_autoscaling_group.this[0].name
   policy_type               = "TargetTrackingScaling"
   estimated_instance_warmup = var.instance_warmup_seconds
 
+  # Backlog per slot = (jobs waiting + jobs running) / (InService workers x concurrency).
+  # Counting the in-flight (running) jobs keeps busy instances in the numerator: once every
+  # job is picked up the metric stays at about 1 per busy slot instead of falling to 0, so
+  # the policy does not scale in hosts that are still working (scale-in protection, set by
+  # the worker while it runs jobs, is the second guard).
   target_tracking_configuration {
-    target_value     = var.target_backlog_per_instance
+    target_value     = var.target_backlog_per_slot
     disable_scale_in = var.disable_scale_in
 
     customized_metric_specification {
       metrics {
-        id          = "m1"
+        id          = "visible"
         label       = "Jobs waiting in the queue"
         return_data = false
 
@@ -406,7 +533,27 @@ resource "aws_autoscaling_policy" "backlog_per_instance" {
       }
 
       metrics {
-        id          = "m2"
+        id          = "in_flight"
+        label       = "Jobs running on workers"
+        return_data = false
+
+        metric_stat {
+          stat = "Sum"
+
+          metric {
+            namespace   = "AWS/SQS"
+            metric_name = "ApproximateNumberOfMessagesNotVisible"
+
+            dimensions {
+              name  = "QueueName"
+              value = local.jobs_queue_name
+            }
+          }
+        }
+      }
+
+      metrics {
+        id          = "in_service"
         label       = "InService workers"
         return_data = false
 
@@ -419,16 +566,16 @@ resource "aws_autoscaling_policy" "backlog_per_instance" {
 
             dimensions {
               name  = "AutoScalingGroupName"
-              value = aws_autoscaling_group.this.name
+              value = aws_autoscaling_group.this[0].name
             }
           }
         }
       }
 
       metrics {
-        id          = "e1"
-        label       = "Backlog per instance"
-        expression  = "m1 / m2"
+        id          = "backlog_per_slot"
+        label       = "Jobs (waiting + running) per worker slot"
+        expression  = local.backlog_per_slot_expression
         return_data = true
       }
     }

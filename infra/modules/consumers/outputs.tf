@@ -1,36 +1,36 @@
 output "autoscaling_group_name" {
   description = "Name of the workers' Auto Scaling group."
-  value       = aws_autoscaling_group.this.name
+  value       = try(aws_autoscaling_group.this[0].name, null)
 }
 
 output "autoscaling_group_arn" {
   description = "ARN of the workers' Auto Scaling group."
-  value       = aws_autoscaling_group.this.arn
+  value       = try(aws_autoscaling_group.this[0].arn, null)
 }
 
 output "lifecycle_hook_name" {
   description = "Name of the termination lifecycle hook (BRIDGE_LIFECYCLE_HOOK_NAME in worker.env)."
-  value       = aws_autoscaling_lifecycle_hook.drain.name
+  value       = try(aws_autoscaling_lifecycle_hook.drain[0].name, null)
 }
 
 output "launch_template_id" {
   description = "ID of the workers' launch template."
-  value       = aws_launch_template.this.id
+  value       = try(aws_launch_template.this[0].id, null)
 }
 
 output "role_arn" {
   description = "ARN of the workers' instance role."
-  value       = aws_iam_role.this.arn
+  value       = try(aws_iam_role.this[0].arn, null)
 }
 
 output "role_name" {
   description = "Name of the workers' instance role."
-  value       = aws_iam_role.this.name
+  value       = try(aws_iam_role.this[0].name, null)
 }
 
 output "instance_profile_arn" {
   description = "ARN of the workers' instance profile."
-  value       = aws_iam_instance_profile.this.arn
+  value       = try(aws_iam_instance_profile.this[0].arn, null)
 }
 
 output "security_group_id" {
@@ -39,8 +39,8 @@ output "security_group_id" {
 }
 
 output "scaling_policy_arn" {
-  description = "ARN of the backlog-per-instance target tracking policy."
-  value       = aws_autoscaling_policy.backlog_per_instance.arn
+  description = "ARN of the backlog-per-slot target tracking policy."
+  value       = try(aws_autoscaling_policy.backlog_per_instance[0].arn, null)
 }
 
 output "worker_environment" {

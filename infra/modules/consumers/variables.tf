@@ -1,3 +1,9 @@
+variable "create" {
+  description = "Create the workers (launch template, Auto Scaling group, scaling policy, lifecycle hook, role, profile, security group); false creates nothing (outputs are null)."
+  type        = bool
+  default     = true
+}
+
 variable "name" {
   description = "Name prefix: Auto Scaling group <name>-worker (BRIDGE_ASG_NAME), its termination lifecycle hook <name>-drain (BRIDGE_LIFECYCLE_HOOK_NAME), IAM role and instance profile <name>-worker, launch template <name>-worker-*."
   type        = string
@@ -88,14 +94,25 @@ variable "kms_key_arn" {
 # Worker
 ################################################################################
 
-variable "package_spec" {
-  description = "pip requirement installed on each instance, passed to pip as one argument: a name with an optional version (\"callback-bridge==1.2.0\"), a wheel URL, etc."
+variable "worker_wheels_s3_uri" {
+  description = "s3://bucket/prefix/ holding the wheels the workers install with pip --no-index: callback-bridge, the handler packages and all their dependencies, for python_executable and the instance architecture. Build them with `make wheels` (dist/wheels) and upload with `aws s3 sync dist/wheels s3://bucket/prefix/` (infra/README.md, Artifacts). The instance role gets s3:GetObject on that prefix and s3:ListBucket restricted to it."
   type        = string
-  default     = "callback-bridge"
+  default     = null
 
   validation {
-    condition     = length(trimspace(var.package_spec)) > 0 && !can(regex("[\\r\\n]", var.package_spec))
-    error_message = "package_spec must be a non-empty single line."
+    condition     = var.worker_wheels_s3_uri != null && can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/=+-]*)?$", var.worker_wheels_s3_uri))
+    error_message = "Set worker_wheels_s3_uri to the s3://bucket/prefix/ where the worker wheels were uploaded (`make wheels`, then `aws s3 sync dist/wheels s3://bucket/prefix/`); prefix characters: A-Z a-z 0-9 . _ / = + -. The workers install nothing from a public package index."
+  }
+}
+
+variable "handler_packages" {
+  description = "Requirements installed beside callback-bridge from the wheels under worker_wheels_s3_uri, e.g. [\"mypackage==1.4.0\"]: the packages of worker_handler (or worker_command). Their wheels and their dependencies' wheels must be under that prefix (`make wheels HANDLER_PACKAGES=path/to/mypackage`). The bootstrap imports worker_handler before starting the worker and marks the instance Unhealthy if it cannot."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.handler_packages : can(regex("^[A-Za-z0-9][A-Za-z0-9._-]*(\\[[A-Za-z0-9._,-]+\\])?((==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+(,(==|>=|<=|~=|!=|<|>)[A-Za-z0-9.*+!_-]+)*)?$", p))])
+    error_message = "handler_packages must be pip requirements without spaces or URLs: a name with optional extras and version pins (\"mypackage==1.4.0\")."
   }
 }
 
@@ -214,7 +231,7 @@ variable "stale_check_age_seconds" {
 }
 
 variable "max_queue_wait_seconds" {
-  description = "BRIDGE_MAX_QUEUE_WAIT: the longest a job may wait in the queue, the acceptable backlog that target_backlog_per_instance is set for; the worker validates its timing against it. Pass the same value to the state_machine module."
+  description = "BRIDGE_MAX_QUEUE_WAIT: the longest a job may wait in the queue, the acceptable backlog that target_backlog_per_slot is set for; the worker validates its timing against it. Pass the same value to the state_machine module."
   type        = number
   default     = 1800
 
@@ -350,7 +367,7 @@ variable "min_size" {
 
   validation {
     condition     = var.min_size >= 1
-    error_message = "min_size must be at least 1 (backlog per instance is undefined with zero instances)."
+    error_message = "min_size must be at least 1: backlog per slot divides by the InService workers, which has no value with zero instances."
   }
 }
 
@@ -371,14 +388,14 @@ variable "desired_capacity" {
   default     = 1
 }
 
-variable "target_backlog_per_instance" {
-  description = "Target of the scaling policy: visible jobs per InService worker. Set it to acceptable latency / average job duration x worker_concurrency; e.g. jobs of 10 minutes, 30 minutes acceptable wait, 1 job at a time per instance -> 3."
+variable "target_backlog_per_slot" {
+  description = "Target of the scaling policy: jobs (waiting + running) per worker slot, slots = InService workers x worker_concurrency. 1 means every slot busy and nothing waiting; set 1 + acceptable wait / average job duration, e.g. 10-minute jobs and 30 minutes acceptable wait -> 4. Running jobs count, so busy workers are not scaled in once the queue is empty."
   type        = number
   default     = 2
 
   validation {
-    condition     = var.target_backlog_per_instance > 0
-    error_message = "target_backlog_per_instance must be positive."
+    condition     = var.target_backlog_per_slot >= 1
+    error_message = "target_backlog_per_slot must be at least 1: below 1 the group scales out while slots are idle. Use 1 + acceptable wait / average job duration."
   }
 }
 
@@ -410,6 +427,73 @@ variable "termination_heartbeat_timeout_seconds" {
   }
 }
 
+variable "use_mixed_instances_policy" {
+  description = "Launch the workers through a mixed instances policy (several instance types, spot capacity). false: every worker is an on-demand instance_type."
+  type        = bool
+  default     = false
+}
+
+variable "mixed_instance_types" {
+  description = "Instance types of the mixed instances policy, in order of preference (the launch template's instance_type is used when empty). Pick types with the same vCPU/memory shape so worker_concurrency fits each."
+  type        = list(string)
+  default     = []
+}
+
+variable "on_demand_base_capacity" {
+  description = "Mixed instances policy: workers that are always on-demand before any spot capacity is used."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.on_demand_base_capacity >= 0 && floor(var.on_demand_base_capacity) == var.on_demand_base_capacity
+    error_message = "on_demand_base_capacity must be an integer of 0 or more."
+  }
+}
+
+variable "on_demand_percentage_above_base_capacity" {
+  description = "Mixed instances policy: percentage of on-demand workers above on_demand_base_capacity; the rest are spot (0 = all spot above the base, 100 = no spot). A spot worker drains on the 2-minute interruption notice and hands its unfinished jobs back to the queue."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.on_demand_percentage_above_base_capacity >= 0 && var.on_demand_percentage_above_base_capacity <= 100
+    error_message = "on_demand_percentage_above_base_capacity must be between 0 and 100."
+  }
+}
+
+variable "spot_allocation_strategy" {
+  description = "Mixed instances policy: how spot capacity is chosen. price-capacity-optimized (default) lowers interruptions, which cost long jobs a rerun."
+  type        = string
+  default     = "price-capacity-optimized"
+
+  validation {
+    condition     = contains(["price-capacity-optimized", "capacity-optimized", "capacity-optimized-prioritized", "lowest-price"], var.spot_allocation_strategy)
+    error_message = "spot_allocation_strategy must be price-capacity-optimized, capacity-optimized, capacity-optimized-prioritized or lowest-price."
+  }
+}
+
+variable "instance_refresh_min_healthy_percentage" {
+  description = "Instance refresh (started on every launch template change, e.g. new user data or worker version): percentage of the group that must stay InService while instances are replaced."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.instance_refresh_min_healthy_percentage >= 0 && var.instance_refresh_min_healthy_percentage <= 100
+    error_message = "instance_refresh_min_healthy_percentage must be between 0 and 100."
+  }
+}
+
+variable "instance_refresh_scale_in_protected_instances" {
+  description = "Instance refresh and busy workers (which protect themselves from scale-in while they run jobs): Wait (AWS default: wait up to an hour for the protection to go, then fail the refresh), Refresh (replace them anyway: the termination lifecycle hook lets each drain for drain_timeout_seconds, unfinished jobs go back to the queue and run again), or Ignore (leave them on the old launch template until they go idle and are scaled in)."
+  type        = string
+  default     = "Ignore"
+
+  validation {
+    condition     = contains(["Refresh", "Ignore", "Wait"], var.instance_refresh_scale_in_protected_instances)
+    error_message = "instance_refresh_scale_in_protected_instances must be Refresh, Ignore or Wait."
+  }
+}
+
 variable "enabled_metrics" {
   description = "Auto Scaling group metrics to publish; must include GroupInServiceInstances, the denominator of the scaling metric."
   type        = list(string)
@@ -425,7 +509,7 @@ variable "enabled_metrics" {
 
   validation {
     condition     = contains(var.enabled_metrics, "GroupInServiceInstances")
-    error_message = "enabled_metrics must include GroupInServiceInstances (used by the backlog-per-instance scaling policy)."
+    error_message = "enabled_metrics must include GroupInServiceInstances (the denominator of the backlog-per-slot scaling policy)."
   }
 }
 
@@ -433,4 +517,10 @@ variable "tags" {
   description = "Tags added to every resource of the module (propagated to the instances)."
   type        = map(string)
   default     = {}
+}
+
+variable "use_name_prefix" {
+  description = "Give the IAM role and instance profile a unique name from a prefix (<name>-worker-<suffix>, at most 38 characters before the suffix) instead of the fixed name, so two deployments in one account (IAM names are global, across regions) do not collide."
+  type        = bool
+  default     = true
 }

@@ -76,7 +76,8 @@ data "aws_iam_policy_document" "assume" {
 resource "aws_iam_role" "this" {
   count = local.create ? 1 : 0
 
-  name                 = "${var.function_name}-lambda"
+  name                 = var.use_name_prefix ? null : "${var.function_name}-lambda"
+  name_prefix          = var.use_name_prefix ? "${substr("${var.function_name}-lambda", 0, 37)}-" : null
   description          = "callback-bridge dead-letter Lambda ${var.function_name}"
   assume_role_policy   = data.aws_iam_policy_document.assume[0].json
   permissions_boundary = var.role_permissions_boundary_arn
@@ -227,6 +228,8 @@ resource "aws_lambda_event_source_mapping" "this" {
   batch_size              = var.batch_size
   function_response_types = ["ReportBatchItemFailures"]
   enabled                 = var.enabled
+
+  tags = var.tags
 
   scaling_config {
     maximum_concurrency = var.maximum_concurrency

@@ -45,7 +45,7 @@ variable "architecture" {
 }
 
 variable "layers" {
-  description = "Versioned Lambda layer ARNs to attach (at most 5). The handler needs none; pass the completion module's Powertools layer to give both functions the same environment."
+  description = "Versioned Lambda layer ARNs to attach (at most 5). Pass the completion module's Powertools layer: with it the handler publishes its dead-letter metrics (DeadLettersFailed, ...); without it, it runs but publishes none."
   type        = list(string)
   default     = []
 
@@ -301,4 +301,10 @@ variable "tags" {
   description = "Tags added to every taggable resource of the module."
   type        = map(string)
   default     = {}
+}
+
+variable "use_name_prefix" {
+  description = "Give the IAM role a unique name from a prefix (<function_name>-lambda-<suffix>, at most 38 characters before the suffix) instead of the fixed name, so two deployments in one account (IAM names are global, across regions) do not collide."
+  type        = bool
+  default     = true
 }

@@ -17,6 +17,8 @@
 # letter) and there are no archives.
 
 locals {
+  create = var.create
+
   use_kms = var.kms_master_key_id != null
 
   # bridge.dead_letter.HANDLER_ATTEMPTS: how many times the handler may fail one
@@ -40,7 +42,7 @@ locals {
 }
 
 resource "aws_sqs_queue" "dlq" {
-  for_each = local.queues
+  for_each = local.create ? local.queues : {}
 
   name                       = "${each.value.name}-dlq"
   message_retention_seconds  = var.dlq_message_retention_seconds
@@ -67,7 +69,7 @@ resource "aws_sqs_queue" "dlq" {
 }
 
 resource "aws_sqs_queue" "this" {
-  for_each = local.queues
+  for_each = local.create ? local.queues : {}
 
   name                       = each.value.name
   message_retention_seconds  = each.value.message_retention_seconds
@@ -88,7 +90,7 @@ resource "aws_sqs_queue" "this" {
 }
 
 resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
-  for_each = local.queues
+  for_each = local.create ? local.queues : {}
 
   queue_url = aws_sqs_queue.dlq[each.key].id
 
@@ -103,7 +105,7 @@ resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
 ################################################################################
 
 resource "aws_sqs_queue" "archive" {
-  for_each = var.dead_letter_handling ? local.queues : {}
+  for_each = local.create && var.dead_letter_handling ? local.queues : {}
 
   # bridge.dead_letter.archive_name: <name>-jobs-dlq -> <name>-jobs-dead-letters.
   name                      = "${each.value.name}-dead-letters"
@@ -151,4 +153,73 @@ resource "aws_sqs_queue_redrive_allow_policy" "archive" {
     redrivePermission = "byQueue"
     sourceQueueArns   = [aws_sqs_queue.dlq[each.key].arn]
   })
+}
+
+################################################################################
+# Queue policies: TLS only, and (where sender_arns names them) only the expected senders
+################################################################################
+
+locals {
+  # Every queue of the module, keyed as in sender_arns.
+  all_queues = merge(
+    { for k, q in aws_sqs_queue.this : k => q },
+    { for k, q in aws_sqs_queue.dlq : "${k}_dlq" => q },
+    { for k, q in aws_sqs_queue.archive : "${k}_archive" => q },
+  )
+}
+
+data "aws_iam_policy_document" "queue" {
+  for_each = local.all_queues
+
+  # Requests over plain HTTP are refused, whoever makes them.
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [each.value.arn]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+
+  # Only the roles that produce this queue's messages may send to it (the state machine for
+  # jobs, the workers for results and malformed jobs, the completion Lambda for the results
+  # DLQ, the dead-letter Lambda for the archives), plus whoever redrives dead letters.
+  # Redrives along a redrive policy are SQS's own and need no grant.
+  dynamic "statement" {
+    for_each = length(lookup(var.sender_arns, each.key, [])) > 0 ? [var.sender_arns[each.key]] : []
+
+    content {
+      sid       = "DenyOtherSenders"
+      effect    = "Deny"
+      actions   = ["sqs:SendMessage"]
+      resources = [each.value.arn]
+
+      principals {
+        type        = "AWS"
+        identifiers = ["*"]
+      }
+
+      condition {
+        test     = "ArnNotLike"
+        variable = "aws:PrincipalArn"
+        values   = concat(statement.value, var.operator_arns)
+      }
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "this" {
+  for_each = local.all_queues
+
+  queue_url = each.value.id
+  policy    = data.aws_iam_policy_document.queue[each.key].json
 }

@@ -1,71 +1,71 @@
 output "jobs_queue_url" {
   description = "URL of the jobs queue (BRIDGE_JOBS_QUEUE_URL; the state machine's jobs_queue_url)."
-  value       = aws_sqs_queue.this["jobs"].url
+  value       = try(aws_sqs_queue.this["jobs"].url, null)
 }
 
 output "jobs_queue_arn" {
   description = "ARN of the jobs queue."
-  value       = aws_sqs_queue.this["jobs"].arn
+  value       = try(aws_sqs_queue.this["jobs"].arn, null)
 }
 
 output "jobs_queue_name" {
   description = "Name of the jobs queue (CloudWatch QueueName dimension)."
-  value       = aws_sqs_queue.this["jobs"].name
+  value       = try(aws_sqs_queue.this["jobs"].name, null)
 }
 
 output "jobs_dlq_url" {
   description = "URL of the jobs dead-letter queue (BRIDGE_JOBS_DLQ_URL)."
-  value       = aws_sqs_queue.dlq["jobs"].url
+  value       = try(aws_sqs_queue.dlq["jobs"].url, null)
 }
 
 output "jobs_dlq_arn" {
   description = "ARN of the jobs dead-letter queue."
-  value       = aws_sqs_queue.dlq["jobs"].arn
+  value       = try(aws_sqs_queue.dlq["jobs"].arn, null)
 }
 
 output "jobs_dlq_name" {
   description = "Name of the jobs dead-letter queue."
-  value       = aws_sqs_queue.dlq["jobs"].name
+  value       = try(aws_sqs_queue.dlq["jobs"].name, null)
 }
 
 output "results_queue_url" {
   description = "URL of the results queue (BRIDGE_RESULTS_QUEUE_URL)."
-  value       = aws_sqs_queue.this["results"].url
+  value       = try(aws_sqs_queue.this["results"].url, null)
 }
 
 output "results_queue_arn" {
   description = "ARN of the results queue (event source of the completion Lambda)."
-  value       = aws_sqs_queue.this["results"].arn
+  value       = try(aws_sqs_queue.this["results"].arn, null)
 }
 
 output "results_queue_name" {
   description = "Name of the results queue."
-  value       = aws_sqs_queue.this["results"].name
+  value       = try(aws_sqs_queue.this["results"].name, null)
 }
 
 output "results_dlq_url" {
   description = "URL of the results dead-letter queue (BRIDGE_RESULTS_DLQ_URL)."
-  value       = aws_sqs_queue.dlq["results"].url
+  value       = try(aws_sqs_queue.dlq["results"].url, null)
 }
 
 output "results_dlq_arn" {
   description = "ARN of the results dead-letter queue."
-  value       = aws_sqs_queue.dlq["results"].arn
+  value       = try(aws_sqs_queue.dlq["results"].arn, null)
 }
 
 output "results_dlq_name" {
   description = "Name of the results dead-letter queue."
-  value       = aws_sqs_queue.dlq["results"].name
+  value       = try(aws_sqs_queue.dlq["results"].name, null)
 }
 
 output "jobs_dlq_visibility_timeout_seconds" {
   description = "Visibility timeout of the jobs DLQ: the dead_letter module checks it is at least its function timeout (Lambda refuses an event source otherwise)."
-  value       = aws_sqs_queue.dlq["jobs"].visibility_timeout_seconds
+  value       = try(aws_sqs_queue.dlq["jobs"].visibility_timeout_seconds, null)
 }
 
 output "results_dlq_visibility_timeout_seconds" {
   description = "Visibility timeout of the results DLQ: the dead_letter module checks it is at least its function timeout (Lambda refuses an event source otherwise)."
-  value       = aws_sqs_queue.dlq["results"].visibility_timeout_seconds
+  value       = try(aws_sqs_queue.dlq["results"].visibility_timeout_seconds, null)
 }
 
 output "jobs_archive_url" {
@@ -105,7 +105,7 @@ output "dead_letter_handling" {
 
 output "results_visibility_timeout_seconds" {
   description = "Visibility timeout of the results queue, for the completion module's 6x-Lambda-timeout check."
-  value       = aws_sqs_queue.this["results"].visibility_timeout_seconds
+  value       = try(aws_sqs_queue.this["results"].visibility_timeout_seconds, null)
 }
 
 output "kms_master_key_id" {

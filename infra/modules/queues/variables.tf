@@ -1,3 +1,9 @@
+variable "create" {
+  description = "Create the queues (and their policies and archives); false creates nothing (outputs are null)."
+  type        = bool
+  default     = true
+}
+
 variable "name" {
   description = "Name prefix for the queues: <name>-jobs, <name>-jobs-dlq, <name>-results, <name>-results-dlq and, with dead_letter_handling, the archives <name>-jobs-dead-letters and <name>-results-dead-letters (then at most 59 characters)."
   type        = string
@@ -89,7 +95,7 @@ variable "jobs_max_receive_count" {
 
   validation {
     condition     = var.jobs_max_receive_count >= 1 && var.jobs_max_receive_count <= 1000
-    error_message = "jobs_max_receive_count must be between 1 and 1000."
+    error_message = "jobs_max_receive_count (maxReceiveCount) must be between 1 and 1000: below 1 no job could ever be received; use 3 or more (default 5), since a crash, a drain release or a stop racing a long poll each cost a receive."
   }
 }
 
@@ -100,7 +106,7 @@ variable "results_max_receive_count" {
 
   validation {
     condition     = var.results_max_receive_count >= 1 && var.results_max_receive_count <= 1000
-    error_message = "results_max_receive_count must be between 1 and 1000."
+    error_message = "results_max_receive_count (maxReceiveCount) must be between 1 and 1000: below 1 no result could ever be received; use 3 or more (default 5)."
   }
 }
 
@@ -147,4 +153,26 @@ variable "tags" {
   description = "Tags added to every queue."
   type        = map(string)
   default     = {}
+}
+
+variable "sender_arns" {
+  description = "IAM principal ARNs (roles) allowed to send to each queue, keyed jobs, results, jobs_dlq, results_dlq, jobs_archive, results_archive: each listed queue's policy denies sqs:SendMessage to everyone else. Typically jobs = [state machine role], results and jobs_dlq = [worker role], results_dlq = [completion role], the archives = [dead-letter role]. A queue not listed accepts any sender its IAM allows. Every queue denies requests without TLS whatever this says."
+  type        = map(list(string))
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.sender_arns) : contains(["jobs", "results", "jobs_dlq", "results_dlq", "jobs_archive", "results_archive"], k)])
+    error_message = "sender_arns keys must be jobs, results, jobs_dlq, results_dlq, jobs_archive or results_archive."
+  }
+
+  validation {
+    condition     = alltrue(flatten([for arns in values(var.sender_arns) : [for a in arns : can(regex("^arn:aws[a-z-]*:(iam|sts)::", a))]]))
+    error_message = "sender_arns values must be IAM role or user ARNs (arn:aws:iam::<account>:role/<name>)."
+  }
+}
+
+variable "operator_arns" {
+  description = "IAM principal ARNs (wildcards allowed, e.g. arn:aws:iam::<account>:role/ops-*) added to every sender_arns list: operators who redrive dead letters (callback-bridge dlq redrive; StartMessageMoveTask sends with the caller's permissions) or run workers outside the Auto Scaling group."
+  type        = list(string)
+  default     = []
 }

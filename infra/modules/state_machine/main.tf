@@ -8,6 +8,8 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
+  create = var.create
+
   distributed = var.map_mode == "DISTRIBUTED"
 
   processor_config = local.distributed ? jsonencode({
@@ -65,6 +67,8 @@ locals {
 ################################################################################
 
 resource "aws_cloudwatch_log_group" "this" {
+  count = local.create ? 1 : 0
+
   # The /aws/vendedlogs/ prefix keeps the CloudWatch Logs resource policy that
   # Step Functions manages from growing past its size limit.
   name              = "/aws/vendedlogs/states/${var.name}"
@@ -79,6 +83,8 @@ resource "aws_cloudwatch_log_group" "this" {
 ################################################################################
 
 data "aws_iam_policy_document" "assume" {
+  count = local.create ? 1 : 0
+
   statement {
     sid     = "StepFunctionsAssume"
     actions = ["sts:AssumeRole"]
@@ -97,15 +103,20 @@ data "aws_iam_policy_document" "assume" {
 }
 
 resource "aws_iam_role" "this" {
-  name                 = "${var.name}-state-machine"
+  count = local.create ? 1 : 0
+
+  name                 = var.use_name_prefix ? null : "${var.name}-state-machine"
+  name_prefix          = var.use_name_prefix ? "${substr("${var.name}-state-machine", 0, 37)}-" : null
   description          = "callback-bridge state machine ${var.name}"
-  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  assume_role_policy   = data.aws_iam_policy_document.assume[0].json
   permissions_boundary = var.role_permissions_boundary_arn
 
   tags = var.tags
 }
 
 data "aws_iam_policy_document" "this" {
+  count = local.create ? 1 : 0
+
   statement {
     sid       = "SendJobs"
     actions   = ["sqs:SendMessage"]
@@ -119,6 +130,25 @@ data "aws_iam_policy_document" "this" {
       sid       = "EncryptJobs"
       actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
       resources = [statement.value]
+    }
+  }
+
+  # Execution data (inputs, outputs, task tokens in job messages, error causes) encrypted with
+  # a customer-managed key: Step Functions uses the execution role's permissions, for this
+  # state machine only (the encryption context names it).
+  dynamic "statement" {
+    for_each = var.execution_data_kms_key_arn == null ? [] : [var.execution_data_kms_key_arn]
+
+    content {
+      sid       = "EncryptExecutionData"
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:aws:states:stateMachineArn"
+        values   = [local.state_machine_arn]
+      }
     }
   }
 
@@ -176,9 +206,11 @@ data "aws_iam_policy_document" "this" {
 }
 
 resource "aws_iam_role_policy" "this" {
+  count = local.create ? 1 : 0
+
   name   = "callback-bridge"
-  role   = aws_iam_role.this.id
-  policy = data.aws_iam_policy_document.this.json
+  role   = aws_iam_role.this[0].id
+  policy = data.aws_iam_policy_document.this[0].json
 }
 
 ################################################################################
@@ -186,22 +218,32 @@ resource "aws_iam_role_policy" "this" {
 ################################################################################
 
 resource "aws_sfn_state_machine" "this" {
+  count = local.create ? 1 : 0
+
   #checkov:skip=CKV_AWS_285:Execution history is logged (level ERROR by default) but include_execution_data defaults to false on purpose: job messages carry task tokens, and anyone reading a token can complete or fail the task.
   #checkov:skip=CKV_AWS_284:X-Ray tracing is optional (tracing_enabled, default false) to avoid tracing cost on long-running executions.
 
   name       = var.name
   type       = "STANDARD"
-  role_arn   = aws_iam_role.this.arn
+  role_arn   = aws_iam_role.this[0].arn
   definition = local.definition
 
   logging_configuration {
-    log_destination        = "${aws_cloudwatch_log_group.this.arn}:*"
+    log_destination        = "${aws_cloudwatch_log_group.this[0].arn}:*"
     level                  = var.log_level
     include_execution_data = var.include_execution_data
   }
 
   tracing_configuration {
     enabled = var.tracing_enabled
+  }
+
+  # Execution history and definition: AWS-owned key by default, or the customer-managed key of
+  # execution_data_kms_key_arn (its key policy must let this module's role use it).
+  encryption_configuration {
+    type                              = var.execution_data_kms_key_arn == null ? "AWS_OWNED_KEY" : "CUSTOMER_MANAGED_KMS_KEY"
+    kms_key_id                        = var.execution_data_kms_key_arn
+    kms_data_key_reuse_period_seconds = var.execution_data_kms_key_arn == null ? null : var.kms_data_key_reuse_period_seconds
   }
 
   tags = var.tags

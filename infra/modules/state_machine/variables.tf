@@ -1,3 +1,9 @@
+variable "create" {
+  description = "Create the state machine and its role and log group; false creates nothing (outputs are null)."
+  type        = bool
+  default     = true
+}
+
 variable "name" {
   description = "Name of the state machine; also used for its IAM role (<name>-state-machine) and log group (/aws/vendedlogs/states/<name>)."
   type        = string
@@ -119,7 +125,7 @@ variable "timeout_seconds" {
 }
 
 variable "max_queue_wait_seconds" {
-  description = "Longest a job may wait in the jobs queue before a worker picks it up: the acceptable backlog the consumers' scaling target is set for (target_backlog_per_instance). Not rendered; the task timeouts are validated against it."
+  description = "Longest a job may wait in the jobs queue before a worker picks it up: the acceptable backlog the consumers' scaling target is set for (target_backlog_per_slot). Not rendered; the task timeouts are validated against it."
   type        = number
   default     = 1800
 
@@ -273,4 +279,32 @@ variable "tags" {
   description = "Tags added to every resource of the module."
   type        = map(string)
   default     = {}
+}
+
+variable "use_name_prefix" {
+  description = "Give the IAM role a unique name from a prefix (<name>-state-machine-<suffix>, at most 38 characters before the suffix) instead of the fixed name, so two deployments in one account (IAM names are global, across regions) do not collide."
+  type        = bool
+  default     = true
+}
+
+variable "execution_data_kms_key_arn" {
+  description = "ARN of a customer-managed symmetric KMS key encrypting the state machine's execution data (inputs, outputs, job messages with their task tokens, error causes) and definition; null (default) uses an AWS-owned key. The role gets kms:GenerateDataKey and kms:Decrypt on it for this state machine only; the key policy must allow the role (role_arn output) too."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.execution_data_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.execution_data_kms_key_arn))
+    error_message = "execution_data_kms_key_arn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), not an alias or key ID, or null."
+  }
+}
+
+variable "kms_data_key_reuse_period_seconds" {
+  description = "How long Step Functions reuses a data key of execution_data_kms_key_arn before calling GenerateDataKey again (60 to 900 s)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.kms_data_key_reuse_period_seconds >= 60 && var.kms_data_key_reuse_period_seconds <= 900
+    error_message = "kms_data_key_reuse_period_seconds must be between 60 and 900."
+  }
 }

@@ -40,6 +40,9 @@ variables {
   results_queue_arn = "arn:aws:sqs:eu-west-1:123456789012:callback-bridge-results"
   jobs_dlq_url      = "https://sqs.eu-west-1.amazonaws.com/123456789012/callback-bridge-jobs-dlq"
   jobs_dlq_arn      = "arn:aws:sqs:eu-west-1:123456789012:callback-bridge-jobs-dlq"
+
+  # Required: where the worker wheels are (artifacts.tftest.hcl tests it).
+  worker_wheels_s3_uri = "s3://acme-artifacts/callback-bridge/wheels/"
 }
 
 run "defaults_reach_the_worker_and_systemd" {
@@ -75,7 +78,7 @@ run "defaults_reach_the_worker_and_systemd" {
   }
 
   assert {
-    condition     = aws_autoscaling_group.this.name == local.worker_env.BRIDGE_ASG_NAME && aws_autoscaling_lifecycle_hook.drain.name == local.worker_env.BRIDGE_LIFECYCLE_HOOK_NAME
+    condition     = aws_autoscaling_group.this[0].name == local.worker_env.BRIDGE_ASG_NAME && aws_autoscaling_lifecycle_hook.drain[0].name == local.worker_env.BRIDGE_LIFECYCLE_HOOK_NAME
     error_message = "worker.env names another group or hook than the module creates"
   }
 
@@ -117,7 +120,7 @@ run "hook_timeout_reaches_the_worker" {
   }
 
   assert {
-    condition     = local.worker_env.BRIDGE_LIFECYCLE_HOOK_TIMEOUT == "900" && aws_autoscaling_lifecycle_hook.drain.heartbeat_timeout == 900
+    condition     = local.worker_env.BRIDGE_LIFECYCLE_HOOK_TIMEOUT == "900" && aws_autoscaling_lifecycle_hook.drain[0].heartbeat_timeout == 900
     error_message = "the hook's heartbeat timeout and BRIDGE_LIFECYCLE_HOOK_TIMEOUT differ"
   }
 }

@@ -4,7 +4,14 @@
 # only assigns mock values to computed attributes). tests/infra/test_timing_mirror.py runs it
 # when a terraform binary and a provider mirror are at hand.
 
-mock_provider "aws" {}
+mock_provider "aws" {
+  # The queue policies must be JSON for the provider to accept them on apply.
+  mock_data "aws_iam_policy_document" {
+    defaults = {
+      json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
+    }
+  }
+}
 
 run "archives_and_redrive_by_default" {
   command = apply

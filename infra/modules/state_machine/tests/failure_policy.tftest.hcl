@@ -43,12 +43,12 @@ run "report_tolerates_every_failure" {
   }
 
   assert {
-    condition     = jsondecode(aws_sfn_state_machine.this.definition).States.FanOut.Next == "CheckFailures"
+    condition     = jsondecode(aws_sfn_state_machine.this[0].definition).States.FanOut.Next == "CheckFailures"
     error_message = "the Map does not lead to the failure check"
   }
 
   assert {
-    condition     = jsondecode(aws_sfn_state_machine.this.definition).States.JobsFailed.Error == "Bridge.JobsFailed"
+    condition     = jsondecode(aws_sfn_state_machine.this[0].definition).States.JobsFailed.Error == "Bridge.JobsFailed"
     error_message = "the definition has no Bridge.JobsFailed state"
   }
 }
@@ -61,7 +61,7 @@ run "fail_without_limits_fails_on_any_failure" {
   }
 
   assert {
-    condition     = jsondecode(aws_sfn_state_machine.this.definition).States.FanOut.ResultSelector.tolerated == { count = 0, percentage = 100 }
+    condition     = jsondecode(aws_sfn_state_machine.this[0].definition).States.FanOut.ResultSelector.tolerated == { count = 0, percentage = 100 }
     error_message = "tolerated with failure_policy = fail: ${local.tolerated_failures}"
   }
 }

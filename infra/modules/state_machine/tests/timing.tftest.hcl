@@ -43,12 +43,12 @@ run "defaults_leave_heartbeat_seconds_out" {
   }
 
   assert {
-    condition     = !contains(keys(jsondecode(aws_sfn_state_machine.this.definition).States.FanOut.ItemProcessor.States.RunJob), "HeartbeatSeconds")
+    condition     = !contains(keys(jsondecode(aws_sfn_state_machine.this[0].definition).States.FanOut.ItemProcessor.States.RunJob), "HeartbeatSeconds")
     error_message = "the default definition has a HeartbeatSeconds"
   }
 
   assert {
-    condition     = jsondecode(aws_sfn_state_machine.this.definition).States.FanOut.ItemProcessor.States.RunJob.TimeoutSeconds == 86400
+    condition     = jsondecode(aws_sfn_state_machine.this[0].definition).States.FanOut.ItemProcessor.States.RunJob.TimeoutSeconds == 86400
     error_message = "the definition's TimeoutSeconds is not timeout_seconds"
   }
 }
@@ -67,7 +67,7 @@ run "heartbeat_at_the_minimum_is_rendered" {
   }
 
   assert {
-    condition     = jsondecode(aws_sfn_state_machine.this.definition).States.FanOut.ItemProcessor.States.RunJob.HeartbeatSeconds == 2220
+    condition     = jsondecode(aws_sfn_state_machine.this[0].definition).States.FanOut.ItemProcessor.States.RunJob.HeartbeatSeconds == 2220
     error_message = "the definition's HeartbeatSeconds is not heartbeat_seconds"
   }
 }
