@@ -1,4 +1,4 @@
-"""The state machine exactly as `infra/examples/complete` would deploy it, run on the embedded stack.
+"""The state machine as `infra/examples/complete` would deploy it, run on the embedded stack.
 
 No provider registry is reachable here, so Terraform cannot apply; instead the example's variable
 defaults are read (python-hcl2), rendered through the same template and parameters the
