@@ -226,6 +226,10 @@ def worker(
         int | None,
         _opt("BRIDGE_CLAIM_CHECK_THRESHOLD", "Outputs over this many bytes always go to S3."),
     ] = None,
+    claim_check_kms_key: Annotated[
+        str | None,
+        _opt("BRIDGE_CLAIM_CHECK_KMS_KEY", "KMS key for claim-checked outputs (default: SSE-S3)."),
+    ] = None,
     health_port: Annotated[
         int | None,
         _opt(
@@ -324,6 +328,8 @@ def worker(
             config.claim_check_bucket,
             claim_check_threshold,
             max_message_bytes=queue_limit(clients.sqs, config.results_queue_url or ""),
+            server_side_encryption="aws:kms" if claim_check_kms_key else "AES256",
+            kms_key_id=claim_check_kms_key,
         )
     except (ValueError, ClientError, BotoCoreError) as exc:
         fail(f"claim check: {exc}")

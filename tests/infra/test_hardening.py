@@ -41,6 +41,7 @@ from tests.infra.test_timing_mirror import provider_mirror
 # Resource types in use that the AWS provider (5.x) lets carry tags. A new resource type must be
 # sorted into one of the two sets, so that a taggable one without tags cannot slip in.
 TAGGABLE = {
+    "aws_s3_bucket",
     "aws_cloudwatch_log_group",
     "aws_cloudwatch_metric_alarm",
     "aws_iam_instance_profile",
@@ -63,6 +64,12 @@ NOT_TAGGABLE = {
     "aws_sqs_queue_policy",
     "aws_sqs_queue_redrive_allow_policy",
     "aws_sqs_queue_redrive_policy",
+    "aws_s3_bucket_lifecycle_configuration",
+    "aws_s3_bucket_ownership_controls",
+    "aws_s3_bucket_policy",
+    "aws_s3_bucket_public_access_block",
+    "aws_s3_bucket_server_side_encryption_configuration",
+    "aws_s3_bucket_versioning",
 }
 # IAM names are global to the account (all regions): these take a prefix.
 GLOBAL_NAMES = {"aws_iam_role", "aws_iam_instance_profile"}
@@ -74,6 +81,7 @@ CREATE_FLAG_MODULES = (
     "dead_letter",
     "consumers",
     "alarms",
+    "claim_check",
 )
 
 
@@ -223,6 +231,31 @@ def _sender_entries(value: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 # Customer-managed keys
 # --------------------------------------------------------------------------
+
+
+def test_claim_check_bucket_is_private_and_tls_only() -> None:
+    main = MODULES_DIR / "claim_check" / "main.tf"
+    ((_, block),) = labelled2(main, "resource", "aws_s3_bucket_public_access_block")
+    for setting in (
+        "block_public_acls",
+        "block_public_policy",
+        "ignore_public_acls",
+        "restrict_public_buckets",
+    ):
+        assert block[setting] is True, setting
+    ((_, ownership),) = labelled2(main, "resource", "aws_s3_bucket_ownership_controls")
+    assert ownership["rule"][0]["object_ownership"] == "BucketOwnerEnforced"
+    ((_, doc),) = labelled2(main, "data", "aws_iam_policy_document")
+    (statement,) = doc["statement"]
+    assert statement["effect"] == "Deny"
+    assert statement["condition"][0]["variable"] == "aws:SecureTransport"
+    assert statement["condition"][0]["values"] == ["false"]
+    assert set(statement["resources"]) == {
+        "${aws_s3_bucket.this[0].arn}",
+        "${aws_s3_bucket.this[0].arn}/*",
+    }
+    ((_, policy),) = labelled2(main, "resource", "aws_s3_bucket_policy")
+    assert policy["policy"] == "${data.aws_iam_policy_document.this[0].json}"
 
 
 def test_state_machine_execution_data_can_use_a_customer_managed_key() -> None:

@@ -42,7 +42,15 @@ EXAMPLES_DIR = INFRA / "examples"
 ASL = INFRA / "statemachine" / "bridge.asl.json"
 SYSTEMD = REPO / "consumers" / "systemd"
 
-MODULES = ("queues", "state_machine", "completion", "dead_letter", "consumers", "alarms")
+MODULES = (
+    "queues",
+    "state_machine",
+    "completion",
+    "dead_letter",
+    "consumers",
+    "alarms",
+    "claim_check",
+)
 # Modules whose IAM roles are checked against their allow-lists.
 ROLE_MODULES = ("state_machine", "completion", "dead_letter", "consumers")
 TF_FILES = sorted(p for p in INFRA.rglob("*.tf") if ".terraform" not in p.parts)
@@ -404,7 +412,10 @@ VALIDATED = {
         "heartbeat_interval_seconds",
         "stale_check_age_seconds",
         "max_queue_wait_seconds",
+        "claim_check_threshold_bytes",
+        "claim_check_kms_key_arn",
     ],
+    "claim_check": ["name", "expiration_days", "kms_key_arn"],
     "alarms": [
         "alarm_actions",
         "archive_names",
@@ -596,6 +607,8 @@ STATE_MACHINE_LOG_DELIVERY = {
 ALLOWED_ACTIONS = {
     "queues": set(),
     "alarms": set(),
+    # The bucket policy only denies (requests without TLS).
+    "claim_check": set(),
     "state_machine": {
         "sts:AssumeRole",
         "sqs:SendMessage",
@@ -662,6 +675,8 @@ ALLOWED_ACTIONS = {
         "autoscaling:SetInstanceHealth",
         "s3:GetObject",
         "s3:ListBucket",
+        # bridge/claim_check.py: outputs too large for a result message, with claim_check_bucket.
+        "s3:PutObject",
         "kms:Decrypt",
         "kms:GenerateDataKey",
     },
@@ -724,7 +739,9 @@ SQS_SCOPE = {
         "sqs:ReceiveMessage": {"${var.jobs_queue_arn}"},
         "sqs:DeleteMessage": {"${var.jobs_queue_arn}"},
         "sqs:ChangeMessageVisibility": {"${var.jobs_queue_arn}"},
-        "sqs:GetQueueAttributes": {"${var.jobs_queue_arn}"},
+        # The jobs queue's visibility timeout; the results queue's MaximumMessageSize, which
+        # sizes claim checks (bridge.claim_check.queue_limit).
+        "sqs:GetQueueAttributes": {"${var.jobs_queue_arn}", "${var.results_queue_arn}"},
         "sqs:SendMessage": {"${var.results_queue_arn}", "${var.jobs_dlq_arn}"},
     },
 }
@@ -880,6 +897,10 @@ ROLE_CODE = {
     "consumers": [
         "consumers/*.py",
         "bridge/quarantine.py",
+        # What the worker runs of the claim check: ClaimCheck.apply -> store (s3.put_object) and
+        # queue_limit (the results queue's MaximumMessageSize). fetch (s3.get_object) is for
+        # the readers of claim-checked outputs, not the workers.
+        "bridge/claim_check.py::ClaimCheck,store,queue_limit",
         "bridge/cli/worker.py",
         "infra/modules/consumers/templates/*.sh",
         "infra/modules/consumers/templates/*.tftpl",
@@ -922,11 +943,21 @@ NOT_CALLED_BY_CODE = {
 }
 
 
-def _python_actions(path: Path) -> set[str]:
+def _python_actions(path: Path, names: set[str] | None = None) -> set[str]:
+    """The boto3 calls in ``path``, or only in its top-level functions / classes ``names``."""
     import ast
 
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    if names is not None:
+        defined = {
+            node.name: node
+            for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        }
+        assert names <= set(defined), f"{_rel(path)} defines no {sorted(names - set(defined))}"
+        tree = ast.Module(body=[defined[name] for name in sorted(names)], type_ignores=[])
+    for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
         target = node.func.value
@@ -964,9 +995,14 @@ def _shell_actions(path: Path) -> set[str]:
 def code_actions(module: str) -> set[str]:
     """IAM actions of the AWS calls in the code a role runs (boto3 method / CLI -> Action)."""
     found = set()
-    for pattern in ROLE_CODE[module]:
-        for path in sorted(REPO.glob(pattern)):
-            found |= _python_actions(path) if path.suffix == ".py" else _shell_actions(path)
+    for entry in ROLE_CODE[module]:
+        # "path::a,b" scans only the top-level functions / classes a and b of path.
+        pattern, _, only = entry.partition("::")
+        names = set(only.split(",")) if only else None
+        paths = sorted(REPO.glob(pattern))
+        assert paths, f"{module}: {pattern} matches no file"
+        for path in paths:
+            found |= _python_actions(path, names) if path.suffix == ".py" else _shell_actions(path)
     return found
 
 
@@ -1401,6 +1437,111 @@ def test_consumers_scaling_and_lifecycle_hook() -> None:
     assert _default(variables, "enable_ssm") is True
     # No public package name: the workers install from worker_wheels_s3_uri (test_artifacts.py).
     assert "package_spec" not in variables
+
+
+# --------------------------------------------------------------------------
+# Claim checks (bridge/claim_check.py)
+# --------------------------------------------------------------------------
+
+
+def _dynamic_statements(module: str) -> dict[str, dict[str, Any]]:
+    """The dynamic statements of a module's role policy by sid, with their for_each."""
+    found = {}
+    for _, doc in labelled2(MODULES_DIR / module / "main.tf", "data", "aws_iam_policy_document"):
+        for dynamic in as_list(doc.get("dynamic")):
+            for body in dynamic.values():
+                for content in as_list(body.get("content")):
+                    found[content["sid"]] = {"for_each": body["for_each"], **content}
+    return found
+
+
+def test_workers_put_claim_checks_only_under_the_prefix() -> None:
+    """s3:PutObject (derived from bridge/claim_check.py's store by the code scan) is granted on
+    <bucket>/claim-checks/* only, and only with a bucket; SSE-KMS adds kms:GenerateDataKey."""
+    from bridge.claim_check import DEFAULT_KEY_PREFIX
+
+    assert "s3:PutObject" in code_actions("consumers")
+    statements = _dynamic_statements("consumers")
+    write = statements["WriteClaimChecks"]
+    assert write["actions"] == ["s3:PutObject"]
+    assert write["for_each"] == (
+        "${var.claim_check_bucket == null ? [] : "
+        '["arn:${data.aws_partition.current.partition}:s3:::${var.claim_check_bucket}/'
+        f'{DEFAULT_KEY_PREFIX}/*"]}}'
+    )
+    key = statements["ClaimCheckEncryption"]
+    assert key["actions"] == ["kms:GenerateDataKey"]
+    assert "var.claim_check_bucket == null" in key["for_each"]
+    assert "var.claim_check_kms_key_arn" in key["for_each"]
+    put = [s for s in policy_statements("consumers") if "s3:PutObject" in s["actions"]]
+    assert [s["sid"] for s in put] == ["WriteClaimChecks"]
+    worker_env = module_locals(MODULES_DIR / "consumers")["worker_env"]
+    assert "BRIDGE_CLAIM_CHECK_BUCKET = var.claim_check_bucket" in worker_env
+    assert "BRIDGE_CLAIM_CHECK_THRESHOLD = " in worker_env
+
+
+def test_code_scan_reads_only_the_named_functions() -> None:
+    """The workers run ClaimCheck/store/queue_limit; fetch (GetObject) is the readers' code."""
+    path = REPO / "bridge" / "claim_check.py"
+    assert _python_actions(path, {"store"}) == {"s3:PutObject"}
+    assert _python_actions(path, {"fetch"}) == {"s3:GetObject"}
+    assert _python_actions(path, {"queue_limit"}) == {"sqs:GetQueueAttributes"}
+    with pytest.raises(AssertionError, match="defines no"):
+        _python_actions(path, {"no_such_function"})
+
+
+def test_claim_check_bucket_matches_the_worker() -> None:
+    from bridge.claim_check import DEFAULT_KEY_PREFIX
+
+    module = MODULES_DIR / "claim_check"
+    assert module_locals(module)["key_prefix"] == DEFAULT_KEY_PREFIX
+    ((_, rules),) = labelled2(
+        module / "main.tf", "resource", "aws_s3_bucket_lifecycle_configuration"
+    )
+    rule, abort = rules["rule"]
+    assert abort["abort_incomplete_multipart_upload"][0]["days_after_initiation"] == 1
+    assert rule["filter"][0]["prefix"] == "${local.key_prefix}/"
+    assert rule["expiration"][0]["days"] == "${var.expiration_days}"
+    variables = module_variables(module)
+    assert _default(variables, "expiration_days") == 30
+    assert _default(variables, "versioning") is False
+    assert _default(variables, "kms_key_arn") is None
+    # The worker puts with ServerSideEncryption=AES256 unless told otherwise: the default.
+    ((_, sse),) = labelled2(
+        module / "main.tf", "resource", "aws_s3_bucket_server_side_encryption_configuration"
+    )
+    default = sse["rule"][0]["apply_server_side_encryption_by_default"][0]
+    assert default["sse_algorithm"] == '${var.kms_key_arn == null ? "AES256" : "aws:kms"}'
+
+
+def test_complete_example_wires_the_claim_check(tmp_path: Path) -> None:
+    from bridge.config import load_tf_outputs
+
+    modules = {
+        label: body
+        for tf in (EXAMPLES_DIR / "complete").glob("*.tf")
+        for entry in parse(tf).get("module", [])
+        for label, body in entry.items()
+    }
+    assert modules["claim_check"]["create"] == "${var.claim_check}"
+    consumers = modules["consumers"]
+    assert consumers["claim_check_bucket"] == "${module.claim_check.bucket_id}"
+    assert consumers["claim_check_kms_key_arn"] == "${module.claim_check.kms_key_arn}"
+    assert _default(module_variables(EXAMPLES_DIR / "complete"), "claim_check") is True
+    outputs = module_outputs(EXAMPLES_DIR / "complete")
+    assert outputs["claim_check_bucket"]["value"] == "${module.claim_check.bucket_id}"
+    assert "BRIDGE_CLAIM_CHECK_BUCKET" in json.dumps(outputs["bridge_environment"]["value"])
+    # The output fills the setting of the same name through --tf-outputs.
+    sample = tmp_path / "outputs.json"
+    sample.write_text(
+        json.dumps(
+            {
+                "jobs_queue_url": {"value": "https://sqs.eu-west-1.amazonaws.com/1/cb-jobs"},
+                "claim_check_bucket": {"value": "cb-claim-checks-2024"},
+            }
+        )
+    )
+    assert load_tf_outputs(sample).claim_check_bucket == "cb-claim-checks-2024"
 
 
 # --------------------------------------------------------------------------

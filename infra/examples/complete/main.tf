@@ -190,6 +190,23 @@ module "consumers" {
   jobs_dlq_arn      = module.queues.jobs_dlq_arn
   kms_key_arn       = var.kms_key_arn
 
+  # Outputs too large for a result message go to the claim-check bucket (null: none).
+  claim_check_bucket          = module.claim_check.bucket_id
+  claim_check_kms_key_arn     = module.claim_check.kms_key_arn
+  claim_check_threshold_bytes = var.claim_check_threshold_bytes
+
+  tags = var.tags
+}
+
+module "claim_check" {
+  source = "../../modules/claim_check"
+
+  create = var.claim_check
+  # S3 bucket names are lowercase, without '_'.
+  name            = lower(replace(var.name, "_", "-"))
+  expiration_days = var.claim_check_expiration_days
+  kms_key_arn     = var.claim_check_kms_key_arn
+
   tags = var.tags
 }
 

@@ -59,7 +59,7 @@ output "alarm_names" {
 }
 
 output "bridge_environment" {
-  description = "Environment variables pointing callback-bridge (CLI, worker, client) at this deployment; the archive URLs only with dead_letter_handling."
+  description = "Environment variables pointing callback-bridge (CLI, worker, client) at this deployment; the archive URLs only with dead_letter_handling, the claim-check bucket only with claim_check."
   value = merge(
     {
       AWS_REGION               = var.region
@@ -74,5 +74,18 @@ output "bridge_environment" {
       BRIDGE_JOBS_ARCHIVE_URL    = module.queues.jobs_archive_url
       BRIDGE_RESULTS_ARCHIVE_URL = module.queues.results_archive_url
     } : {},
+    var.claim_check ? {
+      BRIDGE_CLAIM_CHECK_BUCKET = module.claim_check.bucket_id
+    } : {},
   )
+}
+
+output "claim_check_bucket" {
+  description = "Claim-check bucket for outputs too large for a result message (bridge config claim_check_bucket, BRIDGE_CLAIM_CHECK_BUCKET), or null without claim_check. Readers of claim-checked outputs need s3:GetObject on claim_check_objects."
+  value       = module.claim_check.bucket_id
+}
+
+output "claim_check_objects" {
+  description = "ARN of the claim-check objects (<bucket ARN>/claim-checks/*): grant s3:GetObject on it to whoever reads claim-checked outputs (bridge.claim_check.fetch). null without claim_check."
+  value       = module.claim_check.claim_checks_arn
 }

@@ -144,6 +144,30 @@ variable "termination_heartbeat_timeout_seconds" {
 # Dead letters (docs/dead-letters.md)
 ################################################################################
 
+variable "claim_check" {
+  description = "Deploy the claim-check bucket: outputs too large for a result message (or over claim_check_threshold_bytes) are stored under s3://<bucket>/claim-checks/ and the task output becomes a pointer to them (bridge/claim_check.py). false: such outputs fail their task with Bridge.OutputTooLarge."
+  type        = bool
+  default     = true
+}
+
+variable "claim_check_expiration_days" {
+  description = "Days after which a claim-checked output expires (lifecycle rule on claim-checks/); longer than the longest execution plus whatever reads its output afterwards."
+  type        = number
+  default     = 30
+}
+
+variable "claim_check_kms_key_arn" {
+  description = "Customer managed KMS key for the claim-check bucket's default encryption; null (default) uses SSE-S3 (AES256). The workers' role gets kms:GenerateDataKey on it."
+  type        = string
+  default     = null
+}
+
+variable "claim_check_threshold_bytes" {
+  description = "Outputs over this many bytes always go to the claim-check bucket; null (default) claim-checks only outputs that do not fit in a result message. Needs claim_check."
+  type        = number
+  default     = null
+}
+
 variable "dead_letter_handling" {
   description = "Deploy dead-letter handling: archive queues, the DLQs' redrive to them, and the dead-letter Lambda that fails each dead letter's task with Bridge.DeadLettered (or delivers its result) and archives it. false for teams that redrive instead: executions then wait for their own timeouts."
   type        = bool

@@ -70,6 +70,14 @@ locals {
         BRIDGE_WORKER_COMMAND = var.worker_command
       } : k => v if v != null
     },
+    # Claim checks (bridge/claim_check.py): outputs too large for a result message go to S3.
+    {
+      for k, v in {
+        BRIDGE_CLAIM_CHECK_BUCKET    = var.claim_check_bucket
+        BRIDGE_CLAIM_CHECK_THRESHOLD = var.claim_check_threshold_bytes == null ? null : tostring(var.claim_check_threshold_bytes)
+        BRIDGE_CLAIM_CHECK_KMS_KEY   = var.claim_check_bucket == null ? null : var.claim_check_kms_key_arn
+      } : k => v if v != null
+    },
   )
 
   # systemd EnvironmentFile syntax: double-quoted values, backslash and quote escaped.
@@ -149,6 +157,14 @@ data "aws_iam_policy_document" "this" {
     resources = [var.jobs_queue_arn]
   }
 
+  # The results queue's MaximumMessageSize: the largest result sent without a claim check
+  # (bridge.claim_check.queue_limit).
+  statement {
+    sid       = "ReadResultsQueueLimit"
+    actions   = ["sqs:GetQueueAttributes"]
+    resources = [var.results_queue_arn]
+  }
+
   statement {
     sid       = "PublishResultsAndDeadLetterJobs"
     actions   = ["sqs:SendMessage"]
@@ -211,6 +227,29 @@ data "aws_iam_policy_document" "this" {
     sid       = "FindOwnGroup"
     actions   = ["autoscaling:DescribeAutoScalingInstances"]
     resources = ["*"]
+  }
+
+  # Claim checks (bridge/claim_check.py store): one PutObject per output too large for a result
+  # message, under the claim-checks/ prefix only. Readers need s3:GetObject; the workers do not.
+  dynamic "statement" {
+    for_each = var.claim_check_bucket == null ? [] : ["arn:${data.aws_partition.current.partition}:s3:::${var.claim_check_bucket}/claim-checks/*"]
+
+    content {
+      sid       = "WriteClaimChecks"
+      actions   = ["s3:PutObject"]
+      resources = [statement.value]
+    }
+  }
+
+  # SSE-KMS on the claim-check bucket: S3 asks KMS for a data key with the caller's rights.
+  dynamic "statement" {
+    for_each = var.claim_check_bucket == null || var.claim_check_kms_key_arn == null ? [] : [var.claim_check_kms_key_arn]
+
+    content {
+      sid       = "ClaimCheckEncryption"
+      actions   = ["kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
   }
 
   dynamic "statement" {

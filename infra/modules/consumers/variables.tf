@@ -90,6 +90,34 @@ variable "kms_key_arn" {
   }
 }
 
+variable "claim_check_bucket" {
+  description = "Name of the claim-check bucket (the claim_check module's bucket_id), or null (default) for none. When set, worker.env gets BRIDGE_CLAIM_CHECK_BUCKET and the role s3:PutObject on <bucket>/claim-checks/* only; without it, outputs too large for a result message fail with Bridge.OutputTooLarge."
+  type        = string
+  default     = null
+}
+
+variable "claim_check_threshold_bytes" {
+  description = "Outputs over this many bytes always go to the claim-check bucket (BRIDGE_CLAIM_CHECK_THRESHOLD); null (default) claim-checks only what does not fit in a result message. Needs claim_check_bucket."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.claim_check_threshold_bytes == null || try(var.claim_check_threshold_bytes >= 0 && floor(var.claim_check_threshold_bytes) == var.claim_check_threshold_bytes, false)
+    error_message = "claim_check_threshold_bytes must be a whole number >= 0, or null."
+  }
+}
+
+variable "claim_check_kms_key_arn" {
+  description = "ARN of the KMS key of the claim-check bucket's default encryption (the claim_check module's kms_key_arn), if any: adds kms:GenerateDataKey on that key. null for SSE-S3."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.claim_check_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.claim_check_kms_key_arn))
+    error_message = "claim_check_kms_key_arn must be a KMS key ARN (not a key ID or alias) or null."
+  }
+}
+
 ################################################################################
 # Worker
 ################################################################################

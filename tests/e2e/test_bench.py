@@ -1,0 +1,74 @@
+"""``callback-bridge bench``: the three scenarios run on one embedded stack and the report has
+the shape the issue promises; the cost model's duration behaviour."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import cost
+from benchmarks.report import bridge_requests
+
+SCENARIO_KEYS = {
+    "jobs",
+    "jobs_per_s",
+    "latency_ms",
+    "requests_per_job",
+    "bridge_requests_per_job",
+    "state_transitions_per_job",
+    "lambda_invocations_per_job",
+    "usd_per_million_jobs",
+}
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_quick_bench_runs_all_three_scenarios(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge.cli.main", "bench", "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(report) == {"scenarios"}
+    assert set(report["scenarios"]) == {"bridge", "naive", "polling"}
+    for name, figures in report["scenarios"].items():
+        assert set(figures) >= SCENARIO_KEYS, name
+        assert figures["jobs"] > 0 and figures["jobs_per_s"] > 0, name
+        assert figures["status"] == "SUCCEEDED", name
+        assert set(figures["latency_ms"]) == {"p50", "p95", "p99"}, name
+        assert figures["latency_samples"] == figures["jobs"], name
+        requests = figures["requests_per_job"]
+        assert requests["total"] > 0 and requests["sqs:SendMessage"] >= 1, name
+        assert figures["state_transitions_per_job"] >= 1, name
+    # Each callback job is answered exactly once; the naive consumer's mapping takes one a call.
+    for name in ("bridge", "naive"):
+        assert report["scenarios"][name]["requests_per_job"]["states:SendTaskSuccess"] == 1
+    assert report["scenarios"]["naive"]["lambda_invocations_per_job"] == 1
+
+
+def test_bridge_requests_subtract_the_floor_once_per_job() -> None:
+    requests = {"sqs:SendMessage": 20, "states:SendTaskSuccess": 10, "sqs:ReceiveMessage": 5}
+    assert bridge_requests(requests, jobs=10) == 1.5  # 35 - 10 - 10 = 15 over 10 jobs
+    assert bridge_requests({"sqs:SendMessage": 10, "s3:HeadObject": 30}, jobs=10) == 3.0
+
+
+def test_polling_cost_grows_with_duration_and_the_bridge_only_by_keepalive() -> None:
+    job = cost.PerJob(
+        requests={"sqs:SendMessage": 1, "states:SendTaskSuccess": 1}, transitions=5.0,
+        lambda_invocations=0.1, polls=1,
+    )  # fmt: skip
+    bridge = [cost.usd_per_job("bridge", job, s) for s in cost.DURATIONS.values()]
+    polling = [cost.usd_per_job("polling", job, s) for s in cost.DURATIONS.values()]
+    assert polling[2] > 20 * polling[0]  # every 30 s: 120 polls in 1 h, 2 in 1 min
+    assert bridge[2] - bridge[0] < 0.05 * bridge[0]  # keep-alive: a few percent an hour
+    hour = cost.keepalive_per_job_hour()
+    assert hour["requests"]["states:SendTaskHeartbeat"] == 60
