@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +73,27 @@ def test_polling_cost_grows_with_duration_and_the_bridge_only_by_keepalive() -> 
     assert bridge[2] - bridge[0] < 0.05 * bridge[0]  # keep-alive: a few percent an hour
     hour = cost.keepalive_per_job_hour()
     assert hour["requests"]["states:SendTaskHeartbeat"] == 60
+
+
+def test_ledger_names_the_queue_and_the_bucket_of_each_request() -> None:
+    import io
+
+    from benchmarks.ledger import RequestLedger
+
+    body = json.dumps({"QueueUrl": "http://127.0.0.1:1/123456789012/bench-naive-jobs"}).encode()
+    sqs: dict[str, Any] = {
+        "HTTP_X_AMZ_TARGET": "AmazonSQS.ReceiveMessage",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+    }
+    assert RequestLedger.key(sqs) == ("sqs:ReceiveMessage", "bench-naive-jobs")
+    assert sqs["wsgi.input"].read() == body  # put back for moto
+    s3 = {
+        "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=ak/20261126/us-east-1/s3/aws4_request",
+        "HTTP_HOST": "127.0.0.1:1",
+        "PATH_INFO": "/bench-polling-status/status/x/0",
+        "REQUEST_METHOD": "HEAD",
+    }
+    assert RequestLedger.key(s3) == ("s3:HeadObject", "bench-polling-status")
+    sfn = {"HTTP_X_AMZ_TARGET": "AWSStepFunctions.SendTaskSuccess"}
+    assert RequestLedger.key(sfn) == ("states:SendTaskSuccess", "")

@@ -1,0 +1,129 @@
+"""Count every request the embedded server answers, by API *and* by the queue or bucket it
+touches, so one server can host several scenarios and charge each only its own requests.
+
+The embedded stack's own counter (``LocalStack.request_counts()``, a WSGI middleware in front
+of moto) sees every client: workers in other processes, the embedded event source mapping, the
+completion handler and moto's Step Functions interpreter, which calls SQS and S3 through the same
+server. It counts by API only, and skips S3 (REST protocol: no action name). The ledger sits
+directly behind that counter (it wraps the counter's ``app``), sees the same requests, and adds
+the resource and S3's operations. Nothing in ``bridge/`` changes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlparse
+
+from bridge.local_stack.server import RequestCounter
+
+Key = tuple[str, str]  # (api, resource): ("sqs:ReceiveMessage", "bench-naive-jobs")
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+_S3_METHODS = {"PUT": "PutObject", "HEAD": "HeadObject", "GET": "GetObject", "DELETE": "Delete"}
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The request body, put back for moto (the WSGI input is a stream)."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return bytes(body)
+
+
+def _queue_name(body: bytes) -> str:
+    try:
+        url = json.loads(body or b"{}").get("QueueUrl", "")
+    except (ValueError, AttributeError):
+        return ""
+    return str(url).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _s3_key(environ: dict[str, Any]) -> Key | None:
+    """S3 speaks REST: the service is in the signature's credential scope."""
+    if "/s3/aws4_request" not in environ.get("HTTP_AUTHORIZATION", ""):
+        return None
+    parts = [p for p in environ.get("PATH_INFO", "").split("/") if p]
+    host = environ.get("HTTP_HOST", "").split(":")[0]
+    if host.count(".") and not host.replace(".", "").isdigit() and not host.startswith("localhost"):
+        bucket, has_key = host.split(".", 1)[0], bool(parts)  # virtual-hosted style
+    else:
+        bucket, has_key = (parts[0] if parts else ""), len(parts) > 1
+    method = environ.get("REQUEST_METHOD", "GET")
+    if not has_key:
+        return (f"s3:{'ListObjects' if method == 'GET' else method + 'Bucket'}", bucket)
+    return (f"s3:{_S3_METHODS.get(method, method)}", bucket)
+
+
+class RequestLedger:
+    """WSGI middleware: ``(api, resource)`` counts; resource is a queue name, a bucket, or ''."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._counts: Counter[Key] = Counter()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        key = self.key(environ)
+        if key is not None:
+            with self._lock:
+                self._counts[key] += 1
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def key(environ: dict[str, Any]) -> Key | None:
+        s3 = _s3_key(environ)
+        if s3 is not None:
+            return s3
+        api = RequestCounter.api_name(environ)
+        if api is None:
+            return None
+        if api.startswith("sqs:"):
+            return (api, _queue_name(_read_body(environ)))
+        return (api, "")
+
+    def snapshot(self) -> Counter[Key]:
+        with self._lock:
+            return Counter(self._counts)
+
+    def count(self, api: str, resource: str) -> int:
+        with self._lock:
+            return self._counts[(api, resource)]
+
+    def wait_for(self, api: str, resource: str, at_least: int, timeout_s: float) -> bool:
+        """Wait until ``api`` on ``resource`` was called ``at_least`` times (consumers are
+        up once each has long-polled its queue)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.count(api, resource) >= at_least:
+                return True
+            time.sleep(0.05)
+        return False
+
+    @classmethod
+    def install(cls, stack: Any) -> RequestLedger:
+        """Put a ledger behind ``stack``'s request counter (a started ``LocalStack``)."""
+        counter = stack.server.counter
+        assert counter is not None, "the stack is not started"
+        ledger = cls(counter.app)
+        counter.app = ledger
+        return ledger
+
+
+def queue_name(url: str) -> str:
+    return urlparse(url).path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def window(before: Counter[Key], after: Counter[Key], resources: set[str]) -> dict[str, int]:
+    """Requests by API between two snapshots: on ``resources`` (queues, buckets), plus every
+    request that names none (Step Functions)."""
+    out: Counter[str] = Counter()
+    for (api, resource), n in (after - before).items():
+        if resource in resources or (resource == "" and not api.startswith(("sqs:", "s3:"))):
+            out[api] += n
+    return dict(out)

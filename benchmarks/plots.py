@@ -1,0 +1,102 @@
+"""PNG plots of a ``callback-bridge bench --output report.json`` run (matplotlib: the optional
+``bench`` extra).
+
+* ``added-latency.png``: the distribution (empirical CDF) of each scenario's added latency,
+  job finished on the consumer → Step Functions task closed (polling: at its default interval);
+* ``cost-vs-duration.png``: dollars per job against job duration, 1 minute to 12 hours, from
+  the cost model (:mod:`benchmarks.cost`) fed with the run's measured requests and transitions.
+
+    .venv/bin/python -m benchmarks.plots report.json docs/img
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks import cost
+
+COLOURS = {"bridge": "tab:green", "naive": "tab:orange", "polling": "tab:red"}
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit(
+            "matplotlib is not installed: pip install 'callback-bridge[bench]'"
+        ) from None
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def latency_plot(report: dict[str, Any], path: Path, command: str) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, values in report["samples"].items():
+        if not values:
+            continue
+        ordered = sorted(max(v, 1.0) for v in values)
+        share = [(i + 1) / len(ordered) for i in range(len(ordered))]
+        ax.step(ordered, share, where="post", label=name, color=COLOURS.get(name))
+    ax.set_xscale("log")
+    ax.set_xlabel("added latency, ms (job finished → task closed; log scale)")
+    ax.set_ylabel("share of jobs")
+    interval = report.get("interval_s", cost.DURATIONS)
+    ax.set_title(f"Added latency (polling at its {interval} s interval)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.text(0.01, 0.01, command, fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def cost_plot(report: dict[str, Any], path: Path, command: str) -> None:
+    plt = _pyplot()
+    durations = [60 * m for m in (1, 2, 5, 10, 20, 30, 60, 120, 240, 480, 720)]
+    interval = float(report.get("interval_s", 30))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    lines = dict(report["per_job"])
+    if "bridge" in lines:
+        lines["activities"] = lines["bridge"]
+    for name, fields in lines.items():
+        job = cost.PerJob(**fields)
+        usd = [cost.usd_per_job(name, job, d, interval) * 1e6 for d in durations]
+        style = "--" if name == "activities" else "-"
+        label = "activities (on paper)" if name == "activities" else name
+        ax.plot([d / 60 for d in durations], usd, style, label=label, color=COLOURS.get(name))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("job duration, minutes (log scale)")
+    ax.set_ylabel(f"$ per million jobs ({cost.REGION}, prices {cost.PRICES_AS_OF})")
+    ax.set_title(f"Cost against job duration (polling every {interval:.0f} s)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.text(0.01, 0.01, command, fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Plot a bench report (--output JSON).")
+    parser.add_argument("report", type=Path)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument(
+        "--command", default="", help="The command that produced the report (printed on plots)."
+    )
+    args = parser.parse_args(argv)
+    report = json.loads(args.report.read_text())
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    latency_plot(report, args.out_dir / "bench-added-latency.png", args.command)
+    cost_plot(report, args.out_dir / "bench-cost-vs-duration.png", args.command)
+    print(f"wrote {args.out_dir}/bench-added-latency.png, bench-cost-vs-duration.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,446 @@
+"""The three scenarios, one after another on **one** embedded stack, so ratios hold on a noisy
+machine:
+
+* ``bridge``: the stack as configured (its completion mapping: batch size 10) and real
+  ``callback-bridge worker`` processes with their default flags except ``--concurrency``;
+* ``naive``: the same state machine template on a second pair of queues, consumers that receive
+  1 / run / send 1 result (contract v1) / delete 1 (:mod:`benchmarks.naive_consumer`), and a
+  second local event source mapping of the same completion handler with batch size 1
+  (``EventSourceSettings(batch_size=1)``, the rest as the stack's);
+* ``polling``: :mod:`benchmarks.polling`'s state machine, a work queue and an S3 status bucket.
+
+Requests are charged to a scenario when they touch its queues or bucket, or name no resource
+(Step Functions), during its run (:mod:`benchmarks.ledger`); the DLQ pollers of the stack's
+dead-letter handler are charged to none (a fixed cost per queue, not per job).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from benchmarks import measure, polling
+from benchmarks.ledger import RequestLedger, queue_name, window
+from benchmarks.measure import HandlerMeter, Observers, ResultTimes
+from bridge import completion
+from bridge.demo import DEMO_HANDLER, wait_for_execution
+from bridge.local_stack import LocalStack, StackSettings
+from bridge.local_stack.event_source import LocalEventSourceMapping
+from bridge.local_stack.resources import LOCAL_ROLE_ARN
+from bridge.state_machine import render_definition
+
+log = logging.getLogger(__name__)
+
+SCENARIOS = ("bridge", "naive", "polling")
+#: Calls the harness makes (start, progress, history): the same in every pattern, not per job.
+HARNESS_APIS = frozenset(
+    {"states:StartExecution", "states:DescribeExecution", "states:GetExecutionHistory"}
+)
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    jobs: int = 1000
+    consumers: int = 2
+    #: Slots per consumer process (bridge: --concurrency; naive and polling: threads). 10 lets
+    #: the bridge fill its batches of 10.
+    concurrency: int = 10
+    job_ms: tuple[int, int] = (100, 300)
+    interval: polling.PollingInterval = field(default_factory=polling.PollingInterval)
+    scenarios: tuple[str, ...] = SCENARIOS
+    timeout_s: float = 600
+    seed: int = 7
+    #: Queue every job before the consumers start (full batches), instead of starting them first.
+    backlog: bool = False
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1 or self.consumers < 1 or self.concurrency < 1:
+            raise ValueError("jobs, consumers and concurrency must each be at least 1")
+        unknown = set(self.scenarios) - set(SCENARIOS)
+        if unknown:
+            raise ValueError(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
+
+    def items(self) -> list[dict[str, Any]]:
+        rng = random.Random(self.seed)
+        return [
+            {"type": "demo", "n": n, "sleep_ms": rng.randint(*self.job_ms)}
+            for n in range(self.jobs)
+        ]
+
+
+#: Small enough for under 90 s on 2 cores.
+QUICK = BenchPlan(jobs=100, interval=polling.PollingInterval(scale=30))
+
+
+@dataclass
+class Measured:
+    """One scenario's raw measurements (:mod:`benchmarks.report` turns them into figures)."""
+
+    name: str
+    jobs: int
+    elapsed_s: float
+    status: str
+    requests: dict[str, int]
+    transitions: int
+    added_ms: list[float]
+    queued_ms: list[float]
+    lambda_invocations: int = 0
+    completion_wall_s: float = 0.0
+    completion_cpu_s: float = 0.0
+    consumer_cpu_s: float = 0.0
+    consumer_peak_rss: int = 0
+    polls: int = 0
+    #: Polling: the added latency at the default interval (measure.at_default_interval).
+    added_default_ms: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    failure: str = ""
+    #: Callback scenarios: finished → the completion handler's callback answered.
+    callback_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    """What one scenario hands :meth:`Bench.execute`."""
+
+    name: str
+    machine_arn: str
+    payload: dict[str, Any]
+    #: Queues and buckets whose requests are this scenario's.
+    resources: set[str]
+    jobs_queue: str
+    #: Jobs finished so far (progress, and the wait for the last deletes).
+    done: Callable[[], int]
+    #: One consumer process; ``processes`` of them with ``loops`` receive loops in all.
+    command: list[str]
+    loops: int
+    #: SIGTERMs to stop a consumer (bridge workers: 2, release at once; no job runs by then).
+    stop_signals: int = 1
+
+
+@dataclass
+class Outcome:
+    status: str
+    elapsed_s: float
+    requests: dict[str, int]
+    events: list[dict[str, Any]]
+    consumer_cpu_s: float
+    consumer_peak_rss: int
+    #: The execution's error and cause when it did not succeed.
+    failure: str = ""
+
+
+@dataclass
+class Bench:
+    """The stack and the instruments every scenario shares."""
+
+    plan: BenchPlan
+    stack: LocalStack
+    ledger: RequestLedger
+    observers: Observers
+    work_dir: Path
+    progress: Progress
+
+    @property
+    def clients(self) -> Any:
+        assert self.stack.clients is not None
+        return self.stack.clients
+
+    def spawn(self, run: Run) -> list[subprocess.Popen[bytes]]:
+        """Start the consumers; they are up once ``run.loops`` receives reached their queue."""
+        base = self.ledger.count("sqs:ReceiveMessage", run.jobs_queue)
+        processes = [
+            subprocess.Popen(
+                run.command,
+                stdout=subprocess.DEVNULL,
+                stderr=(self.work_dir / f"{run.name}-consumer-{i}.log").open("wb"),
+            )
+            for i in range(self.plan.consumers)
+        ]
+        if not self.ledger.wait_for(
+            "sqs:ReceiveMessage", run.jobs_queue, base + run.loops, timeout_s=60
+        ):
+            stop(processes)
+            raise RuntimeError(f"{run.name}: consumers did not start within 60 s")
+        return processes
+
+    def _await_backlog(self, run: Run, execution_arn: str, queued: int) -> None:
+        """Until every job is queued (or the execution ended: a failed one queues no more)."""
+        deadline = time.monotonic() + self.plan.timeout_s
+        while time.monotonic() < deadline:
+            if self.ledger.wait_for("sqs:SendMessage", run.jobs_queue, queued, timeout_s=1):
+                return
+            self.progress(run.name, 0, self.plan.jobs)
+            status = self.clients.sfn.describe_execution(executionArn=execution_arn)["status"]
+            if status != "RUNNING":
+                return
+        raise RuntimeError(f"{run.name}: the jobs were not all queued in time")
+
+    def execute(self, run: Run) -> Outcome:
+        """Start one execution (consumers first, or after every job is queued with
+        ``plan.backlog``), wait for it, and measure."""
+        sfn, jobs = self.clients.sfn, self.plan.jobs
+        consumers: list[subprocess.Popen[bytes]] = []
+        try:
+            if not self.plan.backlog:
+                consumers = self.spawn(run)
+            before = self.ledger.snapshot()
+            started = time.monotonic()
+            arn = sfn.start_execution(
+                stateMachineArn=run.machine_arn,
+                name=f"bench-{run.name}-{uuid.uuid4().hex[:8]}",
+                input=json.dumps(run.payload),
+            )["executionArn"]
+            if self.plan.backlog:
+                self._await_backlog(run, arn, before[("sqs:SendMessage", run.jobs_queue)] + jobs)
+                consumers = self.spawn(run)
+                started = time.monotonic()
+            described = wait_for_execution(
+                sfn,
+                arn,
+                self.plan.timeout_s,
+                on_poll=lambda: self.progress(run.name, run.done(), jobs),
+            )
+            elapsed = time.monotonic() - started
+            settle = time.monotonic() + 5  # the last deletes follow the last callback
+            while run.done() < jobs and time.monotonic() < settle:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            self.progress(run.name, run.done(), jobs)
+            requests = window(before, self.ledger.snapshot(), run.resources)
+            cpu, rss = consumer_stats(consumers)
+        finally:
+            stop(consumers, run.stop_signals)
+        if described["status"] != "SUCCEEDED":
+            log.warning(
+                "%s: execution %s: %s %s",
+                run.name,
+                described["status"],
+                described.get("error", ""),
+                str(described.get("cause", ""))[:2000],
+            )
+        events = measure.history(sfn, arn)
+        return Outcome(
+            described["status"],
+            elapsed,
+            {a: n for a, n in requests.items() if a not in HARNESS_APIS},
+            events,
+            cpu,
+            rss,
+            failure=measure.first_failure(events) if described["status"] != "SUCCEEDED" else "",
+        )
+
+
+def consumer_stats(processes: list[subprocess.Popen[bytes]]) -> tuple[float, int]:
+    stats = [measure.process_stats(p.pid) for p in processes]
+    return sum(c for c, _ in stats), max((r for _, r in stats), default=0)
+
+
+def stop(processes: list[subprocess.Popen[bytes]], signals: int = 1) -> None:
+    """SIGTERM (``signals`` times, 0.3 s apart), then wait; kill what is left after 15 s."""
+    for n in range(signals):
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        if n + 1 < signals:
+            time.sleep(0.3)
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _with_failure(out: Outcome, measured: Measured, results: ResultTimes | None = None) -> Measured:
+    measured.failure = out.failure
+    if results is not None:
+        measured.callback_ms = results.callback_ms()
+    return measured
+
+
+def _consumer_command(
+    endpoint: str, queue_url: str, mode: str, target: str, threads: int
+) -> list[str]:
+    return [
+        sys.executable, "-m", "benchmarks.naive_consumer", "--endpoint-url", endpoint,
+        "--jobs-queue-url", queue_url, "--mode", mode, "--target", target,
+        "--threads", str(threads),
+    ]  # fmt: skip
+
+
+def run_bridge(bench: Bench) -> Measured:
+    stack, plan = bench.stack, bench.plan
+    assert stack.config and stack.event_source and stack.state_file
+    results = ResultTimes()
+    bench.observers.current = results
+    meter = stack.event_source.handler
+    assert isinstance(meter, HandlerMeter)
+    jobs_q = queue_name(stack.config.jobs_queue_url or "")
+    results_q = queue_name(stack.config.results_queue_url or "")
+    command = [sys.executable, "-m", "bridge.cli.main", "worker", "--state-file"]
+    command += [str(stack.state_file), "--handler", DEMO_HANDLER]
+    command += ["--concurrency", str(plan.concurrency), "--log-level", "WARNING"]
+    inv0, _, wall0, cpu0 = meter.snapshot()
+    out = bench.execute(
+        Run(
+            "bridge", stack.config.state_machine_arn or "", {"jobs": plan.items()},
+            {jobs_q, results_q}, jobs_q, lambda: results.done, command,
+            loops=plan.consumers, stop_signals=2,
+        )
+    )  # fmt: skip
+    inv1, _, wall1, cpu1 = meter.snapshot()
+    added, queued = measure.latencies(measure.callback_closes(out.events), results.jobs)
+    return _with_failure(out, Measured(
+        "bridge", plan.jobs, out.elapsed_s, out.status, out.requests,
+        measure.state_transitions(out.events), added, queued, inv1 - inv0, wall1 - wall0,
+        cpu1 - cpu0, out.consumer_cpu_s, out.consumer_peak_rss,
+    ), results)  # fmt: skip
+
+
+def _naive_queues(sqs: Any, prefix: str) -> tuple[str, str, str]:
+    dlq = sqs.create_queue(QueueName=f"{prefix}-results-dlq")["QueueUrl"]
+    jobs = sqs.create_queue(QueueName=f"{prefix}-jobs", Attributes={"VisibilityTimeout": "60"})
+    results = sqs.create_queue(
+        QueueName=f"{prefix}-results", Attributes={"VisibilityTimeout": "30"}
+    )
+    return jobs["QueueUrl"], results["QueueUrl"], dlq
+
+
+def run_naive(bench: Bench) -> Measured:
+    stack, plan, clients = bench.stack, bench.plan, bench.clients
+    assert stack.config
+    jobs_url, results_url, dlq_url = _naive_queues(clients.sqs, "bench-naive")
+    definition = render_definition(stack.settings.state_machine_params(jobs_url))
+    machine = clients.sfn.create_state_machine(
+        name="bench-naive", definition=definition, roleArn=LOCAL_ROLE_ARN
+    )["stateMachineArn"]
+    settings = replace(stack.event_source_settings, batch_size=1)
+    lambda_clients = completion.build_lambda_clients(
+        stack.config, pool_size=completion.DEFAULT_WORKERS * settings.maximum_concurrency
+    )
+    meter = HandlerMeter(
+        completion.make_handler(
+            completion.Completion(lambda_clients.sfn, lambda_clients.sqs, dlq_url)
+        )
+    )
+    results = ResultTimes()
+    mapping = LocalEventSourceMapping(
+        clients.sqs, results_url, meter, region="us-east-1", observer=results, settings=settings
+    ).start()
+    jobs_q, results_q = queue_name(jobs_url), queue_name(results_url)
+    command = _consumer_command(
+        stack.server.endpoint_url, jobs_url, "callback", results_url, plan.concurrency
+    )
+    try:
+        out = bench.execute(
+            Run(
+                "naive", machine, {"jobs": plan.items()}, {jobs_q, results_q}, jobs_q,
+                lambda: results.done, command, loops=plan.consumers * plan.concurrency,
+            )
+        )  # fmt: skip
+    finally:
+        mapping.stop()
+    invocations, _, wall, cpu_completion = meter.snapshot()
+    added, queued = measure.latencies(measure.callback_closes(out.events), results.jobs)
+    return _with_failure(out, Measured(
+        "naive", plan.jobs, out.elapsed_s, out.status, out.requests,
+        measure.state_transitions(out.events), added, queued, invocations, wall,
+        cpu_completion, out.consumer_cpu_s, out.consumer_peak_rss,
+        notes=[f"completion mapping batch size {settings.batch_size}, same stack"],
+    ), results)  # fmt: skip
+
+
+def run_polling(bench: Bench) -> Measured:
+    stack, plan, clients = bench.stack, bench.plan, bench.clients
+    work_url = clients.sqs.create_queue(
+        QueueName="bench-polling-work", Attributes={"VisibilityTimeout": "60"}
+    )["QueueUrl"]
+    bucket = "bench-polling-status"
+    clients.s3.create_bucket(Bucket=bucket)
+    machine = clients.sfn.create_state_machine(
+        name="bench-polling", definition=polling.render(work_url, bucket), roleArn=LOCAL_ROLE_ARN
+    )["stateMachineArn"]
+    work_q = queue_name(work_url)
+    command = _consumer_command(
+        stack.server.endpoint_url, work_url, "status", bucket, plan.concurrency
+    )
+    out = bench.execute(
+        Run(
+            "polling", machine,
+            {"jobs": plan.items(), "interval_seconds": plan.interval.run_s},
+            {work_q, bucket}, work_q, lambda: bench.ledger.count("s3:PutObject", bucket),
+            command, loops=plan.consumers * plan.concurrency,
+        )
+    )  # fmt: skip
+    closes, times, checked = measure.polling_closes(out.events)
+    added, queued = measure.latencies(closes, times)
+    at_default = measure.at_default_interval(
+        closes, times, checked, plan.interval.run_s, plan.interval.scale
+    )
+    checks = out.requests.get("s3:HeadObject", 0)
+    return _with_failure(out, Measured(
+        "polling", plan.jobs, out.elapsed_s, out.status, out.requests,
+        measure.state_transitions(out.events), added, queued, lambda_invocations=checks,
+        consumer_cpu_s=out.consumer_cpu_s, consumer_peak_rss=out.consumer_peak_rss,
+        polls=checks, added_default_ms=at_default,
+        notes=[
+            f"interval {plan.interval.run_s} s in the run (default {plan.interval.default_s} s "
+            f"scaled down {plan.interval.scale}x); latency_ms: at the default interval (the "
+            "wait after each job finished scaled back up), latency_ms_measured: as run",
+            "status checks: aws-sdk:s3:headObject standing in for the status Lambda; "
+            "lambda_invocations_per_job counts them",
+        ],
+    ))  # fmt: skip
+
+
+RUNNERS: dict[str, Callable[[Bench], Measured]] = {
+    "bridge": run_bridge,
+    "naive": run_naive,
+    "polling": run_polling,
+}
+
+
+def run_bench(
+    plan: BenchPlan, progress: Progress | None = None, work_dir: Path | None = None
+) -> tuple[list[Measured], Path]:
+    """Run ``plan``'s scenarios on one embedded stack; returns the measurements and the
+    directory holding the consumers' and completion handler's logs."""
+    work_dir = work_dir or Path(tempfile.mkdtemp(prefix="callback-bridge-bench-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    observers = Observers()
+    # As the demo: no HeartbeatSeconds, task timeouts that fit a benchmark's backlog.
+    settings = StackSettings(
+        timeout_seconds=600, max_queue_wait_s=300, job_timeout_s=120, instance_group=False
+    )
+    measured: list[Measured] = []
+    with (
+        (work_dir / "completion.log").open("w") as handler_log,
+        LocalStack(
+            settings,
+            state_file=work_dir / "local.json",
+            observer=observers,
+            handler_log=handler_log,
+        ) as stack,
+    ):
+        assert stack.event_source is not None
+        stack.event_source.handler = HandlerMeter(stack.event_source.handler)
+        bench = Bench(
+            plan, stack, RequestLedger.install(stack), observers, work_dir,
+            progress or (lambda _n, _d, _t: None),
+        )  # fmt: skip
+        for name in plan.scenarios:
+            measured.append(RUNNERS[name](bench))
+            observers.current = None
+    return measured, work_dir

@@ -1,0 +1,156 @@
+"""``callback-bridge bench``: the bridge against a naive callback consumer and the polling
+pattern, on one embedded stack (benchmarks/; docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from bridge.cli.options import fail
+
+
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="100 jobs a scenario, polling every 1 s (< 90 s).")
+    ] = False,
+    jobs: Annotated[
+        int | None, typer.Option(min=1, max=10_000, help="Jobs per scenario [1000; quick 100].")
+    ] = None,
+    consumers: Annotated[int, typer.Option(min=1, max=32, help="Consumer processes.")] = 2,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=100, help="Jobs per consumer at once.")
+    ] = 10,
+    interval: Annotated[
+        int, typer.Option(min=1, help="The polling pattern's interval to report, seconds.")
+    ] = 30,
+    scale: Annotated[
+        int, typer.Option(min=1, help="Run the polling interval this many times faster.")
+    ] = 30,
+    scenarios: Annotated[
+        str, typer.Option(help="Comma-separated: bridge,naive,polling.")
+    ] = "bridge,naive,polling",
+    job_ms: Annotated[
+        str, typer.Option(help="Job durations, 'MIN,MAX' milliseconds (uniform).")
+    ] = "100,300",
+    backlog: Annotated[
+        bool,
+        typer.Option(
+            "--backlog", help="Queue every job before the consumers start (full batches)."
+        ),
+    ] = False,
+    work_dir: Annotated[Path | None, typer.Option(help="Keep logs here.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the whole report as JSON (targets, prices, plan, machine, raw "
+            "latencies: input of python -m benchmarks.plots)."
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help='Last line: {"scenarios": {...}} as JSON.')
+    ] = False,
+) -> None:
+    """Run the scenarios one after another on one embedded stack and compare them."""
+    try:
+        from benchmarks import report
+        from benchmarks.polling import PollingInterval
+        from benchmarks.scenarios import BenchPlan, run_bench
+    except ImportError as exc:
+        fail(f"bench runs from a source checkout (benchmarks/ is not in the wheel): {exc}")
+    from bridge.local_stack.stack import quiet_moto_logs
+
+    try:
+        low, _, high = job_ms.partition(",")
+        if not (low.strip().isdigit() and (high or low).strip().isdigit()):
+            raise ValueError(f"--job-ms must be 'MIN,MAX' in whole milliseconds, got {job_ms!r}")
+        durations = (int(low), int(high or low))
+        if not durations[0] <= durations[1]:
+            raise ValueError(f"--job-ms must be 'MIN,MAX' with 0 <= MIN <= MAX, got {job_ms!r}")
+        plan = BenchPlan(
+            jobs=jobs or (100 if quick else 1000),
+            consumers=consumers,
+            concurrency=concurrency,
+            interval=PollingInterval(default_s=interval, scale=scale),
+            job_ms=durations,
+            backlog=backlog,
+            scenarios=tuple(s.strip() for s in scenarios.split(",") if s.strip()),
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    quiet_moto_logs()
+    logging.getLogger("bridge").setLevel(logging.WARNING)
+    console = Console(stderr=json_output)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=json_output,
+    ) as bar:
+        tasks = {name: bar.add_task(name, total=plan.jobs) for name in plan.scenarios}
+        measured, logs = run_bench(
+            plan,
+            progress=lambda name, done, total: bar.update(tasks[name], completed=done),
+            work_dir=work_dir,
+        )
+    result = report.build(measured, plan)
+    if output is not None:
+        output.write_text(json.dumps(result, indent=2) + "\n")
+    print_report(console, result, logs)
+    if json_output:
+        typer.echo(json.dumps({"scenarios": result["scenarios"]}))
+    failed = [n for n, s in result["scenarios"].items() if s["status"] != "SUCCEEDED"]
+    raise typer.Exit(1 if failed else 0)
+
+
+ROWS = [
+    ("jobs", lambda s: s["jobs"]),
+    ("execution", lambda s: s["status"]),
+    ("jobs/s", lambda s: s["jobs_per_s"]),
+    ("added latency ms p50/p95/p99", lambda s: "{p50} / {p95} / {p99}".format(**s["latency_ms"])),
+    ("queueing ms p50/p95", lambda s: "{p50} / {p95}".format(**s["queueing_ms"])),
+    ("requests/job", lambda s: s["requests_per_job"]["total"]),
+    ("bridge requests/job", lambda s: s["bridge_requests_per_job"]),
+    ("state transitions/job", lambda s: s["state_transitions_per_job"]),
+    ("Lambda invocations/job", lambda s: s["lambda_invocations_per_job"]),
+    ("consumer CPU s/job", lambda s: s["consumer_cpu_s_per_job"]),
+    ("consumer peak RSS MB", lambda s: s["consumer_peak_rss_mb"]),
+    ("completion s/job wall", lambda s: s["completion_s_per_job"]["wall"]),
+]
+
+
+def print_report(console: Console, result: dict[str, Any], logs: Path) -> None:
+    scenarios = result["scenarios"]
+    table = Table(title="callback-bridge bench (one embedded stack)")
+    table.add_column("")
+    for name in scenarios:
+        table.add_column(name, justify="right")
+    for label, get in ROWS:
+        table.add_row(label, *(str(get(s)) for s in scenarios.values()))
+    apis = sorted({a for s in scenarios.values() for a in s["requests_per_job"]} - {"total"})
+    for api in apis:
+        table.add_row(
+            f"  {api}", *(str(s["requests_per_job"].get(api, "")) for s in scenarios.values())
+        )
+    for label in next(iter(scenarios.values()))["usd_per_million_jobs"]:
+        table.add_row(
+            f"$ per million jobs, {label}",
+            *(str(s["usd_per_million_jobs"][label]) for s in scenarios.values()),
+        )
+    console.print(table)
+    if result["activities_usd_per_million_jobs"]:
+        console.print(
+            "Step Functions Activities (on paper), $ per million jobs:",
+            result["activities_usd_per_million_jobs"],
+        )
+    console.print("targets:", result["targets"])
+    console.print(f"prices: us-east-1 as of {result['prices']['as_of']} (benchmarks/cost.py)")
+    console.print(f"logs: {logs}")
