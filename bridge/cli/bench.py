@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
+from bridge.cli.display import progress_bar
 from bridge.cli.options import fail
 
 
@@ -87,14 +87,7 @@ def bench(
     quiet_moto_logs()
     logging.getLogger("bridge").setLevel(logging.WARNING)
     console = Console(stderr=json_output)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=json_output,
-    ) as bar:
+    with progress_bar(console, transient=json_output) as bar:
         tasks = {name: bar.add_task(name, total=plan.jobs) for name in plan.scenarios}
         measured, logs = run_bench(
             plan,

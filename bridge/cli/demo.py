@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
+from bridge.cli.display import progress_bar
 from bridge.cli.options import fail
 
 
@@ -47,14 +47,7 @@ def demo(
     quiet_moto_logs()
     logging.getLogger("bridge").setLevel(logging.WARNING)
     console = Console(stderr=json_output)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=json_output,
-    ) as bar:
+    with progress_bar(console, transient=json_output) as bar:
         task = bar.add_task(f"{jobs} jobs on {consumers} consumers", total=jobs)
         summary = run_demo(
             plan, progress=lambda done, total: bar.update(task, completed=done), work_dir=work_dir
