@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.contract import (
@@ -66,11 +66,16 @@ class Intake:
     token_path: str | None = None
     input_path: str = "$"
     default_type: str = "default"
+    _token_keys: list[str] | None = field(init=False, default=None, repr=False, compare=False)
+    _input_keys: list[str] = field(init=False, default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.token_path is not None:
-            check_path(self.token_path, "--token-path")
-        check_path(self.input_path, "--input-path")
+        # Parsed once here (refusing a bad path at start), not once per message.
+        token_keys = (
+            None if self.token_path is None else check_path(self.token_path, "--token-path")
+        )
+        object.__setattr__(self, "_token_keys", token_keys)
+        object.__setattr__(self, "_input_keys", check_path(self.input_path, "--input-path"))
 
     def parse(self, message: dict[str, Any]) -> Job:
         """The job in ``message``; raises :class:`Rejection`."""
@@ -87,18 +92,17 @@ class Intake:
             data = json.loads(body)
         except (TypeError, ValueError) as exc:
             raise Rejection("body", f"not JSON ({exc})") from None
-        assert self.token_path is not None
+        token_path, token_keys = self.token_path or "$", self._token_keys or []
         try:
-            token = _select(data, check_path(self.token_path, "--token-path"))
+            token = _select(data, token_keys)
         except KeyError:
-            raise Rejection(self.token_path, "no task token at this path") from None
+            raise Rejection(token_path, "no task token at this path") from None
         if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
-            raise Rejection(self.token_path, f"not a task token (1..{MAX_TOKEN_CHARS} characters)")
+            raise Rejection(token_path, f"not a task token (1..{MAX_TOKEN_CHARS} characters)")
         try:
-            job_input = _select(data, check_path(self.input_path, "--input-path"))
+            job_input = _select(data, self._input_keys)
         except KeyError:
             raise Rejection(self.input_path, "no job input at this path", token) from None
-        token_keys = check_path(self.token_path, "--token-path")
         if self.input_path == "$" and len(token_keys) == 1 and isinstance(job_input, dict):
             # The token is a bearer credential: the handler gets the message without it.
             job_input = {k: v for k, v in job_input.items() if k != token_keys[0]}
