@@ -84,9 +84,23 @@ _applied: list[Patch] = []
 
 def registry() -> list[Patch]:
     """Every patch, in the order they are applied."""
-    from bridge.local_stack.compat import autoscaling, sqs_redrive, sqs_speed, stepfunctions
+    from bridge.local_stack.compat import (
+        autoscaling,
+        sfn_limits,
+        sfn_scale,
+        sqs_redrive,
+        sqs_speed,
+        stepfunctions,
+    )
 
-    return [*stepfunctions.PATCHES, *sqs_redrive.PATCHES, *sqs_speed.PATCHES, *autoscaling.PATCHES]
+    return [
+        *stepfunctions.PATCHES,
+        *sfn_scale.PATCHES,
+        *sfn_limits.PATCHES,
+        *sqs_redrive.PATCHES,
+        *sqs_speed.PATCHES,
+        *autoscaling.PATCHES,
+    ]
 
 
 def apply(patches: Iterable[Patch] | None = None) -> list[str]:
