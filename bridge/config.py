@@ -32,6 +32,7 @@ ENVIRONMENT = {
     "instance_id": "BRIDGE_INSTANCE_ID",
     "metadata_endpoint": "AWS_EC2_METADATA_SERVICE_ENDPOINT",
     "claim_check_bucket": "BRIDGE_CLAIM_CHECK_BUCKET",
+    "fanout_bucket": "BRIDGE_FANOUT_BUCKET",
 }
 
 
@@ -64,6 +65,9 @@ class BridgeConfig(BaseModel):
     #: S3 bucket for outputs too large for a result message (bridge.claim_check); without
     #: one such outputs fail ``Bridge.OutputTooLarge``.
     claim_check_bucket: str | None = None
+    #: S3 bucket of large fan-outs (bridge.fanout): job files under items/, the Distributed
+    #: Map's result files under results/.
+    fanout_bucket: str | None = None
     #: Only the embedded stack sets these (dummy values); on AWS the default chain is used.
     access_key_id: str | None = None
     secret_access_key: str | None = None

@@ -122,6 +122,26 @@ class StateMachineParams:
         tolerated["percentage"] = 100 if percentage is None else percentage
         return tolerated
 
+    def map_run_tolerance(self) -> str:
+        """The same policy as the S3-fed Distributed Map's own fields (one placeholder), which
+        its Map Run enforces: there a failed job fails its child execution, and the Map's
+        output is the ResultWriter's, so the template cannot count entries. "report" tolerates
+        100%. A limit of 0 (count or percentage) means "no failure", rendered as the count 0
+        alone: a zero threshold beside another reads as "unset" in places (the compat patch
+        sfn-distributed-map-failures follows moto there), so none is ever rendered.
+        """
+        if self.failure_policy == "report":
+            return '"ToleratedFailurePercentage": 100'
+        count, percentage = self.tolerated_failure_count, self.tolerated_failure_percentage
+        if count == 0 or percentage == 0:
+            return '"ToleratedFailureCount": 0'
+        fields = []
+        if count is not None or percentage is None:
+            fields.append(f'"ToleratedFailureCount": {count or 0}')
+        if percentage is not None:
+            fields.append(f'"ToleratedFailurePercentage": {percentage}')
+        return ", ".join(fields)
+
     def template_values(self) -> dict[str, str]:
         skip = {
             "map_mode",
@@ -136,6 +156,7 @@ class StateMachineParams:
         values = {k: str(v) for k, v in asdict(self).items() if k not in skip}
         values["task_timeouts"] = self.task_timeouts()
         values["tolerated_failures"] = json.dumps(self.tolerated_failures())
+        values["map_run_tolerance"] = self.map_run_tolerance()
         processor: dict[str, str] = {"Mode": self.map_mode}
         if self.map_mode == "DISTRIBUTED":
             processor["ExecutionType"] = "STANDARD"

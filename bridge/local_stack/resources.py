@@ -155,9 +155,11 @@ def create_resources(clients: Clients, settings: StackSettings) -> dict[str, str
     )["stateMachineArn"]
     archives = {"jobs_archive_url": jobs_archive_url, "results_archive_url": results_archive_url}
     bucket = create_claim_check_bucket(clients.s3, settings.prefix) if clients.s3 else None
+    fanout = create_bucket(clients.s3, f"{settings.prefix}-fanout") if clients.s3 else None
     return {
         **{key: url for key, url in archives.items() if url},
         **({"claim_check_bucket": bucket} if bucket else {}),
+        **({"fanout_bucket": fanout} if fanout else {}),
         "jobs_queue_url": jobs_url,
         "results_queue_url": results_url,
         "jobs_dlq_url": jobs_dlq_url,
@@ -169,7 +171,12 @@ def create_resources(clients: Clients, settings: StackSettings) -> dict[str, str
 def create_claim_check_bucket(s3: Any, prefix: str) -> str:
     """``<prefix>-claim-checks``: where outputs too large for a result message go
     (bridge.claim_check), encrypted at rest by default as on AWS."""
-    bucket = f"{prefix}-claim-checks"
+    return create_bucket(s3, f"{prefix}-claim-checks")
+
+
+def create_bucket(s3: Any, bucket: str) -> str:
+    """A bucket in the client's region (``<prefix>-fanout`` holds large fan-outs' job files
+    and result files: bridge.fanout, infra/modules/fanout)."""
     region = s3.meta.region_name
     location = {} if region == "us-east-1" else {"LocationConstraint": region}
     s3.create_bucket(Bucket=bucket, **({"CreateBucketConfiguration": location} if location else {}))

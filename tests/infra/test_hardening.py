@@ -82,6 +82,7 @@ CREATE_FLAG_MODULES = (
     "consumers",
     "alarms",
     "claim_check",
+    "fanout",
 )
 
 

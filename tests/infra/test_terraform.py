@@ -50,6 +50,7 @@ MODULES = (
     "consumers",
     "alarms",
     "claim_check",
+    "fanout",
 )
 # Modules whose IAM roles are checked against their allow-lists.
 ROLE_MODULES = ("state_machine", "completion", "dead_letter", "consumers")
@@ -356,6 +357,8 @@ VALIDATED = {
         "log_level",
         "log_retention_in_days",
         "jobs_queue_arn",
+        "fanout_bucket_arn",
+        "fanout_kms_key_arn",
     ],
     "completion": [
         "architecture",
@@ -416,6 +419,7 @@ VALIDATED = {
         "claim_check_kms_key_arn",
     ],
     "claim_check": ["name", "expiration_days", "kms_key_arn"],
+    "fanout": ["name", "expiration_days", "kms_key_arn"],
     "alarms": [
         "alarm_actions",
         "archive_names",
@@ -523,6 +527,7 @@ def test_asl_renders_to_json_with_module_defaults(
         "processor_config": json.dumps(processor_config, separators=(",", ":")),
         "task_timeouts": params.task_timeouts(),
         "tolerated_failures": json.dumps(params.tolerated_failures()),
+        "map_run_tolerance": params.map_run_tolerance(),
     }
     for name in asl_placeholders() - set(values):
         values[name] = str(_default(variables, name))
@@ -532,7 +537,7 @@ def test_asl_renders_to_json_with_module_defaults(
         ASL.read_text(encoding="utf-8"),
     )
     definition = json.loads(rendered)
-    fan_out = definition["States"][definition["StartAt"]]
+    fan_out = definition["States"]["FanOut"]
     assert fan_out["ItemProcessor"]["ProcessorConfig"] == processor_config
     task = fan_out["ItemProcessor"]["States"]["RunJob"]
     assert task["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
@@ -571,6 +576,7 @@ def test_tolerated_failures_placeholder_matches_the_python_renderer(
         tolerated_failure_percentage=percentage,
     )
     assert evaluate("${local.tolerated_failures}", scope) == json.dumps(python.tolerated_failures())
+    assert evaluate("${local.map_run_tolerance}", scope) == python.map_run_tolerance()
 
 
 def test_state_machine_defaults_protect_task_tokens() -> None:
@@ -609,8 +615,14 @@ ALLOWED_ACTIONS = {
     "alarms": set(),
     # The bucket policy only denies (requests without TLS).
     "claim_check": set(),
+    "fanout": set(),
     "state_machine": {
         "sts:AssumeRole",
+        # The S3-fed Distributed Map: ItemReader and ResultWriter, with fanout_bucket_arn.
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:ListMultipartUploadParts",
+        "s3:AbortMultipartUpload",
         "sqs:SendMessage",
         "kms:GenerateDataKey",
         "kms:Decrypt",
@@ -1050,9 +1062,22 @@ DISTRIBUTED_MAP_ACTIONS = {
 # Granted to the state machine role for what the service does with it, not for ASL states:
 # assuming it, delivering logs (no resource-level permissions: "*"), and optional X-Ray and KMS.
 STATE_MACHINE_SERVICE_ACTIONS = {"sts:AssumeRole", *STATE_MACHINE_LOG_DELIVERY}
+# A Map's ItemReader and ResultWriter call S3 with the role ("IAM policies for ItemReader" and
+# "IAM policies for ResultWriter", Step Functions developer guide); the writer may upload in parts.
+ITEM_READER_ACTIONS = {"arn:aws:states:::s3:getObject": {"s3:GetObject"}}
+RESULT_WRITER_ACTIONS = {
+    "arn:aws:states:::s3:putObject": {
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:ListMultipartUploadParts",
+        "s3:AbortMultipartUpload",
+    }
+}
+#: The state only executions started from an item file reach (with fanout_bucket_arn).
+S3_FED_MAP = "FanOutFromS3"
 
 
-def asl_actions(map_mode: str) -> set[str]:
+def asl_actions(map_mode: str, fanout: bool = False) -> set[str]:
     from bridge.state_machine import render_definition
 
     definition = json.loads(
@@ -1076,22 +1101,32 @@ def asl_actions(map_mode: str) -> set[str]:
             processor = node.get("ItemProcessor", {}).get("ProcessorConfig", {})
             if node.get("Type") == "Map" and processor.get("Mode") == "DISTRIBUTED":
                 found.update(DISTRIBUTED_MAP_ACTIONS)
+            if node.get("Type") == "Map":
+                reader = node.get("ItemReader", {}).get("Resource")
+                writer = node.get("ResultWriter", {}).get("Resource")
+                found.update(ITEM_READER_ACTIONS[reader] if reader else set())
+                found.update(RESULT_WRITER_ACTIONS[writer] if writer else set())
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
             for value in node:
                 walk(value)
 
-    walk(definition)
+    states = definition["States"]
+    assert S3_FED_MAP in states, "the template lost its S3-fed Map"
+    walk({k: v for k, v in states.items() if fanout or k != S3_FED_MAP})
     return found
 
 
-def state_machine_grants(map_mode: str) -> set[str]:
-    """Actions the state machine role gets for map_mode (no KMS key, no tracing)."""
+def state_machine_grants(map_mode: str, fanout: bool = False) -> set[str]:
+    """Actions the state machine role gets for map_mode, with or without the fan-out bucket
+    (no KMS key, no tracing)."""
     tf = MODULES_DIR / "state_machine" / "main.tf"
     scope = Scope(
         {
             "map_mode": map_mode,
+            "fanout_bucket_arn": "arn:aws:s3:::cb-fanout" if fanout else None,
+            "fanout_kms_key_arn": None,
             "kms_key_arn": None,
             "execution_data_kms_key_arn": None,
             "tracing_enabled": False,
@@ -1112,12 +1147,16 @@ def state_machine_grants(map_mode: str) -> set[str]:
     return granted
 
 
+@pytest.mark.parametrize("fanout", [False, True], ids=["jobs-only", "fanout-bucket"])
 @pytest.mark.parametrize("map_mode", ["INLINE", "DISTRIBUTED"])
-def test_state_machine_role_grants_exactly_what_its_asl_calls(map_mode: str) -> None:
-    called = asl_actions(map_mode)
+def test_state_machine_role_grants_exactly_what_its_asl_calls(map_mode: str, fanout: bool) -> None:
+    """Without the fan-out bucket the role serves {"jobs": [...]} executions only; with it,
+    also the S3-fed Distributed Map (child executions, ItemReader, ResultWriter)."""
+    called = asl_actions(map_mode, fanout)
     assert "sqs:SendMessage" in called, "the ASL scan is broken"
-    assert (called >= DISTRIBUTED_MAP_ACTIONS) == (map_mode == "DISTRIBUTED")
-    granted = state_machine_grants(map_mode)
+    assert (called >= DISTRIBUTED_MAP_ACTIONS) == (map_mode == "DISTRIBUTED" or fanout)
+    assert ("s3:PutObject" in called) == fanout
+    granted = state_machine_grants(map_mode, fanout)
     assert not called - granted, f"the ASL calls {sorted(called - granted)}, not granted"
     unused = granted - called - STATE_MACHINE_SERVICE_ACTIONS
     assert not unused, f"the state machine role grants {sorted(unused)} its ASL never calls"

@@ -413,7 +413,14 @@ def provider_mirror() -> Path | None:
 
 
 # The modules with terraform test suites (modules/<name>/tests/*.tftest.hcl).
-TFTEST_MODULES = ("state_machine", "consumers", "queues", "dead_letter", "claim_check")
+TFTEST_MODULES = (
+    "state_machine",
+    "consumers",
+    "queues",
+    "dead_letter",
+    "claim_check",
+    "fanout",
+)
 # An empty zip archive: the dead_letter suite only hashes its package.
 EMPTY_ZIP = b"PK\x05\x06" + b"\x00" * 18
 

@@ -168,3 +168,106 @@ def test_the_percentage_check_is_exact_for_integer_percentages() -> None:
             assert percent <= 100
             for p in range(101):
                 assert (percent > p) == (100 * failed > p * total), (failed, total, p)
+
+
+# --------------------------------------------------------------------------
+# The S3-fed Distributed Map (FanOutFromS3)
+# --------------------------------------------------------------------------
+
+
+def test_items_in_s3_route_to_the_s3_fed_map_and_jobs_to_the_array_map() -> None:
+    states = definition()["States"]
+    route = states["Route"]
+    assert definition()["StartAt"] == "Route"
+    assert route["Choices"] == [{"Variable": "$.items", "IsPresent": True, "Next": "FanOutFromS3"}]
+    assert route["Default"] == "FanOut"
+
+
+@pytest.mark.parametrize("mode", ["INLINE", "DISTRIBUTED"])
+def test_the_s3_fed_map_is_distributed_reads_a_json_array_and_writes_results_to_s3(
+    mode: str,
+) -> None:
+    s3_map = definition(map_mode=mode, max_concurrency=9)["States"]["FanOutFromS3"]
+    assert s3_map["ItemProcessor"]["ProcessorConfig"] == {
+        "Mode": "DISTRIBUTED",
+        "ExecutionType": "STANDARD",
+    }
+    assert s3_map["ItemReader"] == {
+        "Resource": "arn:aws:states:::s3:getObject",
+        "ReaderConfig": {"InputType": "JSON"},
+        "Parameters": {"Bucket.$": "$.items.bucket", "Key.$": "$.items.key"},
+    }
+    assert s3_map["ResultWriter"] == {
+        "Resource": "arn:aws:states:::s3:putObject",
+        "Parameters": {
+            "Bucket.$": "$.items.bucket",
+            "Prefix.$": "States.Format('results/{}', $$.Execution.Name)",
+        },
+    }
+    assert s3_map["MaxConcurrency"] == 9
+    assert s3_map["End"] is True
+    assert "ItemsPath" not in s3_map
+
+
+def test_both_maps_run_the_same_job_task_and_only_a_failed_job_differs() -> None:
+    """ASL has no way to share states between two Maps, so the template holds two copies of
+    the item processor: everything but JobFailed must be identical (the job message, timeouts,
+    retries, the catch), and the ItemSelector too, so a job cannot tell which Map sent it."""
+    for overrides in ({}, {"heartbeat_seconds": 2500, "timeout_seconds": 50_000}):
+        states = definition(**overrides)["States"]
+        array, s3 = states["FanOut"], states["FanOutFromS3"]
+        assert array["ItemSelector"] == s3["ItemSelector"]
+        a, b = array["ItemProcessor"], s3["ItemProcessor"]
+        assert a["StartAt"] == b["StartAt"] == "RunJob"
+        assert a["States"]["RunJob"] == b["States"]["RunJob"]
+        assert a["States"].keys() == b["States"].keys() == {"RunJob", "JobFailed"}
+    # The difference: a failed job is data in FanOut, a failed child execution here (with the
+    # job's own error and cause), so the Map Run can count it.
+    failed = definition()["States"]["FanOutFromS3"]["ItemProcessor"]["States"]["JobFailed"]
+    assert failed["Type"] == "Fail"
+    assert (failed["ErrorPath"], failed["CausePath"]) == ("$.error.Error", "$.error.Cause")
+
+
+@pytest.mark.parametrize(
+    ("policy", "fields"),
+    [
+        ({}, {"ToleratedFailurePercentage": 100}),
+        ({"failure_policy": "fail"}, {"ToleratedFailureCount": 0}),
+        ({"failure_policy": "fail", "tolerated_failure_count": 3}, {"ToleratedFailureCount": 3}),
+        (
+            {"failure_policy": "fail", "tolerated_failure_percentage": 10},
+            {"ToleratedFailurePercentage": 10},
+        ),
+        (
+            {
+                "failure_policy": "fail",
+                "tolerated_failure_count": 2,
+                "tolerated_failure_percentage": 25,
+            },
+            {"ToleratedFailureCount": 2, "ToleratedFailurePercentage": 25},
+        ),
+        (
+            {
+                "failure_policy": "fail",
+                "tolerated_failure_count": 2,
+                "tolerated_failure_percentage": 0,
+            },
+            {"ToleratedFailureCount": 0},
+        ),
+    ],
+)
+def test_the_failure_policy_becomes_the_map_runs_own_tolerance(policy: dict, fields: dict) -> None:
+    states = definition(**policy)["States"]
+    s3_map = states["FanOutFromS3"]
+    rendered = {k: v for k, v in s3_map.items() if k.startswith("Tolerated")}
+    assert rendered == fields
+    # Exceeding it fails the execution with the same error as the array Map's check.
+    catch = s3_map["Catch"]
+    assert catch == [
+        {
+            "ErrorEquals": ["States.ExceedToleratedFailureThreshold"],
+            "ResultPath": "$.error",
+            "Next": "DescribeToleranceExceeded",
+        }
+    ]
+    assert states["DescribeToleranceExceeded"]["Next"] == "JobsFailed"

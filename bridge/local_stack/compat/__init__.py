@@ -87,6 +87,7 @@ def registry() -> list[Patch]:
     from bridge.local_stack.compat import (
         autoscaling,
         sfn_limits,
+        sfn_s3_map,
         sfn_scale,
         sqs_redrive,
         sqs_speed,
@@ -97,6 +98,7 @@ def registry() -> list[Patch]:
         *stepfunctions.PATCHES,
         *sfn_scale.PATCHES,
         *sfn_limits.PATCHES,
+        *sfn_s3_map.PATCHES,
         *sqs_redrive.PATCHES,
         *sqs_speed.PATCHES,
         *autoscaling.PATCHES,

@@ -88,6 +88,10 @@ module "state_machine" {
   tolerated_failure_count      = var.tolerated_failure_count
   tolerated_failure_percentage = var.tolerated_failure_percentage
 
+  # Large fan-outs through S3 ({"items": {...}}: callback-bridge run --jobs-file); null: none.
+  fanout_bucket_arn  = module.fanout.bucket_arn
+  fanout_kms_key_arn = module.fanout.kms_key_arn
+
   # What the task timeouts are validated against (the same values the workers get).
   max_queue_wait_seconds            = var.max_queue_wait_seconds
   job_timeout_seconds               = var.job_timeout_seconds
@@ -206,6 +210,18 @@ module "claim_check" {
   name            = lower(replace(var.name, "_", "-"))
   expiration_days = var.claim_check_expiration_days
   kms_key_arn     = var.claim_check_kms_key_arn
+
+  tags = var.tags
+}
+
+module "fanout" {
+  source = "../../modules/fanout"
+
+  create = var.fanout
+  # S3 bucket names are lowercase, without '_'.
+  name            = lower(replace(var.name, "_", "-"))
+  expiration_days = var.fanout_expiration_days
+  kms_key_arn     = var.fanout_kms_key_arn
 
   tags = var.tags
 }

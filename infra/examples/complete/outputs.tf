@@ -59,7 +59,7 @@ output "alarm_names" {
 }
 
 output "bridge_environment" {
-  description = "Environment variables pointing callback-bridge (CLI, worker, client) at this deployment; the archive URLs only with dead_letter_handling, the claim-check bucket only with claim_check."
+  description = "Environment variables pointing callback-bridge (CLI, worker, client) at this deployment; the archive URLs only with dead_letter_handling, the claim-check bucket only with claim_check, the fan-out bucket only with fanout."
   value = merge(
     {
       AWS_REGION               = var.region
@@ -77,7 +77,25 @@ output "bridge_environment" {
     var.claim_check ? {
       BRIDGE_CLAIM_CHECK_BUCKET = module.claim_check.bucket_id
     } : {},
+    var.fanout ? {
+      BRIDGE_FANOUT_BUCKET = module.fanout.bucket_id
+    } : {},
   )
+}
+
+output "fanout_bucket" {
+  description = "Fan-out bucket of large fan-outs (bridge config fanout_bucket, BRIDGE_FANOUT_BUCKET; callback-bridge run), or null without fanout. Whoever starts fan-outs needs s3:PutObject on fanout_items; whoever reads results s3:GetObject on fanout_results."
+  value       = module.fanout.bucket_id
+}
+
+output "fanout_items" {
+  description = "ARN of the fan-out job files (<bucket ARN>/items/*), or null without fanout."
+  value       = module.fanout.items_arn
+}
+
+output "fanout_results" {
+  description = "ARN of the fan-out result files (<bucket ARN>/results/*), or null without fanout."
+  value       = module.fanout.results_arn
 }
 
 output "claim_check_bucket" {

@@ -314,3 +314,21 @@ variable "oldest_job_age_threshold_seconds" {
   type        = number
   default     = 3600
 }
+
+variable "fanout" {
+  description = "Deploy the fan-out bucket: large fan-outs put their jobs in it (callback-bridge run --jobs-file) and a Distributed Map reads them from S3 and writes each job's result back (infra/modules/fanout). false: only {\"jobs\": [...]} executions, whose input and output must each fit 256 KiB."
+  type        = bool
+  default     = true
+}
+
+variable "fanout_expiration_days" {
+  description = "Days after which the fan-out bucket's job files and result files expire."
+  type        = number
+  default     = 30
+}
+
+variable "fanout_kms_key_arn" {
+  description = "KMS key for the fan-out bucket's default encryption (SSE-KMS); null (default) uses SSE-S3. The state machine's role gets kms:GenerateDataKey and kms:Decrypt on it."
+  type        = string
+  default     = null
+}

@@ -11,6 +11,10 @@ locals {
   create = var.create
 
   distributed = var.map_mode == "DISTRIBUTED"
+  # S3-fed fan-outs (FanOutFromS3: a Distributed Map whatever map_mode) can run: the role may
+  # read job files and write result files in the fan-out bucket, and start child executions.
+  fanout          = var.fanout_bucket_arn != null
+  child_workflows = local.distributed || local.fanout
 
   processor_config = local.distributed ? jsonencode({
     Mode          = "DISTRIBUTED"
@@ -35,6 +39,19 @@ locals {
     ", \"percentage\": ${coalesce(var.tolerated_failure_percentage, 100)}}",
   ])
 
+  # The same policy as the S3-fed Distributed Map's own fields, the same text as
+  # StateMachineParams.map_run_tolerance() in Python: "report" tolerates 100%; a limit of 0 (count
+  # or percentage) is the count 0 alone; else the limits that are set (the count 0 when none is).
+  zero_tolerance = var.tolerated_failure_count == 0 || var.tolerated_failure_percentage == 0
+  map_run_tolerance = (
+    var.failure_policy == "report" ? "\"ToleratedFailurePercentage\": 100" :
+    local.zero_tolerance ? "\"ToleratedFailureCount\": 0" :
+    join(", ", concat(
+      local.count_limited ? ["\"ToleratedFailureCount\": ${coalesce(var.tolerated_failure_count, 0)}"] : [],
+      var.tolerated_failure_percentage == null ? [] : ["\"ToleratedFailurePercentage\": ${var.tolerated_failure_percentage}"],
+    ))
+  )
+
   # bridge.timing.TimingModel.min_task_heartbeat_s and min_task_timeout_s (60 = RESULT_SLACK_S:
   # the time to send a result and delete the message, or to hand a released message back).
   min_heartbeat_seconds = floor(var.max_queue_wait_seconds + var.jobs_visibility_timeout_seconds + var.worker_heartbeat_interval_seconds + 60)
@@ -50,6 +67,7 @@ locals {
     default_job_type       = var.default_job_type
     processor_config       = local.processor_config
     tolerated_failures     = local.tolerated_failures
+    map_run_tolerance      = local.map_run_tolerance
   }
 
   definition = templatefile("${path.module}/../../statemachine/bridge.asl.json", local.definition_vars)
@@ -153,7 +171,7 @@ data "aws_iam_policy_document" "this" {
   }
 
   dynamic "statement" {
-    for_each = local.distributed ? [1] : []
+    for_each = local.child_workflows ? [1] : []
 
     content {
       sid       = "DistributedMapStart"
@@ -163,12 +181,50 @@ data "aws_iam_policy_document" "this" {
   }
 
   dynamic "statement" {
-    for_each = local.distributed ? [1] : []
+    for_each = local.child_workflows ? [1] : []
 
     content {
       sid       = "DistributedMapChildren"
       actions   = ["states:DescribeExecution", "states:StopExecution"]
       resources = [local.child_executions_arn]
+    }
+  }
+
+  # FanOutFromS3's ItemReader (s3:getObject of a JSON array object): job files only.
+  dynamic "statement" {
+    for_each = local.fanout ? [var.fanout_bucket_arn] : []
+
+    content {
+      sid       = "ReadFanOutItems"
+      actions   = ["s3:GetObject"]
+      resources = ["${statement.value}/items/*"]
+    }
+  }
+
+  # FanOutFromS3's ResultWriter ("IAM policies for ResultWriter", Step Functions developer
+  # guide): result files, which it may upload in parts, only under results/.
+  dynamic "statement" {
+    for_each = local.fanout ? [var.fanout_bucket_arn] : []
+
+    content {
+      sid = "WriteFanOutResults"
+      actions = [
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:ListMultipartUploadParts",
+        "s3:AbortMultipartUpload",
+      ]
+      resources = ["${statement.value}/results/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.fanout && var.fanout_kms_key_arn != null ? [var.fanout_kms_key_arn] : []
+
+    content {
+      sid       = "EncryptFanOut"
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      resources = [statement.value]
     }
   }
 

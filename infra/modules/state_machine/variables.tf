@@ -58,6 +58,28 @@ variable "map_mode" {
   }
 }
 
+variable "fanout_bucket_arn" {
+  description = "ARN of the fan-out bucket (fanout module output bucket_arn), or null (default). When set, executions started with {\"items\": {\"bucket\", \"key\"}} can run: the role gets s3:GetObject on <bucket>/items/* (the Distributed Map's ItemReader), s3:PutObject, s3:GetObject, s3:ListMultipartUploadParts and s3:AbortMultipartUpload on <bucket>/results/* (its ResultWriter), and the Distributed Map's states:StartExecution / DescribeExecution / StopExecution whatever map_mode. null: only {\"jobs\": [...]} executions can run."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.fanout_bucket_arn == null || can(regex("^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,62}$", var.fanout_bucket_arn))
+    error_message = "fanout_bucket_arn must be an S3 bucket ARN (arn:aws:s3:::<bucket>) or null."
+  }
+}
+
+variable "fanout_kms_key_arn" {
+  description = "KMS key of the fan-out bucket's default encryption (fanout module output kms_key_arn), or null for SSE-S3. With fanout_bucket_arn, the role gets kms:GenerateDataKey and kms:Decrypt on it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.fanout_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:", var.fanout_kms_key_arn))
+    error_message = "fanout_kms_key_arn must be a KMS key ARN (not a key ID or alias) or null."
+  }
+}
+
 ################################################################################
 # Job failures at the execution level (StateMachineParams in bridge/state_machine.py)
 ################################################################################
