@@ -65,6 +65,24 @@ def test_patches_are_all_checked_before_any_is_applied() -> None:
     assert owner.value == "original"
 
 
+def test_two_patches_replacing_one_attribute_are_refused_naming_both() -> None:
+    """Patches are built against moto as shipped: the second would silently drop the first."""
+    owner = SimpleNamespace(value="original")
+    first = Patch("first", "x", lambda: [Replacement(owner, "value", "one")])
+    second = Patch("second", "x", lambda: [Replacement(owner, "value", "two")])
+    with pytest.raises(CompatError, match="'first' and 'second' both replace"):
+        compat.apply([first, second])
+    assert owner.value == "original"
+    assert compat.applied() == []
+
+
+def test_the_shipped_patches_replace_distinct_attributes() -> None:
+    try:
+        assert len(compat.apply()) == len(compat.registry())
+    finally:
+        compat.revert()
+
+
 def test_revert_restores_moto_as_shipped() -> None:
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend

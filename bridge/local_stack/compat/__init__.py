@@ -76,6 +76,23 @@ def _check(replacement: Replacement) -> None:
         raise CompatError(f"moto now has {name}.{attribute} itself; review this patch")
 
 
+def _refuse_collisions(built: list[tuple[Patch, list[Replacement]]]) -> None:
+    """Every patch is built against moto as shipped, so two patches replacing the same attribute
+    would not stack: the second would silently drop the first. Refuse that instead; a patch that
+    needs another's behaviour extends that patch."""
+    owners: dict[tuple[int, str], str] = {}
+    for patch, replacements in built:
+        for r in replacements:
+            key = (id(r.owner), r.attribute)
+            if key in owners and owners[key] != patch.name:
+                name = getattr(r.owner, "__name__", r.owner)
+                raise CompatError(
+                    f"compat patches '{owners[key]}' and '{patch.name}' both replace "
+                    f"{name}.{r.attribute}; merge them into one patch"
+                )
+            owners[key] = patch.name
+
+
 _lock = threading.Lock()
 #: (owner, attribute, original value, whether the owner itself defined it)
 _originals: list[tuple[Any, str, Any, bool]] = []
@@ -122,6 +139,7 @@ def apply(patches: Iterable[Patch] | None = None) -> list[str]:
                     f"compat patch '{patch.name}' no longer fits the installed moto: {exc}"
                 ) from exc
             built.append((patch, replacements))
+        _refuse_collisions(built)
         for patch, replacements in built:  # all checked first: never half-applied
             for r in replacements:
                 own = r.attribute in vars(r.owner)
