@@ -42,6 +42,13 @@ CLI_MAX_ATTEMPTS = 3
 SHOWN_FAILURES = 10
 
 
+def _last_line(cause: str | None, width: int = 200) -> str:
+    """A cause's last non-empty line: for a traceback, the exception; the whole cause is in
+    --json and --results-file."""
+    lines = [line.strip() for line in (cause or "").splitlines() if line.strip()]
+    return lines[-1][:width] if lines else ""
+
+
 def _print(console: Console, results: FanOutResults) -> None:
     table = Table(title="callback-bridge run", show_header=False)
     table.add_row("execution", escape(results.execution_arn))
@@ -54,7 +61,7 @@ def _print(console: Console, results: FanOutResults) -> None:
         table.add_row("error", escape(f"{results.error}: {results.cause or ''}"))
     failures = [job for job in results.jobs if job.status != "SUCCEEDED"]
     for job in failures[:SHOWN_FAILURES]:
-        table.add_row(f"job {job.index}", escape(f"{job.error}: {(job.cause or '')[:200]}"))
+        table.add_row(f"job {job.index}", escape(f"{job.error}: {_last_line(job.cause)}"))
     if len(failures) > SHOWN_FAILURES:
         table.add_row("...", f"{len(failures) - SHOWN_FAILURES} more failed jobs (--json)")
     console.print(table)
