@@ -41,19 +41,28 @@ JITTER = 0.1
 TICK_S = 0.25
 
 
-def closed_task_error(sfn: Any, token: str) -> str | None:
-    """Send one heartbeat; the error code if Step Functions says the task is over, else None.
-    Any other failure (throttling, network) answers None: the job is presumed alive."""
+def probe_task(sfn: Any, token: str) -> tuple[str | None, bool]:
+    """Send one heartbeat: (the error code if Step Functions says the task is over, else None;
+    whether Step Functions answered at all). Throttling, 5xx and network errors are no answer:
+    a caller that must know (the stale check) asks again."""
     try:
         sfn.send_task_heartbeat(taskToken=token)
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in TASK_CLOSED_ERRORS:
-            return code
+            return code, True
         log.warning("heartbeat failed: %s (token %s)", code, mask_token(token))
+        return None, False
     except BotoCoreError as exc:
         log.warning("heartbeat failed: %s (token %s)", exc, mask_token(token))
-    return None
+        return None, False
+    return None, True
+
+
+def closed_task_error(sfn: Any, token: str) -> str | None:
+    """Send one heartbeat; the error code if Step Functions says the task is over, else None.
+    Any other failure (throttling, network) answers None: the job is presumed alive."""
+    return probe_task(sfn, token)[0]
 
 
 @dataclass

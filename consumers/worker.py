@@ -44,7 +44,7 @@ from consumers.context import JobContext
 from consumers.drain import Drain
 from consumers.intake import Intake, Rejection
 from consumers.jobs import ActiveJob, JobTable
-from consumers.keepalive import Keepalive, closed_task_error, release_handles
+from consumers.keepalive import Keepalive, probe_task, release_handles
 from consumers.results import ResultSender
 from consumers.runner import Outcome, Runner
 
@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 #: With --wait-seconds 0, how long to pause after an empty receive.
 SHORT_POLL_PAUSE_S = 0.5
+#: Pauses between stale checks Step Functions did not answer (15.5 s in all; then the job runs).
+STALE_CHECK_RETRIES_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 #: Error name of a job that ended because the worker itself failed (a runner bug).
 ERROR_WORKER = "Bridge.WorkerError"
 
@@ -274,7 +276,7 @@ class Worker:
         threshold = self.settings.timing.stale_check_age_s
         if active.receive_count <= 1 and (threshold is None or age < threshold):
             return False
-        code = closed_task_error(self.sfn, active.job.token)
+        code = self._stale_check(active)
         log.debug("stale check of job %s (%.1f s old): %s", active.job.job_id, age, code or "open")
         if code is None:
             return False
@@ -289,6 +291,21 @@ class Worker:
         self.count("jobs_stale", 1)
         self._discard(active)
         return True
+
+    def _stale_check(self, active: ActiveJob) -> str | None:
+        """The closed-task error of the job's token, or None (open, or still unknown after
+        :data:`STALE_CHECK_RETRIES_S`). An unanswered heartbeat (throttling, an outage) is
+        asked again rather than taken for "open": a chaos campaign found stale jobs run in full
+        because their one check fell in a Step Functions outage. The keep-alive holds the
+        message meanwhile; a cancellation ends the wait (task closed: stale)."""
+        code, answered = probe_task(self.sfn, active.job.token)
+        for delay in STALE_CHECK_RETRIES_S:
+            if answered:
+                break
+            if active.context.wait(delay):
+                return "TaskTimedOut" if active.context.reason == "task-closed" else None
+            code, answered = probe_task(self.sfn, active.job.token)
+        return code
 
     def _conclude(self, active: ActiveJob, outcome: Outcome) -> None:
         reason = active.context.reason

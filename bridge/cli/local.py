@@ -124,11 +124,11 @@ def up(
         assert stack.config is not None
         typer.echo(f"embedded AWS on {stack.config.endpoint_url} (region {stack.config.region})")
         for name, value in stack.config.model_dump(exclude={"source"}).items():
-            if name.endswith(("_url", "_arn")) and name != "endpoint_url":
-                typer.echo(f"  {name:<18} {value}")
+            if name.endswith(("_url", "_arn", "_bucket")) and name != "endpoint_url" and value:
+                typer.echo(f"  {name:<19} {value}")
         if stack.config.instance_id:
             typer.echo(
-                f"  EC2 instance       {stack.config.instance_id} in {stack.config.asg_name}, "
+                f"  EC2 instance        {stack.config.instance_id} in {stack.config.asg_name}, "
                 f"metadata at {stack.config.metadata_endpoint} "
                 "(callback-bridge local announce terminate|spot)"
             )

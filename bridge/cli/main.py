@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bridge.cli import bench, demo, dlq, local, worker
+from bridge.cli import bench, chaos, demo, dlq, local, run, worker
 from bridge.cli import status as status_command
 
 app = typer.Typer(
@@ -16,6 +16,8 @@ app.add_typer(local.app, name="local")
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)
 app.command("bench")(bench.bench)
+app.command("chaos")(chaos.chaos)
+app.command("run")(run.run)
 app.add_typer(dlq.app, name="dlq")
 app.command("status")(status_command.status)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -14,13 +15,31 @@ from moto import mock_aws
 
 from bridge.aws import Clients
 from bridge.demo import queue_depth
+from bridge.local_stack import compat
 from bridge.local_stack.resources import StackSettings, create_resources
 from tests.polling import wait_for_execution
 
 
+@contextmanager
+def embedded_moto() -> Iterator[None]:
+    """In-process moto as the embedded stack runs it: state machine execution on and the
+    compatibility patches applied (the template relies on some, e.g. an integer
+    ``ToleratedFailurePercentage``). A test module that applies its own selection first keeps
+    it (and must include what the template needs)."""
+    ours = not compat.applied()
+    if ours:
+        compat.apply()
+    try:
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+            yield
+    finally:
+        if ours:
+            compat.revert()
+
+
 @pytest.fixture
 def aws() -> Iterator[Clients]:
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    with embedded_moto():
         yield Clients(sqs=boto3.client("sqs"), sfn=boto3.client("stepfunctions"))
 
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from bridge.aws import Clients
 from bridge.claim_check import (
@@ -28,7 +27,7 @@ from consumers.results import MAX_BATCH_BYTES, Pending, ResultSender
 from consumers.runner import PythonRunner
 from consumers.worker import Worker
 from tests.conftest import make_job, make_result
-from tests.functional.conftest import depth, receive_all
+from tests.functional.conftest import depth, embedded_moto, receive_all
 from tests.functional.test_worker import running, settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +37,7 @@ TOKEN = "t" * 1500  # real task tokens run to hundreds of characters and more
 
 @pytest.fixture
 def aws() -> Iterator[Clients]:
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    with embedded_moto():
         yield Clients(
             sqs=boto3.client("sqs"), sfn=boto3.client("stepfunctions"), s3=boto3.client("s3")
         )

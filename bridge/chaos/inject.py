@@ -1,0 +1,148 @@
+"""What the campaign puts on the queues itself: copies of jobs and results, poison, and a result
+carrying another state machine's token.
+
+Job messages are seen where Step Functions sends them: a WSGI tap behind the embedded server's
+request counter (the technique of ``benchmarks.ledger``) reads each ``SendMessage`` to the jobs
+queue, keeps its token (for the log check) and, for a seeded fraction, queues a copy to be sent
+a few seconds later (a duplicate delivery). Results are seen by the stack's event source
+observer; a fraction is sent again (a duplicate result).
+"""
+
+from __future__ import annotations
+
+import heapq
+import io
+import itertools
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bridge.chaos.fuzz import Poison
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+#: A copy goes in this many seconds after the original (before, during or after its run).
+COPY_DELAY_S = (0.0, 6.0)
+
+
+class Copies:
+    """Bodies to send again, each at its time; thread-safe (fed by the tap and the observer)."""
+
+    def __init__(self, rng: random.Random, job_rate: float, result_rate: float) -> None:
+        self.rng, self.job_rate, self.result_rate = rng, job_rate, result_rate
+        self._lock = threading.Lock()
+        self._due: list[tuple[float, int, str, str]] = []
+        self._seq = itertools.count()
+        self.tokens: set[str] = set()
+        self.sent = {"duplicate_job": 0, "duplicate_result": 0}
+
+    def _maybe(self, side: str, body: str, rate: float) -> None:
+        with self._lock:
+            if self.rng.random() < rate:
+                at = time.monotonic() + self.rng.uniform(*COPY_DELAY_S)
+                heapq.heappush(self._due, (at, next(self._seq), side, body))
+
+    def saw_job(self, body: str) -> None:
+        try:
+            token = json.loads(body).get("token")
+        except (ValueError, AttributeError):
+            token = None
+        if isinstance(token, str):
+            with self._lock:
+                self.tokens.add(token)
+        self._maybe("jobs", body, self.job_rate)
+
+    def observer(self, record: dict[str, Any], acknowledged: bool) -> None:
+        """The stack's event source observer: results it acknowledged may be sent again."""
+        if acknowledged and not record["body"].count("chaos-poison-"):
+            self._maybe("results", record["body"], self.result_rate)
+
+    def due(self, now: float) -> list[tuple[str, str]]:
+        with self._lock:
+            out = []
+            while self._due and self._due[0][0] <= now:
+                _, _, side, body = heapq.heappop(self._due)
+                out.append((side, body))
+            return out
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._due)
+
+
+class JobTap:
+    """WSGI middleware: hands each job message Step Functions sends to ``copies``."""
+
+    def __init__(self, app: WSGIApp, jobs_queue_name: str, copies: Copies) -> None:
+        self.app, self.jobs_queue_name, self.copies = app, jobs_queue_name, copies
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("HTTP_X_AMZ_TARGET") == "AmazonSQS.SendMessage":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            raw = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(raw)  # put it back for moto
+            try:
+                request = json.loads(raw or b"{}")
+            except ValueError:
+                request = {}
+            url = str(request.get("QueueUrl", ""))
+            if url.rstrip("/").endswith("/" + self.jobs_queue_name):
+                self.copies.saw_job(str(request.get("MessageBody", "")))
+        return self.app(environ, start_response)
+
+    @classmethod
+    def install(cls, stack: Any, jobs_queue_name: str, copies: Copies) -> JobTap:
+        counter = stack.server.counter
+        assert counter is not None, "the stack is not started"
+        tap = cls(counter.app, jobs_queue_name, copies)
+        counter.app = tap
+        return tap
+
+
+def send_poison(sqs: Any, queue_url: str, poison: Poison) -> str | None:
+    """Send one poison message; returns SQS's refusal (then it is not counted as injected)."""
+    try:
+        sqs.send_message(
+            QueueUrl=queue_url, MessageBody=poison.body, MessageAttributes=poison.attributes
+        )
+    except Exception as exc:  # SQS refusing a message is an outcome to report, not a crash
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return None
+
+
+def foreign_token(
+    clients: Any, definition: Callable[[str], str], role_arn: str, name: str = "chaos-foreign"
+) -> tuple[str, str]:
+    """A real task token of *another* state machine (another region's Step Functions, as
+    another deployment would be): start one execution of one job there and read its message.
+    Returns (execution ARN, token)."""
+    sqs, sfn = clients.sqs, clients.sfn
+    queue = sqs.create_queue(QueueName=f"{name}-jobs")["QueueUrl"]
+    machine = sfn.create_state_machine(name=name, definition=definition(queue), roleArn=role_arn)[
+        "stateMachineArn"
+    ]
+    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"jobs": [{"n": 0}]}))[
+        "executionArn"
+    ]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", [])
+        if messages:
+            return arn, str(json.loads(messages[0]["Body"])["token"])
+    raise RuntimeError("the foreign state machine queued no job within 20 s")
+
+
+def foreign_result(token: str, job_id: str = "chaos-foreign/job") -> str:
+    """A well-formed result for a task the bridge never issued."""
+    return json.dumps(
+        {
+            "version": 1,
+            "token": token,
+            "job_id": job_id,
+            "outcome": "succeeded",
+            "output": {"forged": True},
+            "worker": {"id": "chaos"},
+        }
+    )

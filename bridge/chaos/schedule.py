@@ -1,0 +1,194 @@
+"""The campaign's plan and its seeded fault schedule.
+
+Everything random about a campaign is drawn here from ``random.Random(seed)`` before anything
+runs: which jobs fail or hang, when each execution starts, which consumer is killed when and
+restarted how much later, the outage windows, which executions are stopped, when each poison
+message goes in. The same seed gives the same schedule (timing on a shared machine still varies,
+so outcomes are compared by invariants, not by value).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.chaos.proxy import FaultRates
+from bridge.timing import DEFAULT_CANCEL_GRACE_S, RESULT_SLACK_S
+
+#: The job type whose per-type job timeout is short (jobs that hang past it).
+HANG_TYPE = "hang"
+JOB_TYPE = "chaos"
+
+
+@dataclass(frozen=True)
+class ChaosPlan:
+    """What a campaign runs. Defaults: the full campaign (1,000 jobs)."""
+
+    jobs: int = 1000
+    #: INLINE Map iterations per execution (the embedded stack caps inline concurrency at 40).
+    jobs_per_execution: int = 20
+    consumers: int = 4
+    concurrency: int = 8
+    seed: int = 1
+    #: Seconds over which executions start and faults are injected.
+    duration_s: float = 120.0
+    job_ms: tuple[int, int] = (100, 1500)
+    fail_rate: float = 0.05
+    hang_rate: float = 0.02
+    #: Poison-pill jobs: each kills its consumer on every delivery, so it must be dead-lettered.
+    crash_jobs: int = 2
+    stopped_executions: int = 3
+    kills: int = 10
+    terms: int = 4
+    restart_delay_s: tuple[float, float] = (0.5, 3.0)
+    outage_s: float = 5.0
+    duplicate_job_rate: float = 0.05
+    duplicate_result_rate: float = 0.05
+    poison: int = 90
+    rates: FaultRates = field(default_factory=FaultRates)
+    #: Worker and queue clocks, short so redeliveries happen within the run (bridge.timing).
+    visibility_timeout_s: int = 6
+    heartbeat_interval_s: float = 1.0
+    job_timeout_s: int = 20
+    hang_timeout_s: int = 3
+    stale_check_age_s: float = 1.0
+    drain_timeout_s: int = 4
+    max_receive_count: int = 6
+    max_queue_wait_s: int = 120
+    #: How long to wait for the executions after the last fault before calling jobs lost.
+    settle_s: float = 240.0
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1 or self.consumers < 2 or self.concurrency < 1:
+            raise ValueError(
+                "jobs >= 1, consumers >= 2 (one is the EC2 instance), concurrency >= 1"
+            )
+        if not 1 <= self.jobs_per_execution <= 40:
+            raise ValueError("jobs_per_execution must be 1..40 (inline Map concurrency)")
+        if self.stopped_executions >= self.executions:
+            raise ValueError(
+                f"{self.jobs} jobs make {self.executions} executions of up to "
+                f"{self.jobs_per_execution}; {self.stopped_executions} of them are stopped, so "
+                f"at least {(self.stopped_executions + 1) * self.jobs_per_execution - 19} jobs "
+                "are needed"
+            )
+
+    @property
+    def executions(self) -> int:
+        return -(-self.jobs // self.jobs_per_execution)
+
+    @property
+    def task_timeout_s(self) -> int:
+        """TimeoutSeconds: the timing model's minimum for the plan's queue wait and jobs."""
+        return int(
+            self.max_queue_wait_s + self.job_timeout_s + DEFAULT_CANCEL_GRACE_S + RESULT_SLACK_S
+        )
+
+
+#: The CI campaign: 200 jobs, under 3 minutes on 2 cores.
+QUICK = ChaosPlan(
+    jobs=200,
+    consumers=3,
+    concurrency=6,
+    duration_s=35.0,
+    job_ms=(100, 1000),
+    stopped_executions=1,
+    crash_jobs=1,
+    kills=3,
+    terms=2,
+    poison=36,
+    outage_s=4.0,
+    max_queue_wait_s=60,
+    settle_s=100.0,
+)
+
+
+@dataclass(frozen=True, order=True)
+class Event:
+    """One scheduled action: ``kind`` at ``at_s`` seconds into the run."""
+
+    at_s: float
+    kind: str
+    target: Any = None
+    #: kill/term: restart after this many seconds; outage: its length.
+    seconds: float = 0.0
+
+
+@dataclass
+class Schedule:
+    items: list[list[dict[str, Any]]]
+    events: list[Event]
+    #: Streams for the reactive faults (copies of jobs and results as they appear).
+    duplicates: random.Random
+    proxy: random.Random
+    fuzz_seed: int
+
+    def count(self, kind: str) -> int:
+        return sum(1 for e in self.events if e.kind == kind)
+
+
+def job_items(plan: ChaosPlan, rng: random.Random) -> list[list[dict[str, Any]]]:
+    """Each execution's jobs: exactly round(jobs * rate) fail and hang (at least one each),
+    ``crash_jobs`` kill their consumer, the rest succeed."""
+    fails = max(1, round(plan.jobs * plan.fail_rate)) if plan.fail_rate else 0
+    hangs = max(1, round(plan.jobs * plan.hang_rate)) if plan.hang_rate else 0
+    chosen = rng.sample(range(plan.jobs), min(plan.jobs, fails + hangs + plan.crash_jobs))
+    modes = (
+        {n: "fail" for n in chosen[:fails]}
+        | {n: "hang" for n in chosen[fails : fails + hangs]}
+        | {n: "crash" for n in chosen[fails + hangs :]}
+    )
+    out: list[list[dict[str, Any]]] = []
+    for n in range(plan.jobs):
+        mode = modes.get(n, "ok")
+        item = {
+            "type": HANG_TYPE if mode == "hang" else JOB_TYPE,
+            "n": n,
+            "sleep_ms": rng.randint(*plan.job_ms),
+            "mode": mode,
+        }
+        if n % plan.jobs_per_execution == 0:
+            out.append([])
+        out[-1].append(item)
+    return out
+
+
+def build(plan: ChaosPlan) -> Schedule:
+    """The whole seeded schedule of ``plan``."""
+    rng = random.Random(plan.seed)
+    items = job_items(plan, rng)
+    d = plan.duration_s
+    events: list[Event] = []
+    starts = [0.5 + i * (0.6 * d) / max(1, len(items) - 1) for i in range(len(items))]
+    events += [Event(round(t, 2), "start_execution", i) for i, t in enumerate(starts)]
+    for i in rng.sample(range(len(items)), plan.stopped_executions):
+        events.append(Event(round(starts[i] + rng.uniform(2.0, 4.0), 2), "stop_execution", i))
+    # Consumer 0 is the EC2 instance (termination notice); the others take kills and SIGTERMs.
+    others = list(range(1, plan.consumers))
+    for kind, count in (("kill", plan.kills), ("term", plan.terms)):
+        for _ in range(count):
+            events.append(
+                Event(
+                    round(rng.uniform(2.0, 0.8 * d), 2),  # while there is work to interrupt
+                    kind,
+                    rng.choice(others),
+                    round(rng.uniform(*plan.restart_delay_s), 2),
+                )
+            )
+    events.append(Event(round(rng.uniform(0.3 * d, 0.6 * d), 2), "announce_terminate", 0, 2.0))
+    sfn_at = rng.uniform(0.2 * d, 0.5 * d)
+    events.append(Event(round(sfn_at, 2), "outage", "sfn", plan.outage_s))
+    events.append(
+        Event(round(rng.uniform(0.55 * d, 0.85 * d), 2), "outage", "results", plan.outage_s)
+    )
+    events += [Event(round(rng.uniform(1.0, 0.85 * d), 2), "poison", n) for n in range(plan.poison)]
+    events.append(Event(round(0.5 * d, 2), "check_listeners"))
+    events.append(Event(round(rng.uniform(0.3 * d, 0.7 * d), 2), "foreign_result"))
+    return Schedule(
+        items,
+        sorted(events),
+        duplicates=random.Random(rng.getrandbits(64)),
+        proxy=random.Random(rng.getrandbits(64)),
+        fuzz_seed=rng.getrandbits(32),
+    )
