@@ -44,6 +44,16 @@ def _queue_name(body: bytes) -> str:
     return str(url).rstrip("/").rsplit("/", 1)[-1]
 
 
+def _batch_entries(environ: dict[str, Any]) -> int:
+    """Entries of an SQS batch request (its body, already read and put back by ``key``)."""
+    stream = environ.get("wsgi.input")
+    body = stream.getvalue() if isinstance(stream, io.BytesIO) else b""
+    try:
+        return len(json.loads(body or b"{}").get("Entries") or [])
+    except (ValueError, AttributeError, TypeError):
+        return 0
+
+
 def _s3_key(environ: dict[str, Any]) -> Key | None:
     """S3 speaks REST: the service is in the signature's credential scope."""
     if "/s3/aws4_request" not in environ.get("HTTP_AUTHORIZATION", ""):
@@ -67,12 +77,20 @@ class RequestLedger:
         self.app = app
         self._lock = threading.Lock()
         self._counts: Counter[Key] = Counter()
+        #: Entries of SQS batch calls (a visibility extension is one entry, not one call).
+        self._entries: Counter[Key] = Counter()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         key = self.key(environ)
         if key is not None:
+            entries = (
+                _batch_entries(environ)
+                if key[0].startswith("sqs:") and key[0].endswith("Batch")
+                else 0
+            )
             with self._lock:
                 self._counts[key] += 1
+                self._entries[key] += entries
         return self.app(environ, start_response)
 
     @staticmethod
@@ -90,6 +108,11 @@ class RequestLedger:
     def snapshot(self) -> Counter[Key]:
         with self._lock:
             return Counter(self._counts)
+
+    def entries(self) -> Counter[Key]:
+        """Entries of SQS batch calls so far, by (api, resource)."""
+        with self._lock:
+            return Counter(self._entries)
 
     def count(self, api: str, resource: str) -> int:
         with self._lock:

@@ -4,9 +4,12 @@
 * ``added-latency.png``: the distribution (empirical CDF) of each scenario's added latency,
   job finished on the consumer → Step Functions task closed (polling: at its default interval);
 * ``cost-vs-duration.png``: dollars per job against job duration, 1 minute to 12 hours, from
-  the cost model (:mod:`benchmarks.cost`) fed with the run's measured requests and transitions.
+  the cost model (:mod:`benchmarks.cost`) fed with the run's measured requests and transitions;
+* ``bench-scale-throughput.png`` (``--scale``, from ``python -m benchmarks.scale --output``):
+  jobs/s against consumers, one line per backlog, each point labelled with its limit.
 
     .venv/bin/python -m benchmarks.plots report.json docs/img
+    .venv/bin/python -m benchmarks.plots --scale scale.json docs/img
 """
 
 from __future__ import annotations
@@ -83,16 +86,74 @@ def cost_plot(report: dict[str, Any], path: Path, command: str) -> None:
     plt.close(fig)
 
 
+#: Marker per limit (benchmarks.profiling.limit), so the plot shows what bounds each point.
+LIMIT_MARKERS = {
+    "embedded stack": "s",
+    "machine CPU": "o",
+    "bridge (consumer)": "^",
+    "job slots": "D",
+    "none saturated": "x",
+}
+
+
+def throughput_plot(scale: dict[str, Any], path: Path, command: str) -> None:
+    """Jobs/s against consumers, a line per backlog; points that did not run are left out."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ok = [p for p in scale["points"] if p.get("status") == "SUCCEEDED" and "limit" in p]
+    seen: dict[str, Any] = {}
+    for backlog in sorted({p["backlog"] for p in ok}):
+        line = sorted((p for p in ok if p["backlog"] == backlog), key=lambda p: p["consumers"])
+        xs, ys = [p["consumers"] for p in line], [p["jobs_per_s"] for p in line]
+        (drawn,) = ax.plot(xs, ys, ".-", label=f"backlog {backlog:,}")
+        for p in line:
+            name = p["limit"]["limit"]
+            marker = LIMIT_MARKERS.get(name, "x")
+            ax.plot(
+                p["consumers"], p["jobs_per_s"], marker, color=drawn.get_color(),
+                markerfacecolor="none", markersize=9,
+            )  # fmt: skip
+            seen[name] = plt.Line2D(
+                [], [], marker=marker, color="black", linestyle="None", markerfacecolor="none",
+                label=f"limit: {name}",
+            )  # fmt: skip
+    consumers = sorted({p["consumers"] for p in ok}) or [1]
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(consumers, [str(c) for c in consumers])
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("consumer processes (callback-bridge worker)")
+    ax.set_ylabel("jobs/s (workers' start → execution closed)")
+    ax.set_title(
+        f"Throughput on one machine, embedded stack ({scale.get('job_ms', '?')} ms jobs, "
+        f"--concurrency {scale.get('concurrency', '?')})",
+        fontsize=10,
+    )
+    ax.grid(True, alpha=0.3)
+    lines, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=lines + list(seen.values()), fontsize=8, loc="lower right")
+    fig.text(0.01, 0.01, command, fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Plot a bench report (--output JSON).")
     parser.add_argument("report", type=Path)
     parser.add_argument("out_dir", type=Path)
+    parser.add_argument(
+        "--scale", action="store_true", help="The report is python -m benchmarks.scale's."
+    )
     parser.add_argument(
         "--command", default="", help="The command that produced the report (printed on plots)."
     )
     args = parser.parse_args(argv)
     report = json.loads(args.report.read_text())
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    if args.scale:
+        throughput_plot(report, args.out_dir / "bench-scale-throughput.png", args.command)
+        print(f"wrote {args.out_dir}/bench-scale-throughput.png")
+        return
     latency_plot(report, args.out_dir / "bench-added-latency.png", args.command)
     cost_plot(report, args.out_dir / "bench-cost-vs-duration.png", args.command)
     print(f"wrote {args.out_dir}/bench-added-latency.png, bench-cost-vs-duration.png")

@@ -28,13 +28,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from benchmarks import measure, polling
 from benchmarks.ledger import RequestLedger, queue_name, window
 from benchmarks.measure import HandlerMeter, Observers, ResultTimes
 from bridge import completion
 from bridge.demo import DEMO_HANDLER, wait_for_execution
+from bridge.fanout import start_from_items
+from bridge.limits import PAYLOAD_BYTES, MapMode, effective_concurrency, payload_bytes
 from bridge.local_stack import LocalStack, StackSettings
 from bridge.local_stack.event_source import LocalEventSourceMapping
 from bridge.local_stack.resources import LOCAL_ROLE_ARN
@@ -48,6 +50,17 @@ HARNESS_APIS = frozenset(
     {"states:StartExecution", "states:DescribeExecution", "states:GetExecutionHistory"}
 )
 Progress = Callable[[str, int, int], None]
+#: A backlog whose queueing stalls this long is as deep as the Map goes before jobs finish.
+BACKLOG_STALL_S = 20.0
+
+
+class Watch(Protocol):
+    """Instruments a scenario's measured window: from its consumers' start (after the backlog
+    is queued, with ``plan.backlog``) until its execution closed (:mod:`benchmarks.profiling`)."""
+
+    def start(self, consumers: list[subprocess.Popen[bytes]]) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -62,12 +75,17 @@ class BenchPlan:
     scenarios: tuple[str, ...] = SCENARIOS
     timeout_s: float = 600
     seed: int = 7
-    #: Queue every job before the consumers start (full batches), instead of starting them first.
+    #: Queue every job before the consumers start (full batches), instead of starting them first;
+    #: an INLINE Map queues at most 40 at once (bridge.limits), so then 40.
     backlog: bool = False
+    #: The Map's mode: INLINE (one execution) or DISTRIBUTED (child executions; big backlogs).
+    map_mode: MapMode = "INLINE"
 
     def __post_init__(self) -> None:
         if self.jobs < 1 or self.consumers < 1 or self.concurrency < 1:
             raise ValueError("jobs, consumers and concurrency must each be at least 1")
+        if self.map_mode not in ("INLINE", "DISTRIBUTED"):
+            raise ValueError(f"map_mode must be INLINE or DISTRIBUTED, not {self.map_mode!r}")
         unknown = set(self.scenarios) - set(SCENARIOS)
         if unknown:
             raise ValueError(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
@@ -108,6 +126,8 @@ class Measured:
     failure: str = ""
     #: Callback scenarios: finished → the completion handler's callback answered.
     callback_ms: list[float] = field(default_factory=list)
+    #: With ``plan.backlog``: jobs on the queue when the consumers started.
+    queued_at_start: int = 0
 
 
 @dataclass
@@ -127,6 +147,9 @@ class Run:
     loops: int
     #: SIGTERMs to stop a consumer (bridge workers: 2, release at once; no job runs by then).
     stop_signals: int = 1
+    #: A bucket to feed the jobs from when the input is over Step Functions' 256 KiB (the
+    #: template's S3-fed DISTRIBUTED Map, bridge.fanout); its S3 requests are not charged.
+    items_bucket: str | None = None
 
 
 @dataclass
@@ -139,6 +162,8 @@ class Outcome:
     consumer_peak_rss: int
     #: The execution's error and cause when it did not succeed.
     failure: str = ""
+    #: With ``plan.backlog``: jobs on the queue when the consumers started.
+    queued_at_start: int = 0
 
 
 @dataclass
@@ -151,6 +176,7 @@ class Bench:
     observers: Observers
     work_dir: Path
     progress: Progress
+    watch: Watch | None = None
 
     @property
     def clients(self) -> Any:
@@ -175,37 +201,63 @@ class Bench:
             raise RuntimeError(f"{run.name}: consumers did not start within 60 s")
         return processes
 
-    def _await_backlog(self, run: Run, execution_arn: str, queued: int) -> None:
-        """Until every job is queued (or the execution ended: a failed one queues no more)."""
+    def _await_backlog(self, run: Run, execution_arn: str, base: int, target: int) -> int:
+        """Until ``target`` jobs are queued, the execution ended (a failed one queues no more),
+        or the Map stopped queueing for :data:`BACKLOG_STALL_S` (the embedded stack runs at most
+        1,000 DISTRIBUTED children at once: the rest queue as jobs finish). Returns how many
+        were queued."""
         deadline = time.monotonic() + self.plan.timeout_s
+        last, grew = 0, time.monotonic()
         while time.monotonic() < deadline:
-            if self.ledger.wait_for("sqs:SendMessage", run.jobs_queue, queued, timeout_s=1):
-                return
+            if self.ledger.wait_for("sqs:SendMessage", run.jobs_queue, base + target, 1):
+                return target
+            queued = self.ledger.count("sqs:SendMessage", run.jobs_queue) - base
+            if queued > last:
+                last, grew = queued, time.monotonic()
+            elif queued and time.monotonic() - grew > BACKLOG_STALL_S:
+                log.warning("%s: the Map queued %d of %d jobs, no more", run.name, queued, target)
+                return queued
             self.progress(run.name, 0, self.plan.jobs)
             status = self.clients.sfn.describe_execution(executionArn=execution_arn)["status"]
             if status != "RUNNING":
-                return
+                return queued
         raise RuntimeError(f"{run.name}: the jobs were not all queued in time")
+
+    def _start(self, run: Run) -> str:
+        name, document = f"bench-{run.name}-{uuid.uuid4().hex[:8]}", json.dumps(run.payload)
+        if run.items_bucket and payload_bytes(document) > PAYLOAD_BYTES:
+            return start_from_items(
+                self.clients.sfn, self.clients.s3, run.machine_arn, run.items_bucket,
+                run.payload["jobs"], name=name,
+            )  # fmt: skip
+        arn: str = self.clients.sfn.start_execution(
+            stateMachineArn=run.machine_arn, name=name, input=document
+        )["executionArn"]
+        return arn
 
     def execute(self, run: Run) -> Outcome:
         """Start one execution (consumers first, or after every job is queued with
         ``plan.backlog``), wait for it, and measure."""
         sfn, jobs = self.clients.sfn, self.plan.jobs
         consumers: list[subprocess.Popen[bytes]] = []
+        queued_at_start = 0
         try:
             if not self.plan.backlog:
                 consumers = self.spawn(run)
             before = self.ledger.snapshot()
             started = time.monotonic()
-            arn = sfn.start_execution(
-                stateMachineArn=run.machine_arn,
-                name=f"bench-{run.name}-{uuid.uuid4().hex[:8]}",
-                input=json.dumps(run.payload),
-            )["executionArn"]
+            arn = self._start(run)
             if self.plan.backlog:
-                self._await_backlog(run, arn, before[("sqs:SendMessage", run.jobs_queue)] + jobs)
+                # An INLINE Map queues at most 40 at once (AWS's limit, which the embedded stack
+                # enforces): the backlog is what the Map runs at once; DISTRIBUTED for more.
+                mode: MapMode = "INLINE" if run.name == "polling" else self.plan.map_mode
+                base = before[("sqs:SendMessage", run.jobs_queue)]
+                target = min(jobs, effective_concurrency(0, mode))
+                queued_at_start = self._await_backlog(run, arn, base, target)
                 consumers = self.spawn(run)
                 started = time.monotonic()
+            if self.watch is not None:
+                self.watch.start(consumers)
             described = wait_for_execution(
                 sfn,
                 arn,
@@ -218,6 +270,8 @@ class Bench:
                 time.sleep(0.05)
             time.sleep(0.3)
             self.progress(run.name, run.done(), jobs)
+            if self.watch is not None:
+                self.watch.stop()
             requests = window(before, self.ledger.snapshot(), run.resources)
             cpu, rss = consumer_stats(consumers)
         finally:
@@ -239,6 +293,7 @@ class Bench:
             cpu,
             rss,
             failure=measure.first_failure(events) if described["status"] != "SUCCEEDED" else "",
+            queued_at_start=queued_at_start,
         )
 
 
@@ -265,6 +320,7 @@ def stop(processes: list[subprocess.Popen[bytes]], signals: int = 1) -> None:
 
 def _with_failure(out: Outcome, measured: Measured, results: ResultTimes | None = None) -> Measured:
     measured.failure = out.failure
+    measured.queued_at_start = out.queued_at_start
     if results is not None:
         measured.callback_ms = results.callback_ms()
     return measured
@@ -298,6 +354,7 @@ def run_bridge(bench: Bench) -> Measured:
             "bridge", stack.config.state_machine_arn or "", {"jobs": plan.items()},
             {jobs_q, results_q}, jobs_q, lambda: results.done, command,
             loops=plan.consumers, stop_signals=2,
+            items_bucket=stack.config.fanout_bucket if plan.map_mode == "DISTRIBUTED" else None,
         )
     )  # fmt: skip
     inv1, _, wall1, cpu1 = meter.snapshot()
@@ -413,16 +470,26 @@ RUNNERS: dict[str, Callable[[Bench], Measured]] = {
 
 
 def run_bench(
-    plan: BenchPlan, progress: Progress | None = None, work_dir: Path | None = None
+    plan: BenchPlan,
+    progress: Progress | None = None,
+    work_dir: Path | None = None,
+    watch: Watch | None = None,
 ) -> tuple[list[Measured], Path]:
     """Run ``plan``'s scenarios on one embedded stack; returns the measurements and the
-    directory holding the consumers' and completion handler's logs."""
+    directory holding the consumers' and completion handler's logs. ``watch`` instruments each
+    scenario's measured window (CPU, profiles: :mod:`benchmarks.scale`)."""
     work_dir = work_dir or Path(tempfile.mkdtemp(prefix="callback-bridge-bench-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     observers = Observers()
-    # As the demo: no HeartbeatSeconds, task timeouts that fit a benchmark's backlog.
+    # As the demo: no HeartbeatSeconds; task timeouts that outlast the run (a big backlog's
+    # last job waits most of it).
+    queue_wait = max(300, int(plan.timeout_s) - 300)
     settings = StackSettings(
-        timeout_seconds=600, max_queue_wait_s=300, job_timeout_s=120, instance_group=False
+        timeout_seconds=queue_wait + 300,
+        max_queue_wait_s=queue_wait,
+        job_timeout_s=120,
+        instance_group=False,
+        map_mode=plan.map_mode,
     )
     measured: list[Measured] = []
     with (
@@ -438,9 +505,23 @@ def run_bench(
         stack.event_source.handler = HandlerMeter(stack.event_source.handler)
         bench = Bench(
             plan, stack, RequestLedger.install(stack), observers, work_dir,
-            progress or (lambda _n, _d, _t: None),
+            progress or (lambda _n, _d, _t: None), watch,
         )  # fmt: skip
-        for name in plan.scenarios:
-            measured.append(RUNNERS[name](bench))
-            observers.current = None
+        try:
+            for name in plan.scenarios:
+                measured.append(RUNNERS[name](bench))
+                observers.current = None
+        finally:
+            _release_handler_log()
     return measured, work_dir
+
+
+def _release_handler_log() -> None:
+    """Point the completion handler's log back at stderr: the stack pointed it at our log file,
+    which closes with this run, and the next stack in this process (benchmarks.scale runs one a
+    point) flushes the old stream before replacing it."""
+    from bridge import completion
+
+    handler = getattr(completion.logger, "registered_handler", None)
+    if handler is not None:
+        handler.setStream(sys.stderr)

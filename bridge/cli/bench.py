@@ -42,9 +42,19 @@ def bench(
     backlog: Annotated[
         bool,
         typer.Option(
-            "--backlog", help="Queue every job before the consumers start (full batches)."
+            "--backlog",
+            help="Queue every job (INLINE: 40) before the consumers start (full batches).",
         ),
     ] = False,
+    map_mode: Annotated[
+        str,
+        typer.Option(
+            help="INLINE (at most 40 jobs queued at once, as on AWS) or DISTRIBUTED (child "
+            "executions: jobs/s and requests are measured, but not the added latency and "
+            "transitions, which are in the children's histories). The polling scenario is "
+            "always INLINE."
+        ),
+    ] = "INLINE",
     work_dir: Annotated[Path | None, typer.Option(help="Keep logs here.")] = None,
     output: Annotated[
         Path | None,
@@ -80,6 +90,7 @@ def bench(
             interval=PollingInterval(default_s=interval, scale=scale),
             job_ms=durations,
             backlog=backlog,
+            map_mode=map_mode.upper(),  # type: ignore[arg-type]  # BenchPlan checks it
             scenarios=tuple(s.strip() for s in scenarios.split(",") if s.strip()),
         )
     except ValueError as exc:

@@ -97,3 +97,24 @@ def test_ledger_names_the_queue_and_the_bucket_of_each_request() -> None:
     assert RequestLedger.key(s3) == ("s3:HeadObject", "bench-polling-status")
     sfn = {"HTTP_X_AMZ_TARGET": "AWSStepFunctions.SendTaskSuccess"}
     assert RequestLedger.key(sfn) == ("states:SendTaskSuccess", "")
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_scale_point_reports_jobs_per_s_cpu_and_its_limit(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale", "--points", "1x20", "--no-profile",
+         "--work-dir", str(tmp_path / "work"), "--output", str(out)],
+        capture_output=True, text=True, timeout=220, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (point,) = json.loads(out.read_text())["points"]
+    assert point["status"] == "SUCCEEDED", point
+    assert point["consumers"] == 1 and point["backlog"] == 20 and point["jobs_per_s"] > 0
+    assert point["window"]["stack_cores"] > 0 and point["window"]["profiles"] == {}
+    assert point["limit"]["limit"] in {
+        "embedded stack", "machine CPU", "bridge (consumer)", "job slots", "none saturated",
+    }  # fmt: skip
+    assert "| 1 | 20 |" in done.stdout
