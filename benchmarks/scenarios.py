@@ -507,21 +507,7 @@ def run_bench(
             plan, stack, RequestLedger.install(stack), observers, work_dir,
             progress or (lambda _n, _d, _t: None), watch,
         )  # fmt: skip
-        try:
-            for name in plan.scenarios:
-                measured.append(RUNNERS[name](bench))
-                observers.current = None
-        finally:
-            _release_handler_log()
+        for name in plan.scenarios:
+            measured.append(RUNNERS[name](bench))
+            observers.current = None
     return measured, work_dir
-
-
-def _release_handler_log() -> None:
-    """Point the completion handler's log back at stderr: the stack pointed it at our log file,
-    which closes with this run, and the next stack in this process (benchmarks.scale runs one a
-    point) flushes the old stream before replacing it."""
-    from bridge import completion
-
-    handler = getattr(completion.logger, "registered_handler", None)
-    if handler is not None:
-        handler.setStream(sys.stderr)

@@ -51,6 +51,8 @@ class LocalStack:
         self.server = EmbeddedServer(port)
         self.observer = observer
         self.handler_log = handler_log
+        #: (the completion logger's handler, the stream it had): restored on stop.
+        self._replaced_handler_stream: tuple[Any, Any] | None = None
         #: Apply the compatibility patches (off only to look at moto as shipped).
         self.patched = patched
         self.config: BridgeConfig | None = None
@@ -135,7 +137,10 @@ class LocalStack:
         from bridge import completion
 
         if self.handler_log is not None:
-            completion.logger.registered_handler.setStream(self.handler_log)  # type: ignore[attr-defined]
+            # setStream answers the stream it replaced: stop() puts it back, so a later stack
+            # in this process does not log to this one's closed file.
+            handler: Any = completion.logger.registered_handler
+            self._replaced_handler_stream = (handler, handler.setStream(self.handler_log))
         assert self.clients and self.config
         # The function's own clients, as on AWS: botocore retries off, the handler's are
         # bounded by the invocation's remaining time.
@@ -163,6 +168,11 @@ class LocalStack:
         if self.imds:
             self.imds.stop()
         self.server.stop()
+        if self._replaced_handler_stream is not None:
+            handler, stream = self._replaced_handler_stream
+            if stream is not None:  # None: it already had this stream
+                handler.setStream(stream)
+            self._replaced_handler_stream = None
         if self.patched:
             compat.revert()
         if self.state_file and self.state_file.exists():
