@@ -83,6 +83,7 @@ CREATE_FLAG_MODULES = (
     "alarms",
     "claim_check",
     "fanout",
+    "private_bucket",
 )
 
 
@@ -143,6 +144,11 @@ def test_create_false_creates_nothing_and_outputs_survive(module: str) -> None:
         assert gate and ("local.create" in gate or derived), (
             f"{module}: {type_name}.{name} ignores create"
         )
+    # A submodule's resources follow the create flag it is given.
+    for tf in sorted((MODULES_DIR / module).glob("*.tf")):
+        for entry in parse(tf).get("module", []):
+            for label, body in entry.items():
+                assert "local.create" in str(body.get("create")), f"{module}: module.{label}"
     for name, body in module_outputs(MODULES_DIR / module).items():
         value = body["value"]
         if "aws_" not in value:
@@ -235,7 +241,12 @@ def _sender_entries(value: Any) -> dict[str, Any]:
 
 
 def test_claim_check_bucket_is_private_and_tls_only() -> None:
-    main = MODULES_DIR / "claim_check" / "main.tf"
+    # claim_check and fanout make their buckets with the shared private_bucket submodule.
+    for caller in ("claim_check", "fanout"):
+        main = MODULES_DIR / caller / "main.tf"
+        calls = [body for entry in parse(main)["module"] for body in entry.values()]
+        assert [call["source"] for call in calls] == ["../private_bucket"], caller
+    main = MODULES_DIR / "private_bucket" / "main.tf"
     ((_, block),) = labelled2(main, "resource", "aws_s3_bucket_public_access_block")
     for setting in (
         "block_public_acls",

@@ -51,7 +51,10 @@ MODULES = (
     "alarms",
     "claim_check",
     "fanout",
+    "private_bucket",
 )
+# Submodules other modules call (claim_check, fanout), not the example.
+SUBMODULES = ("private_bucket",)
 # Modules whose IAM roles are checked against their allow-lists.
 ROLE_MODULES = ("state_machine", "completion", "dead_letter", "consumers")
 TF_FILES = sorted(p for p in INFRA.rglob("*.tf") if ".terraform" not in p.parts)
@@ -420,6 +423,13 @@ VALIDATED = {
     ],
     "claim_check": ["name", "expiration_days", "kms_key_arn"],
     "fanout": ["name", "expiration_days", "kms_key_arn"],
+    "private_bucket": [
+        "name",
+        "expiring_prefixes",
+        "expiration_days",
+        "kms_key_arn",
+        "policy_documents",
+    ],
     "alarms": [
         "alarm_actions",
         "archive_names",
@@ -616,6 +626,7 @@ ALLOWED_ACTIONS = {
     # The bucket policy only denies (requests without TLS).
     "claim_check": set(),
     "fanout": set(),
+    "private_bucket": set(),
     "state_machine": {
         "sts:AssumeRole",
         # The S3-fed Distributed Map: ItemReader and ResultWriter, with fanout_bucket_arn.
@@ -1534,12 +1545,27 @@ def test_claim_check_bucket_matches_the_worker() -> None:
 
     module = MODULES_DIR / "claim_check"
     assert module_locals(module)["key_prefix"] == DEFAULT_KEY_PREFIX
+    # The bucket is the shared private_bucket submodule, told to expire the worker's prefix.
+    ((_, bucket),) = [
+        (label, body)
+        for entry in parse(module / "main.tf")["module"]
+        for label, body in entry.items()
+    ]
+    assert bucket["source"] == "../private_bucket"
+    assert bucket["expiring_prefixes"] == ["${local.key_prefix}"]
+    assert bucket["expiration_days"] == "${var.expiration_days}"
+    assert bucket["kms_key_arn"] == "${var.kms_key_arn}"
+    assert bucket["versioning"] == "${var.versioning}"
+    shared = MODULES_DIR / "private_bucket"
     ((_, rules),) = labelled2(
-        module / "main.tf", "resource", "aws_s3_bucket_lifecycle_configuration"
+        shared / "main.tf", "resource", "aws_s3_bucket_lifecycle_configuration"
     )
-    rule, abort = rules["rule"]
+    (abort,) = rules["rule"]
     assert abort["abort_incomplete_multipart_upload"][0]["days_after_initiation"] == 1
-    assert rule["filter"][0]["prefix"] == "${local.key_prefix}/"
+    ((_, expiry),) = [(label, body) for d in rules["dynamic"] for label, body in d.items()]
+    assert expiry["for_each"] == "${var.expiring_prefixes}"
+    (rule,) = expiry["content"]
+    assert rule["filter"][0]["prefix"] == "${rule.value}/"
     assert rule["expiration"][0]["days"] == "${var.expiration_days}"
     variables = module_variables(module)
     assert _default(variables, "expiration_days") == 30
@@ -1547,7 +1573,7 @@ def test_claim_check_bucket_matches_the_worker() -> None:
     assert _default(variables, "kms_key_arn") is None
     # The worker puts with ServerSideEncryption=AES256 unless told otherwise: the default.
     ((_, sse),) = labelled2(
-        module / "main.tf", "resource", "aws_s3_bucket_server_side_encryption_configuration"
+        shared / "main.tf", "resource", "aws_s3_bucket_server_side_encryption_configuration"
     )
     default = sse["rule"][0]["apply_server_side_encryption_by_default"][0]
     assert default["sse_algorithm"] == '${var.kms_key_arn == null ? "AES256" : "aws:kms"}'
@@ -1607,7 +1633,7 @@ def test_complete_example_outputs() -> None:
         for entry in parse(tf).get("module", [])
         for body in entry.values()
     }
-    assert sources == {f"../../modules/{m}" for m in MODULES}
+    assert sources == {f"../../modules/{m}" for m in MODULES if m not in SUBMODULES}
 
 
 def test_complete_example_outputs_are_bridge_settings() -> None:

@@ -420,6 +420,7 @@ TFTEST_MODULES = (
     "dead_letter",
     "claim_check",
     "fanout",
+    "private_bucket",
 )
 # An empty zip archive: the dead_letter suite only hashes its package.
 EMPTY_ZIP = b"PK\x05\x06" + b"\x00" * 18

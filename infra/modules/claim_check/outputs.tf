@@ -1,16 +1,16 @@
 output "bucket_id" {
   description = "Name of the claim-check bucket (BRIDGE_CLAIM_CHECK_BUCKET; the consumers module's claim_check_bucket), or null when create is false."
-  value       = try(aws_s3_bucket.this[0].id, null)
+  value       = module.bucket.bucket_id
 }
 
 output "bucket_arn" {
   description = "ARN of the claim-check bucket, or null when create is false."
-  value       = try(aws_s3_bucket.this[0].arn, null)
+  value       = module.bucket.bucket_arn
 }
 
 output "claim_checks_arn" {
   description = "ARN of the objects the workers write (<bucket ARN>/claim-checks/*): grant s3:GetObject on it to whoever reads claim-checked outputs. null when create is false."
-  value       = try("${aws_s3_bucket.this[0].arn}/${local.key_prefix}/*", null)
+  value       = module.bucket.bucket_arn == null ? null : "${module.bucket.bucket_arn}/${local.key_prefix}/*"
 }
 
 output "key_prefix" {

@@ -1,21 +1,21 @@
 output "bucket_id" {
   description = "Name of the fan-out bucket (BRIDGE_FANOUT_BUCKET; callback-bridge run --bucket), or null when create is false."
-  value       = try(aws_s3_bucket.this[0].id, null)
+  value       = module.bucket.bucket_id
 }
 
 output "bucket_arn" {
   description = "ARN of the fan-out bucket (the state_machine module's fanout_bucket_arn), or null when create is false."
-  value       = try(aws_s3_bucket.this[0].arn, null)
+  value       = module.bucket.bucket_arn
 }
 
 output "items_arn" {
   description = "ARN of the job files (<bucket ARN>/items/*): grant s3:PutObject on it to whoever starts fan-outs (callback-bridge run). null when create is false."
-  value       = try("${aws_s3_bucket.this[0].arn}/${local.items_prefix}/*", null)
+  value       = module.bucket.bucket_arn == null ? null : "${module.bucket.bucket_arn}/${local.items_prefix}/*"
 }
 
 output "results_arn" {
   description = "ARN of the result files (<bucket ARN>/results/*): grant s3:GetObject on it to whoever reads fan-out results. null when create is false."
-  value       = try("${aws_s3_bucket.this[0].arn}/${local.results_prefix}/*", null)
+  value       = module.bucket.bucket_arn == null ? null : "${module.bucket.bucket_arn}/${local.results_prefix}/*"
 }
 
 output "kms_key_arn" {

@@ -15,32 +15,32 @@ run "defaults" {
   command = plan
 
   assert {
-    condition     = aws_s3_bucket.this[0].bucket_prefix == "callback-bridge-claim-checks-"
+    condition     = module.bucket.bucket_prefix == "callback-bridge-claim-checks-"
     error_message = "the bucket is named from a prefix by default"
   }
 
   assert {
-    condition     = one(one(aws_s3_bucket_server_side_encryption_configuration.this[0].rule).apply_server_side_encryption_by_default).sse_algorithm == "AES256"
+    condition     = one(module.bucket.server_side_encryption.apply_server_side_encryption_by_default).sse_algorithm == "AES256"
     error_message = "SSE-S3 (AES256) by default, as the worker requests"
   }
 
   assert {
-    condition     = aws_s3_bucket_lifecycle_configuration.this[0].rule[0].expiration[0].days == 30
+    condition     = module.bucket.lifecycle_configuration_rules[0].expiration[0].days == 30
     error_message = "claim checks expire after 30 days by default"
   }
 
   assert {
-    condition     = aws_s3_bucket_lifecycle_configuration.this[0].rule[0].filter[0].prefix == "claim-checks/"
+    condition     = module.bucket.lifecycle_configuration_rules[0].filter[0].prefix == "claim-checks/"
     error_message = "the lifecycle rule covers the worker's claim-checks/ prefix"
   }
 
   assert {
-    condition     = length(aws_s3_bucket_versioning.this) == 0
+    condition     = module.bucket.versioning_enabled == false
     error_message = "versioning is off by default"
   }
 
   assert {
-    condition     = one(aws_s3_bucket_ownership_controls.this[0].rule).object_ownership == "BucketOwnerEnforced"
+    condition     = module.bucket.object_ownership == "BucketOwnerEnforced"
     error_message = "ACLs are off"
   }
 }
@@ -57,27 +57,27 @@ run "kms_fixed_name_versioning" {
   }
 
   assert {
-    condition     = aws_s3_bucket.this[0].bucket == "team-a-claim-checks"
+    condition     = module.bucket.bucket_id == "team-a-claim-checks"
     error_message = "use_name_prefix = false names the bucket <name>-claim-checks"
   }
 
   assert {
-    condition     = one(one(aws_s3_bucket_server_side_encryption_configuration.this[0].rule).apply_server_side_encryption_by_default).sse_algorithm == "aws:kms"
+    condition     = one(module.bucket.server_side_encryption.apply_server_side_encryption_by_default).sse_algorithm == "aws:kms"
     error_message = "kms_key_arn makes SSE-KMS the default"
   }
 
   assert {
-    condition     = one(aws_s3_bucket_server_side_encryption_configuration.this[0].rule).bucket_key_enabled == true
+    condition     = module.bucket.server_side_encryption.bucket_key_enabled == true
     error_message = "SSE-KMS uses an S3 Bucket Key"
   }
 
   assert {
-    condition     = length(aws_s3_bucket_versioning.this) == 1
+    condition     = module.bucket.versioning_enabled == true
     error_message = "versioning = true enables versioning"
   }
 
   assert {
-    condition     = aws_s3_bucket_lifecycle_configuration.this[0].rule[0].expiration[0].days == 7
+    condition     = module.bucket.lifecycle_configuration_rules[0].expiration[0].days == 7
     error_message = "expiration_days reaches the lifecycle rule"
   }
 }
@@ -90,7 +90,7 @@ run "create_false_creates_nothing" {
   }
 
   assert {
-    condition     = length(aws_s3_bucket.this) == 0 && output.bucket_id == null && output.claim_checks_arn == null
+    condition     = module.bucket.bucket_arn == null && output.bucket_id == null && output.claim_checks_arn == null
     error_message = "create = false creates nothing and the outputs are null"
   }
 }

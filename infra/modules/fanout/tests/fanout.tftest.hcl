@@ -14,27 +14,27 @@ run "defaults" {
   command = plan
 
   assert {
-    condition     = aws_s3_bucket.this[0].bucket_prefix == "callback-bridge-fanout-"
+    condition     = module.bucket.bucket_prefix == "callback-bridge-fanout-"
     error_message = "the bucket is named from a prefix by default"
   }
 
   assert {
-    condition     = one(one(aws_s3_bucket_server_side_encryption_configuration.this[0].rule).apply_server_side_encryption_by_default).sse_algorithm == "AES256"
+    condition     = one(module.bucket.server_side_encryption.apply_server_side_encryption_by_default).sse_algorithm == "AES256"
     error_message = "SSE-S3 (AES256) by default"
   }
 
   assert {
-    condition     = [for r in aws_s3_bucket_lifecycle_configuration.this[0].rule : r.filter[0].prefix if length(r.expiration) > 0] == ["items/", "results/"]
+    condition     = [for r in module.bucket.lifecycle_configuration_rules : r.filter[0].prefix if length(r.expiration) > 0] == ["items/", "results/"]
     error_message = "job files and result files expire"
   }
 
   assert {
-    condition     = alltrue([for r in aws_s3_bucket_lifecycle_configuration.this[0].rule : r.expiration[0].days == 30 if length(r.expiration) > 0])
+    condition     = alltrue([for r in module.bucket.lifecycle_configuration_rules : r.expiration[0].days == 30 if length(r.expiration) > 0])
     error_message = "files expire after 30 days by default"
   }
 
   assert {
-    condition     = length(aws_s3_bucket_versioning.this) == 0
+    condition     = module.bucket.versioning_enabled == false
     error_message = "versioning is off by default"
   }
 }
@@ -47,7 +47,7 @@ run "kms" {
   }
 
   assert {
-    condition     = one(one(aws_s3_bucket_server_side_encryption_configuration.this[0].rule).apply_server_side_encryption_by_default).sse_algorithm == "aws:kms"
+    condition     = one(module.bucket.server_side_encryption.apply_server_side_encryption_by_default).sse_algorithm == "aws:kms"
     error_message = "kms_key_arn makes SSE-KMS the default"
   }
 }
@@ -60,7 +60,7 @@ run "create_false" {
   }
 
   assert {
-    condition     = length(aws_s3_bucket.this) == 0 && output.bucket_arn == null && output.results_arn == null
+    condition     = module.bucket.bucket_arn == null && output.bucket_arn == null && output.results_arn == null
     error_message = "create = false creates nothing and the outputs are null"
   }
 }
