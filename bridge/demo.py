@@ -22,7 +22,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bridge import fanout
 from bridge.contract import ContractError, parse_result
+from bridge.limits import (
+    DATA_LIMIT_ERROR,
+    PAYLOAD_BYTES,
+    FanOutPlan,
+    LimitError,
+    json_bytes,
+    plan_fan_out,
+)
 from bridge.local_stack import LocalStack, StackSettings
 
 DEMO_HANDLER = "consumers.demo_handler:work"
@@ -30,6 +39,13 @@ DEMO_ERROR = "DemoFailure"
 TIMEOUT_ERRORS = ("States.Timeout", "States.HeartbeatTimeout")
 #: Calls the demo harness makes itself (progress polling); not part of a job's cost.
 HARNESS_APIS = frozenset({"states:DescribeExecution"})
+#: ``map_mode`` that lets the demo pick the mode AWS would accept for the size asked.
+AUTO = "AUTO"
+#: The whole run's timeout when none is given: 300 s, or 0.1 s a job for larger runs.
+DEFAULT_TIMEOUT_S = 300.0
+#: Allowance for a failed job's Map output entry ({status, error, cause}; the cause carries the
+#: handler's exception and traceback summary, clipped by the worker).
+FAILED_ENTRY_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -39,15 +55,62 @@ class DemoPlan:
     concurrency: int = 4
     fail_rate: float = 0.0
     job_ms: tuple[int, int] = (50, 400)
-    map_mode: str = "INLINE"
+    #: INLINE, DISTRIBUTED, or AUTO (the mode AWS would accept for ``jobs``).
+    map_mode: str = AUTO
     seed: int = 7
-    timeout_s: float = 300.0
+    #: None: :data:`DEFAULT_TIMEOUT_S`, or 0.1 s a job for larger runs.
+    timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.jobs < 1 or self.consumers < 1 or self.concurrency < 1:
             raise ValueError("jobs, consumers and concurrency must each be at least 1")
         if not 0.0 <= self.fail_rate <= 1.0:
             raise ValueError(f"fail rate must be between 0 and 1, got {self.fail_rate}")
+        if self.map_mode not in (AUTO, "INLINE", "DISTRIBUTED"):
+            raise ValueError(f"map mode must be INLINE, DISTRIBUTED or AUTO, not {self.map_mode}")
+
+    @property
+    def deadline_s(self) -> float:
+        """How long the demo waits for the execution."""
+        if self.timeout_s is not None:
+            return self.timeout_s
+        return max(DEFAULT_TIMEOUT_S, 0.1 * self.jobs)
+
+    def fan_out(self) -> FanOutPlan:
+        """The mode AWS would accept for this run, and whether its jobs must come from S3;
+        raises :class:`bridge.limits.LimitError` (one line: which limit, which mode to use)
+        when the mode asked for would fail on AWS."""
+        requested = None if self.map_mode == AUTO else self.map_mode
+        fan = plan_fan_out(self.items(), requested)  # type: ignore[arg-type]
+        output = self.output_bytes()
+        if output <= PAYLOAD_BYTES or fan.needs_item_file:
+            return fan
+        if requested == "INLINE":
+            raise LimitError(
+                "state-output",
+                DATA_LIMIT_ERROR,
+                f"an INLINE run of {self.jobs:,} demo jobs returns about {output:,} bytes; a "
+                f"state's output may be at most {PAYLOAD_BYTES:,} (256 KiB): use "
+                "--map-mode DISTRIBUTED (its results go to S3)",
+            )
+        # Only a Distributed Map with a ResultWriter keeps its results out of the output.
+        return FanOutPlan("DISTRIBUTED", needs_item_file=True)
+
+    def output_bytes(self) -> int:
+        """Estimated size of the Map's output (one entry per job) for this run."""
+        success = json_bytes(
+            {
+                "status": "SUCCEEDED",
+                "output": {
+                    "n": self.jobs,
+                    "job_id": f"demo-{uuid.UUID(int=0)}/RunJob/{self.jobs}/0",
+                    "type": "demo",
+                    "worker_pid": 4_194_304,
+                },
+            }
+        )
+        failing = round(self.jobs * self.fail_rate)
+        return (self.jobs - failing) * (success + 1) + failing * FAILED_ENTRY_BYTES
 
     def items(self) -> list[dict[str, Any]]:
         """The execution's jobs; exactly round(jobs * fail_rate) of them are asked to fail."""
@@ -65,6 +128,9 @@ class Observed:
 
     latencies_ms: dict[str, float] = field(default_factory=dict)
     completed: int = 0
+    #: Results for a job id already seen: a job that ran twice.
+    duplicates: int = 0
+    seen: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, record: dict[str, Any], acknowledged: bool) -> None:
@@ -75,6 +141,10 @@ class Observed:
         except ContractError:
             return
         with self.lock:
+            if result.job_id in self.seen:
+                self.duplicates += 1
+                return
+            self.seen.add(result.job_id)
             self.completed += 1
             if result.timing and result.timing.enqueued_at:
                 delta = datetime.now(UTC) - result.timing.enqueued_at
@@ -168,9 +238,10 @@ def run_demo(
             progress(observed.completed, plan.jobs)
 
     items = plan.items()
+    fan = plan.fan_out()
     # No HeartbeatSeconds: a large demo's backlog outlives any short one (docs/timing.md).
     settings = StackSettings(
-        map_mode=plan.map_mode, timeout_seconds=600, max_queue_wait_s=300, job_timeout_s=120
+        map_mode=fan.mode, timeout_seconds=600, max_queue_wait_s=300, job_timeout_s=120
     )
     with (
         (work_dir / "completion.log").open("w") as handler_log,
@@ -183,18 +254,19 @@ def run_demo(
         try:
             baseline = stack.request_counts()
             started = time.monotonic()
-            execution = stack.clients.sfn.start_execution(
-                stateMachineArn=stack.config.state_machine_arn,
-                name=f"demo-{uuid.uuid4()}",
-                input=json.dumps({"jobs": items}),
-            )["executionArn"]
+            execution = start(stack, items, fan)
             described = wait_for_execution(
-                stack.clients.sfn, execution, plan.timeout_s, on_poll=report
+                stack.clients.sfn,
+                execution,
+                plan.deadline_s,
+                on_poll=report,
+                likely_done=lambda: observed.completed >= plan.jobs,
             )
             elapsed = time.monotonic() - started
             counts = stack.request_counts()
         finally:
             exit_codes = stop_consumers(consumers)
+        entries = outcomes_of(stack, execution, described, fan)
         sqs, config = stack.clients.sqs, stack.config
         dlq = {  # dead letters wait in the DLQ until handled, then stay in the archive
             side: sum(queue_depth(sqs, url) for url in urls if url)
@@ -212,9 +284,51 @@ def run_demo(
         {k: v - baseline.get(k, 0) for k, v in counts.items()},
         dlq,
         exit_codes,
+        entries,
     )
+    summary["map_mode"] = fan.mode
+    summary["item_file"] = fan.needs_item_file
     summary["work_dir"] = str(work_dir)  # worker and completion-handler logs
     return summary
+
+
+def start(stack: LocalStack, items: list[dict[str, Any]], fan: FanOutPlan) -> str:
+    """Start the execution: jobs in its input, or, when that input would exceed 256 KiB, in an
+    item file on S3 (the template's S3-fed Distributed Map, as on AWS)."""
+    assert stack.clients and stack.config and stack.config.state_machine_arn
+    name = f"demo-{uuid.uuid4()}"
+    if fan.needs_item_file:
+        assert stack.clients.s3 is not None and stack.config.fanout_bucket
+        return fanout.start_from_items(
+            stack.clients.sfn,
+            stack.clients.s3,
+            stack.config.state_machine_arn,
+            stack.config.fanout_bucket,
+            items,
+            name=name,
+        )
+    return str(
+        stack.clients.sfn.start_execution(
+            stateMachineArn=stack.config.state_machine_arn,
+            name=name,
+            input=json.dumps({"jobs": items}, separators=(",", ":")),  # as plan_fan_out sizes it
+        )["executionArn"]
+    )
+
+
+def outcomes_of(
+    stack: LocalStack, execution: str, described: dict[str, Any], fan: FanOutPlan
+) -> list[Any] | None:
+    """One Map output entry per job ({status, output} or {status, error, cause}) in job order:
+    the execution's output, or, for an S3-fed run, its result files. None when unknown."""
+    if not fan.needs_item_file:
+        output = json.loads(described.get("output") or "null")
+        return output if isinstance(output, list) else None
+    assert stack.clients and stack.clients.s3 is not None
+    if described["status"] == "RUNNING":
+        return None
+    results = fanout.read_results(stack.clients.sfn, stack.clients.s3, execution)
+    return [job.as_dict() for job in results.jobs] if results.jobs else None
 
 
 def wait_for_execution(
@@ -223,16 +337,29 @@ def wait_for_execution(
     timeout_s: float,
     on_poll: Callable[[], None] | None = None,
     every_s: float = 0.2,
+    likely_done: Callable[[], bool] | None = None,
+    idle_every_s: float = 2.0,
 ) -> dict[str, Any]:
     """describe_execution once it is no longer RUNNING (or the last answer at the timeout);
-    ``on_poll`` runs after each answer (the demo's progress bar)."""
+    ``on_poll`` runs every ``every_s`` (the demo's progress bar).
+
+    DescribeExecution answers with the whole execution input (a 3,000-job run's is ~170 KB), so
+    asking five times a second cost the embedded stack a tenth of its CPU. With
+    ``likely_done``, the execution is described every ``idle_every_s`` until it says the work
+    is probably over, then every ``every_s``."""
     deadline = time.monotonic() + timeout_s
+    next_describe = 0.0
     while True:
-        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        now = time.monotonic()
+        if now >= next_describe or (likely_done is not None and likely_done()):
+            described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING" or now > deadline:
+                if on_poll:
+                    on_poll()
+                return described
+            next_describe = now + (every_s if likely_done is None else idle_every_s)
         if on_poll:
             on_poll()
-        if described["status"] != "RUNNING" or time.monotonic() > deadline:
-            return described
         time.sleep(every_s)
 
 
@@ -245,9 +372,14 @@ def summarise(
     requests: dict[str, int],
     dlq: dict[str, int],
     exit_codes: list[int],
+    entries: list[Any] | None = None,
 ) -> dict[str, Any]:
-    output = json.loads(described.get("output") or "null")
-    entries = output if isinstance(output, list) else [None] * plan.jobs
+    """The demo's summary. ``entries``: one Map output entry per job (default: the
+    execution's output)."""
+    if entries is None:
+        output = json.loads(described.get("output") or "null")
+        entries = output if isinstance(output, list) else None
+    entries = entries if entries is not None else [None] * plan.jobs
     outcomes = [classify(entry) for entry in entries]
     intended = ["failed" if item["fail"] else "succeeded" for item in items]
     wrong = [
@@ -274,11 +406,14 @@ def summarise(
             if n and api not in HARNESS_APIS
         },
         "execution_status": described["status"],
+        **{key: described[key] for key in ("error", "cause") if described.get(key)},
         "dlq_messages": dlq,
         "consumer_exit_codes": exit_codes,
+        "ran_twice": observed.duplicates,
         "as_intended": described["status"] == "SUCCEEDED"
         and not wrong
         and len(outcomes) == plan.jobs
+        and not observed.duplicates
         and all(code == 0 for code in exit_codes),
         "unexpected_jobs": wrong[:20],
     }

@@ -16,14 +16,23 @@ from bridge.cli.options import fail
 
 
 def demo(
-    jobs: Annotated[int, typer.Option(min=1, max=5000, help="Jobs in the one execution.")] = 20,
+    jobs: Annotated[int, typer.Option(min=1, max=10_000, help="Jobs in the one execution.")] = 20,
     consumers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 2,
     concurrency: Annotated[int, typer.Option(min=1, max=100, help="Jobs per worker.")] = 4,
     fail_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of jobs made to fail.")
     ] = 0.0,
-    map_mode: Annotated[str, typer.Option(help="INLINE or DISTRIBUTED.")] = "INLINE",
-    timeout: Annotated[float, typer.Option(min=1, help="Give up after this many seconds.")] = 300,
+    map_mode: Annotated[
+        str,
+        typer.Option(
+            help="INLINE, DISTRIBUTED, or AUTO: the mode AWS would accept for --jobs "
+            "(INLINE up to about 2,900 jobs; above 256 KiB of jobs they go through S3)."
+        ),
+    ] = "AUTO",
+    timeout: Annotated[
+        float | None,
+        typer.Option(min=1, help="Give up after this many seconds [default: 300, 0.1 s a job]."),
+    ] = None,
     work_dir: Annotated[Path | None, typer.Option(help="Keep logs and state here.")] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Last line: summary as JSON.")
@@ -31,6 +40,7 @@ def demo(
 ) -> None:
     """Start the embedded stack and C consumers, run one execution of N jobs, summarise."""
     from bridge.demo import DemoPlan, run_demo
+    from bridge.limits import LimitError
     from bridge.local_stack.stack import quiet_moto_logs
 
     try:
@@ -42,13 +52,17 @@ def demo(
             map_mode=map_mode.upper(),
             timeout_s=timeout,
         )
-    except ValueError as exc:
+        fan = plan.fan_out()  # before anything starts: a run AWS would refuse never starts
+    except (ValueError, LimitError) as exc:
         fail(str(exc))
     quiet_moto_logs()
     logging.getLogger("bridge").setLevel(logging.WARNING)
     console = Console(stderr=json_output)
     with progress_bar(console, transient=json_output) as bar:
-        task = bar.add_task(f"{jobs} jobs on {consumers} consumers", total=jobs)
+        source = ", from S3" if fan.needs_item_file else ""
+        task = bar.add_task(
+            f"{jobs} jobs ({fan.mode}{source}) on {consumers} consumers", total=jobs
+        )
         summary = run_demo(
             plan, progress=lambda done, total: bar.update(task, completed=done), work_dir=work_dir
         )
@@ -66,7 +80,9 @@ def print_summary(console: Console, summary: dict) -> None:
         "failed",
         "timed_out",
         "dead_lettered",
+        "ran_twice",
         "elapsed_s",
+        "map_mode",
         "execution_status",
     ):
         table.add_row(key, str(summary[key]))

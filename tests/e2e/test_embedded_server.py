@@ -1,0 +1,88 @@
+"""The embedded server's connection handling: kept alive between requests, ended on stop."""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from bridge.aws import client_config
+from bridge.local_stack import server as server_module
+from bridge.local_stack.server import EmbeddedServer
+
+pytestmark = pytest.mark.e2e
+
+SIGNED = {
+    "Content-Type": "application/x-www-form-urlencoded",
+    "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sqs/aws4_request, "
+    "SignedHeaders=host, Signature=0",
+}
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[EmbeddedServer, list[int]]]:
+    """A started server and the number of connections it has accepted."""
+    accepted = [0]
+    original = server_module._LoopbackServer.process_request
+
+    def process_request(self: Any, *args: Any) -> None:
+        accepted[0] += 1
+        original(self, *args)
+
+    monkeypatch.setattr(server_module._LoopbackServer, "process_request", process_request)
+    server = EmbeddedServer().start()
+    try:
+        yield server, accepted
+    finally:
+        server.stop()
+
+
+def test_a_client_reuses_one_connection_for_many_calls(
+    counted: tuple[EmbeddedServer, list[int]],
+) -> None:
+    server, accepted = counted
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=server.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=client_config(),
+    )
+    url = sqs.create_queue(QueueName="keep-alive")["QueueUrl"]
+    before = accepted[0]
+    for n in range(20):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{n}")
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in received] == [f"m{n}" for n in range(10)]
+    assert accepted[0] - before <= 1, f"{accepted[0] - before} connections for 21 calls"
+
+
+def test_requests_with_bodies_follow_each_other_on_one_connection(
+    counted: tuple[EmbeddedServer, list[int]],
+) -> None:
+    """Each body is read in full, so the next request on the connection parses cleanly."""
+    server, _ = counted
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    for name in ("first", "second", "third"):
+        connection.request("POST", "/", body=f"Action=CreateQueue&QueueName={name}", headers=SIGNED)
+        response = connection.getresponse()
+        body = response.read().decode()
+        assert response.status == 200 and name in body
+        assert response.getheader("Connection") != "close"
+    connection.close()
+
+
+def test_stopping_the_server_ends_kept_alive_connections() -> None:
+    server = EmbeddedServer().start()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("POST", "/", body="Action=ListQueues", headers=SIGNED)
+    assert connection.getresponse().read()
+    server.stop()
+    with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+        connection.request("POST", "/", body="Action=ListQueues", headers=SIGNED)
+        connection.getresponse().read()
+    connection.close()
