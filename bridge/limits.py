@@ -60,8 +60,8 @@ HISTORY_HEADROOM = 0.05
 MapMode = Literal["INLINE", "DISTRIBUTED"]
 
 JOBS_FILE_HINT = (
-    "put the jobs in S3 and use --map-mode DISTRIBUTED with an item file "
-    "(callback-bridge run --jobs-file)"
+    "put the jobs in S3 for a DISTRIBUTED Map: callback-bridge run --jobs-file FILE "
+    "(the demo does it with --map-mode DISTRIBUTED or AUTO)"
 )
 
 
