@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,19 +17,26 @@ pytestmark = pytest.mark.e2e
 WorkerFactory = Callable[..., subprocess.Popen[bytes]]
 
 
+def e2e_settings(**overrides: Any) -> StackSettings:
+    """Short timeouts for tests (valid under bridge.timing), with ``overrides``."""
+    return StackSettings(
+        **{
+            "jobs_visibility_timeout_s": 30,
+            "results_visibility_timeout_s": 2,
+            "jobs_max_receive_count": 2,
+            "results_max_receive_count": 2,
+            "timeout_seconds": 120,
+            "max_queue_wait_s": 20,
+            "job_timeout_s": 30,
+            **overrides,
+        }
+    )
+
+
 @pytest.fixture
 def stack_settings(request: pytest.FixtureRequest) -> StackSettings:
-    """Short timeouts for tests; parametrize indirectly with a Map mode to switch it."""
-    return StackSettings(
-        jobs_visibility_timeout_s=30,
-        results_visibility_timeout_s=2,
-        jobs_max_receive_count=2,
-        results_max_receive_count=2,
-        timeout_seconds=120,
-        max_queue_wait_s=20,
-        job_timeout_s=30,
-        map_mode=getattr(request, "param", "INLINE"),
-    )
+    """:func:`e2e_settings`; parametrize indirectly with a Map mode to switch it."""
+    return e2e_settings(map_mode=getattr(request, "param", "INLINE"))
 
 
 @pytest.fixture

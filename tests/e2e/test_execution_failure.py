@@ -15,7 +15,7 @@ from bridge.contract import parse_job
 from bridge.local_stack import LocalStack, StackSettings
 from bridge.local_stack.resources import LOCAL_ROLE_ARN
 from bridge.state_machine import JOBS_FAILED_ERROR, StateMachineParams, render_definition
-from tests.e2e.conftest import WorkerFactory
+from tests.e2e.conftest import WorkerFactory, e2e_settings
 from tests.functional.conftest import start
 from tests.polling import wait_for_execution
 
@@ -30,17 +30,7 @@ def stack_settings(request: pytest.FixtureRequest) -> StackSettings:
     """The e2e settings (tests/e2e/conftest.py) with a Map mode and a failure policy; the
     policy reaches the definition through StackSettings, as ``local up`` passes it."""
     mode, policy = getattr(request, "param", ("INLINE", {}))
-    return StackSettings(
-        jobs_visibility_timeout_s=30,
-        results_visibility_timeout_s=2,
-        jobs_max_receive_count=2,
-        results_max_receive_count=2,
-        timeout_seconds=120,
-        max_queue_wait_s=20,
-        job_timeout_s=30,
-        map_mode=mode,
-        **policy,
-    )
+    return e2e_settings(map_mode=mode, **policy)
 
 
 def resources(stack: LocalStack) -> tuple[str, str]:

@@ -15,7 +15,7 @@ import pytest
 from bridge.contract import Job
 from bridge.fanout import read_results, start_from_items, wait_for_execution
 from bridge.local_stack import LocalStack, StackSettings
-from tests.e2e.conftest import WorkerFactory
+from tests.e2e.conftest import WorkerFactory, e2e_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -26,16 +26,7 @@ HANDLER = "tests.e2e.test_s3_fanout:square"
 def stack_settings(request: pytest.FixtureRequest) -> StackSettings:
     """The e2e settings (tests/e2e/conftest.py), plus a failure policy when parametrized.
     The stack's own Map mode stays INLINE: items in S3 always run the Distributed Map."""
-    return StackSettings(
-        jobs_visibility_timeout_s=30,
-        results_visibility_timeout_s=2,
-        jobs_max_receive_count=2,
-        results_max_receive_count=2,
-        timeout_seconds=120,
-        max_queue_wait_s=20,
-        job_timeout_s=30,
-        **getattr(request, "param", {}),
-    )
+    return e2e_settings(**getattr(request, "param", {}))
 
 
 class Refused(Exception):
