@@ -36,6 +36,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlparse
 
+from bridge.local_stack.server import target_api
+
 HOST = "127.0.0.1"
 FAULT_KINDS = ("throttle", "error5xx", "lost_response", "outage_refused")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
@@ -57,15 +59,8 @@ class FaultRates:
 
 def api_of(headers: Any) -> str | None:
     """``sqs:SendMessage`` / ``states:SendTaskSuccess`` from ``X-Amz-Target``, else None."""
-    target = headers.get("X-Amz-Target") or ""
-    prefix, _, operation = target.partition(".")
-    if not operation:
-        return None
-    if prefix == "AmazonSQS":
-        return f"sqs:{operation}"
-    if "StepFunctions" in prefix:
-        return f"states:{operation}"
-    return None
+    api = target_api(headers.get("X-Amz-Target"))
+    return api if api and api.startswith(("sqs:", "states:")) else None
 
 
 def token_key(token: str) -> str:

@@ -35,6 +35,17 @@ _WERKZEUG_DRAIN_READ = 10_000_000
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+def target_api(target: str | None) -> str | None:
+    """``sqs:SendMessage`` / ``states:SendTaskSuccess`` from a JSON-protocol request's
+    ``X-Amz-Target`` ("AmazonSQS.SendMessage"); another service keeps its prefix; None
+    without a target."""
+    if not target or "." not in target:
+        return None
+    prefix, operation = target.split(".", 1)
+    service = "sqs" if prefix == "AmazonSQS" else "states" if "StepFunctions" in prefix else prefix
+    return f"{service}:{operation}"
+
+
 class RequestCounter:
     """WSGI middleware counting requests by API (``sqs:SendMessageBatch``, ...)."""
 
@@ -52,17 +63,9 @@ class RequestCounter:
 
     @staticmethod
     def api_name(environ: dict[str, Any]) -> str | None:
-        target = environ.get("HTTP_X_AMZ_TARGET")  # JSON protocol: "AmazonSQS.SendMessage"
-        if target and "." in target:
-            prefix, operation = target.split(".", 1)
-            service = (
-                "sqs"
-                if prefix == "AmazonSQS"
-                else "states"
-                if "StepFunctions" in prefix
-                else prefix
-            )
-            return f"{service}:{operation}"
+        api = target_api(environ.get("HTTP_X_AMZ_TARGET"))
+        if api:
+            return api
         action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")  # query protocol
         if not action and environ.get("CONTENT_TYPE", "").startswith(FORM):
             # Query protocol over POST (Auto Scaling): the action is in the form body. Read it
