@@ -57,9 +57,13 @@ class RequestCounter:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         name = self.api_name(environ)
         if name:
-            with self._lock:
-                self._counts[name] += 1
+            self.record(name)
         return self.app(environ, start_response)
+
+    def record(self, api: str) -> None:
+        """Count one request to ``api`` (also one answered in process: in_process.py)."""
+        with self._lock:
+            self._counts[api] += 1
 
     @staticmethod
     def api_name(environ: dict[str, Any]) -> str | None:
@@ -218,6 +222,7 @@ class EmbeddedServer:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.counter: RequestCounter | None = None
+        self._transport: Any = None
 
     @property
     def port(self) -> int:
@@ -227,6 +232,22 @@ class EmbeddedServer:
     @property
     def endpoint_url(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    @classmethod
+    def running(cls) -> EmbeddedServer | None:
+        """The server this process runs, if any."""
+        return cls._running
+
+    def in_process(self, client: Any) -> Any:
+        """``client`` (pointed at this server) answered in this process, without HTTP: for the
+        stack's own callers (bridge.local_stack.in_process). Returns the client."""
+        from bridge.local_stack.in_process import InProcessTransport
+
+        if self._transport is None:
+            self._transport = InProcessTransport(
+                (self.endpoint_url, f"http://localhost:{self.port}"), self.counter
+            )
+        return self._transport.attach(client)
 
     def start(self) -> EmbeddedServer:
         if EmbeddedServer._running is not None:
@@ -261,7 +282,7 @@ class EmbeddedServer:
                 self._server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._server = self._thread = None
+        self._server = self._thread = self._transport = None
         if EmbeddedServer._running is self:
             EmbeddedServer._running = None
 

@@ -97,7 +97,7 @@ class LocalStack:
             resources.update(self._start_instance())
         self.config = base.model_copy(update=resources)
         self.event_source = LocalEventSourceMapping(
-            self.clients.sqs,
+            self._in_process(build_clients(base, pool_size=2, autoscaling=False)).sqs,
             resources["results_queue_url"],
             self._completion_handler(),
             region=REGION,
@@ -115,13 +115,20 @@ class LocalStack:
 
         assert self.clients and self.config
         routes = archive_routes(self.config)
-        handler = DeadLetterHandler(self.clients.sfn, self.clients.sqs, routes)
+        clients = self._in_process(build_clients(self.config, autoscaling=False))
+        handler = DeadLetterHandler(clients.sfn, clients.sqs, routes)
         for dlq_url in routes:
-            mapping = LocalEventSourceMapping(
-                self.clients.sqs, dlq_url, handler.handle, region=REGION
-            )
+            mapping = LocalEventSourceMapping(clients.sqs, dlq_url, handler.handle, region=REGION)
             mapping.start()
             self.dead_letter_sources.append(mapping)  # only started ones: stop() joins them
+
+    def _in_process(self, clients: Clients) -> Clients:
+        """The SQS and Step Functions clients of what runs inside AWS's services (the local
+        event source mappings, the Lambdas they invoke) answered without HTTP
+        (bridge.local_stack.in_process). Not for clients that create queues."""
+        self.server.in_process(clients.sqs)
+        self.server.in_process(clients.sfn)
+        return clients
 
     def _start_instance(self) -> dict[str, str]:
         """The consumers group and the IMDS its one instance would have on EC2."""
@@ -144,9 +151,12 @@ class LocalStack:
         assert self.clients and self.config
         # The function's own clients, as on AWS: botocore retries off, the handler's are
         # bounded by the invocation's remaining time.
-        clients = completion.build_lambda_clients(
-            self.config,
-            pool_size=completion.DEFAULT_WORKERS * self.event_source_settings.maximum_concurrency,
+        clients = self._in_process(
+            completion.build_lambda_clients(
+                self.config,
+                pool_size=completion.DEFAULT_WORKERS
+                * self.event_source_settings.maximum_concurrency,
+            )
         )
         #: Tests inject faults here (botocore ``before-call`` hooks), as AWS would answer.
         self.completion_clients = clients

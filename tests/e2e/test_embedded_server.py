@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import http.client
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from bridge.aws import client_config
 from bridge.local_stack import server as server_module
@@ -86,3 +88,53 @@ def test_stopping_the_server_ends_kept_alive_connections() -> None:
         connection.request("POST", "/", body="Action=ListQueues", headers=SIGNED)
         connection.getresponse().read()
     connection.close()
+
+
+def _client(service: str, endpoint_url: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=client_config(max_attempts=0),
+    )
+
+
+def test_in_process_clients_share_the_servers_state_and_counts_without_a_connection(
+    counted: tuple[EmbeddedServer, list[int]],
+) -> None:
+    """The stack's own callers (the interpreter's SQS tasks, the local event source, the
+    completion handler) are answered in process: same backends, same request counts."""
+    server, accepted = counted
+    over_http = _client("sqs", server.endpoint_url)
+    url = over_http.create_queue(QueueName="in-process")["QueueUrl"]
+    before_connections, before_counts = accepted[0], server.counter.snapshot()  # type: ignore[union-attr]
+    in_process = server.in_process(_client("sqs", server.endpoint_url))
+    sfn = server.in_process(_client("stepfunctions", server.endpoint_url))
+    for n in range(3):
+        in_process.send_message(QueueUrl=url, MessageBody=f"m{n}")
+    assert sfn.list_state_machines()["stateMachines"] == []
+    with pytest.raises(in_process.exceptions.QueueDoesNotExist):
+        in_process.get_queue_attributes(QueueUrl=url + "-missing", AttributeNames=["All"])
+    assert accepted[0] == before_connections  # no HTTP
+    counts = server.counter.snapshot()  # type: ignore[union-attr]
+    assert counts["sqs:SendMessage"] - before_counts.get("sqs:SendMessage", 0) == 3
+    assert counts["states:ListStateMachines"] == 1
+    received = over_http.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in received) == ["m0", "m1", "m2"]
+
+
+def test_an_in_process_client_pointed_elsewhere_keeps_its_http(
+    counted: tuple[EmbeddedServer, list[int]],
+) -> None:
+    """A client whose endpoint is not the server (the chaos campaign's fault proxy) is not
+    answered in process: its requests go where it points."""
+    server, _ = counted
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # closed below: nothing listens there
+    elsewhere = server.in_process(_client("sqs", f"http://127.0.0.1:{port}"))
+    with pytest.raises(EndpointConnectionError):
+        elsewhere.list_queues()
+    assert server.counter.snapshot().get("sqs:ListQueues", 0) == 0  # type: ignore[union-attr]

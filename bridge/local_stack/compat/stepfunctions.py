@@ -309,11 +309,15 @@ def interpreter_sqs_client() -> list[Replacement]:
     SendMessage costs the same however many run. moto 5.2.5's interpreter builds a new boto3
     client for every SQS task; with hundreds of iterations starting together, each thread also
     races to create boto3's default session, and a 300-job Map took 20 s to enqueue. The patch
-    gives the SQS integration one shared (thread-safe) client per region and server port."""
+    gives the SQS integration one shared (thread-safe) client per region and server port, which
+    the embedded server answers in its own process (bridge.local_stack.in_process), as Step
+    Functions' integrations run inside AWS."""
     from moto.settings import moto_server_port
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_sqs as module,
     )
+
+    from bridge.local_stack.server import EmbeddedServer
 
     original = expect(module, "boto_client_for")
 
@@ -321,7 +325,11 @@ def interpreter_sqs_client() -> list[Replacement]:
         key = (region, service, moto_server_port())
         with _sqs_clients_lock:
             if key not in _sqs_clients:
-                _sqs_clients[key] = original(region, service, state_credentials)
+                client = original(region, service, state_credentials)
+                server = EmbeddedServer.running()
+                if server is not None and str(server.port) == str(key[2]):
+                    server.in_process(client)
+                _sqs_clients[key] = client
             return _sqs_clients[key]
 
     return [Replacement(module, "boto_client_for", boto_client_for)]

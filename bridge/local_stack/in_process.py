@@ -1,0 +1,118 @@
+"""Calls made inside the embedded stack's own process, answered without HTTP.
+
+On AWS, Step Functions' SQS integration and Lambda's event source mapping are part of the
+services: they cost the caller nothing. In the embedded stack they share one Python process (and
+one GIL) with moto's server, and over loopback HTTP each of their calls paid twice: botocore's
+urllib3 and ``http.client`` on the way out, werkzeug's request parsing, Flask and a server thread
+on the way in. Profiles of a 1,000-job fan-out put that at about a third of the stack's CPU.
+
+:class:`InProcessTransport` answers such a client's requests the way moto's own in-process mode
+(``mock_aws``) does: a botocore ``before-send`` hook hands the signed request to moto's response
+classes for that service, which run the same backend code the server runs. Everything up to
+the wire is unchanged (parameter serialisation, signing, ``before-call`` hooks that tests use to
+inject faults, response parsing), and each request is still counted by the server's
+:class:`~bridge.local_stack.server.RequestCounter`.
+
+Only requests addressed to the embedded server are answered here; a client pointed anywhere else
+(the chaos campaign's fault proxy) keeps its HTTP. Clients that create queues must keep HTTP too:
+moto names a queue's URL after the host it was asked on.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import Any
+
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+
+from bridge.local_stack.server import RequestCounter, target_api
+
+#: What moto's handlers return: status, headers, body.
+MotoResponse = tuple[int, dict[str, str], str | bytes]
+
+
+class InProcessTransport:
+    """Attach to the clients of in-process callers with :meth:`attach`."""
+
+    def __init__(
+        self, endpoint_urls: tuple[str, ...], counter: RequestCounter | None = None
+    ) -> None:
+        #: The embedded server's addresses (moto's interpreter calls it ``localhost``).
+        self.endpoint_urls = tuple(url.rstrip("/") for url in endpoint_urls)
+        self.counter = counter
+
+    def attach(self, client: Any) -> Any:
+        """Answer ``client``'s requests to the embedded server in this process; returns it."""
+        meta = client.meta
+        host = f"https://{meta.service_model.endpoint_prefix}.{meta.region_name}.amazonaws.com"
+        meta.events.register_first("before-send", functools.partial(self._send, aws_host=host))
+        return client
+
+    def _send(self, request: AWSPreparedRequest, aws_host: str, **_: Any) -> AWSResponse | None:
+        from moto.core.botocore_stubber import MockRawResponse
+
+        endpoint = self._endpoint_of(request.url)
+        if endpoint is None:
+            return None  # addressed elsewhere: HTTP as usual
+        url = aws_host + request.url[len(endpoint) :]
+        if self.counter is not None:
+            target = request.headers.get("X-Amz-Target")
+            api = target_api(target.decode() if isinstance(target, bytes) else target)
+            if api:
+                self.counter.record(api)
+        status, headers, body = dispatch(
+            AWSPreparedRequest(
+                method=request.method,
+                url=url,
+                headers=request.headers,
+                body=request.body,
+                stream_output=request.stream_output,
+            )
+        )
+        return AWSResponse(url, status, headers, MockRawResponse(body))  # type: ignore[arg-type]
+
+    def _endpoint_of(self, url: str) -> str | None:
+        for endpoint in self.endpoint_urls:
+            if url == endpoint or url.startswith(endpoint + "/"):
+                return endpoint
+        return None
+
+
+def dispatch(request: AWSPreparedRequest) -> MotoResponse:
+    """moto's answer to ``request`` (an AWS-domain URL), as its in-process mode computes it."""
+    from moto.core.exceptions import HTTPException
+    from moto.core.request import normalize_request
+
+    handler = _handler_for(request.url.split("?", 1)[0])
+    normalized = normalize_request(request)
+    try:
+        status, headers, body = handler(normalized, normalized.raw_url, normalized.headers)
+    except HTTPException as exc:
+        return exc.code or 500, dict(exc.get_headers()), exc.get_body()
+    return status, headers, body
+
+
+@functools.lru_cache(maxsize=256)
+def _handler_for(clean_url: str) -> Callable[..., MotoResponse]:
+    """The moto handler for a URL without its query: matched once per URL, as moto's
+    ``BotocoreStubber`` matches it on every call (a scan of ~250 services' patterns)."""
+    import moto.backend_index as backend_index
+    import moto.backends as backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.base_backend import BackendDict
+
+    for service, pattern in backend_index.backend_url_patterns:
+        if not pattern.match(clean_url):
+            continue
+        backend_dict = backends.get_backend(service)  # type: ignore[call-overload]
+        if isinstance(backend_dict, BackendDict):
+            regions = backend_dict[DEFAULT_ACCOUNT_ID]
+            backend = regions["us-east-1"] if "us-east-1" in regions else regions["aws"]
+        else:
+            backend = backend_dict["global"]
+        for url, handler in backend.urls.items():
+            if re.compile(url).match(clean_url):
+                return handler  # type: ignore[no-any-return]
+    raise LookupError(f"moto has no handler for {clean_url}")
