@@ -103,6 +103,7 @@ def registry() -> list[Patch]:
     """Every patch, in the order they are applied."""
     from bridge.local_stack.compat import (
         autoscaling,
+        sfn_execution_end,
         sfn_limits,
         sfn_s3_map,
         sfn_scale,
@@ -113,6 +114,7 @@ def registry() -> list[Patch]:
 
     return [
         *stepfunctions.PATCHES,
+        *sfn_execution_end.PATCHES,
         *sfn_scale.PATCHES,
         *sfn_limits.PATCHES,
         *sfn_s3_map.PATCHES,

@@ -120,6 +120,13 @@ class _HistoryGuard:
 _GUARD = "_callback_bridge_history_guard"
 
 
+def history_limit_failure(worker: Any) -> dict[str, str] | None:
+    """The error and cause of an execution that reached the history limit, else None."""
+    env = getattr(worker, "env", None)
+    guard: _HistoryGuard | None = getattr(getattr(env, "event_manager", None), _GUARD, None)
+    return guard.details if guard is not None else None
+
+
 def history_event_limit() -> list[Replacement]:
     """An execution's history holds at most 25,000 events; the execution that reaches it fails
     with ``States.Runtime``, cause "The execution reached the maximum number of history events
@@ -132,15 +139,15 @@ def history_event_limit() -> list[Replacement]:
     25,000 becomes the ExecutionFailed event, the execution ends FAILED at once (waiting tasks
     are interrupted), and later events are dropped. Not exact: a terminal event that would
     itself be event 25,000 fails the execution too; Distributed Map child executions are not
-    limited (their own 25,000 each on AWS; warned once)."""
-    from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType
+    limited (their own 25,000 each on AWS; warned once). The execution's end is published as
+    that failure by ``sfn-atomic-execution-end`` (:func:`history_limit_failure`), whatever
+    state the interrupted interpreter ends in."""
+    from moto.stepfunctions.parser.api import HistoryEventType
     from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
-    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
     original_env = expect(ExecutionWorker, "_get_evaluation_environment")
     original_publish = expect(EventManager, "_publish_history_event")
-    original_reflect = expect(BaseExecutionWorkerCommunication, "_reflect_execution_status")
     failed = HistoryEventType.ExecutionFailed
     map_run_started = HistoryEventType.MapRunStarted
 
@@ -174,23 +181,9 @@ def history_event_limit() -> list[Replacement]:
         original_publish(self, event_id, event_id - 1, failed, timestamp, event_details)
         guard.trip(details)
 
-    def _reflect_execution_status(self: Any) -> None:
-        original_reflect(self)
-        worker = self.execution.exec_worker
-        env = getattr(worker, "env", None)
-        guard: _HistoryGuard | None = getattr(getattr(env, "event_manager", None), _GUARD, None)
-        if guard is not None and guard.details is not None:
-            self.execution.exec_status = ExecutionStatus.FAILED
-            self.execution.error = guard.details["error"]
-            self.execution.cause = guard.details["cause"]
-            self.execution.output = None
-
     return [
         Replacement(ExecutionWorker, "_get_evaluation_environment", _get_evaluation_environment),
         Replacement(EventManager, "_publish_history_event", _publish_history_event),
-        Replacement(
-            BaseExecutionWorkerCommunication, "_reflect_execution_status", _reflect_execution_status
-        ),
     ]
 
 
