@@ -37,8 +37,10 @@ from bridge.contract import (
 
 log = logging.getLogger(__name__)
 
-#: After the first result arrives, wait this long for more to share the batch.
-LINGER_S = 0.02
+#: After the first result arrives, wait up to this long for more to share its SendMessageBatch
+#: (and the jobs' DeleteMessageBatch): at most a tenth of a second on work that takes minutes,
+#: and a burst of short jobs (a Map's fan-out) sends one request per ten results, not per one.
+LINGER_S = 0.1
 #: Per-entry send failures are retried this many times before the job is left to reappear.
 MAX_SEND_ATTEMPTS = 5
 RETRY_BACKOFF_S = 0.2
@@ -202,9 +204,10 @@ class ResultSender:
             if first is None:  # FIFO: everything submitted before stop() is already sent
                 return
             batch, stop_after = [first], False
+            window_end = time.monotonic() + LINGER_S
             while len(batch) < SQS_MAX_BATCH:
                 try:
-                    item = self._queue.get(timeout=LINGER_S)
+                    item = self._queue.get(timeout=max(0.0, window_end - time.monotonic()))
                 except queue.Empty:
                     break
                 if item is None:

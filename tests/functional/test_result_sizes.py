@@ -5,6 +5,7 @@ neighbours."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from bridge.claim_check import (
 )
 from bridge.contract import CLIP_MARKER, Result, encode, parse_result
 from bridge.local_stack.resources import StackSettings, create_resources
-from consumers.results import MAX_BATCH_BYTES, Pending, ResultSender
+from consumers.results import LINGER_S, MAX_BATCH_BYTES, Pending, ResultSender
 from consumers.runner import PythonRunner
 from consumers.worker import Worker
 from tests.conftest import make_job, make_result
@@ -297,3 +298,24 @@ def test_the_limit_is_read_from_the_results_queue(aws: Clients, stack: dict[str,
     assert queue_limit(aws.sqs, large["QueueUrl"]) == 262_144  # batches stay at 256 KiB
     missing = stack["results_queue_url"] + "-missing"
     assert queue_limit(aws.sqs, missing) == 262_144
+
+
+def test_results_finishing_close_together_share_one_request(
+    aws: Clients, stack: dict[str, str]
+) -> None:
+    """A burst of short jobs (a Map's fan-out) sends one SendMessageBatch for the results that
+    finish within LINGER_S of the first, however they are spaced inside that window."""
+    assert LINGER_S >= 0.1  # the three below arrive over 0.06 s
+    messages = received_jobs(aws, stack, 3)
+    done = Outcomes()
+    totals = count_batches(aws.sqs)
+    sender = ResultSender(aws.sqs, stack["results_queue_url"], stack["jobs_queue_url"], done)
+    sender.start()
+    for pending in results_for(messages, [{"n": n} for n in range(3)]):
+        sender.submit(pending.result, pending.message_id, pending.receipt_handle)
+        time.sleep(0.03)  # slower than a per-result linger, well within the window
+    assert sender.stop(timeout_s=10)
+    assert len(totals) == 1
+    assert all(done.done.values()) and len(done.done) == 3
+    assert len(sent_results(aws, stack["results_queue_url"], 3)) == 3
+    assert depth(aws.sqs, stack["jobs_queue_url"]) == 0
