@@ -103,6 +103,7 @@ def registry() -> list[Patch]:
     """Every patch, in the order they are applied."""
     from bridge.local_stack.compat import (
         autoscaling,
+        dispatch_speed,
         sfn_execution_end,
         sfn_limits,
         sfn_s3_map,
@@ -121,6 +122,7 @@ def registry() -> list[Patch]:
         *sqs_redrive.PATCHES,
         *sqs_speed.PATCHES,
         *autoscaling.PATCHES,
+        *dispatch_speed.PATCHES,
     ]
 
 
