@@ -34,8 +34,8 @@ from benchmarks import measure, polling
 from benchmarks.ledger import RequestLedger, queue_name, window
 from benchmarks.measure import HandlerMeter, Observers, ResultTimes
 from bridge import completion
-from bridge.demo import DEMO_HANDLER, wait_for_execution
-from bridge.fanout import start_from_items
+from bridge.demo import DEMO_HANDLER
+from bridge.fanout import start_from_items, wait_for_execution
 from bridge.limits import PAYLOAD_BYTES, MapMode, effective_concurrency, payload_bytes
 from bridge.local_stack import LocalStack, StackSettings
 from bridge.local_stack.event_source import LocalEventSourceMapping
@@ -263,6 +263,7 @@ class Bench:
                 arn,
                 self.plan.timeout_s,
                 on_poll=lambda: self.progress(run.name, run.done(), jobs),
+                every_s=0.2,
             )
             elapsed = time.monotonic() - started
             settle = time.monotonic() + 5  # the last deletes follow the last callback

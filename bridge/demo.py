@@ -255,11 +255,12 @@ def run_demo(
             baseline = stack.request_counts()
             started = time.monotonic()
             execution = start(stack, items, fan)
-            described = wait_for_execution(
+            described = fanout.wait_for_execution(
                 stack.clients.sfn,
                 execution,
                 plan.deadline_s,
                 on_poll=report,
+                every_s=0.2,
                 likely_done=lambda: observed.completed >= plan.jobs,
             )
             elapsed = time.monotonic() - started
@@ -329,38 +330,6 @@ def outcomes_of(
         return None
     results = fanout.read_results(stack.clients.sfn, stack.clients.s3, execution)
     return [job.as_dict() for job in results.jobs] if results.jobs else None
-
-
-def wait_for_execution(
-    sfn: Any,
-    execution_arn: str,
-    timeout_s: float,
-    on_poll: Callable[[], None] | None = None,
-    every_s: float = 0.2,
-    likely_done: Callable[[], bool] | None = None,
-    idle_every_s: float = 2.0,
-) -> dict[str, Any]:
-    """describe_execution once it is no longer RUNNING (or the last answer at the timeout);
-    ``on_poll`` runs every ``every_s`` (the demo's progress bar).
-
-    DescribeExecution answers with the whole execution input (a 3,000-job run's is ~170 KB), so
-    asking five times a second cost the embedded stack a tenth of its CPU. With
-    ``likely_done``, the execution is described every ``idle_every_s`` until it says the work
-    is probably over, then every ``every_s``."""
-    deadline = time.monotonic() + timeout_s
-    next_describe = 0.0
-    while True:
-        now = time.monotonic()
-        if now >= next_describe or (likely_done is not None and likely_done()):
-            described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-            if described["status"] != "RUNNING" or now > deadline:
-                if on_poll:
-                    on_poll()
-                return described
-            next_describe = now + (every_s if likely_done is None else idle_every_s)
-        if on_poll:
-            on_poll()
-        time.sleep(every_s)
 
 
 def summarise(

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bridge import demo
+from bridge import fanout
 
 
 def eventually(probe: Callable[[], Any], timeout_s: float = 20, every_s: float = 0.1) -> Any:
@@ -20,8 +20,8 @@ def eventually(probe: Callable[[], Any], timeout_s: float = 20, every_s: float =
 
 
 def wait_for_execution(sfn: Any, arn: str, timeout_s: float = 30) -> dict[str, Any]:
-    """The demo's wait (describe_execution until no longer RUNNING), polling faster."""
-    return demo.wait_for_execution(sfn, arn, timeout_s, every_s=0.05)
+    """The CLI's wait (describe_execution until no longer RUNNING), polling faster."""
+    return fanout.wait_for_execution(sfn, arn, timeout_s, every_s=0.05)
 
 
 def visible(sqs: Any, url: str) -> int:

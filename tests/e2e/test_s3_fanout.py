@@ -129,12 +129,12 @@ def test_jobs_failed_beyond_the_tolerance_fail_the_run_with_bridge_jobs_failed(
     two_failures = [{"n": 1, "fail": True}, {"n": 2, "fail": True}, {"n": 3}]
     too_many = start_from_items(sfn, s3, arn_sm, bucket, two_failures, name="two-failures")
 
-    assert wait_for_execution(sfn, tolerated, timeout_s=60, poll_s=0.1)["status"] == "SUCCEEDED"
+    assert wait_for_execution(sfn, tolerated, timeout_s=60, every_s=0.1)["status"] == "SUCCEEDED"
     results = read_results(sfn, s3, tolerated)
     assert (results.succeeded, results.failed) == (2, 1)
     assert results.jobs[1].error == "Refused"
 
-    described = wait_for_execution(sfn, too_many, timeout_s=60, poll_s=0.1)
+    described = wait_for_execution(sfn, too_many, timeout_s=60, every_s=0.1)
     assert described["status"] == "FAILED"
     assert described["error"] == "Bridge.JobsFailed"
     assert "more jobs failed than tolerated" in described["cause"]
