@@ -24,6 +24,7 @@ from bridge.limits import (
     payload_bytes,
 )
 from bridge.local_stack.compat import Patch, Replacement, expect
+from bridge.local_stack.compat.sfn_failure import states_failure
 
 logger = logging.getLogger("bridge.local_stack.limits")
 
@@ -272,21 +273,13 @@ def task_parameters_limit() -> list[Replacement]:
     report SQS's error instead. The patch measures the parameters once, before the task is
     scheduled, and fails the task (a Retry or Catch sees it, like moto's own check of a task's
     result). Not exact: the cause's wording is ours (AWS documents only the error name)."""
-    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
-    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
-        FailureEvent,
-        FailureEventException,
-    )
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
-        StatesErrorName,
-    )
+    from moto.stepfunctions.parser.api import HistoryEventType
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
         StatesErrorNameType,
     )
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service as module,
     )
-    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
     owner = module.StateTaskService
     original = expect(owner, "_before_eval_execution")
@@ -300,20 +293,14 @@ def task_parameters_limit() -> list[Replacement]:
         state_credentials: Any,
     ) -> None:
         if payload_bytes(raw_parameters) > PAYLOAD_BYTES:
-            raise FailureEventException(
-                FailureEvent(
-                    env=env,
-                    error_name=StatesErrorName(typ=error_type),
-                    event_type=HistoryEventType.TaskFailed,
-                    event_details=EventDetails(  # type: ignore[typeddict-item]
-                        taskFailedEventDetails=TaskFailedEventDetails(
-                            error=error_type.to_name(),
-                            cause=PARAMETERS_CAUSE.format(name=self.name),
-                            resourceType=self._get_sfn_resource_type(),
-                            resource=self._get_sfn_resource(),
-                        )
-                    ),
-                )
+            raise states_failure(
+                env,
+                error_type,
+                HistoryEventType.TaskFailed,
+                "taskFailedEventDetails",
+                cause=PARAMETERS_CAUSE.format(name=self.name),
+                resourceType=self._get_sfn_resource_type(),
+                resource=self._get_sfn_resource(),
             )
         original(self, env, resource_runtime_part, raw_parameters, state_credentials)
 

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from bridge.local_stack.compat import Patch, Replacement, expect
+from bridge.local_stack.compat.sfn_failure import states_failure
 
 CLOSED_TASK_MESSAGE = "Provided task does not exist anymore"
 TOLERANCE_EXCEEDED_CAUSE = "The specified tolerated failure threshold was exceeded"
@@ -212,21 +213,13 @@ def distributed_map_failures() -> list[Replacement]:
     ``ToleratedFailurePercentage``, which are zero by default ("Setting failure thresholds for
     Distributed Map states", Step Functions developer guide). moto 5.2.5 ignores both: the
     parent ends ``SUCCEEDED`` with ``null`` in place of each failed item."""
-    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
-    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
-        FailureEvent,
-        FailureEventException,
-    )
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
-        StatesErrorName,
-    )
+    from moto.stepfunctions.parser.api import HistoryEventType
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
         StatesErrorNameType,
     )
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
         distributed_iteration_component as module,
     )
-    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
     owner = module.DistributedIterationComponent
     original = expect(owner, "_map_run")
@@ -244,17 +237,12 @@ def distributed_map_failures() -> list[Replacement]:
         ):
             return
         env.stack.pop()  # the partial outputs: a failed run has none
-        raise FailureEventException(
-            FailureEvent(
-                env=env,
-                error_name=StatesErrorName(typ=error_type),
-                event_type=HistoryEventType.ExecutionFailed,
-                event_details=EventDetails(  # type: ignore[typeddict-item]
-                    executionFailedEventDetails=ExecutionFailedEventDetails(
-                        error=error_type.to_name(), cause=TOLERANCE_EXCEEDED_CAUSE
-                    )
-                ),
-            )
+        raise states_failure(
+            env,
+            error_type,
+            HistoryEventType.ExecutionFailed,
+            "executionFailedEventDetails",
+            cause=TOLERANCE_EXCEEDED_CAUSE,
         )
 
     return [Replacement(owner, "_map_run", _map_run)]
