@@ -69,3 +69,19 @@ def make_result(**overrides: Any) -> Result:
 
 def body(message: Job | Result | dict[str, Any]) -> str:
     return json.dumps(message) if isinstance(message, dict) else encode(message)
+
+
+def loopback_client(service: str, endpoint_url: str, max_attempts: int = 1) -> Any:
+    """A boto3 client for an embedded server: its endpoint, dummy credentials, few retries."""
+    import boto3
+
+    from bridge.aws import client_config
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=client_config(max_attempts=max_attempts),
+    )

@@ -15,17 +15,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
-from bridge.aws import client_config
 from bridge.local_stack import compat
 from bridge.local_stack.compat import CompatError
 from bridge.local_stack.compat import autoscaling as autoscaling_patches
 from bridge.local_stack.server import EmbeddedServer
 from tests.conformance.conftest import Target, eventually
+from tests.conftest import loopback_client
 
 pytestmark = pytest.mark.conformance
 
@@ -37,17 +36,6 @@ QUERY_AUTH = (  # moto routes an unsigned query-protocol request by its credenti
     "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/autoscaling/aws4_request, "
     "SignedHeaders=host, Signature=0"
 )
-
-
-def local_client(service: str, endpoint_url: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=client_config(max_attempts=1),
-    )
 
 
 @dataclass
@@ -90,7 +78,7 @@ def make_fleet(target: Target) -> Iterator[Any]:
     if target.is_aws:
         pytest.skip("needs a running Auto Scaling group (minutes, billed); embedded only")
     endpoint = target.sqs.meta.endpoint_url
-    autoscaling, ec2 = local_client("autoscaling", endpoint), local_client("ec2", endpoint)
+    autoscaling, ec2 = loopback_client("autoscaling", endpoint), loopback_client("ec2", endpoint)
     template = ec2.create_launch_template(
         LaunchTemplateName=f"{target.prefix}lt",
         LaunchTemplateData={"ImageId": "ami-0123456789abcdef0", "InstanceType": "t3.micro"},
@@ -282,8 +270,8 @@ def test_query_protocol_answers_and_revert_removes_actions_and_timers() -> None:
     compat.apply(autoscaling_patches.PATCHES)
     server = EmbeddedServer().start()
     try:
-        autoscaling = local_client("autoscaling", server.endpoint_url)
-        ec2 = local_client("ec2", server.endpoint_url)
+        autoscaling = loopback_client("autoscaling", server.endpoint_url)
+        ec2 = loopback_client("ec2", server.endpoint_url)
         ec2.create_launch_template(
             LaunchTemplateName="raw-lt", LaunchTemplateData={"ImageId": "ami-0123456789abcdef0"}
         )

@@ -11,15 +11,14 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from bridge.aws import client_config
 from bridge.local_stack import compat
 from bridge.local_stack.compat import CompatError, sqs_redrive
 from bridge.local_stack.server import EmbeddedServer
 from tests.conformance.conftest import Target, eventually, receive_one
+from tests.conftest import loopback_client
 
 pytestmark = pytest.mark.conformance
 
@@ -31,20 +30,9 @@ QUERY_AUTH = (  # moto routes an unsigned query-protocol request by its credenti
 TRACE = {"trace": {"DataType": "String", "StringValue": "t-42"}}
 
 
-def local_client(endpoint_url: str) -> Any:
-    return boto3.client(
-        "sqs",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=client_config(max_attempts=1),
-    )
-
-
 def move_client(target: Target) -> Any:
     """``target.sqs``, without retries locally (stock moto answers these actions with a 500)."""
-    return target.sqs if target.is_aws else local_client(target.sqs.meta.endpoint_url)
+    return target.sqs if target.is_aws else loopback_client("sqs", target.sqs.meta.endpoint_url)
 
 
 def depth(target: Target, url: str) -> int:
@@ -232,7 +220,7 @@ def test_tasks_stop_on_reset_and_on_revert_which_removes_the_actions() -> None:
     compat.apply(sqs_redrive.PATCHES)
     server = EmbeddedServer().start()
     try:
-        target = Target("embedded", local_client(server.endpoint_url), None, "")
+        target = Target("embedded", loopback_client("sqs", server.endpoint_url), None, "")
         _, _, dlq_arn = pipe(target, "reset", 3)
         target.sqs.start_message_move_task(SourceArn=dlq_arn, MaxNumberOfMessagesPerSecond=1)
         assert _move_threads()

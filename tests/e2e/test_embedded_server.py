@@ -7,13 +7,12 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from bridge.aws import client_config
 from bridge.local_stack import server as server_module
 from bridge.local_stack.server import EmbeddedServer
+from tests.conftest import loopback_client
 
 pytestmark = pytest.mark.e2e
 
@@ -46,14 +45,7 @@ def test_a_client_reuses_one_connection_for_many_calls(
     counted: tuple[EmbeddedServer, list[int]],
 ) -> None:
     server, accepted = counted
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=server.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=client_config(),
-    )
+    sqs = loopback_client("sqs", server.endpoint_url, max_attempts=6)
     url = sqs.create_queue(QueueName="keep-alive")["QueueUrl"]
     before = accepted[0]
     for n in range(20):
@@ -90,28 +82,17 @@ def test_stopping_the_server_ends_kept_alive_connections() -> None:
     connection.close()
 
 
-def _client(service: str, endpoint_url: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=client_config(max_attempts=0),
-    )
-
-
 def test_in_process_clients_share_the_servers_state_and_counts_without_a_connection(
     counted: tuple[EmbeddedServer, list[int]],
 ) -> None:
     """The stack's own callers (the interpreter's SQS tasks, the local event source, the
     completion handler) are answered in process: same backends, same request counts."""
     server, accepted = counted
-    over_http = _client("sqs", server.endpoint_url)
+    over_http = loopback_client("sqs", server.endpoint_url)
     url = over_http.create_queue(QueueName="in-process")["QueueUrl"]
     before_connections, before_counts = accepted[0], server.counter.snapshot()  # type: ignore[union-attr]
-    in_process = server.in_process(_client("sqs", server.endpoint_url))
-    sfn = server.in_process(_client("stepfunctions", server.endpoint_url))
+    in_process = server.in_process(loopback_client("sqs", server.endpoint_url))
+    sfn = server.in_process(loopback_client("stepfunctions", server.endpoint_url))
     for n in range(3):
         in_process.send_message(QueueUrl=url, MessageBody=f"m{n}")
     assert sfn.list_state_machines()["stateMachines"] == []
@@ -134,7 +115,7 @@ def test_an_in_process_client_pointed_elsewhere_keeps_its_http(
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]  # closed below: nothing listens there
-    elsewhere = server.in_process(_client("sqs", f"http://127.0.0.1:{port}"))
+    elsewhere = server.in_process(loopback_client("sqs", f"http://127.0.0.1:{port}"))
     with pytest.raises(EndpointConnectionError):
         elsewhere.list_queues()
     assert server.counter.snapshot().get("sqs:ListQueues", 0) == 0  # type: ignore[union-attr]
