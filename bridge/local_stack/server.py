@@ -1,8 +1,9 @@
 """moto's server, in this process, on loopback, with state machine execution turned on.
 
-In-process (not a subprocess) so the embedded stack can count every request it serves and, later,
-patch moto before it serves. moto's Step Functions interpreter makes its own SQS calls to
-``http://localhost:$MOTO_PORT``, so ``MOTO_PORT`` is set to this server's port.
+In-process (not a subprocess) so the embedded stack can count every request it serves, patch
+moto before it serves, and answer its own callers without HTTP (:meth:`EmbeddedServer.in_process`).
+moto's Step Functions interpreter addresses its own SQS calls to ``http://localhost:$MOTO_PORT``,
+so ``MOTO_PORT`` is set to this server's port (and those calls are answered in process).
 """
 
 from __future__ import annotations
