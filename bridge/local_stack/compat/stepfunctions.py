@@ -327,12 +327,16 @@ def jsonpath_parse_cache() -> list[Replacement]:
     """Speed, not behaviour: on AWS the cost of a JSONPath in ``Parameters`` does not depend on
     how many Map iterations evaluate it ("Paths", Step Functions developer guide). moto 5.2.5
     builds a new JSONPath parser for every evaluation (about 15 per job of the bridge's
-    template), which dominates a large Map's start-up. Parsed expressions are immutable, so the
-    patch memoises the parse per path string."""
+    template), which dominates a large Map's start-up, and ``ResultPath`` builds one more (a
+    parser's tables: a millisecond per job) on every evaluation. Parsed expressions are
+    immutable, so the patch memoises the parse per path string, in both places."""
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
     from moto.stepfunctions.parser.asl.utils import json_path as module
 
-    original = expect(module, "parse")
-    return [Replacement(module, "parse", functools.lru_cache(maxsize=4096)(original))]
+    return [
+        Replacement(owner, "parse", functools.lru_cache(maxsize=4096)(expect(owner, "parse")))
+        for owner in (module, result_path)
+    ]
 
 
 PATCHES: list[Patch] = [
