@@ -1,12 +1,11 @@
 """Count every request the embedded server answers, by API *and* by the queue or bucket it
 touches, so one server can host several scenarios and charge each only its own requests.
 
-The embedded stack's own counter (``LocalStack.request_counts()``, a WSGI middleware in front
-of moto) sees every client: workers in other processes, the embedded event source mapping, the
-completion handler and moto's Step Functions interpreter, which calls SQS and S3 through the same
-server. It counts by API only, and skips S3 (REST protocol: no action name). The ledger sits
-directly behind that counter (it wraps the counter's ``app``), sees the same requests, and adds
-the resource and S3's operations. Nothing in ``bridge/`` changes.
+The embedded stack's own counter (``LocalStack.request_counts()``) sees every client: workers in
+other processes over HTTP, and the embedded event source mapping, the completion handler and
+moto's Step Functions interpreter, which the stack answers in process. It counts by API only,
+and skips S3 (REST protocol: no action name). The ledger is one of that counter's observers: it
+sees the same requests, as WSGI environs, and adds the resource and S3's operations.
 """
 
 from __future__ import annotations
@@ -16,14 +15,12 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlparse
 
 from bridge.local_stack.server import RequestCounter
 
 Key = tuple[str, str]  # (api, resource): ("sqs:ReceiveMessage", "bench-naive-jobs")
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _S3_METHODS = {"PUT": "PutObject", "HEAD": "HeadObject", "GET": "GetObject", "DELETE": "Delete"}
 
@@ -71,27 +68,25 @@ def _s3_key(environ: dict[str, Any]) -> Key | None:
 
 
 class RequestLedger:
-    """WSGI middleware: ``(api, resource)`` counts; resource is a queue name, a bucket, or ''."""
+    """``(api, resource)`` counts; resource is a queue name, a bucket, or ''."""
 
-    def __init__(self, app: WSGIApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[Key] = Counter()
         #: Entries of SQS batch calls (a visibility extension is one entry, not one call).
         self._entries: Counter[Key] = Counter()
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    def observe(self, environ: dict[str, Any]) -> None:
+        """Count one request (a :class:`RequestCounter` observer)."""
         key = self.key(environ)
-        if key is not None:
-            entries = (
-                _batch_entries(environ)
-                if key[0].startswith("sqs:") and key[0].endswith("Batch")
-                else 0
-            )
-            with self._lock:
-                self._counts[key] += 1
-                self._entries[key] += entries
-        return self.app(environ, start_response)
+        if key is None:
+            return
+        entries = (
+            _batch_entries(environ) if key[0].startswith("sqs:") and key[0].endswith("Batch") else 0
+        )
+        with self._lock:
+            self._counts[key] += 1
+            self._entries[key] += entries
 
     @staticmethod
     def key(environ: dict[str, Any]) -> Key | None:
@@ -130,11 +125,11 @@ class RequestLedger:
 
     @classmethod
     def install(cls, stack: Any) -> RequestLedger:
-        """Put a ledger behind ``stack``'s request counter (a started ``LocalStack``)."""
+        """A ledger observing ``stack``'s request counter (a started ``LocalStack``)."""
         counter = stack.server.counter
         assert counter is not None, "the stack is not started"
-        ledger = cls(counter.app)
-        counter.app = ledger
+        ledger = cls()
+        counter.observers.append(ledger.observe)
         return ledger
 
 

@@ -17,12 +17,11 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from bridge.chaos.fuzz import Poison
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 #: A copy goes in this many seconds after the original (before, during or after its run).
 COPY_DELAY_S = (0.0, 6.0)
 
@@ -73,31 +72,33 @@ class Copies:
 
 
 class JobTap:
-    """WSGI middleware: hands each job message Step Functions sends to ``copies``."""
+    """Hands each job message Step Functions sends to ``copies``: an observer of the stack's
+    request counter, which sees the interpreter's SQS calls though they are answered in
+    process."""
 
-    def __init__(self, app: WSGIApp, jobs_queue_name: str, copies: Copies) -> None:
-        self.app, self.jobs_queue_name, self.copies = app, jobs_queue_name, copies
+    def __init__(self, jobs_queue_name: str, copies: Copies) -> None:
+        self.jobs_queue_name, self.copies = jobs_queue_name, copies
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if environ.get("HTTP_X_AMZ_TARGET") == "AmazonSQS.SendMessage":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            raw = environ["wsgi.input"].read(length) if length else b""
-            environ["wsgi.input"] = io.BytesIO(raw)  # put it back for moto
-            try:
-                request = json.loads(raw or b"{}")
-            except ValueError:
-                request = {}
-            url = str(request.get("QueueUrl", ""))
-            if url.rstrip("/").endswith("/" + self.jobs_queue_name):
-                self.copies.saw_job(str(request.get("MessageBody", "")))
-        return self.app(environ, start_response)
+    def observe(self, environ: dict[str, Any]) -> None:
+        if environ.get("HTTP_X_AMZ_TARGET") != "AmazonSQS.SendMessage":
+            return
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)  # put it back for moto
+        try:
+            request = json.loads(raw or b"{}")
+        except ValueError:
+            request = {}
+        url = str(request.get("QueueUrl", ""))
+        if url.rstrip("/").endswith("/" + self.jobs_queue_name):
+            self.copies.saw_job(str(request.get("MessageBody", "")))
 
     @classmethod
     def install(cls, stack: Any, jobs_queue_name: str, copies: Copies) -> JobTap:
         counter = stack.server.counter
         assert counter is not None, "the stack is not started"
-        tap = cls(counter.app, jobs_queue_name, copies)
-        counter.app = tap
+        tap = cls(jobs_queue_name, copies)
+        counter.observers.append(tap.observe)
         return tap
 
 

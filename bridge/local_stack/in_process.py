@@ -21,14 +21,15 @@ moto names a queue's URL after the host it was asked on.
 from __future__ import annotations
 
 import functools
+import io
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
-import botocore
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
-from bridge.local_stack.server import RequestCounter, target_api
+from bridge.local_stack.server import RequestCounter
 
 #: What moto's handlers return: status, headers, body.
 MotoResponse = tuple[int, dict[str, str], str | bytes]
@@ -49,10 +50,6 @@ class InProcessTransport:
         meta = client.meta
         host = f"https://{meta.service_model.endpoint_prefix}.{meta.region_name}.amazonaws.com"
         meta.events.register_first("before-send", functools.partial(self._send, aws_host=host))
-        if self._endpoint_of(meta.endpoint_url) is not None:
-            # No signature: it never leaves the process, and moto reads the same account from
-            # an unsigned request (SigV4 was a twentieth of the stack's CPU).
-            meta.events.register_first("choose-signer", _unsigned)
         return client
 
     def _send(self, request: AWSPreparedRequest, aws_host: str, **_: Any) -> AWSResponse | None:
@@ -63,10 +60,7 @@ class InProcessTransport:
             return None  # addressed elsewhere: HTTP as usual
         url = aws_host + request.url[len(endpoint) :]
         if self.counter is not None:
-            target = request.headers.get("X-Amz-Target")
-            api = target_api(target.decode() if isinstance(target, bytes) else target)
-            if api:
-                self.counter.record(api)
+            self.counter.observe(wsgi_environ(request))
         status, headers, body = dispatch(
             AWSPreparedRequest(
                 method=request.method,
@@ -85,8 +79,28 @@ class InProcessTransport:
         return None
 
 
-def _unsigned(**_: Any) -> Any:
-    return botocore.UNSIGNED
+def wsgi_environ(request: AWSPreparedRequest) -> dict[str, Any]:
+    """The WSGI environ the server would have built for ``request`` (method, path, query,
+    headers, body): what the request counter and its observers read."""
+    body = request.body or b""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    elif not isinstance(body, bytes):
+        body = body.read()  # a stream: botocore's request bodies are bytes for SQS and SFN
+    url = urlsplit(request.url)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": request.method,
+        "PATH_INFO": url.path or "/",
+        "QUERY_STRING": url.query,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "HTTP_HOST": url.netloc,
+    }
+    for name, value in request.headers.items():
+        key = name.upper().replace("-", "_")
+        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = text
+    return environ
 
 
 def dispatch(request: AWSPreparedRequest) -> MotoResponse:

@@ -48,23 +48,31 @@ def target_api(target: str | None) -> str | None:
 
 
 class RequestCounter:
-    """WSGI middleware counting requests by API (``sqs:SendMessageBatch``, ...)."""
+    """WSGI middleware counting requests by API (``sqs:SendMessageBatch``, ...).
+
+    Requests the stack answers in process (bridge.local_stack.in_process) never reach the WSGI
+    application; they are shown to :meth:`observe` as an environ of their own, so the counts and
+    every ``observers`` callable (the benchmarks' per-queue ledger) see all requests alike."""
 
     def __init__(self, app: WSGIApp) -> None:
         self.app = app
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        #: Called with each request's environ before it is answered.
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        name = self.api_name(environ)
-        if name:
-            self.record(name)
+        self.observe(environ)
         return self.app(environ, start_response)
 
-    def record(self, api: str) -> None:
-        """Count one request to ``api`` (also one answered in process: in_process.py)."""
-        with self._lock:
-            self._counts[api] += 1
+    def observe(self, environ: dict[str, Any]) -> None:
+        """Count one request, over HTTP or in process, and show it to the observers."""
+        name = self.api_name(environ)
+        if name:
+            with self._lock:
+                self._counts[name] += 1
+        for observer in self.observers:
+            observer(environ)
 
     @staticmethod
     def api_name(environ: dict[str, Any]) -> str | None:

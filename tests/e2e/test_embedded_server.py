@@ -7,6 +7,7 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
@@ -119,3 +120,32 @@ def test_an_in_process_client_pointed_elsewhere_keeps_its_http(
     with pytest.raises(EndpointConnectionError):
         elsewhere.list_queues()
     assert server.counter.snapshot().get("sqs:ListQueues", 0) == 0  # type: ignore[union-attr]
+
+
+def test_an_in_process_client_reaches_its_own_regions_resources(
+    counted: tuple[EmbeddedServer, list[int]],
+) -> None:
+    """moto picks an SQS request's region from its signature: in-process requests stay signed,
+    so a Map in another region (a foreign deployment in the chaos campaign) sends to its own
+    region's queue."""
+    server, _ = counted
+    west = boto3.client(
+        "sqs",
+        endpoint_url=server.endpoint_url,
+        region_name="us-west-2",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    url = west.create_queue(QueueName="west-only")["QueueUrl"]
+    in_process = server.in_process(
+        boto3.client(
+            "sqs",
+            endpoint_url=server.endpoint_url,
+            region_name="us-west-2",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+    )
+    in_process.send_message(QueueUrl=url, MessageBody="from the west")
+    (message,) = west.receive_message(QueueUrl=url)["Messages"]
+    assert message["Body"] == "from the west"
