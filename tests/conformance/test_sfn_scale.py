@@ -99,13 +99,6 @@ def test_each_iteration_selects_from_its_item_and_the_map_input(target: Target, 
     ]
 
 
-@pytest.fixture
-def embedded_only(target: Target) -> Target:
-    if target.is_aws:
-        pytest.skip("counts moto's own work (or bounds it): meaningless against AWS")
-    return target
-
-
 @pytest.mark.gap("sfn-shared-map-input")
 def test_an_iteration_does_not_copy_the_whole_map_input(
     embedded_only: Target, monkeypatch: pytest.MonkeyPatch

@@ -40,13 +40,6 @@ def fan_out(target: Target, name: str) -> None:
     assert eventually(queued, timeout_s=60)
 
 
-@pytest.fixture
-def embedded_only(target: Target) -> Target:
-    if target.is_aws:
-        pytest.skip("counts moto's own work: meaningless against AWS")
-    return target
-
-
 @pytest.mark.gap("sfn-shared-sqs-client")
 def test_a_map_does_not_build_a_client_per_sqs_task(
     embedded_only: Target, monkeypatch: pytest.MonkeyPatch

@@ -7,24 +7,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from bridge.aws import Clients
 from bridge.local_stack.resources import StackSettings, create_resources
-from tests.functional.conftest import depth, embedded_moto, start
+from tests.functional.conftest import depth, start
 from tests.functional.test_worker import running, settings
 from tests.polling import eventually
-
-
-@pytest.fixture
-def aws() -> Iterator[Clients]:
-    with embedded_moto():
-        yield Clients(sqs=boto3.client("sqs"), sfn=boto3.client("stepfunctions"))
 
 
 @pytest.fixture
