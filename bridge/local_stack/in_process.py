@@ -10,22 +10,20 @@ on the way in. Profiles of a 1,000-job fan-out put that at about a third of the 
 (``mock_aws``) does: a botocore ``before-send`` hook hands the signed request to moto's response
 classes for that service, which run the same backend code the server runs. Everything up to
 the wire is unchanged (parameter serialisation, signing, ``before-call`` hooks that tests use to
-inject faults, response parsing), and each request is still counted by the server's
-:class:`~bridge.local_stack.server.RequestCounter`.
+inject faults, response parsing). moto reads each request as it would have arrived over HTTP
+(addressed to the server, so the queue URLs it names are the server's), and the server's
+:class:`~bridge.local_stack.server.RequestCounter` counts it and shows it to its observers.
 
 Only requests addressed to the embedded server are answered here; a client pointed anywhere else
-(the chaos campaign's fault proxy) keeps its HTTP. Clients that create queues must keep HTTP too:
-moto names a queue's URL after the host it was asked on.
+(the chaos campaign's fault proxy) keeps its HTTP.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
@@ -54,23 +52,20 @@ class InProcessTransport:
 
     def _send(self, request: AWSPreparedRequest, aws_host: str, **_: Any) -> AWSResponse | None:
         from moto.core.botocore_stubber import MockRawResponse
+        from moto.core.request import Request
 
         endpoint = self._endpoint_of(request.url)
         if endpoint is None:
             return None  # addressed elsewhere: HTTP as usual
-        url = aws_host + request.url[len(endpoint) :]
-        if self.counter is not None:
-            self.counter.observe(wsgi_environ(request))
-        status, headers, body = dispatch(
-            AWSPreparedRequest(
-                method=request.method,
-                url=url,
-                headers=request.headers,
-                body=request.body,
-                stream_output=request.stream_output,
-            )
+        # The request moto's response classes read, addressed to the server as over HTTP (a
+        # queue's URL names the host it was asked on); its environ is what the counter sees.
+        normalized = Request.from_primitives(
+            request.method, request.url, request.headers, request.body
         )
-        return AWSResponse(url, status, headers, MockRawResponse(body))  # type: ignore[arg-type]
+        if self.counter is not None:
+            self.counter.observe(normalized.environ)
+        status, headers, body = dispatch(normalized, aws_host + request.url[len(endpoint) :])
+        return AWSResponse(request.url, status, headers, MockRawResponse(body))  # type: ignore[arg-type]
 
     def _endpoint_of(self, url: str) -> str | None:
         for endpoint in self.endpoint_urls:
@@ -79,39 +74,14 @@ class InProcessTransport:
         return None
 
 
-def wsgi_environ(request: AWSPreparedRequest) -> dict[str, Any]:
-    """The WSGI environ the server would have built for ``request`` (method, path, query,
-    headers, body): what the request counter and its observers read."""
-    body = request.body or b""
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    elif not isinstance(body, bytes):
-        body = body.read()  # a stream: botocore's request bodies are bytes for SQS and SFN
-    url = urlsplit(request.url)
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": request.method,
-        "PATH_INFO": url.path or "/",
-        "QUERY_STRING": url.query,
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.input": io.BytesIO(body),
-        "HTTP_HOST": url.netloc,
-    }
-    for name, value in request.headers.items():
-        key = name.upper().replace("-", "_")
-        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
-        environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = text
-    return environ
-
-
-def dispatch(request: AWSPreparedRequest) -> MotoResponse:
-    """moto's answer to ``request`` (an AWS-domain URL), as its in-process mode computes it."""
+def dispatch(request: Any, service_url: str) -> MotoResponse:
+    """moto's answer to ``request`` (moto's own ``Request``), from the handler its in-process
+    mode would pick for ``service_url`` (the same path on the service's AWS domain)."""
     from moto.core.exceptions import HTTPException
-    from moto.core.request import normalize_request
 
-    handler = _handler_for(request.url.split("?", 1)[0])
-    normalized = normalize_request(request)
+    handler = _handler_for(service_url.split("?", 1)[0])
     try:
-        status, headers, body = handler(normalized, normalized.raw_url, normalized.headers)
+        status, headers, body = handler(request, request.raw_url, request.headers)
     except HTTPException as exc:
         return exc.code or 500, dict(exc.get_headers()), exc.get_body()
     return status, headers, body

@@ -99,10 +99,12 @@ def test_in_process_clients_share_the_servers_state_and_counts_without_a_connect
     assert sfn.list_state_machines()["stateMachines"] == []
     with pytest.raises(in_process.exceptions.QueueDoesNotExist):
         in_process.get_queue_attributes(QueueUrl=url + "-missing", AttributeNames=["All"])
+    assert in_process.get_queue_url(QueueName="in-process")["QueueUrl"] == url  # the server's
     assert accepted[0] == before_connections  # no HTTP
     counts = server.counter.snapshot()  # type: ignore[union-attr]
     assert counts["sqs:SendMessage"] - before_counts.get("sqs:SendMessage", 0) == 3
     assert counts["states:ListStateMachines"] == 1
+    assert counts["sqs:GetQueueUrl"] - before_counts.get("sqs:GetQueueUrl", 0) == 1
     received = over_http.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert sorted(m["Body"] for m in received) == ["m0", "m1", "m2"]
 
