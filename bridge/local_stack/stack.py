@@ -57,6 +57,7 @@ class LocalStack:
         self.patched = patched
         self.config: BridgeConfig | None = None
         self.clients: Clients | None = None
+        self._service_clients: Clients | None = None
         #: The completion handler's own clients (see ``_completion_handler``).
         self.completion_clients: Clients | None = None
         self.event_source: LocalEventSourceMapping | None = None
@@ -96,8 +97,11 @@ class LocalStack:
         if self.settings.instance_group:
             resources.update(self._start_instance())
         self.config = base.model_copy(update=resources)
+        #: What runs inside AWS's services here (the local event source mappings, the
+        #: dead-letter handler) calls moto in process (bridge.local_stack.in_process).
+        self._service_clients = self._in_process(build_clients(self.config, autoscaling=False))
         self.event_source = LocalEventSourceMapping(
-            self._in_process(build_clients(base, pool_size=2, autoscaling=False)).sqs,
+            self._service_clients.sqs,
             resources["results_queue_url"],
             self._completion_handler(),
             region=REGION,
@@ -115,7 +119,8 @@ class LocalStack:
 
         assert self.clients and self.config
         routes = archive_routes(self.config)
-        clients = self._in_process(build_clients(self.config, autoscaling=False))
+        clients = self._service_clients
+        assert clients is not None
         handler = DeadLetterHandler(clients.sfn, clients.sqs, routes)
         for dlq_url in routes:
             mapping = LocalEventSourceMapping(clients.sqs, dlq_url, handler.handle, region=REGION)
@@ -125,7 +130,7 @@ class LocalStack:
     def _in_process(self, clients: Clients) -> Clients:
         """The SQS and Step Functions clients of what runs inside AWS's services (the local
         event source mappings, the Lambdas they invoke) answered without HTTP
-        (bridge.local_stack.in_process). Not for clients that create queues."""
+        (bridge.local_stack.in_process)."""
         self.server.in_process(clients.sqs)
         self.server.in_process(clients.sfn)
         return clients
