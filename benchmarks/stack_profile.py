@@ -78,8 +78,16 @@ class ThreadCpu:
             if profile is not None:
                 self.profiles[kind].append(profile)
 
-    def top_functions(self, kind: str, count: int) -> str:
-        profiles = self.profiles.get(kind) or []
+    def top_functions(
+        self, kind: str | None, count: int, callers_of: str = "", sort: str = "tottime"
+    ) -> str:
+        """The ``count`` functions with the most own CPU (``sort``: or cumulative) in this kind
+        of thread, or in all of them (``kind`` None); with ``callers_of`` (a regular
+        expression), who called the functions it matches."""
+        if kind is None:
+            profiles = [p for kind_profiles in self.profiles.values() for p in kind_profiles]
+        else:
+            profiles = self.profiles.get(kind) or []
         if not profiles:
             return ""
         stats = pstats.Stats(profiles[0])
@@ -87,7 +95,9 @@ class ThreadCpu:
             stats.add(profile)
         stream = io.StringIO()
         stats.stream = stream  # type: ignore[attr-defined]
-        stats.sort_stats("tottime").print_stats(count)
+        stats.sort_stats(sort).print_stats(count)
+        if callers_of:
+            stats.print_callers(callers_of)
         lines = stream.getvalue().splitlines()
         start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
         return "\n".join(lines[start:])
@@ -101,6 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--map-mode", default=AUTO, choices=[AUTO, "INLINE", "DISTRIBUTED"])
     parser.add_argument("--functions", type=int, default=0, help="list the N hottest functions")
     parser.add_argument("--top", type=int, default=12, help="thread kinds to list")
+    parser.add_argument(
+        "--callers", default="", help="with --functions: who calls functions matching this regex"
+    )
+    parser.add_argument(
+        "--merged",
+        action="store_true",
+        help="with --functions: one list for all threads but the main one, by cumulative CPU",
+    )
     args = parser.parse_args(argv)
     quiet_moto_logs()
     logging.getLogger("bridge").setLevel(logging.WARNING)
@@ -124,9 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     ranked = sorted(recorder.cpu_s.items(), key=lambda item: -item[1])
     for kind, cpu_s in ranked[: args.top]:
         print(f"{1000 * cpu_s / args.jobs:10.2f}  {recorder.threads[kind]:7d}  {kind}")
-    if args.functions:
+    if args.functions and args.merged:
+        merged = recorder.top_functions(None, args.functions, args.callers, "cumulative")
+        print(f"\n== all threads\n{merged}")
+    elif args.functions:
         for kind, _ in ranked[: min(args.top, 4)]:
-            print(f"\n== {kind}\n{recorder.top_functions(kind, args.functions)}")
+            print(f"\n== {kind}\n{recorder.top_functions(kind, args.functions, args.callers)}")
     return 0 if summary["as_intended"] else 1
 
 

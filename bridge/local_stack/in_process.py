@@ -9,10 +9,14 @@ on the way in. Profiles of a 1,000-job fan-out put that at about a third of the 
 :class:`InProcessTransport` answers such a client's requests the way moto's own in-process mode
 (``mock_aws``) does: a botocore ``before-send`` hook hands the signed request to moto's response
 classes for that service, which run the same backend code the server runs. Everything up to
-the wire is unchanged (parameter serialisation, signing, ``before-call`` hooks that tests use to
-inject faults, response parsing). moto reads each request as it would have arrived over HTTP
-(addressed to the server, so the queue URLs it names are the server's), and the server's
-:class:`~bridge.local_stack.server.RequestCounter` counts it and shows it to its observers.
+the wire is unchanged (parameter serialisation, ``before-call`` hooks that tests use to inject
+faults, response parsing) but the signature: moto never checks one, and SigV4's hashing was a
+twentieth of the stack's CPU. What moto *does* read from a signature, the credential scope (an
+SQS request's region, the access key that names the account), is still sent, in an
+``Authorization`` header with the scope and no signature. moto reads each request as it would
+have arrived over HTTP (addressed to the server, so the queue URLs it names are the server's),
+and the server's :class:`~bridge.local_stack.server.RequestCounter` counts it and shows it to
+its observers.
 
 Only requests addressed to the embedded server are answered here; a client pointed anywhere else
 (the chaos campaign's fault proxy) keeps its HTTP.
@@ -22,9 +26,11 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
+import botocore
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
 from bridge.local_stack.server import RequestCounter
@@ -47,16 +53,29 @@ class InProcessTransport:
         """Answer ``client``'s requests to the embedded server in this process; returns it."""
         meta = client.meta
         host = f"https://{meta.service_model.endpoint_prefix}.{meta.region_name}.amazonaws.com"
-        meta.events.register_first("before-send", functools.partial(self._send, aws_host=host))
+        scope = functools.partial(_credential_scope, client)
+        meta.events.register_first(
+            "before-send", functools.partial(self._send, aws_host=host, scope=scope)
+        )
+        if self._endpoint_of(meta.endpoint_url) is not None:
+            meta.events.register_first("choose-signer", _unsigned)
         return client
 
-    def _send(self, request: AWSPreparedRequest, aws_host: str, **_: Any) -> AWSResponse | None:
+    def _send(
+        self,
+        request: AWSPreparedRequest,
+        aws_host: str,
+        scope: Callable[[], str],
+        **_: Any,
+    ) -> AWSResponse | None:
         from moto.core.botocore_stubber import MockRawResponse
         from moto.core.request import Request
 
         endpoint = self._endpoint_of(request.url)
         if endpoint is None:
             return None  # addressed elsewhere: HTTP as usual
+        if "Authorization" not in request.headers:
+            request.headers["Authorization"] = scope()
         # The request moto's response classes read, addressed to the server as over HTTP (a
         # queue's URL names the host it was asked on); its environ is what the counter sees.
         normalized = Request.from_primitives(
@@ -72,6 +91,24 @@ class InProcessTransport:
             if url == endpoint or url.startswith(endpoint + "/"):
                 return endpoint
         return None
+
+
+def _unsigned(**_: Any) -> Any:
+    return botocore.UNSIGNED
+
+
+def _credential_scope(client: Any) -> str:
+    """What moto reads from a SigV4 ``Authorization`` header (the access key and the scope's
+    region and service), without the signature it never checks."""
+    credentials = client._request_signer._credentials  # botocore keeps no public accessor
+    access_key = credentials.access_key if credentials is not None else "AKIAEXAMPLE"
+    meta = client.meta
+    signing_name = meta.service_model.signing_name
+    day = time.strftime("%Y%m%d", time.gmtime())
+    return (
+        f"AWS4-HMAC-SHA256 Credential={access_key}/{day}/{meta.region_name}/{signing_name}/"
+        "aws4_request, SignedHeaders=host, Signature=unsigned-in-process"
+    )
 
 
 def dispatch(request: Any, service_url: str) -> MotoResponse:

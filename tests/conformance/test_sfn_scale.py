@@ -121,11 +121,14 @@ def test_an_iteration_does_not_copy_the_whole_map_input(
                 big_copies.append(1)
             return original(value, memo)
 
-    for module in (states, execute_state):
-        monkeypatch.setattr(module, "copy", CountingCopy)
-    arn, queue = selector_machine(embedded_only, "copies", "INLINE")
-    embedded_only.sfn.start_execution(stateMachineArn=arn, input=items_input())
-    assert eventually(lambda: depth(embedded_only, queue) >= JOBS, timeout_s=60)
+    # Undone when the test ends, before the stack's patches are reverted (some of which
+    # replace the same module attribute).
+    with monkeypatch.context() as patch:
+        for module in (states, execute_state):
+            patch.setattr(module, "copy", CountingCopy)
+        arn, queue = selector_machine(embedded_only, "copies", "INLINE")
+        embedded_only.sfn.start_execution(stateMachineArn=arn, input=items_input())
+        assert eventually(lambda: depth(embedded_only, queue) >= JOBS, timeout_s=60)
     # The parent's own states copy their input a fixed number of times, whatever N is.
     assert len(big_copies) < JOBS, f"{len(big_copies)} copies of the Map input for {JOBS} items"
 

@@ -3,6 +3,7 @@ are shared and noisy; the timings live in benchmarks/ and docs/local-stack.md)."
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -72,3 +73,20 @@ def test_a_map_parses_each_jsonpath_once(
     assert len(parsed) <= 2 * len(set(parsed)), (
         f"{len(parsed)} parses of {len(set(parsed))} distinct paths for {JOBS} jobs"
     )
+
+
+@pytest.mark.gap("sfn-json-copy")
+def test_a_map_copies_its_json_values_without_the_general_deepcopy(
+    embedded_only: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copied: list[str] = []
+    original = copy.deepcopy
+
+    def counting(value: Any, *args: Any, **kwargs: Any) -> Any:
+        if type(value) in (dict, list):
+            copied.append(type(value).__name__)
+        return original(value, *args, **kwargs)
+
+    monkeypatch.setattr(copy, "deepcopy", counting)
+    fan_out(embedded_only, "copies")
+    assert len(copied) < JOBS, f"{len(copied)} general deep copies of JSON for {JOBS} jobs"

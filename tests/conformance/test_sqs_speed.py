@@ -439,3 +439,28 @@ def test_the_index_agrees_with_moto_s_own_scan(monkeypatch: pytest.MonkeyPatch) 
             assert found == expected, f"step {step}: {operation}"
     finally:
         compat.revert()
+
+
+@pytest.mark.gap("moto-random-strings")
+def test_receipt_handles_and_request_ids_are_not_drawn_a_character_at_a_time(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counts work, not time: stock moto draws each of a message's 185 receipt-handle
+    characters (and each response's 52 request-id characters) with its own ``choice``."""
+    local_only(target)
+    from moto.moto_api._internal.moto_random import MotoRandom
+
+    url = target.queue("handles")
+    send_batch(target, url, [f"m-{n}" for n in range(10)])
+    drawn: list[int] = []
+    original = MotoRandom.choice
+
+    def counting(self: Any, sequence: Any) -> Any:
+        drawn.append(1)
+        return original(self, sequence)
+
+    monkeypatch.setattr(MotoRandom, "choice", counting)
+    received = receive_all(target, url, 10)
+    handles = {message["ReceiptHandle"] for message in received}
+    assert len(handles) == len(received) == 10  # every receive its own handle
+    assert len(drawn) < len(received), f"{len(drawn)} draws for {len(received)} messages"

@@ -127,9 +127,9 @@ def test_an_in_process_client_pointed_elsewhere_keeps_its_http(
 def test_an_in_process_client_reaches_its_own_regions_resources(
     counted: tuple[EmbeddedServer, list[int]],
 ) -> None:
-    """moto picks an SQS request's region from its signature: in-process requests stay signed,
-    so a Map in another region (a foreign deployment in the chaos campaign) sends to its own
-    region's queue."""
+    """moto picks an SQS request's region from its signature's credential scope: in-process
+    requests, unsigned, still carry that scope, so a Map in another region (a foreign
+    deployment in the chaos campaign) sends to its own region's queue."""
     server, _ = counted
     west = boto3.client(
         "sqs",
@@ -148,6 +148,9 @@ def test_an_in_process_client_reaches_its_own_regions_resources(
             aws_secret_access_key="testing",
         )
     )
+    seen: list[str] = []
+    server.counter.observers.append(lambda environ: seen.append(environ["HTTP_AUTHORIZATION"]))  # type: ignore[union-attr]
     in_process.send_message(QueueUrl=url, MessageBody="from the west")
     (message,) = west.receive_message(QueueUrl=url)["Messages"]
     assert message["Body"] == "from the west"
+    assert "/us-west-2/sqs/" in seen[0] and "Signature=unsigned-in-process" in seen[0]

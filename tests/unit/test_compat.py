@@ -140,3 +140,24 @@ def test_adding_an_api_moto_already_has_fails_for_review() -> None:
 
     with pytest.raises(CompatError, match=r"moto now has Backend\.existing"):
         compat.apply([Patch("adds", "x", lambda: [Replacement(Backend, "existing", 1, adds=True)])])
+
+
+def test_the_interpreters_json_copy_is_a_deep_copy() -> None:
+    import datetime
+
+    from bridge.local_stack.compat.sfn_copies import json_copy
+
+    class Opaque:
+        def __init__(self) -> None:
+            self.items = [1]
+
+    when = datetime.datetime(2026, 11, 26, tzinfo=datetime.UTC)
+    value = {"a": [{"b": 1}, "s", 2.5, None, True], "when": when, "opaque": Opaque()}
+    copied = json_copy(value)
+    assert copied == {**value, "opaque": copied["opaque"]}
+    copied["a"][0]["b"] = 2
+    copied["a"].append("more")
+    copied["opaque"].items.append(2)
+    assert value["a"] == [{"b": 1}, "s", 2.5, None, True]  # nothing shared
+    assert value["opaque"].items == [1]  # copied by copy.deepcopy
+    assert copied["when"] is when  # immutable: the value itself, as deepcopy does for scalars

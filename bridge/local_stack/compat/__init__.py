@@ -104,6 +104,7 @@ def registry() -> list[Patch]:
     from bridge.local_stack.compat import (
         autoscaling,
         dispatch_speed,
+        sfn_copies,
         sfn_execution_end,
         sfn_limits,
         sfn_s3_map,
@@ -117,6 +118,7 @@ def registry() -> list[Patch]:
         *stepfunctions.PATCHES,
         *sfn_execution_end.PATCHES,
         *sfn_scale.PATCHES,
+        *sfn_copies.PATCHES,
         *sfn_limits.PATCHES,
         *sfn_s3_map.PATCHES,
         *sqs_redrive.PATCHES,

@@ -10,11 +10,15 @@ developer guide, "Step Functions service quotas").
 whether the action is one it implements: about 2 % of the embedded stack's CPU in a 1,000-job
 fan-out, for an answer that never changes while the class does not. And every SendMessage reads
 a queue's attributes, converting each of their 14 names from CamelCase with a character-by-
-character loop: about 1 ms of CPU per job, for the same 14 answers every time.
+character loop: about 1 ms of CPU per job, for the same 14 answers every time. Every response
+carries a 52-character request id, and every received message a 185-character receipt handle,
+each drawn with one ``random.choice`` call per character: about 400 calls per job.
 
 **The patches** remember the list per class, filled on a class's first request (by then
 ``compat.apply`` has put every other patch's methods in place), and memoise the name
-conversion where those two calls make it; both are forgotten on revert.
+conversion where those two calls make it; both are forgotten on revert. Random strings are
+drawn with one ``random.choices`` call each, from the same seedable generator (``mock_random``),
+over the same alphabet and length.
 """
 
 from __future__ import annotations
@@ -67,6 +71,40 @@ def camelcase_cache() -> list[Replacement]:
     ]
 
 
+def random_strings() -> list[Replacement]:
+    """Speed, not behaviour: moto 5.2.5 draws request ids and receipt handles one character
+    per ``random.choice`` call (see the module docstring; AWS's cost per call is fixed, SQS
+    developer guide, "Amazon SQS standard queues"). The patch draws each string with one
+    ``choices`` call of the same generator, alphabet and length: still random, still
+    reproducible when moto's generator is seeded (the sequence differs from moto's)."""
+    import string
+
+    from moto.moto_api._internal import mock_random
+    from moto.moto_api._internal.moto_random import MotoRandom
+    from moto.sqs import models, utils
+
+    expect(MotoRandom, "get_random_string")
+    length = 185  # moto's, and AWS's documented maximum is 1,024 characters
+
+    def get_random_string(
+        self: MotoRandom, length: int = 20, include_digits: bool = True, lower_case: bool = False
+    ) -> str:
+        pool = string.ascii_letters + (string.digits if include_digits else "")
+        drawn = "".join(self.choices(pool, k=length))
+        return drawn.lower() if lower_case else drawn
+
+    def generate_receipt_handle() -> str:
+        return "".join(mock_random.choices(string.ascii_lowercase, k=length))
+
+    return [
+        Replacement(MotoRandom, "get_random_string", get_random_string),
+        *(
+            Replacement(owner, "generate_receipt_handle", generate_receipt_handle)
+            for owner in (utils, models)
+        ),
+    ]
+
+
 PATCHES: list[Patch] = [
     Patch(
         "moto-method-names-cache",
@@ -77,5 +115,10 @@ PATCHES: list[Patch] = [
         "moto-camelcase-cache",
         "attribute and action names are converted from CamelCase once, not per request",
         camelcase_cache,
+    ),
+    Patch(
+        "moto-random-strings",
+        "request ids and receipt handles are drawn in one call each, not one per character",
+        random_strings,
     ),
 ]
