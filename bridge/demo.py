@@ -203,6 +203,30 @@ def start_consumers(
     ]
 
 
+#: What a worker logs once its receiver starts (bridge.cli.worker): it is then polling.
+POLLING_LINE = " polling "
+
+
+def wait_until_polling(
+    processes: list[subprocess.Popen[bytes]], log_dir: Path, timeout_s: float = 60
+) -> None:
+    """Return once every consumer logs that it is polling, as an Auto Scaling group's would be
+    before work arrives: the run's clock then times the pipeline, not Python start-ups. A
+    consumer that exits first fails the demo at once, naming its log."""
+    waiting = dict(enumerate(processes))
+    deadline = time.monotonic() + timeout_s
+    while waiting:
+        for i, process in list(waiting.items()):
+            log = log_dir / f"worker-{i}.log"
+            if POLLING_LINE in log.read_text(errors="replace"):
+                del waiting[i]
+            elif process.poll() is not None:
+                raise RuntimeError(f"consumer {i} exited with {process.returncode}: see {log}")
+        if waiting and time.monotonic() > deadline:
+            raise RuntimeError(f"consumers {sorted(waiting)} not polling after {timeout_s:.0f} s")
+        time.sleep(0.05)
+
+
 def stop_consumers(processes: list[subprocess.Popen[bytes]], grace_s: float = 30) -> list[int]:
     for process in processes:
         process.send_signal(signal.SIGTERM)
@@ -252,6 +276,7 @@ def run_demo(
         assert stack.clients and stack.config
         consumers = start_consumers(plan, state_file, work_dir)
         try:
+            wait_until_polling(consumers, work_dir)
             baseline = stack.request_counts()
             started = time.monotonic()
             execution = start(stack, items, fan)
