@@ -198,3 +198,23 @@ def test_a_job_with_a_readable_token_but_a_bad_field_fails_its_task_at_once(
     assert (entry["status"], entry["error"]) == ("FAILED", "Bridge.InvalidJob")
     assert "map_index" in dead[0]["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]
     assert depth(aws.sqs, stack["jobs_queue_url"]) == 0
+
+
+def test_jobs_arriving_one_by_one_share_receives(aws: Clients, stack: dict[str, str]) -> None:
+    """A fan-out's jobs reach the queue one at a time; a receive that comes back short pauses
+    before the next, so they share requests (each receive is a billed request) instead of
+    costing one receive each."""
+    receives: list[int] = []
+    aws.sqs.meta.events.register("before-call.sqs.ReceiveMessage", lambda **_: receives.append(1))
+    jobs = 30
+    worker = Worker(
+        aws.sqs, aws.sfn, settings(stack, wait_seconds=1, concurrency=jobs), PythonRunner(echo)
+    )
+    with running(worker):
+        for n in range(jobs):
+            job = make_job(job_id=f"exec-1/RunJob/{n}/0", map_index=n)
+            aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"], MessageBody=encode(job))
+            time.sleep(0.01)
+        results = receive_all(aws.sqs, stack["results_queue_url"], jobs)
+    assert len(results) == jobs
+    assert len(receives) <= jobs / 3, f"{len(receives)} receives for {jobs} jobs"
