@@ -61,7 +61,7 @@ import inspect
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from copy import deepcopy
+import copy
 from typing import TYPE_CHECKING, Any
 
 from bridge.local_stack.compat import CompatError, Patch, Replacement, expect
@@ -284,9 +284,13 @@ def _take(
             queue.pending_messages.add(message)
             message.mark_received(visibility_timeout=visibility_timeout)
             received.append(message)
-            copy = deepcopy(message)  # as moto: filtering must not touch the stored message
-            _filter_message_attributes(copy, attribute_names)
-            result.append(copy)
+            # moto deep-copies, so that filtering the attributes does not touch the stored
+            # message; a shallow copy does as much (the filter replaces ``message_attributes``,
+            # it does not change the dict) and keeps what the response reads as of now (the
+            # receipt handle, receive count and timestamps are replaced, never changed in place).
+            received_copy = copy.copy(message)
+            _filter_message_attributes(received_copy, attribute_names)
+            result.append(received_copy)
     finally:
         # Filed only now, so a message received with VisibilityTimeout=0 (still visible) is
         # returned once per call, as by moto's single pass.
