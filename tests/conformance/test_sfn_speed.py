@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -41,19 +42,42 @@ def fan_out(target: Target, name: str) -> None:
     assert eventually(queued, timeout_s=60)
 
 
+def recorded_during_fan_out(
+    target: Target,
+    name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    owner: Any,
+    attribute: str,
+    record: Callable[..., Any],
+) -> list[Any]:
+    """What ``record`` makes of each call to ``owner.attribute`` (None: not kept) while a Map
+    of JOBS callback tasks fans out."""
+    kept: list[Any] = []
+    original = getattr(owner, attribute)
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        entry = record(*args, **kwargs)
+        if entry is not None:
+            kept.append(entry)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, attribute, recording)
+    fan_out(target, name)
+    return kept
+
+
 @pytest.mark.gap("sfn-shared-sqs-client")
 def test_a_map_does_not_build_a_client_per_sqs_task(
     embedded_only: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    built: list[str] = []
-    original = boto3.client
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        built.append(str(kwargs.get("service_name", args[0] if args else "")))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(boto3, "client", counting)
-    fan_out(embedded_only, "clients")
+    built = recorded_during_fan_out(
+        embedded_only,
+        "clients",
+        monkeypatch,
+        boto3,
+        "client",
+        lambda *args, **kwargs: str(kwargs.get("service_name", args[0] if args else "")),
+    )
     assert built.count("sqs") <= 2, f"{built.count('sqs')} SQS clients for {JOBS} tasks"
 
 
@@ -61,15 +85,14 @@ def test_a_map_does_not_build_a_client_per_sqs_task(
 def test_a_map_parses_each_jsonpath_once(
     embedded_only: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parsed: list[str] = []
-    original = JsonPathParser.parse
-
-    def counting(self: Any, string: str, *args: Any, **kwargs: Any) -> Any:
-        parsed.append(string)
-        return original(self, string, *args, **kwargs)
-
-    monkeypatch.setattr(JsonPathParser, "parse", counting)
-    fan_out(embedded_only, "paths")
+    parsed = recorded_during_fan_out(
+        embedded_only,
+        "paths",
+        monkeypatch,
+        JsonPathParser,
+        "parse",
+        lambda _parser, string, *args, **kwargs: string,
+    )
     assert len(parsed) <= 2 * len(set(parsed)), (
         f"{len(parsed)} parses of {len(set(parsed))} distinct paths for {JOBS} jobs"
     )
@@ -79,14 +102,14 @@ def test_a_map_parses_each_jsonpath_once(
 def test_a_map_copies_its_json_values_without_the_general_deepcopy(
     embedded_only: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    copied: list[str] = []
-    original = copy.deepcopy
-
-    def counting(value: Any, *args: Any, **kwargs: Any) -> Any:
-        if type(value) in (dict, list):
-            copied.append(type(value).__name__)
-        return original(value, *args, **kwargs)
-
-    monkeypatch.setattr(copy, "deepcopy", counting)
-    fan_out(embedded_only, "copies")
+    copied = recorded_during_fan_out(
+        embedded_only,
+        "copies",
+        monkeypatch,
+        copy,
+        "deepcopy",
+        lambda value, *args, **kwargs: (
+            type(value).__name__ if type(value) in (dict, list) else None
+        ),
+    )
     assert len(copied) < JOBS, f"{len(copied)} general deep copies of JSON for {JOBS} jobs"

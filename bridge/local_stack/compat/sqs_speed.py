@@ -56,12 +56,12 @@ moto's one-second tick.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import inspect
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
-import copy
 from typing import TYPE_CHECKING, Any
 
 from bridge.local_stack.compat import CompatError, Patch, Replacement, expect
