@@ -113,3 +113,15 @@ def test_a_map_copies_its_json_values_without_the_general_deepcopy(
         ),
     )
     assert len(copied) < JOBS, f"{len(copied)} general deep copies of JSON for {JOBS} jobs"
+
+
+@pytest.mark.gap("sfn-jsonpath-field-paths")
+def test_a_map_looks_plain_field_paths_up_directly(
+    embedded_only: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jsonpath_ng.jsonpath import Child
+
+    found = recorded_during_fan_out(
+        embedded_only, "fields", monkeypatch, Child, "find", lambda *args, **kwargs: 1
+    )
+    assert len(found) < JOBS, f"{len(found)} jsonpath_ng evaluations for {JOBS} jobs"

@@ -161,3 +161,19 @@ def test_the_interpreters_json_copy_is_a_deep_copy() -> None:
     assert value["a"] == [{"b": 1}, "s", 2.5, None, True]  # nothing shared
     assert value["opaque"].items == [1]  # copied by copy.deepcopy
     assert copied["when"] is when  # immutable: the value itself, as deepcopy does for scalars
+
+
+def test_plain_field_paths_answer_as_moto_does() -> None:
+    from moto.stepfunctions.parser.asl.utils.json_path import NoSuchJsonPathError, extract_json
+
+    from bridge.local_stack.compat.sfn_paths import fast_extract
+
+    fast = fast_extract(extract_json)
+    data = {"a": {"b": [1, 2], "c": None, "d": {"e": "x"}}, "f": [{"g": 1}], "h_2": 0}
+    for path in ("$.a", "$.a.b", "$.a.c", "$.a.d.e", "$.h_2", "$.f", "$.f[0].g", "$.a.b[1]"):
+        assert fast(path, data) == extract_json(path, data), path
+    for missing in ("$.x", "$.a.x", "$.a.b.c", "$.f.g.h"):
+        with pytest.raises(NoSuchJsonPathError):
+            extract_json(missing, data)
+        with pytest.raises(NoSuchJsonPathError):
+            fast(missing, data)
