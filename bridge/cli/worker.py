@@ -128,7 +128,12 @@ def worker(
     ] = "thread",
     concurrency: Annotated[int, _opt("BRIDGE_WORKER_CONCURRENCY", "Jobs run at once.")] = 4,
     wait_seconds: Annotated[
-        int, _opt("BRIDGE_WAIT_SECONDS", "Long-poll wait of each receive (0-20).")
+        int,
+        _opt(
+            "BRIDGE_WAIT_SECONDS",
+            "Long-poll wait of each receive (0-20). A receive that returns fewer jobs than it "
+            "asked for is followed by a 0.1 s pause, so jobs arriving one by one share receives.",
+        ),
     ] = 20,
     visibility_timeout: Annotated[
         int | None,
