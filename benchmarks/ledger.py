@@ -18,19 +18,11 @@ from collections import Counter
 from typing import Any
 from urllib.parse import urlparse
 
-from bridge.local_stack.server import RequestCounter
+from bridge.local_stack.server import RequestCounter, request_body
 
 Key = tuple[str, str]  # (api, resource): ("sqs:ReceiveMessage", "bench-naive-jobs")
 
 _S3_METHODS = {"PUT": "PutObject", "HEAD": "HeadObject", "GET": "GetObject", "DELETE": "Delete"}
-
-
-def _read_body(environ: dict[str, Any]) -> bytes:
-    """The request body, put back for moto (the WSGI input is a stream)."""
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(length) if length else b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    return bytes(body)
 
 
 def _queue_name(body: bytes) -> str:
@@ -97,7 +89,7 @@ class RequestLedger:
         if api is None:
             return None
         if api.startswith("sqs:"):
-            return (api, _queue_name(_read_body(environ)))
+            return (api, _queue_name(request_body(environ)))
         return (api, "")
 
     def snapshot(self) -> Counter[Key]:

@@ -11,7 +11,6 @@ observer; a fraction is sent again (a duplicate result).
 from __future__ import annotations
 
 import heapq
-import io
 import itertools
 import json
 import random
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bridge.chaos.fuzz import Poison
+from bridge.local_stack.server import request_body
 
 #: A copy goes in this many seconds after the original (before, during or after its run).
 COPY_DELAY_S = (0.0, 6.0)
@@ -82,11 +82,8 @@ class JobTap:
     def observe(self, environ: dict[str, Any]) -> None:
         if environ.get("HTTP_X_AMZ_TARGET") != "AmazonSQS.SendMessage":
             return
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(raw)  # put it back for moto
         try:
-            request = json.loads(raw or b"{}")
+            request = json.loads(request_body(environ) or b"{}")
         except ValueError:
             request = {}
         url = str(request.get("QueueUrl", ""))

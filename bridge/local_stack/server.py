@@ -47,6 +47,15 @@ def target_api(target: str | None) -> str | None:
     return f"{service}:{operation}"
 
 
+def request_body(environ: dict[str, Any]) -> bytes:
+    """A request's body, put back for moto and the other observers (the WSGI input is a
+    stream that reads once)."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return bytes(body)
+
+
 class RequestCounter:
     """WSGI middleware counting requests by API (``sqs:SendMessageBatch``, ...).
 
@@ -81,12 +90,8 @@ class RequestCounter:
             return api
         action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")  # query protocol
         if not action and environ.get("CONTENT_TYPE", "").startswith(FORM):
-            # Query protocol over POST (Auto Scaling): the action is in the form body. Read it
-            # and put it back for moto.
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length else b""
-            environ["wsgi.input"] = io.BytesIO(body)
-            action = parse_qs(body.decode("utf-8", "replace")).get("Action")
+            # Query protocol over POST (Auto Scaling): the action is in the form body.
+            action = parse_qs(request_body(environ).decode("utf-8", "replace")).get("Action")
         return f"query:{action[0]}" if action else None
 
     def snapshot(self) -> dict[str, int]:

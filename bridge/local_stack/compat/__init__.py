@@ -33,6 +33,7 @@ __all__ = [
     "apply",
     "check_moto_version",
     "expect",
+    "in_modules",
     "revert",
 ]
 
@@ -65,6 +66,23 @@ def expect(owner: Any, attribute: str) -> Any:
     if not hasattr(owner, attribute):
         raise CompatError(f"{getattr(owner, '__name__', owner)}.{attribute} no longer exists")
     return getattr(owner, attribute)
+
+
+def in_modules(
+    modules: Iterable[str], attribute: str, original: Any, new: Any
+) -> list[Replacement]:
+    """``new`` for ``attribute`` in each of ``modules`` (dotted names, imported here): for a
+    moto function or module that several of moto's modules imported by name. Each must still
+    hold ``original``; one that holds something else raises, naming it."""
+    import importlib
+
+    replacements = []
+    for name in modules:
+        module = importlib.import_module(name)
+        if expect(module, attribute) is not original:
+            raise CompatError(f"{name}.{attribute} is no longer {original!r}")
+        replacements.append(Replacement(module, attribute, new))
+    return replacements
 
 
 def _check(replacement: Replacement) -> None:

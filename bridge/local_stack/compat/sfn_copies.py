@@ -28,7 +28,7 @@ import decimal
 import types
 from typing import Any
 
-from bridge.local_stack.compat import Patch, Replacement, expect
+from bridge.local_stack.compat import Patch, Replacement, in_modules
 
 #: Values that cannot change: a copy of one may be the value itself (as ``deepcopy`` does for
 #: the builtin scalars).
@@ -83,15 +83,12 @@ def json_copies() -> list[Replacement]:
     writes with the general ``copy.deepcopy``; the patch gives it a copier made for JSON (see
     the module docstring; "Processing input and output in Step Functions", Step Functions
     developer guide)."""
-    import importlib
-
-    replacements = []
-    for name in _MODULES:
-        module = importlib.import_module(f"moto.stepfunctions.parser.asl.{name}")
-        if expect(module, "copy") is not copy:
-            raise AttributeError(f"{module.__name__}.copy is no longer the copy module")
-        replacements.append(Replacement(module, "copy", JSON_COPY_MODULE))
-    return replacements
+    return in_modules(
+        (f"moto.stepfunctions.parser.asl.{name}" for name in _MODULES),
+        "copy",
+        copy,
+        JSON_COPY_MODULE,
+    )
 
 
 PATCHES: list[Patch] = [

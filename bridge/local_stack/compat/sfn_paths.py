@@ -19,12 +19,11 @@ error and every special case (wildcards, slices, array indexes, missing fields) 
 from __future__ import annotations
 
 import functools
-import importlib
 import re
 from collections.abc import Callable
 from typing import Any
 
-from bridge.local_stack.compat import Patch, Replacement, expect
+from bridge.local_stack.compat import Patch, Replacement, expect, in_modules
 
 #: A path of plain field names after the root: ``$.a``, ``$.a.b_2``.
 _FIELDS = re.compile(r"\$(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
@@ -74,14 +73,12 @@ def field_paths() -> list[Replacement]:
     from moto.stepfunctions.parser.asl.utils import json_path
 
     original = expect(json_path, "extract_json")
-    replacement = fast_extract(original)
-    replacements = []
-    for name in _MODULES:
-        module = importlib.import_module(f"moto.stepfunctions.parser.asl.{name}")
-        if expect(module, "extract_json") is not original:
-            raise AttributeError(f"{module.__name__}.extract_json is not moto's extract_json")
-        replacements.append(Replacement(module, "extract_json", replacement))
-    return replacements
+    return in_modules(
+        (f"moto.stepfunctions.parser.asl.{name}" for name in _MODULES),
+        "extract_json",
+        original,
+        fast_extract(original),
+    )
 
 
 PATCHES: list[Patch] = [
