@@ -38,9 +38,9 @@ from bridge.contract import (
 log = logging.getLogger(__name__)
 
 #: After the first result arrives, wait up to this long for more to share its SendMessageBatch
-#: (and the jobs' DeleteMessageBatch): at most a tenth of a second on work that takes minutes,
+#: (and the jobs' DeleteMessageBatch): at most a quarter of a second on work that takes minutes,
 #: and a burst of short jobs (a Map's fan-out) sends one request per ten results, not per one.
-LINGER_S = 0.1
+LINGER_S = 0.25
 #: Per-entry send failures are retried this many times before the job is left to reappear.
 MAX_SEND_ATTEMPTS = 5
 RETRY_BACKOFF_S = 0.2

@@ -132,7 +132,7 @@ def worker(
         _opt(
             "BRIDGE_WAIT_SECONDS",
             "Long-poll wait of each receive (0-20). A receive that returns fewer jobs than it "
-            "asked for is followed by a 0.1 s pause, so jobs arriving one by one share receives.",
+            "asked for is followed by a 0.25 s pause, so jobs arriving one by one share receives.",
         ),
     ] = 20,
     visibility_timeout: Annotated[

@@ -6,6 +6,7 @@ processes find it through the state file it writes.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -81,6 +82,7 @@ class LocalStack:
         except BaseException:
             self.stop()  # never leave a server, a poller or patches behind
             raise
+        freeze_start_up_objects()
         return self
 
     def _start_services(self) -> None:
@@ -190,6 +192,7 @@ class LocalStack:
             self._replaced_handler_stream = None
         if self.patched:
             compat.revert()
+        gc.unfreeze()
         if self.state_file and self.state_file.exists():
             self.state_file.unlink()
 
@@ -201,6 +204,19 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def freeze_start_up_objects() -> None:
+    """Leave what start-up built (moto's and botocore's modules and service models, about 340,000
+    objects) out of the cyclic garbage collector's full passes.
+
+    They live as long as the stack, yet each full pass walked them all again: a 1,000-job
+    fan-out spent 0.4 to 0.8 s in such passes, against 0.1 to 0.2 s with them frozen.
+    :meth:`LocalStack.stop` unfreezes them, so a process that starts many stacks (the tests)
+    still collects the old ones.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def quiet_moto_logs() -> None:
