@@ -16,6 +16,7 @@ from typing import IO, Any
 from bridge.aws import Clients, build_clients
 from bridge.config import BridgeConfig
 from bridge.local_stack import compat
+from bridge.local_stack.compat.stepfunctions import warm_interpreter_sqs_client
 from bridge.local_stack.event_source import (
     EventSourceSettings,
     LocalEventSourceMapping,
@@ -112,6 +113,8 @@ class LocalStack:
         ).start()
         if self.settings.dead_letter_handling:
             self._start_dead_letter_handling()
+        if self.patched:
+            warm_interpreter_sqs_client(REGION)
         if self.state_file:
             self.write_state(self.state_file)
 

@@ -122,6 +122,7 @@ def registry() -> list[Patch]:
     from bridge.local_stack.compat import (
         autoscaling,
         dispatch_speed,
+        serialize_speed,
         sfn_copies,
         sfn_execution_end,
         sfn_limits,
@@ -145,6 +146,7 @@ def registry() -> list[Patch]:
         *sqs_speed.PATCHES,
         *autoscaling.PATCHES,
         *dispatch_speed.PATCHES,
+        *serialize_speed.PATCHES,
     ]
 
 

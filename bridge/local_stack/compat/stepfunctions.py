@@ -323,6 +323,17 @@ def interpreter_sqs_client() -> list[Replacement]:
     return [Replacement(module, "boto_client_for", boto_client_for)]
 
 
+def warm_interpreter_sqs_client(region: str) -> None:
+    """Build the interpreter's shared SQS client for ``region`` now (with the patch applied and
+    the server running): the first one loads botocore's endpoint and service data, which
+    otherwise happens inside the first execution's first task."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sqs as module,
+    )
+
+    module.boto_client_for(region, "sqs")
+
+
 def jsonpath_parse_cache() -> list[Replacement]:
     """Speed, not behaviour: on AWS the cost of a JSONPath in ``Parameters`` does not depend on
     how many Map iterations evaluate it ("Paths", Step Functions developer guide). moto 5.2.5
