@@ -34,9 +34,9 @@ def test_json_responses_are_not_searched_for_an_xml_request_id(
         def __getattr__(self, name: str) -> Any:
             return getattr(re, name)
 
-        def sub(self, pattern: Any, replacement: Any, string: Any, *args: Any) -> Any:
+        def sub(self, pattern: Any, replacement: Any, string: Any, **kwargs: Any) -> Any:
             searched.append(len(string) if isinstance(string, str | bytes) else 0)
-            return re.sub(pattern, replacement, string, *args)
+            return re.sub(pattern, replacement, string, **kwargs)
 
     monkeypatch.setattr(responses, "re", CountingRe())
     for n in range(5):
