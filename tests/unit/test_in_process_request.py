@@ -99,9 +99,7 @@ def what_moto_reads(request: Any) -> dict[str, Any]:
 def test_moto_reads_the_same_request_as_from_primitives(name: str) -> None:
     service, call = REQUESTS[name]
     request = prepared(service, call)
-    mine = what_moto_reads(
-        moto_request(request.method, request.url, request.headers, request.body)
-    )
+    mine = what_moto_reads(moto_request(request.method, request.url, request.headers, request.body))
     if hasattr(request.body, "seek"):
         request.body.seek(0)  # a stream (S3's PutObject), read once already
     motos = what_moto_reads(
