@@ -271,8 +271,10 @@ class EmbeddedServer:
             )
         from moto.moto_server.werkzeug_app import create_backend_app
 
+        from bridge.local_stack.direct_dispatch import DirectDispatch
+
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.counter = RequestCounter(_dispatcher(create_backend_app))
+        self.counter = RequestCounter(DirectDispatch(_dispatcher(create_backend_app)))
         self._server = _LoopbackServer(
             HOST, self._requested_port, self.counter, handler=_keep_alive_handler()
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import http.client
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,3 +171,67 @@ def test_start_up_objects_sit_out_full_collections_while_the_stack_runs(
         assert frozen > 100_000  # moto's and botocore's modules and models
         assert len(gc.get_objects()) < frozen  # what a full pass still walks
     assert gc.get_freeze_count() == 0
+
+
+VARYING_HEADERS = {"date", "x-amzn-requestid", "x-amz-crc32", "server"}
+
+
+def answer(client: Any, operation: str, **params: Any) -> dict[str, Any]:
+    """What the server answered to one call, error or not."""
+    seen: dict[str, Any] = {}
+
+    def keep(http_response: Any, **_: Any) -> None:
+        headers = {k.lower(): v for k, v in http_response.headers.items()}
+        seen["status"] = http_response.status_code
+        seen["headers"] = {k: v for k, v in headers.items() if k not in VARYING_HEADERS}
+        seen["body"] = json.loads(http_response.content or b"{}")
+
+    client.meta.events.register("after-call", keep)
+    try:
+        getattr(client, operation)(**params)
+    except client.exceptions.ClientError:
+        pass
+    finally:
+        client.meta.events.unregister("after-call", keep)
+    return seen
+
+
+def test_sqs_requests_answered_without_flask_get_moto_apps_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The consumers' SQS calls skip moto's Flask routing (bridge.local_stack.direct_dispatch);
+    each answer is the one moto's application gives: status, headers and body."""
+    from bridge.local_stack import direct_dispatch
+
+    server = EmbeddedServer().start()
+    try:
+        sqs = loopback_client("sqs", server.endpoint_url)
+        url = sqs.create_queue(QueueName="direct")["QueueUrl"]
+        calls: list[tuple[str, dict[str, Any]]] = [
+            ("get_queue_url", {"QueueName": "direct"}),
+            ("get_queue_url", {"QueueName": "missing"}),
+            ("get_queue_attributes", {"QueueUrl": url, "AttributeNames": ["All"]}),
+            ("receive_message", {"QueueUrl": url, "MaxNumberOfMessages": 10}),
+            ("send_message", {"QueueUrl": url, "MessageBody": "m", "DelaySeconds": 901}),
+            (
+                "delete_message_batch",
+                {"QueueUrl": url, "Entries": [{"Id": "a", "ReceiptHandle": "not-a-handle"}]},
+            ),
+            ("list_queues", {}),
+        ]
+        dispatched: list[str] = []
+        original = direct_dispatch.dispatch
+
+        def counting(request: Any, service_url: str) -> Any:
+            dispatched.append(service_url)
+            return original(request, service_url)
+
+        monkeypatch.setattr(direct_dispatch, "dispatch", counting)
+        direct = [answer(sqs, operation, **params) for operation, params in calls]
+        assert len(dispatched) == len(calls)  # none went through Flask
+        monkeypatch.setattr(direct_dispatch, "SQS_TARGET", "(through moto's application)")
+        through_moto = [answer(sqs, operation, **params) for operation, params in calls]
+        assert direct == through_moto
+        assert {a["status"] for a in direct} == {200, 400}
+    finally:
+        server.stop()
