@@ -13,6 +13,7 @@ import pytest
 from jsonpath_ng.parser import JsonPathParser
 
 from tests.conformance.conftest import Target, callback_task, eventually, map_over_items
+from tests.polling import wait_for_execution
 
 pytestmark = pytest.mark.conformance
 
@@ -125,3 +126,38 @@ def test_a_map_looks_plain_field_paths_up_directly(
         embedded_only, "fields", monkeypatch, Child, "find", lambda *args, **kwargs: 1
     )
     assert len(found) < JOBS, f"{len(found)} jsonpath_ng evaluations for {JOBS} jobs"
+
+
+@pytest.mark.gap("sfn-program-cache")
+def test_an_execution_reuses_its_state_machines_parsed_program(
+    embedded_only: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counts parses: the second execution of a state machine does not parse its definition
+    again; both still run it, each with its own input."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    target = embedded_only
+    arn = target.state_machine(
+        "parsed-once",
+        {
+            "StartAt": "Echo",
+            "States": {"Echo": {"Type": "Pass", "Parameters": {"n.$": "$.n"}, "End": True}},
+        },
+    )
+    first = target.sfn.start_execution(stateMachineArn=arn, input='{"n": 1}')["executionArn"]
+    assert json.loads(wait_for_execution(target.sfn, first)["output"]) == {"n": 1}
+    parses: list[str] = []
+    original = AmazonStateLanguageParser.parse
+
+    def counting(definition: str) -> Any:
+        parses.append(definition)
+        return original(definition)
+
+    # Undone inside the test: the parser is a compat patch's target, restored when the
+    # target's stack stops, which pytest may do before a test-scoped monkeypatch's undo.
+    with monkeypatch.context() as patched:
+        patched.setattr(AmazonStateLanguageParser, "parse", staticmethod(counting))
+        second = target.sfn.start_execution(stateMachineArn=arn, input='{"n": 2}')
+        output = wait_for_execution(target.sfn, second["executionArn"])["output"]
+    assert json.loads(output) == {"n": 2}
+    assert parses == []

@@ -154,7 +154,37 @@ def forget_finished_threads() -> list[Replacement]:
     return [Replacement(owner, "eval", eval_program)]
 
 
+def program_cache() -> list[Replacement]:
+    """Speed, not behaviour: starting an execution does not re-read its state machine's
+    definition on AWS ("StartExecution", Step Functions API reference: the definition was
+    validated when the state machine was created). moto 5.2.5 parses the definition again for
+    every execution with its ANTLR grammar: 50 to 170 ms before the first state runs, about 3 %
+    of a 1,000-job fan-out's CPU, and all of an execution of a few jobs. The parsed program is
+    a tree of components that keep nothing of a run (a Map already evaluates one tree for all
+    its iterations at once): the patch parses each definition once and reuses the program."""
+    import functools
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    expect(ExecutionWorker, "_get_evaluation_entrypoint")
+
+    @functools.lru_cache(maxsize=64)
+    def program(definition: str) -> Any:
+        return AmazonStateLanguageParser.parse(definition)[0]
+
+    def _get_evaluation_entrypoint(self: Any) -> Any:
+        return program(self._evaluation_details.state_machine_details.definition)
+
+    return [Replacement(ExecutionWorker, "_get_evaluation_entrypoint", _get_evaluation_entrypoint)]
+
+
 PATCHES: list[Patch] = [
+    Patch(
+        "sfn-program-cache",
+        "an execution reuses its state machine's parsed program",
+        program_cache,
+    ),
     Patch(
         "sfn-shared-map-input",
         "a Map iteration does not copy the whole Map input",
