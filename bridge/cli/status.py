@@ -96,20 +96,23 @@ def status(
     executions with jobs waiting (not started), running (task open) and done; consumers."""
     if watch and as_json:
         fail("--watch refreshes a table; use --json without --watch")
-    config, clients = connect(state_file, tf_outputs, region, endpoint_url)
-    with aws_errors():
-        cloudwatch = cloudwatch_client(config)
-        snapshot = collect(clients, config, cloudwatch=cloudwatch)
-    if as_json:
-        typer.echo(json.dumps({"config_source": config.source, **snapshot.to_json()}, default=str))
-        return
-    if not watch:
-        console().print(render(snapshot, config.source))
-        return
     try:
+        config, clients = connect(state_file, tf_outputs, region, endpoint_url)
+        with aws_errors():
+            cloudwatch = cloudwatch_client(config)
+            snapshot = collect(clients, config, cloudwatch=cloudwatch)
+        if as_json:
+            document = {"config_source": config.source, **snapshot.to_json()}
+            typer.echo(json.dumps(document, default=str))
+            return
+        if not watch:
+            console().print(render(snapshot, config.source))
+            return
         with aws_errors(), Live(render(snapshot, config.source), console=console()) as live:
             while True:
                 time.sleep(interval)
                 live.update(render(collect(clients, config, cloudwatch=cloudwatch), config.source))
     except KeyboardInterrupt:
-        pass
+        if not watch:
+            raise
+        # --watch ends with Ctrl-C, also before its first table is drawn

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -266,6 +267,32 @@ def test_status_watch_refreshes_until_interrupted(stack: LocalStack) -> None:
     out, err = watching.communicate(timeout=30)
     assert watching.returncode == 0, err
     assert "callback-bridge-jobs" in out and "Traceback" not in err
+
+
+def test_status_watch_interrupted_before_its_first_table_exits_cleanly(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """Ctrl-C while the first snapshot is still being collected (here: an endpoint that
+    accepts the connection and never answers) ends --watch as quietly as later."""
+    assert stack.state_file is not None
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        state = json.loads(stack.state_file.read_text())
+        state["endpoint_url"] = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        state_file = tmp_path / "silent.json"
+        state_file.write_text(json.dumps(state))
+        command = [*CLI, "status", "--watch", "--state-file", str(state_file)]
+        watching = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        silent.settimeout(60)
+        connection, _ = silent.accept()  # the first snapshot's first request is on its way
+        with connection:
+            watching.send_signal(signal.SIGINT)
+            _, err = watching.communicate(timeout=30)
+    assert watching.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
 
 
 def test_terraform_outputs_and_an_endpoint_give_the_same_listing(
