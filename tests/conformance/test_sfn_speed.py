@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from jsonpath_ng.parser import JsonPathParser
 
 from tests.conformance.conftest import Target, callback_task, eventually, map_over_items
@@ -132,8 +133,9 @@ def test_a_map_looks_plain_field_paths_up_directly(
 def test_an_execution_reuses_its_state_machines_parsed_program(
     embedded_only: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Counts parses: the second execution of a state machine does not parse its definition
-    again; both still run it, each with its own input."""
+    """Counts parses: an execution does not parse its state machine's definition again (it
+    was parsed when the machine was created); each execution still runs it with its own
+    input."""
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
     target = embedded_only
@@ -144,8 +146,6 @@ def test_an_execution_reuses_its_state_machines_parsed_program(
             "States": {"Echo": {"Type": "Pass", "Parameters": {"n.$": "$.n"}, "End": True}},
         },
     )
-    first = target.sfn.start_execution(stateMachineArn=arn, input='{"n": 1}')["executionArn"]
-    assert json.loads(wait_for_execution(target.sfn, first)["output"]) == {"n": 1}
     parses: list[str] = []
     original = AmazonStateLanguageParser.parse
 
@@ -157,7 +157,24 @@ def test_an_execution_reuses_its_state_machines_parsed_program(
     # target's stack stops, which pytest may do before a test-scoped monkeypatch's undo.
     with monkeypatch.context() as patched:
         patched.setattr(AmazonStateLanguageParser, "parse", staticmethod(counting))
-        second = target.sfn.start_execution(stateMachineArn=arn, input='{"n": 2}')
-        output = wait_for_execution(target.sfn, second["executionArn"])["output"]
-    assert json.loads(output) == {"n": 2}
+        outputs = []
+        for n in (1, 2):
+            started = target.sfn.start_execution(stateMachineArn=arn, input=json.dumps({"n": n}))
+            described = wait_for_execution(target.sfn, started["executionArn"])
+            outputs.append(json.loads(described["output"]))
+    assert outputs == [{"n": 1}, {"n": 2}]
     assert parses == []
+
+
+def test_a_definition_that_does_not_parse_is_refused_as_invalid(target: Target) -> None:
+    """Parsed once and remembered (sfn-program-cache), a definition is still validated when the
+    state machine is created: one that does not parse is refused, twice alike."""
+    broken = {"StartAt": "Echo", "States": {"Echo": {"Type": "Pass", "End": "yes"}}}
+    for _ in range(2):
+        with pytest.raises(ClientError) as refused:
+            target.state_machine("broken", broken)
+        error = refused.value.response["Error"]
+        # moto 5.2.5 sends the parser's message without AWS's error code
+        assert error["Code"] == "InvalidDefinition" or (
+            not target.is_aws and '"yes"' in error["Message"]
+        )

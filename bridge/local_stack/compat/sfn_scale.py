@@ -161,22 +161,36 @@ def program_cache() -> list[Replacement]:
     every execution with its ANTLR grammar: 50 to 170 ms before the first state runs, about 3 %
     of a 1,000-job fan-out's CPU, and all of an execution of a few jobs. The parsed program is
     a tree of components that keep nothing of a run (a Map already evaluates one tree for all
-    its iterations at once): the patch parses each definition once and reuses the program."""
+    its iterations at once): the patch parses each definition once, when the state machine is
+    created or updated, and reuses the program. A definition that does not parse is refused
+    by moto's own validation, with its message."""
     import functools
 
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend as Backend
 
     expect(ExecutionWorker, "_get_evaluation_entrypoint")
+    validate = expect(Backend, "_validate_definition")
 
     @functools.lru_cache(maxsize=64)
     def program(definition: str) -> Any:
         return AmazonStateLanguageParser.parse(definition)[0]
 
+    def _validate_definition(definition: str) -> None:
+        try:
+            program(definition)
+        except Exception:
+            validate(definition)  # moto's InvalidDefinition, from its own parse
+            raise
+
     def _get_evaluation_entrypoint(self: Any) -> Any:
         return program(self._evaluation_details.state_machine_details.definition)
 
-    return [Replacement(ExecutionWorker, "_get_evaluation_entrypoint", _get_evaluation_entrypoint)]
+    return [
+        Replacement(Backend, "_validate_definition", staticmethod(_validate_definition)),
+        Replacement(ExecutionWorker, "_get_evaluation_entrypoint", _get_evaluation_entrypoint),
+    ]
 
 
 PATCHES: list[Patch] = [
