@@ -17,6 +17,14 @@ from tests.conformance.test_sqs_speed import local_only, receive_all, send_batch
 
 pytestmark = pytest.mark.conformance
 
+SENDS = 5
+
+
+def send_some(target: Target, url: str) -> None:
+    """SENDS identical-looking SendMessage calls: what the canaries count work over."""
+    for n in range(SENDS):
+        target.sqs.send_message(QueueUrl=url, MessageBody=f"m{n}")
+
 
 @pytest.mark.gap("moto-request-id-substitution")
 def test_json_responses_are_not_searched_for_an_xml_request_id(
@@ -39,9 +47,8 @@ def test_json_responses_are_not_searched_for_an_xml_request_id(
             return re.sub(pattern, replacement, string, **kwargs)
 
     monkeypatch.setattr(responses, "re", CountingRe())
-    for n in range(5):
-        target.sqs.send_message(QueueUrl=url, MessageBody=f"m{n}")
-    assert sum(searched) == 0, f"{sum(searched)} characters of 5 JSON bodies searched"
+    send_some(target, url)
+    assert sum(searched) == 0, f"{sum(searched)} characters of {SENDS} JSON bodies searched"
 
 
 def test_an_xml_response_carries_its_request_id_in_its_body_and_header(target: Target) -> None:
@@ -75,9 +82,8 @@ def test_user_agent_components_are_not_cleaned_on_every_request(
             return character in allowed
 
     monkeypatch.setattr(useragent, "_USERAGENT_ALLOWED_CHARACTERS", Counting())
-    for n in range(5):
-        target.sqs.send_message(QueueUrl=url, MessageBody=f"m{n}")
-    assert checked[0] < 100, f"{checked[0]} characters checked for 5 identical requests"
+    send_some(target, url)
+    assert checked[0] < 100, f"{checked[0]} characters checked for {SENDS} similar requests"
 
 
 @pytest.mark.gap("moto-serializer-aliases")
