@@ -8,7 +8,8 @@ about a fifth of what each such request cost the server. For a ``POST`` with an
 ``X-Amz-Target: AmazonSQS.*`` header, :class:`DirectDispatch` hands moto's own request object
 to the handler moto's router would pick (the one :mod:`bridge.local_stack.in_process` uses)
 and writes its status, headers and body as the WSGI response. Anything else goes to moto's
-application as before. ``tests/e2e/test_embedded_server.py`` compares both answers.
+application as before. ``tests/e2e/test_embedded_server.py`` compares both answers. moto's
+request recorder (off unless ``MOTO_ENABLE_RECORDING`` is set) does not see these requests.
 """
 
 from __future__ import annotations
