@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from botocore.exceptions import ClientError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from bridge.local_stack.in_process import dispatch
@@ -32,10 +33,12 @@ class DirectDispatch:
     """WSGI middleware in front of moto's application."""
 
     def __init__(self, app: WSGIApp) -> None:
+        from moto.core.request import Request
         from moto.moto_server.werkzeug_app import DISABLE_GLOBAL_CORS
 
         self.app = app
-        self._request_class: Any = None
+        #: moto's request, marked as one its server received (as Flask's is).
+        self._request_class = type("ServerRequest", (Request,), {"from_wsgi_server": True})
         self._cors = not DISABLE_GLOBAL_CORS
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -43,30 +46,21 @@ class DirectDispatch:
             "HTTP_X_AMZ_TARGET", ""
         ).startswith(SQS_TARGET):
             return self.app(environ, start_response)
-        from botocore.exceptions import ClientError
-
-        request = self._request(environ)
+        request = self._request_class(environ)
         try:
             status, headers, body = dispatch(request, SQS_URL + request.path)
         except ClientError as exc:  # as moto's Flask view answers it
             status, headers, body = 400, {}, exc.response["Error"]["Message"]
         payload = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-        response_headers = [(str(name), str(value)) for name, value in headers.items()]
+        response_headers = [
+            (str(name), str(value))
+            for name, value in headers.items()
+            if str(name).lower() != "content-length"  # the payload's own, below
+        ]
         if not any(name.lower() == "content-type" for name, _ in response_headers):
             response_headers.append(("Content-Type", "text/html; charset=utf-8"))  # Flask's
-        response_headers = [
-            (name, value) for name, value in response_headers if name.lower() != "content-length"
-        ]
         response_headers.append(("Content-Length", str(len(payload))))
         if self._cors:
             response_headers.append(("Access-Control-Allow-Origin", "*"))  # flask_cors's
         start_response(f"{status} {HTTP_STATUS_CODES.get(status, 'UNKNOWN')}", response_headers)
         return [payload]
-
-    def _request(self, environ: dict[str, Any]) -> Any:
-        """moto's request for ``environ``, marked as one its server received (as Flask's is)."""
-        if self._request_class is None:
-            from moto.core.request import Request
-
-            self._request_class = type("ServerRequest", (Request,), {"from_wsgi_server": True})
-        return self._request_class(environ)

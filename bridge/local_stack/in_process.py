@@ -116,7 +116,7 @@ def moto_request(method: str, url: str, headers: Any, body: Any) -> Any:
     ``Request.from_primitives`` builds, written out instead of through werkzeug's test
     ``EnvironBuilder`` (about 100 µs a call there, 13 µs here; the embedded stack makes two
     such calls per job). A body other than bytes, text or nothing (a stream) still goes through
-    moto's; ``tests/conformance/test_in_process.py`` compares the two."""
+    moto's; ``tests/unit/test_in_process_request.py`` compares the two."""
     from moto.core.request import (
         PRESERVED_HEADER_NAMES_ENVIRON_KEY,
         Request,

@@ -8,6 +8,7 @@ unusable on the embedded stack (docs/local-stack.md, "Scale").
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import threading
 from typing import Any
@@ -164,8 +165,6 @@ def program_cache() -> list[Replacement]:
     its iterations at once): the patch parses each definition once, when the state machine is
     created or updated, and reuses the program. A definition that does not parse is refused
     by moto's own validation, with its message."""
-    import functools
-
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend as Backend
