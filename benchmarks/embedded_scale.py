@@ -4,8 +4,8 @@
     .venv/bin/python -m benchmarks.embedded_scale --jobs 1000 --map-mode DISTRIBUTED
     .venv/bin/python -m benchmarks.embedded_scale --json > scale.json
 
-Each size is one ``callback-bridge demo`` run (:func:`bridge.demo.run_demo`) of trivial jobs
-(``sleep_ms`` 0) on a fresh embedded stack in this process, with ``--consumers`` worker
+Each size is one ``callback-bridge demo`` run (:func:`bridge.local_stack.demo.run_demo`) of
+trivial jobs (``sleep_ms`` 0) on a fresh embedded stack in this process, with ``--consumers`` worker
 processes of ``--concurrency`` slots. The mode is the one the demo picks for the size (AUTO:
 INLINE while it fits AWS's limits, else DISTRIBUTED, with the jobs read from S3 once their
 execution input would pass 256 KiB) unless ``--map-mode`` says otherwise.
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
-from bridge.demo import AUTO, DemoPlan, run_demo
+from bridge.local_stack.demo import AUTO, DemoPlan, run_demo
 from bridge.local_stack.stack import quiet_moto_logs
 
 DEFAULT_SIZES = (1000, 10_000)

@@ -34,8 +34,8 @@ from benchmarks.ledger import RequestLedger, queue_name
 from benchmarks.measure import process_stats
 from benchmarks.report import machine
 from benchmarks.scenarios import stop
-from bridge.demo import DEMO_HANDLER
 from bridge.local_stack import LocalStack, StackSettings
+from bridge.local_stack.demo import DEMO_HANDLER
 from bridge.timing import DEFAULT_HEARTBEAT_INTERVAL_S, DEFAULT_VISIBILITY_TIMEOUT_S
 
 KEEPALIVE_APIS = (

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.contract import ContractError, parse_result
-from bridge.demo import percentile
+from bridge.local_stack.demo import percentile
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 

@@ -34,12 +34,12 @@ from benchmarks import measure, polling
 from benchmarks.ledger import RequestLedger, queue_name, window
 from benchmarks.measure import HandlerMeter, Observers, ResultTimes
 from bridge import completion
-from bridge.demo import DEMO_HANDLER
-from bridge.fanout import start_from_items, wait_for_execution
 from bridge.limits import PAYLOAD_BYTES, MapMode, effective_concurrency, payload_bytes
 from bridge.local_stack import LocalStack, StackSettings
+from bridge.local_stack.demo import DEMO_HANDLER
 from bridge.local_stack.event_source import LocalEventSourceMapping
 from bridge.local_stack.resources import LOCAL_ROLE_ARN
+from bridge.ops.fanout import start_from_items, wait_for_execution
 from bridge.state_machine import render_definition
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class Run:
     #: SIGTERMs to stop a consumer (bridge workers: 2, release at once; no job runs by then).
     stop_signals: int = 1
     #: A bucket to feed the jobs from when the input is over Step Functions' 256 KiB (the
-    #: template's S3-fed DISTRIBUTED Map, bridge.fanout); its S3 requests are not charged.
+    #: template's S3-fed DISTRIBUTED Map, bridge.ops.fanout); its S3 requests are not charged.
     items_bucket: str | None = None
 
 

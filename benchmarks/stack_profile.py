@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bridge.demo import AUTO, DemoPlan, run_demo
+from bridge.local_stack.demo import AUTO, DemoPlan, run_demo
 from bridge.local_stack.stack import quiet_moto_logs
 
 

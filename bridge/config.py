@@ -65,7 +65,7 @@ class BridgeConfig(BaseModel):
     #: S3 bucket for outputs too large for a result message (bridge.claim_check); without
     #: one such outputs fail ``Bridge.OutputTooLarge``.
     claim_check_bucket: str | None = None
-    #: S3 bucket of large fan-outs (bridge.fanout): job files under items/, the Distributed
+    #: S3 bucket of large fan-outs (bridge.ops.fanout): job files under items/, the Distributed
     #: Map's result files under results/.
     fanout_bucket: str | None = None
     #: Only the embedded stack sets these (dummy values); on AWS the default chain is used.

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bridge import fanout
+from bridge.ops import fanout
 
 
 def eventually(probe: Callable[[], Any], timeout_s: float = 20, every_s: float = 0.1) -> Any:

@@ -1,8 +1,8 @@
 """Reconcile every job of a campaign against Step Functions and the DLQs.
 
 Sources, each read once after the run: each execution's status and output (the Map's entries,
-index by index) or, for a stopped one, its history (``bridge.inspect.executions``); the DLQs
-and their archives (peeked as ``callback-bridge dlq list`` does: ``bridge.inspect.peek``); the
+index by index) or, for a stopped one, its history (``bridge.ops.inspect.executions``); the DLQs
+and their archives (peeked as ``callback-bridge dlq list`` does: ``bridge.ops.inspect.peek``); the
 consumers' journals (:mod:`bridge.chaos.work`); every log file of the run; the fault proxy's
 counts. A job is **lost** when its execution is still waiting, timed out on ``TimeoutSeconds``
 (``States.Timeout``: the bridge let it wait past its deadline), ended without an entry for it,
@@ -21,8 +21,8 @@ from typing import Any
 from bridge.chaos.checks import POISON_MARKER, bug_lines, rejected_markers, token_leaks
 from bridge.chaos.work import ERROR as CHAOS_ERROR
 from bridge.contract import ERROR_DEAD_LETTERED, ERROR_JOB_TIMEOUT
-from bridge.inspect.executions import ExecutionLens, scheduled_message
-from bridge.inspect.peek import peek
+from bridge.ops.inspect.executions import ExecutionLens, scheduled_message
+from bridge.ops.inspect.peek import peek
 
 TIMEOUT_ERRORS = ("States.Timeout", "States.HeartbeatTimeout")
 #: An execution's whole history (Step Functions' own limit).

@@ -39,8 +39,8 @@ def demo(
     ] = False,
 ) -> None:
     """Start the embedded stack and C consumers, run one execution of N jobs, summarise."""
-    from bridge.demo import DemoPlan, run_demo
     from bridge.limits import LimitError
+    from bridge.local_stack.demo import DemoPlan, run_demo
     from bridge.local_stack.stack import quiet_moto_logs
 
     try:

@@ -1,7 +1,7 @@
 """``callback-bridge dlq``: list, show, redrive, fail and purge dead letters.
 
-Thin: parses, builds the configuration and the clients, calls :mod:`bridge.inspect` and
-:mod:`bridge.redrive`, renders. ``--json`` prints exactly one JSON document on stdout; notes
+Thin: parses, builds the configuration and the clients, calls :mod:`bridge.ops.inspect` and
+:mod:`bridge.ops.redrive`, renders. ``--json`` prints exactly one JSON document on stdout; notes
 and errors go to stderr.
 """
 
@@ -32,10 +32,10 @@ from bridge.cli.options import (
     resolve_config,
 )
 from bridge.config import BridgeConfig
-from bridge.inspect import dead_letters
-from bridge.inspect.executions import ExecutionLens
-from bridge.inspect.queues import Side, choose_sides
-from bridge.redrive import RedriveResult, redrive_side
+from bridge.ops.inspect import dead_letters
+from bridge.ops.inspect.executions import ExecutionLens
+from bridge.ops.inspect.queues import Side, choose_sides
+from bridge.ops.redrive import RedriveResult, redrive_side
 
 app = typer.Typer(
     help="Dead letters: list, show, redrive, fail, purge (DLQs and their archives).",

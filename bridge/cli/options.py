@@ -11,7 +11,7 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from bridge.config import BridgeConfig, ConfigError, load_config
-from bridge.inspect.queues import InspectError
+from bridge.ops.inspect.queues import InspectError
 
 StateFile = Annotated[
     Path | None,

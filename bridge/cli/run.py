@@ -1,6 +1,6 @@
 """``callback-bridge run --jobs-file FILE``: a large fan-out from a local file of jobs.
 
-Thin: reads and checks the file (bridge.fanout.load_jobs_file), uploads it to the fan-out
+Thin: reads and checks the file (bridge.ops.fanout.load_jobs_file), uploads it to the fan-out
 bucket, starts the execution that reads it from S3 (a Distributed Map), and with ``--wait``
 reads every job's result back from the Map's result files. Works against the embedded stack
 (its state file) and real AWS (``BRIDGE_*`` variables or ``--tf-outputs``).
@@ -27,7 +27,7 @@ from bridge.cli.options import (
     fail,
     resolve_config,
 )
-from bridge.fanout import (
+from bridge.ops.fanout import (
     FanOutError,
     FanOutResults,
     load_jobs_file,

@@ -1,6 +1,6 @@
 """``callback-bridge status``: queues, running executions and consumers at a glance.
 
-Thin: builds the configuration and clients, calls :func:`bridge.status.collect`, renders with
+Thin: builds the configuration and clients, calls :func:`bridge.ops.status.collect`, renders with
 rich (``--watch`` refreshes in place with ``rich.live.Live``) or prints one JSON document.
 """
 
@@ -21,7 +21,7 @@ from bridge.aws import build_clients
 from bridge.cli.dlq import CLI_MAX_ATTEMPTS, age, connect, console
 from bridge.cli.options import EndpointUrl, Region, StateFile, TfOutputs, aws_errors, fail
 from bridge.config import BridgeConfig
-from bridge.status import Status, collect
+from bridge.ops.status import Status, collect
 
 
 def cloudwatch_client(config: BridgeConfig) -> Any | None:

@@ -176,7 +176,7 @@ def create_claim_check_bucket(s3: Any, prefix: str) -> str:
 
 def create_bucket(s3: Any, bucket: str) -> str:
     """A bucket in the client's region (``<prefix>-fanout`` holds large fan-outs' job files
-    and result files: bridge.fanout, infra/modules/fanout)."""
+    and result files: bridge.ops.fanout, infra/modules/fanout)."""
     region = s3.meta.region_name
     location = {} if region == "us-east-1" else {"LocationConstraint": region}
     s3.create_bucket(Bucket=bucket, **({"CreateBucketConfiguration": location} if location else {}))

@@ -1,5 +1,5 @@
 """The S3-fed Distributed Map the bridge's large fan-outs use (``FanOutFromS3``,
-bridge/fanout.py): items read from a JSON array object, results written back to S3.
+bridge/ops/fanout.py): items read from a JSON array object, results written back to S3.
 
 AWS: "ItemReader (Map)" and "ResultWriter (Map)", Step Functions developer guide. The result
 files follow the manifest: ``<Prefix>/<map run id>/manifest.json`` lists ``SUCCEEDED_n.json`` and

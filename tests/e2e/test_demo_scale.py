@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge import demo
+from bridge.local_stack import demo
 
 pytestmark = pytest.mark.e2e
 

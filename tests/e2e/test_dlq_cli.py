@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from bridge.contract import ERROR_DEAD_LETTERED, parse_job
-from bridge.inspect.peek import peek
 from bridge.local_stack import LocalStack, StackSettings, compat
+from bridge.ops.inspect.peek import peek
 from tests.polling import eventually, visible, wait_for_execution
 
 pytestmark = pytest.mark.e2e

@@ -14,8 +14,8 @@ import pytest
 from moto import mock_aws
 
 from bridge.aws import Clients
-from bridge.demo import queue_depth
 from bridge.local_stack import compat
+from bridge.local_stack.demo import queue_depth
 from bridge.local_stack.resources import StackSettings, create_resources
 from tests.polling import wait_for_execution
 

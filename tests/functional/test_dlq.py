@@ -18,13 +18,13 @@ from bridge.cli.options import aws_errors
 from bridge.config import BridgeConfig
 from bridge.contract import ERROR_DEAD_LETTERED, mask_token, parse_job
 from bridge.dead_letter import DeadLetterHandler, archive_routes
-from bridge.inspect import dead_letters
-from bridge.inspect.executions import ExecutionLens
-from bridge.inspect.queues import InspectError, Side, choose_sides, side_from_config
 from bridge.local_stack import compat
 from bridge.local_stack.event_source import LocalLambdaContext, to_event_record
+from bridge.ops.inspect import dead_letters
+from bridge.ops.inspect.executions import ExecutionLens
+from bridge.ops.inspect.queues import InspectError, Side, choose_sides, side_from_config
+from bridge.ops.redrive import copy_messages, redrive_side
 from bridge.quarantine import REASON_ATTRIBUTE, quarantine
-from bridge.redrive import copy_messages, redrive_side
 from tests.conftest import body, make_result
 from tests.functional.conftest import depth, receive_all, start, wait_for_execution
 from tests.polling import eventually, visible

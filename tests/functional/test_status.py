@@ -15,9 +15,9 @@ from botocore.stub import Stubber
 from bridge.aws import Clients
 from bridge.config import BridgeConfig, ConfigError, load_config, load_tf_outputs
 from bridge.contract import parse_job
-from bridge.inspect.executions import ExecutionLens
 from bridge.local_stack.resources import StackSettings, create_resources
-from bridge.status import collect
+from bridge.ops.inspect.executions import ExecutionLens
+from bridge.ops.status import collect
 from tests.functional.conftest import start
 from tests.polling import eventually, visible
 

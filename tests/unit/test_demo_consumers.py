@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.demo import wait_until_polling
+from bridge.local_stack.demo import wait_until_polling
 
 
 def consumer(log_dir: Path, i: int, code: str) -> subprocess.Popen[bytes]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.demo import AUTO, DemoPlan
 from bridge.limits import PAYLOAD_BYTES, LimitError
+from bridge.local_stack.demo import AUTO, DemoPlan
 
 
 @pytest.mark.parametrize(

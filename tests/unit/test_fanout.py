@@ -1,4 +1,4 @@
-"""Jobs files for S3-fed fan-outs (bridge.fanout): what is accepted, what is refused and how the
+"""Jobs files for S3-fed fan-outs (bridge.ops.fanout): what is accepted, what is refused and how the
 refusal reads; the upload and the execution input it starts (moto in-process)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bridge.fanout import FanOutError, JobResult, load_jobs_file, parse_jobs, start_from_items
+from bridge.ops.fanout import FanOutError, JobResult, load_jobs_file, parse_jobs, start_from_items
 
 REGION = "us-east-1"
 

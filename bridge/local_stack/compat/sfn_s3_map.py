@@ -1,6 +1,6 @@
 """Step Functions patches (sfn_s3_map): the S3-fed Distributed Map writes its results to S3.
 
-The bridge's large fan-outs (``FanOutFromS3`` in the template, :mod:`bridge.fanout`) read their
+The bridge's large fan-outs (``FanOutFromS3`` in the template, :mod:`bridge.ops.fanout`) read their
 items from S3 and rely on the ``ResultWriter`` to put every child execution's result back in S3,
 because the Map's own output would not fit in 256 KiB. moto 5.2.5 writes only an empty
 ``manifest.json`` (its code says "TODO: generate result files") and drops the results.

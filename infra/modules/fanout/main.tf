@@ -1,4 +1,4 @@
-# The fan-out bucket (bridge/fanout.py): large fan-outs put their jobs here as one JSON array
+# The fan-out bucket (bridge/ops/fanout.py): large fan-outs put their jobs here as one JSON array
 # object under items/, the state machine's S3-fed Distributed Map (FanOutFromS3) reads it with
 # its ItemReader and writes each job's result under results/<execution name>/ with its
 # ResultWriter. Neither the execution input nor the Map's output then carries the jobs, so
@@ -7,7 +7,7 @@
 locals {
   create = var.create
 
-  # bridge.fanout.ITEMS_PREFIX and RESULTS_PREFIX; the template's ResultWriter Prefix.
+  # bridge.ops.fanout.ITEMS_PREFIX and RESULTS_PREFIX; the template's ResultWriter Prefix.
   items_prefix   = "items"
   results_prefix = "results"
 }

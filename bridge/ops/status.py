@@ -21,9 +21,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bridge.config import BridgeConfig
-from bridge.inspect.executions import ExecutionLens, JobCounts
-from bridge.inspect.peek import held
-from bridge.inspect.queues import SIDES, QueueRef, side_from_config
+from bridge.ops.inspect.executions import ExecutionLens, JobCounts
+from bridge.ops.inspect.peek import held
+from bridge.ops.inspect.queues import SIDES, QueueRef, side_from_config
 
 #: Label of each queue role in the output.
 ROLE_LABEL = {"queue": "", "dlq": " DLQ", "archive": " archive"}

@@ -1,8 +1,8 @@
 """Dead-letter operations: list, show, fail, purge.
 
-A dead letter is a message in a side's DLQ or archive (:mod:`bridge.inspect.queues`), read
-with a peek that consumes nothing (:mod:`bridge.inspect.peek`) and explained by
-:mod:`bridge.inspect.explain`. Tokens are shown masked only.
+A dead letter is a message in a side's DLQ or archive (:mod:`bridge.ops.inspect.queues`), read
+with a peek that consumes nothing (:mod:`bridge.ops.inspect.peek`) and explained by
+:mod:`bridge.ops.inspect.explain`. Tokens are shown masked only.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from botocore.exceptions import ClientError
 
 from bridge.aws import TASK_CLOSED_ERRORS
 from bridge.contract import ERROR_DEAD_LETTERED, MAX_CAUSE_CHARS, clip
-from bridge.inspect.executions import ExecutionLens, details, scrub, tokens_in
-from bridge.inspect.explain import DeadLetter, Explainer, Found, attributes_of
-from bridge.inspect.peek import Held, held, peek
-from bridge.inspect.queues import InspectError, QueueRef, Side
+from bridge.ops.inspect.executions import ExecutionLens, details, scrub, tokens_in
+from bridge.ops.inspect.explain import DeadLetter, Explainer, Found, attributes_of
+from bridge.ops.inspect.peek import Held, held, peek
+from bridge.ops.inspect.queues import InspectError, QueueRef, Side
 
 __all__ = [
     "DeadLetter",

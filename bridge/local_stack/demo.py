@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bridge import fanout
 from bridge.contract import ContractError, parse_result
 from bridge.limits import (
     DATA_LIMIT_ERROR,
@@ -33,6 +32,7 @@ from bridge.limits import (
     plan_fan_out,
 )
 from bridge.local_stack import LocalStack, StackSettings
+from bridge.ops import fanout
 
 DEMO_HANDLER = "consumers.demo_handler:work"
 DEMO_ERROR = "DemoFailure"

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.inspect.queues import visible_count
+from bridge.ops.inspect.queues import visible_count
 
 BATCH = 10
 #: How long each received message stays hidden while the peek goes on.

@@ -24,8 +24,8 @@ from bridge.dead_letter import (
     SOURCE_QUEUE_ATTRIBUTE,
     TASK_TOLD_ATTRIBUTE,
 )
-from bridge.inspect.executions import ExecutionLens, TaskState
-from bridge.inspect.queues import QueueRef, queue_name
+from bridge.ops.inspect.executions import ExecutionLens, TaskState
+from bridge.ops.inspect.queues import QueueRef, queue_name
 from bridge.quarantine import REASON_ATTRIBUTE
 
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from bridge.inspect.queues import (
+from bridge.ops.inspect.queues import (
     InspectError,
     Side,
     queue_arn,
