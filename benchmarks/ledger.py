@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Any
 from urllib.parse import urlparse
 
-from bridge.local_stack.server import RequestCounter, request_body
+from bridge.local_stack.requests import RequestCounter, request_body
 
 Key = tuple[str, str]  # (api, resource): ("sqs:ReceiveMessage", "bench-naive-jobs")
 

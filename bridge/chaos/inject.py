@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bridge.chaos.fuzz import Poison
-from bridge.local_stack.server import request_body
+from bridge.local_stack.requests import request_body
 
 #: A copy goes in this many seconds after the original (before, during or after its run).
 COPY_DELAY_S = (0.0, 6.0)

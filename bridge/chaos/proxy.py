@@ -36,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlparse
 
-from bridge.local_stack.server import target_api
+from bridge.local_stack.requests import target_api
 
 HOST = "127.0.0.1"
 FAULT_KINDS = ("throttle", "error5xx", "lost_response", "outage_refused")

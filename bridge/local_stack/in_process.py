@@ -15,7 +15,7 @@ twentieth of the stack's CPU. What moto *does* read from a signature, the creden
 SQS request's region, the access key that names the account), is still sent, in an
 ``Authorization`` header with the scope and no signature. moto reads each request as it would
 have arrived over HTTP (addressed to the server, so the queue URLs it names are the server's),
-and the server's :class:`~bridge.local_stack.server.RequestCounter` counts it and shows it to
+and the server's :class:`~bridge.local_stack.requests.RequestCounter` counts it and shows it to
 its observers.
 
 Only requests addressed to the embedded server are answered here; a client pointed anywhere else
@@ -36,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 import botocore
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
-from bridge.local_stack.server import RequestCounter
+from bridge.local_stack.requests import RequestCounter
 
 #: What moto's handlers return: status, headers, body.
 MotoResponse = tuple[int, dict[str, str], str | bytes]

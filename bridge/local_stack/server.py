@@ -16,15 +16,15 @@ import os
 import socket
 import threading
 import urllib.request
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer
 
+from bridge.local_stack.compat.stepfunctions import serve_in_process
+from bridge.local_stack.requests import RequestCounter, WSGIApp
+
 HOST = "127.0.0.1"
-FORM = "application/x-www-form-urlencoded"
 #: Pending connections the kernel queues while every server thread is busy (werkzeug: 128). A
 #: large fan-out's first seconds open hundreds of connections at once (workers, the local event
 #: source, the interpreter's tasks); past the backlog the kernel drops them and clients see
@@ -32,71 +32,6 @@ FORM = "application/x-www-form-urlencoded"
 LISTEN_BACKLOG = 4096
 #: The size werkzeug's post-response drain reads with (werkzeug/serving.py, run_wsgi).
 _WERKZEUG_DRAIN_READ = 10_000_000
-
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-
-def target_api(target: str | None) -> str | None:
-    """``sqs:SendMessage`` / ``states:SendTaskSuccess`` from a JSON-protocol request's
-    ``X-Amz-Target`` ("AmazonSQS.SendMessage"); another service keeps its prefix; None
-    without a target."""
-    if not target or "." not in target:
-        return None
-    prefix, operation = target.split(".", 1)
-    service = "sqs" if prefix == "AmazonSQS" else "states" if "StepFunctions" in prefix else prefix
-    return f"{service}:{operation}"
-
-
-def request_body(environ: dict[str, Any]) -> bytes:
-    """A request's body, put back for moto and the other observers (the WSGI input is a
-    stream that reads once)."""
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(length) if length else b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    return bytes(body)
-
-
-class RequestCounter:
-    """WSGI middleware counting requests by API (``sqs:SendMessageBatch``, ...).
-
-    Requests the stack answers in process (bridge.local_stack.in_process) never reach the WSGI
-    application; they are shown to :meth:`observe` as an environ of their own, so the counts and
-    every ``observers`` callable (the benchmarks' per-queue ledger) see all requests alike."""
-
-    def __init__(self, app: WSGIApp) -> None:
-        self.app = app
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
-        #: Called with each request's environ before it is answered.
-        self.observers: list[Callable[[dict[str, Any]], None]] = []
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        self.observe(environ)
-        return self.app(environ, start_response)
-
-    def observe(self, environ: dict[str, Any]) -> None:
-        """Count one request, over HTTP or in process, and show it to the observers."""
-        name = self.api_name(environ)
-        if name:
-            with self._lock:
-                self._counts[name] += 1
-        for observer in self.observers:
-            observer(environ)
-
-    @staticmethod
-    def api_name(environ: dict[str, Any]) -> str | None:
-        api = target_api(environ.get("HTTP_X_AMZ_TARGET"))
-        if api:
-            return api
-        action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")  # query protocol
-        if not action and environ.get("CONTENT_TYPE", "").startswith(FORM):
-            # Query protocol over POST (Auto Scaling): the action is in the form body.
-            action = parse_qs(request_body(environ).decode("utf-8", "replace")).get("Action")
-        return f"query:{action[0]}" if action else None
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
 
 
 class _LoopbackServer(ThreadedWSGIServer):
@@ -288,6 +223,7 @@ class EmbeddedServer:
         self._post("/moto-api/reset", {})
         self._post("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
         EmbeddedServer._running = self
+        serve_in_process(self.port, self.in_process)
         return self
 
     def stop(self) -> None:
@@ -301,6 +237,7 @@ class EmbeddedServer:
         self._server = self._thread = self._transport = None
         if EmbeddedServer._running is self:
             EmbeddedServer._running = None
+            serve_in_process()
 
     def _post(self, path: str, payload: dict[str, Any]) -> None:
         request = urllib.request.Request(

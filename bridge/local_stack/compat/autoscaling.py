@@ -38,7 +38,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.local_stack.compat import Patch, Replacement, expect
+from bridge.local_stack.compat.patch import Patch, Replacement, expect
 
 TERMINATING_HOOK = "autoscaling:EC2_INSTANCE_TERMINATING"
 WAIT = "Terminating:Wait"

@@ -31,7 +31,7 @@ import functools
 import threading
 from typing import Any
 
-from bridge.local_stack.compat import Patch, Replacement, expect
+from bridge.local_stack.compat.patch import Patch, Replacement, expect
 
 
 def method_names_cache() -> list[Replacement]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from bridge.local_stack.compat import Patch, Replacement, expect
+from bridge.local_stack.compat.patch import Patch, Replacement, expect
 
 #: Entries before the memo starts over (a field per shape and object type: a few hundred).
 _LIMIT = 20_000

@@ -28,7 +28,7 @@ import decimal
 import types
 from typing import Any
 
-from bridge.local_stack.compat import Patch, Replacement, in_modules
+from bridge.local_stack.compat.patch import Patch, Replacement, in_modules
 
 #: Values that cannot change: a copy of one may be the value itself (as ``deepcopy`` does for
 #: the builtin scalars).

@@ -23,7 +23,7 @@ from bridge.limits import (
     effective_concurrency,
     payload_bytes,
 )
-from bridge.local_stack.compat import Patch, Replacement, expect
+from bridge.local_stack.compat.patch import Patch, Replacement, expect
 from bridge.local_stack.compat.sfn_failure import states_failure
 
 logger = logging.getLogger("bridge.local_stack.limits")

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from bridge.local_stack.compat import Patch, Replacement, expect, in_modules
+from bridge.local_stack.compat.patch import Patch, Replacement, expect, in_modules
 
 #: A path of plain field names after the root: ``$.a``, ``$.a.b_2``.
 _FIELDS = re.compile(r"\$(?:\.[A-Za-z_][A-Za-z0-9_]*)+")

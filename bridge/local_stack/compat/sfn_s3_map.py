@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.local_stack.compat import Patch, Replacement, expect
+from bridge.local_stack.compat.patch import Patch, Replacement, expect
 
 #: Result files hold at most this many entries each (AWS splits by size, up to 5 GB a file;
 #: readers must follow the manifest, never guess file names).

@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any
 
-from bridge.local_stack.compat import Patch, Replacement, expect
+from bridge.local_stack.compat.patch import Patch, Replacement, expect
 
 logger = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.local_stack.compat import Patch, Replacement, expect
+from bridge.local_stack.compat.patch import Patch, Replacement, expect
 
 MAX_RATE = 500  # messages per second (API_StartMessageMoveTask)
 LISTED = 10  # ListMessageMoveTasks: "up to 10"

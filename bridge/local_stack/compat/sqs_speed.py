@@ -64,7 +64,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from bridge.local_stack.compat import CompatError, Patch, Replacement, expect
+from bridge.local_stack.compat.patch import Patch, Replacement, expect
+from bridge.local_stack.compat.version import CompatError
 
 if TYPE_CHECKING:
     from moto.sqs.models import Message, Queue, SQSBackend

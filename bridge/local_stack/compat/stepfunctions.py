@@ -9,9 +9,10 @@ import functools
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from bridge.local_stack.compat import Patch, Replacement, expect
+from bridge.local_stack.compat.patch import Patch, Replacement, expect
 from bridge.local_stack.compat.sfn_failure import states_failure
 
 CLOSED_TASK_MESSAGE = "Provided task does not exist anymore"
@@ -305,8 +306,6 @@ def interpreter_sqs_client() -> list[Replacement]:
         state_task_service_sqs as module,
     )
 
-    from bridge.local_stack.server import EmbeddedServer
-
     original = expect(module, "boto_client_for")
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
@@ -314,13 +313,26 @@ def interpreter_sqs_client() -> list[Replacement]:
         with _sqs_clients_lock:
             if key not in _sqs_clients:
                 client = original(region, service, state_credentials)
-                server = EmbeddedServer.running()
-                if server is not None and str(server.port) == str(key[2]):
-                    server.in_process(client)
+                served = _in_process_server
+                if served is not None and str(served[0]) == str(key[2]):
+                    served[1](client)
                 _sqs_clients[key] = client
             return _sqs_clients[key]
 
     return [Replacement(module, "boto_client_for", boto_client_for)]
+
+
+#: The embedded server this process runs, as (port, attach): ``attach(client)`` makes a client
+#: pointed at it answered in process. Set by the server itself (it sits above the patches, so
+#: the patch never imports it); None while no server runs.
+_in_process_server: tuple[int, Callable[[Any], Any]] | None = None
+
+
+def serve_in_process(port: int | None = None, attach: Callable[[Any], Any] | None = None) -> None:
+    """Called by :class:`bridge.local_stack.server.EmbeddedServer` when it starts (its port and
+    its in-process attach) and when it stops (no arguments)."""
+    global _in_process_server
+    _in_process_server = None if port is None or attach is None else (port, attach)
 
 
 def warm_interpreter_sqs_client(region: str) -> None:
