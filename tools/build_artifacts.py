@@ -4,7 +4,8 @@ Two artifacts, both consumed by ``infra/``:
 
 * ``lambda``: ``dist/callback-bridge-lambda.zip``, the code of the completion Lambda
   (``bridge.completion.handler``) and the dead-letter Lambda
-  (``bridge.dead_letter.lambda_handler``). It holds the ``bridge`` package and the runtime
+  (``bridge.dead_letter.lambda_handler``). It holds the ``bridge`` modules those handlers import
+  (the product core: no embedded stack, chaos, CLI or operations code) and the runtime
   dependencies the Lambda Python runtime lacks: pydantic with the compiled ``pydantic_core``
   wheel for the function's Python version and architecture, and pydantic's own dependencies
   (typing-extensions, annotated-types, typing-inspection). It leaves out boto3/botocore (in the
@@ -26,6 +27,7 @@ ship inside the wheel or the Lambda zip it builds. Run it through ``make lambda`
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 import shutil
@@ -113,16 +115,70 @@ def _pip(args: Sequence[str], step: str) -> None:
         raise BuildError(f"{step} failed (pip exit {completed.returncode}): {' '.join(command)}")
 
 
+#: The Lambda entry points (infra/modules/completion and the dead-letter function): the zip holds
+#: these modules and every ``bridge`` module they import, nothing else of the repository.
+LAMBDA_ENTRY_MODULES = ("bridge.completion", "bridge.dead_letter")
+
+
+def _module_file(module: str) -> Path | None:
+    """The source file of a ``bridge`` module (its ``__init__.py`` for a package), or None."""
+    base = REPO.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_modules(path: Path, module: str) -> set[str]:
+    """Every module ``path`` (the source of ``module``) names in an import statement, at any
+    depth (functions and ``TYPE_CHECKING`` blocks included: a lazy import still runs in Lambda),
+    with ``from package import name`` yielding both ``package`` and ``package.name``."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def lambda_modules(entries: Iterable[str] = LAMBDA_ENTRY_MODULES) -> list[Path]:
+    """The ``bridge`` source files the Lambda handlers import, transitively, with the
+    ``__init__.py`` of every package on the way: what the zip must hold, found by reading the
+    import statements (no import runs), so emulator, chaos, CLI and operations code never ship
+    unless a handler really imports it (tests/unit/test_layers.py keeps the core from doing so)."""
+    pending = list(entries)
+    seen: set[str] = set()
+    files: set[Path] = set()
+    while pending:
+        module = pending.pop()
+        if module in seen or not (module == "bridge" or module.startswith("bridge.")):
+            continue
+        seen.add(module)
+        path = _module_file(module)
+        if path is None:
+            continue  # ``from bridge.x import name`` where name is not a module
+        files.add(path)
+        parent = module.rpartition(".")[0]
+        if parent:
+            pending.append(parent)
+        pending.extend(_imported_modules(path, module))
+    return sorted(files)
+
+
 def _stage_bridge(stage: Path) -> None:
-    """Copy the bridge package as the wheel lays it out (the ASL template inside it)."""
-    shutil.copytree(
-        REPO / "bridge",
-        stage / "bridge",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"),
-    )
-    template = stage / "bridge" / "statemachine" / "bridge.asl.json"
-    template.parent.mkdir(exist_ok=True)
-    shutil.copyfile(REPO / "infra" / "statemachine" / "bridge.asl.json", template)
+    """Copy the ``bridge`` modules the handlers import (:func:`lambda_modules`), laid out as in
+    the wheel."""
+    for source in lambda_modules():
+        target = stage / source.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
 
 
 def write_reproducible_zip(source_dir: Path, output: Path) -> Path:

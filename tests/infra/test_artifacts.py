@@ -12,10 +12,10 @@
   ``autoscaling set-instance-health`` is recorded) and serve IMDSv2 on 127.0.0.1.
 
 The Lambda python3.12 wheels come from the package index; where pip cannot fetch them the tests
-that need them are skipped with the reason. This machine has no Python 3.12, so the import proof
-runs on a zip the same builder makes for the interpreter running the tests (same code path, same
-file list, only pydantic-core's compiled wheel differs); the python3.12 zip is checked for its
-contents and reproducibility.
+that need them are skipped with the reason. The import proof runs the deployed zip (python3.12,
+x86_64) under a ``python3.12`` found on PATH, as Lambda's runtime would; on a machine without one
+(or not on x86_64) it runs a zip the same builder makes for the interpreter running the tests
+(same code path, same file list, only pydantic-core's compiled wheel differs).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -163,10 +164,11 @@ def test_lambda_zip_holds_the_handlers_and_what_the_runtime_lacks(
         names = set(archive.namelist())
     tag = f"cpython-{LAMBDA_PYTHON_VERSION.replace('.', '')}-x86_64-linux-gnu"
     for expected in (
+        "bridge/__init__.py",
         "bridge/completion.py",
         "bridge/dead_letter.py",
         "bridge/callback.py",
-        "bridge/statemachine/bridge.asl.json",
+        "bridge/contract.py",
         "pydantic/__init__.py",
         f"pydantic_core/_pydantic_core.{tag}.so",
         "typing_extensions.py",
@@ -177,6 +179,10 @@ def test_lambda_zip_holds_the_handlers_and_what_the_runtime_lacks(
     tops = {n.split("/")[0] for n in names}
     for provided in ("boto3", "botocore", "aws_lambda_powertools", "typer", "rich", "consumers"):
         assert provided not in tops, f"{provided} must not be in the zip"
+    # Only what the handlers import: no emulator, fault campaign, CLI, operations or template.
+    for layer in ("local_stack", "chaos", "cli", "ops", "statemachine"):
+        assert not [n for n in names if n.startswith(f"bridge/{layer}/")], f"bridge/{layer} shipped"
+    assert not tops & {"moto", "hypothesis", "benchmarks", "tools", "tests"}
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
@@ -225,6 +231,20 @@ def _link_packages(target: Path, names: tuple[str, ...]) -> None:
         (target / source.name).symlink_to(source)
 
 
+def _lambda_python() -> str | None:
+    """A ``python3.12`` (the Lambda runtime's version) on PATH that really is 3.12, or None."""
+    found = shutil.which(f"python{LAMBDA_PYTHON_VERSION}")
+    if found is None:
+        return None
+    probe = subprocess.run(
+        [found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found if probe.stdout.strip() == LAMBDA_PYTHON_VERSION else None
+
+
 @pytest.mark.slow
 def test_handlers_import_from_the_built_zip_alone(tmp_path: Path) -> None:
     """Built for this interpreter (see the module docstring), extracted as Lambda does into its
@@ -234,7 +254,11 @@ def test_handlers_import_from_the_built_zip_alone(tmp_path: Path) -> None:
     machine = {"x86_64": "x86_64", "aarch64": "arm64"}.get(platform.machine())
     if machine is None:
         pytest.skip(f"no manylinux wheels for {platform.machine()}")
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    python = _lambda_python()
+    if python is not None and machine == LAMBDA_ARCHITECTURE:
+        version = LAMBDA_PYTHON_VERSION  # the deployed artifact, on the runtime's Python
+    else:
+        python, version = sys.executable, f"{sys.version_info.major}.{sys.version_info.minor}"
     package = _build_or_skip(tmp_path / "local.zip", version, machine)
     task = tmp_path / "task"
     with zipfile.ZipFile(package) as archive:
@@ -253,7 +277,7 @@ def test_handlers_import_from_the_built_zip_alone(tmp_path: Path) -> None:
         "POWERTOOLS_METRICS_NAMESPACE": "CallbackBridge",
     }
     run = subprocess.run(
-        [sys.executable, "-I", "-S", "-W", "ignore", "-c", IMPORT_PROBE]
+        [python, "-I", "-S", "-W", "ignore", "-c", IMPORT_PROBE]
         + [str(tmp_path / d) for d in ("task", "layer", "runtime")],
         env=env,
         capture_output=True,
