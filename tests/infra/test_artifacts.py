@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -51,6 +50,7 @@ from tools.build_artifacts import (
     build_lambda,
     lambda_requirements,
 )
+from tools.find_python import find_python
 
 REPO = Path(__file__).resolve().parents[2]
 MODULES = REPO / "infra" / "modules"
@@ -232,17 +232,9 @@ def _link_packages(target: Path, names: tuple[str, ...]) -> None:
 
 
 def _lambda_python() -> str | None:
-    """A ``python3.12`` (the Lambda runtime's version) on PATH that really is 3.12, or None."""
-    found = shutil.which(f"python{LAMBDA_PYTHON_VERSION}")
-    if found is None:
-        return None
-    probe = subprocess.run(
-        [found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return found if probe.stdout.strip() == LAMBDA_PYTHON_VERSION else None
+    """A working python3.12 (the Lambda runtime's version) on this machine, or None."""
+    found = find_python(LAMBDA_PYTHON_VERSION)
+    return None if found is None else str(found)
 
 
 @pytest.mark.slow
