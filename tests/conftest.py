@@ -3,14 +3,16 @@ shell, so nothing here can reach a real AWS account by accident."""
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
+from pathlib import Path
 
 import pytest
 
 from bridge.config import ENVIRONMENT
-from bridge.contract import Job, Result, Timing, Worker, encode
+
+TESTS = Path(__file__).resolve().parent
+#: Each directory under tests/ is a tier; its tests get the tier's marker (``pytest -m unit``).
+TIERS = ("unit", "functional", "e2e", "infra", "conformance")
 
 SAFE_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -35,53 +37,8 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def make_job(**overrides: Any) -> Job:
-    fields: dict[str, Any] = {
-        "version": 1,
-        "token": "tok-" + "x" * 40,
-        "job_id": "exec-1/RunJob/0/0",
-        "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:sm:exec-1",
-        "map_index": 0,
-        "attempt": 0,
-        "type": "default",
-        "input": {"n": 1},
-    }
-    fields.update(overrides)
-    return Job(**fields)
-
-
-def make_result(**overrides: Any) -> Result:
-    from datetime import UTC, datetime
-
-    now = datetime.now(UTC)
-    fields: dict[str, Any] = {
-        "version": 1,
-        "token": "tok-" + "x" * 40,
-        "job_id": "exec-1/RunJob/0/0",
-        "outcome": "succeeded",
-        "output": {"ok": True},
-        "worker": Worker(id="host:1"),
-        "timing": Timing(enqueued_at=now, started_at=now, finished_at=now),
-    }
-    fields.update(overrides)
-    return Result(**fields)
-
-
-def body(message: Job | Result | dict[str, Any]) -> str:
-    return json.dumps(message) if isinstance(message, dict) else encode(message)
-
-
-def loopback_client(service: str, endpoint_url: str, max_attempts: int = 1) -> Any:
-    """A boto3 client for an embedded server: its endpoint, dummy credentials, few retries."""
-    import boto3
-
-    from bridge.aws import client_config
-
-    return boto3.client(
-        service,
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=client_config(max_attempts=max_attempts),
-    )
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
+        if tier in TIERS:
+            item.add_marker(tier)

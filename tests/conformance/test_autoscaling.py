@@ -23,8 +23,9 @@ from bridge.local_stack import compat
 from bridge.local_stack.compat import CompatError
 from bridge.local_stack.compat import autoscaling as autoscaling_patches
 from bridge.local_stack.server import EmbeddedServer
-from tests.conformance.conftest import Target, eventually
-from tests.conftest import loopback_client
+from tests.support.aws import loopback_client
+from tests.support.conformance import Target
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.conformance
 

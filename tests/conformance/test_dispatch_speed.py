@@ -12,8 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conformance.conftest import Target
-from tests.conformance.test_sqs_speed import local_only, receive_all, send_batch
+from tests.support.conformance import Target, local_only, receive_all, send_batch
 
 pytestmark = pytest.mark.conformance
 

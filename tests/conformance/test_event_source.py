@@ -25,9 +25,9 @@ from bridge.local_stack.event_source import (
     failed_items,
 )
 from bridge.local_stack.stack import LocalStack
-from tests.conformance.conftest import Target, eventually
-from tests.conftest import make_result
-from tests.polling import visible, wait_for_execution
+from tests.support.conformance import Target
+from tests.support.messages import make_result
+from tests.support.polling import eventually, visible, wait_for_execution
 
 pytestmark = pytest.mark.conformance
 #: The conformance ``target`` fixture, on the embedded server only.

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conformance.conftest import Target
+from tests.support.conformance import Target
 
 #: How long, locally, the interpreter is held between ending and publishing its output.
 _HOLD_S = 1.0

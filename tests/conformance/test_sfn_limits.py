@@ -23,7 +23,7 @@ from bridge.limits import (
     QUEUE_MESSAGE_BYTES,
 )
 from bridge.local_stack.resources import StackSettings, create_resources
-from tests.conformance.conftest import (
+from tests.support.conformance import (
     Target,
     callback_task,
     map_over_items,

@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from bridge.aws import client_config
-from tests.conformance.conftest import Target, wait_status
+from tests.support.conformance import Target, wait_status
 
 
 def _s3(target: Target) -> Any:

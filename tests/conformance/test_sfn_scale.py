@@ -14,13 +14,8 @@ from typing import Any
 import pytest
 
 from bridge.local_stack.compat import sfn_scale
-from tests.conformance.conftest import (
-    Target,
-    callback_task,
-    eventually,
-    map_over_items,
-    wait_status,
-)
+from tests.support.conformance import Target, callback_task, map_over_items, wait_status
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.conformance
 

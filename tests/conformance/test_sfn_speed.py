@@ -13,8 +13,8 @@ import pytest
 from botocore.exceptions import ClientError
 from jsonpath_ng.parser import JsonPathParser
 
-from tests.conformance.conftest import Target, callback_task, eventually, map_over_items
-from tests.polling import wait_for_execution
+from tests.support.conformance import Target, callback_task, map_over_items
+from tests.support.polling import eventually, wait_for_execution
 
 pytestmark = pytest.mark.conformance
 

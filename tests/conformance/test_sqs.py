@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conformance.conftest import Target, eventually, receive_one
+from tests.support.conformance import Target, receive_one
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.conformance
 

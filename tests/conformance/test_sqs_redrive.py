@@ -17,8 +17,9 @@ from botocore.exceptions import ClientError
 from bridge.local_stack import compat
 from bridge.local_stack.compat import CompatError, sqs_redrive
 from bridge.local_stack.server import EmbeddedServer
-from tests.conformance.conftest import Target, eventually, receive_one
-from tests.conftest import loopback_client
+from tests.support.aws import loopback_client
+from tests.support.conformance import Target, receive_one
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.conformance
 

@@ -19,7 +19,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from bridge.local_stack import compat
-from tests.conformance.conftest import Target, eventually, receive_one
+from tests.support.conformance import Target, local_only, receive_all, receive_one, send_batch
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.conformance
 
@@ -29,11 +30,6 @@ DEPTH = 2_000
 #: proportional to the depth is far above this.
 BOUND = 50
 REGION = "us-east-1"
-
-
-def local_only(target: Target) -> None:
-    if target.is_aws:
-        pytest.skip("reads moto's backend in this process")
 
 
 def moto_queue(url: str) -> Any:
@@ -65,30 +61,6 @@ def counts(target: Target, url: str) -> tuple[int, int, int]:
     attributes = target.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
     visible, not_visible, delayed = (int(attributes[name]) for name in names)
     return visible, not_visible, delayed
-
-
-def send_batch(target: Target, url: str, bodies: list[str]) -> None:
-    for start in range(0, len(bodies), 10):
-        entries = [
-            {"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start : start + 10])
-        ]
-        response = target.sqs.send_message_batch(QueueUrl=url, Entries=entries)
-        assert not response.get("Failed")
-
-
-def receive_all(target: Target, url: str, expected: int, **kwargs: Any) -> list[dict[str, Any]]:
-    received: list[dict[str, Any]] = []
-
-    def probe() -> bool:
-        received.extend(
-            target.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, **kwargs).get(
-                "Messages", []
-            )
-        )
-        return len(received) >= expected
-
-    eventually(probe, timeout_s=30, every_s=0)
-    return received
 
 
 @contextmanager

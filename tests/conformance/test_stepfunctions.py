@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conformance.conftest import (
+from tests.support.conformance import (
     Target,
     callback_task,
     map_over_items,

@@ -4,33 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bridge.local_stack import LocalStack, StackSettings
-
-pytestmark = pytest.mark.e2e
-
-WorkerFactory = Callable[..., subprocess.Popen[bytes]]
-
-
-def e2e_settings(**overrides: Any) -> StackSettings:
-    """Short timeouts for tests (valid under bridge.timing), with ``overrides``."""
-    return StackSettings(
-        **{
-            "jobs_visibility_timeout_s": 30,
-            "results_visibility_timeout_s": 2,
-            "jobs_max_receive_count": 2,
-            "results_max_receive_count": 2,
-            "timeout_seconds": 120,
-            "max_queue_wait_s": 20,
-            "job_timeout_s": 30,
-            **overrides,
-        }
-    )
+from tests.support.stack import WorkerFactory, e2e_settings
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import pytest
 
 from bridge.claim_check import fetch, is_pointer
 from bridge.local_stack import LocalStack
-from tests.e2e.conftest import WorkerFactory
-from tests.functional.conftest import depth, start, wait_for_execution
+from tests.support.aws import depth, start
+from tests.support.polling import wait_for_execution
+from tests.support.stack import WorkerFactory
 
 pytestmark = pytest.mark.e2e
 

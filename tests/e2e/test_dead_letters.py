@@ -28,9 +28,9 @@ from bridge.dead_letter import (
 )
 from bridge.local_stack import LocalStack, StackSettings
 from bridge.quarantine import REASON_ATTRIBUTE
-from tests.conftest import make_result
-from tests.functional.conftest import depth, receive_all, start, wait_for_execution
-from tests.polling import eventually
+from tests.support.aws import depth, receive_all, start
+from tests.support.messages import make_result
+from tests.support.polling import eventually, wait_for_execution
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

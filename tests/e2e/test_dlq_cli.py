@@ -21,7 +21,7 @@ import pytest
 from bridge.contract import ERROR_DEAD_LETTERED, parse_job
 from bridge.local_stack import LocalStack, StackSettings, compat
 from bridge.ops.inspect.peek import peek
-from tests.polling import eventually, visible, wait_for_execution
+from tests.support.polling import eventually, visible, wait_for_execution
 
 pytestmark = pytest.mark.e2e
 

@@ -17,8 +17,8 @@ from botocore.exceptions import EndpointConnectionError
 from bridge.local_stack import server as server_module
 from bridge.local_stack.server import EmbeddedServer
 from bridge.local_stack.stack import LocalStack
-from tests.conftest import loopback_client
-from tests.e2e.conftest import e2e_settings
+from tests.support.aws import loopback_client
+from tests.support.stack import e2e_settings
 
 pytestmark = pytest.mark.e2e
 

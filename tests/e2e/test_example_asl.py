@@ -16,9 +16,9 @@ import pytest
 from bridge.local_stack import LocalStack
 from bridge.local_stack.resources import LOCAL_ROLE_ARN
 from bridge.state_machine import StateMachineParams, render_definition
-from tests.e2e.conftest import WorkerFactory
-from tests.functional.conftest import wait_for_execution
-from tests.infra.test_terraform import REPO, blocks
+from tests.support.polling import wait_for_execution
+from tests.support.stack import WorkerFactory
+from tests.support.terraform import REPO, blocks
 
 pytestmark = pytest.mark.e2e
 

@@ -15,9 +15,9 @@ from bridge.contract import parse_job
 from bridge.local_stack import LocalStack, StackSettings
 from bridge.local_stack.resources import LOCAL_ROLE_ARN
 from bridge.state_machine import JOBS_FAILED_ERROR, StateMachineParams, render_definition
-from tests.e2e.conftest import WorkerFactory, e2e_settings
-from tests.functional.conftest import start
-from tests.polling import wait_for_execution
+from tests.support.aws import start
+from tests.support.polling import wait_for_execution
+from tests.support.stack import WorkerFactory, e2e_settings
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ import pytest
 from bridge.contract import parse_job
 from bridge.limits import inline_history_events
 from bridge.local_stack import LocalStack
-from tests.polling import wait_for_execution
+from tests.support.polling import wait_for_execution
 
 pytestmark = pytest.mark.e2e
 

@@ -13,37 +13,13 @@ import pytest
 from bridge.contract import parse_job
 from bridge.local_stack import LocalStack
 from bridge.quarantine import REASON_ATTRIBUTE
-from tests.e2e.conftest import WorkerFactory
-from tests.functional.conftest import depth, receive_all, start, wait_for_execution
-from tests.polling import eventually, visible
+from tests.support.aws import depth, receive_all, start
+from tests.support.polling import eventually, visible, wait_for_execution
+from tests.support.stack import WorkerFactory, assert_queues_empty
 
 pytestmark = pytest.mark.e2e
 
 DEMO = "consumers.demo_handler:work"
-
-
-def assert_queues_empty(stack: LocalStack, timeout_s: float = 10) -> None:
-    """Eventually: a worker deletes its job just after sending the result, so the execution
-    can finish a moment before the jobs queue is empty."""
-    assert stack.clients and stack.config
-    config, sqs = stack.config, stack.clients.sqs
-    urls = (
-        config.jobs_queue_url,
-        config.results_queue_url,
-        config.jobs_dlq_url,
-        config.results_dlq_url,
-        config.jobs_archive_url,
-        config.results_archive_url,
-    )
-    depths: list[int] = []
-
-    def empty() -> bool:
-        depths[:] = [depth(sqs, url) for url in urls if url]
-        return depths == [0] * 6
-
-    assert eventually(empty, timeout_s), (
-        f"left in jobs/results/jobs-dlq/results-dlq/jobs-archive/results-archive: {depths}"
-    )
 
 
 def run_jobs(stack: LocalStack, jobs: list[dict], name: str = "e2e") -> list[dict]:

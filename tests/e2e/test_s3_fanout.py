@@ -15,7 +15,7 @@ import pytest
 from bridge.contract import Job
 from bridge.local_stack import LocalStack, StackSettings
 from bridge.ops.fanout import read_results, start_from_items, wait_for_execution
-from tests.e2e.conftest import WorkerFactory, e2e_settings
+from tests.support.stack import WorkerFactory, e2e_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -17,10 +17,10 @@ import pytest
 
 from bridge.local_stack import LocalStack
 from bridge.local_stack.imds import announce
-from tests.e2e.conftest import WorkerFactory
 from tests.e2e.scripts import job_script, runs
-from tests.functional.conftest import start, wait_for_execution
-from tests.polling import eventually, visible
+from tests.support.aws import start
+from tests.support.polling import eventually, visible, wait_for_execution
+from tests.support.stack import WorkerFactory
 
 pytestmark = pytest.mark.e2e
 

@@ -17,11 +17,10 @@ import pytest
 
 from bridge.local_stack import LocalStack
 from consumers.keepalive import closed_task_error
-from tests.e2e.conftest import WorkerFactory
 from tests.e2e.scripts import job_script, runs
-from tests.e2e.test_pipeline import assert_queues_empty
-from tests.functional.conftest import start, wait_for_execution
-from tests.polling import eventually, visible
+from tests.support.aws import start
+from tests.support.polling import eventually, visible, wait_for_execution
+from tests.support.stack import WorkerFactory, assert_queues_empty
 
 pytestmark = pytest.mark.e2e
 

@@ -26,8 +26,9 @@ from bridge.local_stack import compat
 from bridge.local_stack.compat import stepfunctions as sfn_patches
 from bridge.local_stack.event_source import LocalLambdaContext, to_event_record
 from bridge.quarantine import REASON_ATTRIBUTE
-from tests.conftest import make_result
-from tests.functional.conftest import depth, receive_all, start, wait_for_execution
+from tests.support.aws import depth, receive_all, start
+from tests.support.messages import make_result
+from tests.support.polling import wait_for_execution
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:callback-bridge-results"
 #: (HTTP status, error code, message) for a call the hook answers; None lets it through.

@@ -33,8 +33,9 @@ from bridge.local_stack import compat
 from bridge.local_stack.event_source import LocalLambdaContext, to_event_record
 from bridge.local_stack.resources import StackSettings, create_resources
 from bridge.quarantine import REASON_ATTRIBUTE, SOURCE_ATTRIBUTE, quarantine
-from tests.conftest import make_job, make_result
-from tests.functional.conftest import depth, receive_all, start, wait_for_execution
+from tests.support.aws import depth, receive_all, start
+from tests.support.messages import make_job, make_result
+from tests.support.polling import wait_for_execution
 
 NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 

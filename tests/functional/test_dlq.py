@@ -25,9 +25,9 @@ from bridge.ops.inspect.executions import ExecutionLens
 from bridge.ops.inspect.queues import InspectError, Side, choose_sides, side_from_config
 from bridge.ops.redrive import copy_messages, redrive_side
 from bridge.quarantine import REASON_ATTRIBUTE, quarantine
-from tests.conftest import body, make_result
-from tests.functional.conftest import depth, receive_all, start, wait_for_execution
-from tests.polling import eventually, visible
+from tests.support.aws import depth, receive_all, start
+from tests.support.messages import body, make_result
+from tests.support.polling import eventually, visible, wait_for_execution
 
 #: AWS behaviour these tests read (DeadLetterQueueSourceArn, causes, TaskTimedOut).
 PATCHES = {

@@ -27,9 +27,9 @@ from bridge.local_stack.resources import StackSettings, create_resources
 from consumers.results import LINGER_S, MAX_BATCH_BYTES, Pending, ResultSender
 from consumers.runner import PythonRunner
 from consumers.worker import Worker
-from tests.conftest import make_job, make_result
-from tests.functional.conftest import depth, embedded_moto, receive_all
-from tests.functional.test_worker import running, settings
+from tests.support.aws import depth, embedded_moto, receive_all
+from tests.support.messages import make_job, make_result
+from tests.support.worker import running, settings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:callback-bridge:run-1"

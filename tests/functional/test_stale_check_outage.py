@@ -14,9 +14,9 @@ from botocore.exceptions import ClientError
 
 from bridge.aws import Clients
 from bridge.local_stack.resources import StackSettings, create_resources
-from tests.functional.conftest import depth, start
-from tests.functional.test_worker import running, settings
-from tests.polling import eventually
+from tests.support.aws import depth, start
+from tests.support.polling import eventually
+from tests.support.worker import running, settings
 
 
 @pytest.fixture

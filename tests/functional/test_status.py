@@ -18,8 +18,8 @@ from bridge.contract import parse_job
 from bridge.local_stack.resources import StackSettings, create_resources
 from bridge.ops.inspect.executions import ExecutionLens
 from bridge.ops.status import collect
-from tests.functional.conftest import start
-from tests.polling import eventually, visible
+from tests.support.aws import start
+from tests.support.polling import eventually, visible
 
 
 def by_label(status: Any) -> dict[str, Any]:

@@ -14,9 +14,9 @@ from bridge.quarantine import REASON_ATTRIBUTE
 from bridge.timing import TimingModel
 from consumers.runner import PythonRunner
 from consumers.worker import Worker, WorkerSettings
-from tests.conftest import make_job
-from tests.functional.conftest import depth, receive_all, start, wait_for_execution
-from tests.polling import eventually, visible
+from tests.support.aws import depth, receive_all, start
+from tests.support.messages import make_job
+from tests.support.polling import eventually, visible, wait_for_execution
 
 
 def settings(stack: dict[str, str], **overrides: Any) -> WorkerSettings:

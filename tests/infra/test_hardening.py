@@ -23,20 +23,20 @@ from typing import Any
 import pytest
 
 from tests.infra.hcl_expr import Scope, evaluate
-from tests.infra.test_terraform import (
+from tests.support.terraform import (
     EXAMPLES_DIR,
     MODULES,
     MODULES_DIR,
     REPO,
-    _default,
     as_list,
     labelled2,
     module_locals,
     module_outputs,
     module_variables,
     parse,
+    provider_mirror,
 )
-from tests.infra.test_timing_mirror import provider_mirror
+from tests.support.terraform import variable_default as _default
 
 # Resource types in use that the AWS provider (5.x) lets carry tags. A new resource type must be
 # sorted into one of the two sets, so that a taggable one without tags cannot slip in.

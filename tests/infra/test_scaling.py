@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 
 from tests.infra.hcl_expr import Scope, evaluate
-from tests.infra.test_terraform import (
+from tests.support.terraform import (
     MODULES_DIR,
-    _default,
     as_list,
     labelled2,
     module_locals,
     module_variables,
 )
+from tests.support.terraform import variable_default as _default
 
 MODULE = MODULES_DIR / "consumers"
 MAIN = MODULE / "main.tf"

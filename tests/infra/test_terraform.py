@@ -17,42 +17,40 @@ The timing rules themselves (validation and preconditions against bridge/timing.
 checked in test_timing_mirror.py.
 
 python-hcl2 7.x returns bare strings, 8.x keeps the quotes of string literals
-and block labels and adds "__is_block__" markers; _clean() normalises both.
+and block labels and adds "__is_block__" markers; tests/support/terraform.py normalises both.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from pathlib import Path
 from typing import Any
 
-import hcl2
 import pytest
 
 from bridge.state_machine import StateMachineParams
 from bridge.timing import TimingModel
 from tests.infra.hcl_expr import Scope, evaluate
-
-REPO = Path(__file__).resolve().parents[2]
-INFRA = REPO / "infra"
-MODULES_DIR = INFRA / "modules"
-EXAMPLES_DIR = INFRA / "examples"
-ASL = INFRA / "statemachine" / "bridge.asl.json"
-SYSTEMD = REPO / "consumers" / "systemd"
-
-MODULES = (
-    "queues",
-    "state_machine",
-    "completion",
-    "dead_letter",
-    "consumers",
-    "alarms",
-    "claim_check",
-    "fanout",
-    "private_bucket",
+from tests.support.terraform import (
+    ASL,
+    EXAMPLES_DIR,
+    INFRA,
+    MODULES,
+    MODULES_DIR,
+    REPO,
+    SYSTEMD,
+    as_list,
+    blocks,
+    labelled2,
+    module_locals,
+    module_outputs,
+    module_variables,
+    parse,
+    unit_directives,
 )
+from tests.support.terraform import variable_default as _default
+
 # Submodules other modules call (claim_check, fanout), not the example.
 SUBMODULES = ("private_bucket",)
 # Modules whose IAM roles are checked against their allow-lists.
@@ -63,81 +61,6 @@ MODULE_DIRS = sorted({p.parent for p in TF_FILES})
 
 def _rel(path: Path) -> str:
     return path.relative_to(REPO).as_posix()
-
-
-# --------------------------------------------------------------------------
-# Parsing helpers
-# --------------------------------------------------------------------------
-
-
-def _unquote(value: Any) -> Any:
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1]
-    return value
-
-
-def _clean(node: Any) -> Any:
-    """Normalise python-hcl2 7.x / 8.x output: drop markers, strip quotes."""
-    if isinstance(node, dict):
-        return {_unquote(k): _clean(v) for k, v in node.items() if not str(k).startswith("__")}
-    if isinstance(node, list):
-        return [_clean(v) for v in node]
-    return _unquote(node)
-
-
-@functools.cache
-def parse(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as fh:
-        return _clean(hcl2.load(fh))
-
-
-def blocks(path: Path, kind: str) -> list[tuple[str, dict[str, Any]]]:
-    """(label, body) of every single-label block of a kind (variable, output...)."""
-    found = []
-    for entry in parse(path).get(kind, []):
-        for label, body in entry.items():
-            found.append((label, body))
-    return found
-
-
-def labelled2(path: Path, kind: str, type_name: str) -> list[tuple[str, dict[str, Any]]]:
-    """(name, body) of every `kind "type_name" "name"` block (resource, data)."""
-    found = []
-    for entry in parse(path).get(kind, []):
-        for tname, named in entry.items():
-            if tname != type_name:
-                continue
-            for name, body in named.items():
-                found.append((name, body))
-    return found
-
-
-def module_locals(module_dir: Path) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for tf in sorted(module_dir.glob("*.tf")):
-        for entry in parse(tf).get("locals", []):
-            merged.update(entry)
-    return merged
-
-
-def module_variables(module_dir: Path) -> dict[str, dict[str, Any]]:
-    return {
-        name: body
-        for tf in sorted(module_dir.glob("*.tf"))
-        for name, body in blocks(tf, "variable")
-    }
-
-
-def module_outputs(module_dir: Path) -> dict[str, dict[str, Any]]:
-    return {
-        name: body for tf in sorted(module_dir.glob("*.tf")) for name, body in blocks(tf, "output")
-    }
-
-
-def as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
 
 
 # --------------------------------------------------------------------------
@@ -506,10 +429,6 @@ def test_templatefile_keys_match_asl_placeholders() -> None:
         f"missing in templatefile(): {sorted(placeholders - keys)}; "
         f"not in the template: {sorted(keys - placeholders)}"
     )
-
-
-def _default(variables: dict[str, dict[str, Any]], name: str) -> Any:
-    return variables[name]["default"]
 
 
 @pytest.mark.parametrize(
@@ -1351,16 +1270,6 @@ INSTANCE_ENV = {
     "BRIDGE_LIFECYCLE_HOOK_NAME": "local.lifecycle_hook_name",
     "BRIDGE_LIFECYCLE_HOOK_TIMEOUT": "tostring(var.termination_heartbeat_timeout_seconds)",
 }
-
-
-def unit_directives(path: Path) -> dict[str, str]:
-    directives = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", ";", "[")) and "=" in line:
-            key, _, value = line.partition("=")
-            directives[key.strip()] = value.strip()
-    return directives
 
 
 def test_worker_unit() -> None:

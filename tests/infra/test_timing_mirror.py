@@ -29,7 +29,7 @@ import pytest
 from bridge.state_machine import StateMachineParams
 from bridge.timing import TimingModel
 from tests.infra.hcl_expr import Scope, evaluate, references
-from tests.infra.test_terraform import (
+from tests.support.terraform import (
     EXAMPLES_DIR,
     MODULES_DIR,
     REPO,
@@ -38,6 +38,7 @@ from tests.infra.test_terraform import (
     module_locals,
     module_variables,
     parse,
+    provider_mirror,
     unit_directives,
 )
 
@@ -403,13 +404,6 @@ def test_complete_example_passes_one_value_per_quantity() -> None:
 # --------------------------------------------------------------------------
 # The modules' own terraform test suites (real Terraform, mock provider, offline)
 # --------------------------------------------------------------------------
-
-
-def provider_mirror() -> Path | None:
-    for candidate in (os.environ.get("TF_PLUGIN_DIR"), "/opt/tf-plugins"):
-        if candidate and (Path(candidate) / "registry.terraform.io/hashicorp/aws").is_dir():
-            return Path(candidate)
-    return None
 
 
 # The modules with terraform test suites (modules/<name>/tests/*.tftest.hcl).

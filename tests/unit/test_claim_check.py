@@ -27,7 +27,7 @@ from bridge.contract import (
 )
 from consumers.results import MAX_BATCH_BYTES, fit_result, split_by_size
 from consumers.runner import Outcome
-from tests.conftest import make_result
+from tests.support.messages import make_result
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:sm:run-7"
 DIGEST = "ab" * 32

@@ -14,7 +14,7 @@ from bridge.contract import (
     parse_job,
     parse_result,
 )
-from tests.conftest import make_job, make_result
+from tests.support.messages import make_job, make_result
 
 
 def test_job_round_trips() -> None:

@@ -35,7 +35,7 @@ from consumers.instance import (
     ScaleInProtection,
     discover_group,
 )
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 REGION = "us-east-1"
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from consumers.intake import Intake, Rejection
-from tests.conftest import body, make_job
+from tests.support.messages import body, make_job
 
 TOKEN = "AAAA" + "t" * 60
 

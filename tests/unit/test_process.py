@@ -17,7 +17,7 @@ from pathlib import Path
 
 from consumers.context import JobContext
 from consumers.process import ProcessResult, run_process
-from tests.conftest import make_job
+from tests.support.messages import make_job
 
 ROOT = Path(__file__).resolve().parents[2]
 CAP = 1_048_576
@@ -129,7 +129,7 @@ def test_sigint_to_the_workers_process_group_never_reaches_the_command(tmp_path:
     worker = (
         "import json, signal, sys\n"
         "from consumers.runner import CommandRunner\n"
-        "from tests.conftest import make_job\n"
+        "from tests.support.messages import make_job\n"
         "got = []\n"
         "signal.signal(signal.SIGINT, lambda s, f: got.append(s))\n"
         "outcome = CommandRunner(sys.argv[1]).run(make_job())\n"

@@ -23,7 +23,7 @@ from consumers.runner import (
     RetryableError,
     build_runner,
 )
-from tests.conftest import make_job
+from tests.support.messages import make_job
 
 PY = sys.executable
 
