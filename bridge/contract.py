@@ -120,10 +120,6 @@ class Result(_Message):
             raise ValueError("a succeeded result carries no 'error' or 'cause'")
         return self
 
-    def output_json(self) -> str:
-        """The output as Step Functions wants it: a JSON text."""
-        return json.dumps(self.output, separators=(",", ":"))
-
 
 M = TypeVar("M", bound=_Message)
 

@@ -94,11 +94,6 @@ def json_bytes(value: Any) -> int:
     return payload_bytes(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str))
 
 
-def within_payload_limit(value: Any) -> bool:
-    """True if ``value`` fits ``PAYLOAD_BYTES`` (262,144 bytes itself fits)."""
-    return payload_bytes(value) <= PAYLOAD_BYTES
-
-
 def effective_concurrency(max_concurrency: int, mode: MapMode = "INLINE") -> int:
     """How many iterations AWS runs at once for a Map's ``MaxConcurrency`` (0 = no limit)."""
     cap = INLINE_MAX_CONCURRENCY if mode == "INLINE" else DISTRIBUTED_MAX_CONCURRENCY

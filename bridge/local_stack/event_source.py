@@ -289,13 +289,6 @@ class LocalEventSourceMapping:
                 self._stop.wait(min(0.05, remaining))  # under a second left: short polls
         return records
 
-    def poll_once(self, wait_seconds: int = 0) -> int:
-        """Gather one batch and invoke the handler in this thread; returns the record count."""
-        records = self.gather(wait_seconds)
-        if records:
-            self.invoke(records)
-        return len(records)
-
     def invoke(self, records: list[dict[str, Any]]) -> set[str]:
         """Invoke the handler on ``records`` within the function timeout, delete what it
         processed, tell the observer; returns the ids of the deleted records."""

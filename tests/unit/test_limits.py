@@ -23,7 +23,6 @@ from bridge.limits import (
     max_inline_jobs,
     payload_bytes,
     plan_fan_out,
-    within_payload_limit,
 )
 
 
@@ -41,8 +40,9 @@ def test_payload_bytes_counts_utf8_bytes_of_compact_json() -> None:
 
 
 def test_the_payload_limit_is_inclusive() -> None:
-    assert within_payload_limit("x" * PAYLOAD_BYTES)
-    assert not within_payload_limit("x" * (PAYLOAD_BYTES + 1))
+    check_execution_input("x" * PAYLOAD_BYTES)  # 262,144 bytes itself fits
+    with pytest.raises(LimitError):
+        check_execution_input("x" * (PAYLOAD_BYTES + 1))
 
 
 @pytest.mark.parametrize(
