@@ -105,6 +105,8 @@ class TimingModel:
 
     @property
     def lifecycle_heartbeat_every_s(self) -> float:
+        """Heartbeat a held lifecycle action at a third of the hook's timeout, as visibility is
+        extended: two missed heartbeats still keep the instance (``consumers.ec2`` uses this)."""
         return max(1.0, (self.lifecycle_hook_timeout_s or DEFAULT_LIFECYCLE_HOOK_TIMEOUT_S) / 3)
 
     @property

@@ -4,7 +4,8 @@ Public API: :class:`Worker`, :class:`WorkerSettings`, the runners and :class:`Re
 """
 
 from consumers.runner import CommandRunner, Outcome, PythonRunner, RetryableError, Runner
-from consumers.worker import Worker, WorkerSettings
+from consumers.settings import WorkerSettings
+from consumers.worker import Worker
 
 __all__ = [
     "CommandRunner",

@@ -100,7 +100,7 @@ class InstanceHandling:
                 instance_id,
                 idle_debounce_s=self.settings.protection_idle_s,
             )
-            self.worker.drain.on_tick.append(lambda: self._protect())
+            self.worker.supervisor.on_tick.append(lambda: self._protect())
         if group and self.settings.hook_name:
             self.action = LifecycleAction(
                 self.autoscaling, group, self.settings.hook_name, instance_id
@@ -122,11 +122,13 @@ class InstanceHandling:
         if self.protection is not None:
             self.protection.disable()
         if self.action is not None:
-            self.action.start_heartbeats(every_s=self.settings.hook_timeout_s / 3)
-        self.worker.drain.request(reason="instance terminating")
+            # Every third of the hook's timeout: the timing model's rule (bridge.timing).
+            every_s = self.worker.settings.timing.lifecycle_heartbeat_every_s
+            self.action.start_heartbeats(every_s=every_s)
+        self.worker.supervisor.request(reason="instance terminating")
 
     def _spot(self, seconds_left: float) -> None:
-        self.worker.drain.request(
+        self.worker.supervisor.request(
             within_s=max(0.0, seconds_left - SPOT_RELEASE_MARGIN_S),
             reason=f"spot interruption in {seconds_left:.0f} s",
         )

@@ -48,16 +48,6 @@ MAX_VALUES_PER_METRIC = 100
 DEFAULT_NAMESPACE = "CallbackBridge"
 DEFAULT_SERVICE = "callback-bridge-worker"
 
-#: How a finished job's outcome maps to its counter (see :meth:`WorkerMetrics.job_finished`).
-OUTCOME_COUNTERS = {
-    "succeeded": "jobs_succeeded",
-    "failed": "jobs_failed",
-    "cancelled": "jobs_cancelled",
-    "timed_out": "jobs_timed_out",
-    "stale": "jobs_stale",
-    "released": "jobs_released",
-}
-
 
 class WorkerMetrics:
     """Thread-safe recorder; ``flush`` writes what was recorded since the previous flush.
@@ -125,20 +115,6 @@ class WorkerMetrics:
         with self._lock:
             self._gauges[name] = value
             self._dirty = True
-
-    def job_started(self) -> None:
-        self.increment("jobs_started")
-
-    def job_finished(self, outcome: str, duration_s: float | None = None) -> None:
-        """Count a job's end by outcome (:data:`OUTCOME_COUNTERS`) and record its duration."""
-        counter = OUTCOME_COUNTERS.get(outcome)
-        if counter is None:
-            raise ValueError(
-                f"unknown job outcome {outcome!r}: expected one of {', '.join(OUTCOME_COUNTERS)}"
-            )
-        self.increment(counter)
-        if duration_s is not None:
-            self.observe_duration(duration_s)
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -414,34 +414,3 @@ def check_program(command: str) -> None:
 def _is_assignment(word: str) -> bool:
     name, sep, _ = word.partition("=")
     return bool(sep) and name.isidentifier()
-
-
-def build_runner(
-    handler: str | None,
-    command: str | None,
-    isolation: Isolation = "thread",
-    grace_s: float = DEFAULT_GRACE_S,
-) -> Runner:
-    """The runner the worker's flags ask for; raises :class:`ValueError` with one line for a
-    bad combination, a handler that does not import, or a command whose program is missing.
-    ``isolation`` applies to handlers; a command always runs in its own process group."""
-    if bool(handler) == bool(command):
-        raise ValueError(
-            "give exactly one of --handler MODULE:FUNCTION or --command 'CMD' "
-            "(or BRIDGE_WORKER_HANDLER / BRIDGE_WORKER_COMMAND)"
-        )
-    if isolation not in ("thread", "process"):
-        raise ValueError(f"--isolation must be 'thread' or 'process', got {isolation!r}")
-    if grace_s < 0:
-        raise ValueError(f"grace period must not be negative, got {grace_s}")
-    if command:
-        runner = CommandRunner(command, grace_s=grace_s)
-        runner.check()
-        return runner
-    assert handler is not None
-    if isolation == "process":
-        # Imported here: consumers.isolated builds on this module.
-        from consumers.isolated import IsolatedPythonRunner
-
-        return IsolatedPythonRunner(handler, grace_s=grace_s)
-    return PythonRunner.from_spec(handler)

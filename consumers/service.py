@@ -3,7 +3,8 @@
 :class:`Service` composes a :class:`~consumers.worker.Worker` with its metrics (EMF lines),
 its loopback health endpoint, the token-redacting log setup's registry, signal handling and,
 on EC2, the instance's scale-in protection and termination / spot handling
-(:mod:`consumers.instance`). The CLI builds one from flags and calls :meth:`Service.run`.
+(:mod:`consumers.instance`). :func:`consumers.compose.build_service` builds one; the CLI
+calls :meth:`Service.run`.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Service:
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT: first drains, second stops now. The handler only bumps a
-        counter (see :mod:`consumers.drain`). Job commands run in their own sessions, so a
+        counter (see :mod:`consumers.supervisor`). Job commands run in their own sessions, so a
         terminal's Ctrl-C reaches the worker only, never the jobs."""
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -60,7 +61,7 @@ class Service:
     def run(self) -> int:
         """Run until stopped; the process exit code (0 drained, 130 stopped at once)."""
         self.worker.count = self.count
-        self.worker.drain.on_tick.append(self.gauges)
+        self.worker.supervisor.on_tick.append(self.gauges)
         if self.health_port is not None:
             self.health = HealthServer(self.health_port, self.worker.status).start()
             log.info("health on http://127.0.0.1:%d/health", self.health.port)

@@ -9,26 +9,23 @@ Threads, each with one job:
 * the **keep-alive** thread extends visibility and heartbeats (:mod:`consumers.keepalive`);
 * the **sender** sends results and deletes answered jobs in batches (:mod:`consumers.results`);
 * the **supervisor** (the thread that calls :meth:`Worker.run`, the main thread in the CLI)
-  enforces job timeouts, drains and stops (:mod:`consumers.drain`).
+  enforces job timeouts, drains and stops (:mod:`consumers.supervisor`).
 
 Every job ends in exactly one way, taken under :meth:`JobTable.claim`: a result (success,
 failure, ``Bridge.JobTimeout``), a deletion (stale, or its task closed: cancelled), or a release
-to the queue (visibility 0) for another worker. A slot is freed only then.
+to the queue (visibility 0) for another worker. Each step is a :class:`JobState` the table moves
+and checks; a slot is freed only when the message is settled and the job's thread has returned.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -36,62 +33,32 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bridge import redaction
 from bridge.batching import SQS_MAX_BATCH
 from bridge.claim_check import ClaimCheck
-from bridge.contract import ERROR_INVALID_JOB, Result, Timing, clip, mask_token
+from bridge.contract import ERROR_INVALID_JOB, ERROR_JOB_TIMEOUT, Result, Timing, clip, mask_token
 from bridge.contract import Worker as WorkerInfo
 from bridge.quarantine import quarantine
-from bridge.timing import TimingModel
 from consumers.context import JobContext
-from consumers.drain import Drain
-from consumers.intake import Intake, Rejection
-from consumers.jobs import ActiveJob, JobTable
+from consumers.intake import Rejection
+from consumers.jobs import OPEN, ActiveJob, JobState, JobTable
 from consumers.keepalive import Keepalive, probe_task, release_handles
 from consumers.results import ResultSender
 from consumers.runner import Outcome, Runner
+from consumers.settings import WorkerSettings
+from consumers.supervisor import Supervisor
+
+__all__ = ["Worker", "WorkerSettings"]
 
 log = logging.getLogger(__name__)
 
 #: With --wait-seconds 0, how long to pause after an empty receive.
 SHORT_POLL_PAUSE_S = 0.5
-#: After a receive returns fewer messages than it asked for, wait this long before the next:
-#: the queue was empty at that instant and a fan-out's jobs arrive one by one, so without a
-#: pause each receive takes one job (a 1,000-job Map cost 0.85 receives per job), with it they
-#: share receives. A quarter of a second on work that takes minutes (cf. results.LINGER_S);
-#: 0.1 s still left a 1,000-job Map at 0.5 receives and 0.39 deletes per job when the stack
-#: was busy, as each slower answer split the fan-out into more, smaller batches.
+#: After a receive returns fewer messages than it asked for, pause this long before the next, so
+#: a fan-out's jobs, which arrive one by one, share receives instead of taking one each; a
+#: quarter of a second is nothing beside jobs that take minutes (cf. results.LINGER_S).
 RECEIVE_LINGER_S = 0.25
 #: Pauses between stale checks Step Functions did not answer (15.5 s in all; then the job runs).
 STALE_CHECK_RETRIES_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 #: Error name of a job that ended because the worker itself failed (a runner bug).
 ERROR_WORKER = "Bridge.WorkerError"
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    jobs_queue_url: str
-    results_queue_url: str
-    jobs_dlq_url: str | None = None
-    concurrency: int = 4
-    wait_seconds: int = 20
-    timing: TimingModel = field(default_factory=TimingModel)
-    #: Per job type: a job timeout other than ``timing.job_timeout_s``.
-    job_timeouts: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
-    intake: Intake = field(default_factory=Intake)
-    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
-    instance_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
-        if not 0 <= self.wait_seconds <= 20:
-            raise ValueError(f"wait_seconds must be 0..20 (SQS long poll), got {self.wait_seconds}")
-        self.timing.validate()
-        for job_type, seconds in self.job_timeouts.items():
-            self.timing.with_values(job_timeout_s=seconds).validate()
-            if not job_type:
-                raise ValueError("a job timeout override needs a job type")
-
-    def job_timeout_s(self, job_type: str) -> float | None:
-        return self.job_timeouts.get(job_type, self.timing.job_timeout_s)
 
 
 def sent_timestamp(message: dict[str, Any]) -> datetime | None:
@@ -134,22 +101,24 @@ class Worker:
             on_done=self._delivered,
             claim_check=claim_check,
         )
-        self.drain = Drain(self, settings.timing, clock)
+        self.supervisor = Supervisor(
+            self.table, settings.timing, clock, release=self.release, report_hung=self._report_hung
+        )
         self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="job")
         self._receiver = threading.Thread(target=self._receive_loop, name="receiver", daemon=True)
 
     # --- control (safe from signal handlers: they only bump counters) --------------------
     def request_stop(self) -> None:
         """First call: drain. Second call: release everything and stop now."""
-        self.drain.signal()
+        self.supervisor.signal()
 
     @property
     def stopping(self) -> bool:
-        return self.drain.stopping
+        return self.supervisor.stopping
 
     @property
     def abandoned(self) -> bool:
-        return self.drain.abandoned
+        return self.supervisor.abandoned
 
     @property
     def in_flight(self) -> int:
@@ -176,7 +145,7 @@ class Worker:
         self.sender.start()
         self._receiver.start()
         try:
-            self.drain.supervise_until_stopped()
+            self.supervisor.supervise_until_stopped()
         finally:
             self._shutdown()
 
@@ -255,25 +224,35 @@ class Worker:
 
     # --- one job -------------------------------------------------------------------------
     def _execute(self, active: ActiveJob) -> None:
-        outcome: Outcome | None = None
+        """The job's thread: stale check, run, conclude. Before it returns, its job has left
+        the open states (a job still open then, by a bug or a failed conclusion, is released)."""
         try:
-            if self._is_stale(active):
-                return
-            active.started_at = self.clock()
+            outcome, crashed = self._attempt(active)
+            if outcome is not None:
+                self._conclude(active, outcome, crashed)
+        except BaseException:
+            log.exception("job %s: concluding failed; releasing it", active.job.job_id)
+        finally:
+            if active.state in OPEN and self.release([active]):
+                log.error(
+                    "job %s was left %s by its thread; released",
+                    active.job.job_id,
+                    active.state.value,
+                )
+            self.table.thread_done(active.message_id)
+
+    def _attempt(self, active: ActiveJob) -> tuple[Outcome | None, bool]:
+        """Run the job unless it is stale or was released meanwhile: (outcome or None, whether
+        the worker itself failed around it)."""
+        try:
+            if self._is_stale(active) or not self.table.start(active.message_id, self.clock()):
+                return None, False
             self.count("jobs_started", 1)
             log.info("job %s (%s) started", active.job.job_id, active.job.type)
-            outcome = self.runner.run(active.job, active.context)
+            return self.runner.run(active.job, active.context), False
         except BaseException as exc:  # a runner bug must still end the job
             log.exception("job %s: the runner failed", active.job.job_id)
-            outcome = Outcome.failure(ERROR_WORKER, "".join(traceback.format_exception(exc)))
-        finally:
-            try:
-                if outcome is not None:
-                    self._conclude(active, outcome)
-            except BaseException:
-                log.exception("job %s: concluding failed; releasing it", active.job.job_id)
-                self.release([active])
-            self.table.thread_done(active.message_id)
+            return Outcome.failure(ERROR_WORKER, "".join(traceback.format_exception(exc))), True
 
     def _is_stale(self, active: ActiveJob) -> bool:
         """A redelivered or old message may belong to a task that is already over (worker
@@ -299,7 +278,7 @@ class Worker:
             mask_token(active.job.token),
         )
         self.count("jobs_stale", 1)
-        self._discard(active)
+        self._discard(active, JobState.STALE)
         return True
 
     def _stale_check(self, active: ActiveJob) -> str | None:
@@ -317,22 +296,51 @@ class Worker:
             code, answered = probe_task(self.sfn, active.job.token)
         return code
 
-    def _conclude(self, active: ActiveJob, outcome: Outcome) -> None:
+    def _conclude(self, active: ActiveJob, outcome: Outcome, crashed: bool) -> None:
         reason = active.context.reason
         if reason == "task-closed":
-            if self._discard(active):
+            closed = JobState.CANCELLED if active.state is JobState.RUNNING else JobState.STALE
+            if self._discard(active, closed):
                 self.count("jobs_cancelled", 1)
                 log.info("job %s cancelled: its task is closed", active.job.job_id)
             return
         if not outcome.reportable:  # stopped for shutdown: hand the message to another worker
             self.release([active])
             return
-        self.submit(active, outcome)
+        if crashed:
+            self.submit(active, outcome, JobState.CRASHED)
+        else:
+            timed_out = reason == "timeout"
+            self.submit(active, outcome, JobState.TIMED_OUT if timed_out else JobState.FINISHED)
 
-    def submit(self, active: ActiveJob, outcome: Outcome) -> bool:
-        """Hand the job's result to the sender (once); the sender deletes the message."""
-        if self.table.claim(active.message_id) is None:
+    def submit(self, active: ActiveJob, outcome: Outcome, state: JobState) -> bool:
+        """Take charge of the job as ``state`` and hand its result to the sender (once); the
+        sender deletes the message. A result that cannot be prepared releases the job."""
+        if self.table.claim(active.message_id, state) is None:
             return False
+        started = active.started_at or active.received_at
+        try:
+            # A large output goes to S3 here, on the job's thread (bridge.claim_check).
+            result = self.sender.prepare(self._result(active, outcome), outcome.oversized_output)
+        except Exception:
+            log.exception(
+                "job %s: its result could not be prepared; releasing it", active.job.job_id
+            )
+            self.table.move(active.message_id, JobState.RELEASED)
+            self._hand_back([active])
+            return False
+        self.table.move(active.message_id, JobState.SENDING)
+        self.count("job_duration", self.clock() - started)
+        if state is JobState.TIMED_OUT:
+            self.count("jobs_timed_out", 1)
+        self.count("jobs_succeeded" if result.outcome == "succeeded" else "jobs_failed", 1)
+        log.info(
+            "job %s %s%s", result.job_id, result.outcome, f" ({result.error})" * bool(result.error)
+        )
+        self.sender.submit(result, active.message_id, active.receipt_handle)
+        return True
+
+    def _result(self, active: ActiveJob, outcome: Outcome) -> Result:
         started = active.started_at or active.received_at
         finished_wall = datetime.now(UTC)
         timing = Timing(
@@ -342,7 +350,7 @@ class Worker:
             ),
             finished_at=finished_wall,
         )
-        result = Result(
+        return Result(
             version=1,
             token=active.job.token,
             job_id=active.job.job_id,
@@ -354,22 +362,10 @@ class Worker:
             worker=self.identity,
             timing=timing,
         )
-        # A large output goes to S3 here, on the job's thread (bridge.claim_check).
-        result = self.sender.prepare(result, outcome.oversized_output)
-        active.result_submitted = True
-        self.count("job_duration", self.clock() - started)
-        if active.context.reason == "timeout":
-            self.count("jobs_timed_out", 1)
-        self.count("jobs_succeeded" if result.outcome == "succeeded" else "jobs_failed", 1)
-        log.info(
-            "job %s %s%s", result.job_id, result.outcome, f" ({result.error})" * bool(result.error)
-        )
-        self.sender.submit(result, active.message_id, active.receipt_handle)
-        return True
 
-    def _discard(self, active: ActiveJob) -> bool:
-        """Delete the message without a result (stale or cancelled)."""
-        if self.table.claim(active.message_id) is None:
+    def _discard(self, active: ActiveJob, state: JobState) -> bool:
+        """Delete the message without a result (``state``: stale or cancelled)."""
+        if self.table.claim(active.message_id, state) is None:
             return False
         self.keepalive.untrack(active.message_id)
         try:
@@ -378,20 +374,34 @@ class Worker:
             )
         except (BotoCoreError, ClientError):
             log.exception("could not delete job %s; it may be delivered again", active.job.job_id)
-        self.table.settle(active.message_id)
+            self.table.move(active.message_id, JobState.LEFT)
+        else:
+            self.table.move(active.message_id, JobState.DELETED)
         return True
 
     def release(self, actives: list[ActiveJob]) -> int:
-        """Hand messages back to the queue at once (visibility 0) for another worker."""
-        claimed = [a for a in actives if self.table.claim(a.message_id) is not None]
-        if not claimed:
-            return 0
-        self.keepalive.release([a.message_id for a in claimed])
-        for active in claimed:
-            active.released = True
-            self.table.settle(active.message_id)
-        self.count("jobs_released", len(claimed))
-        return len(claimed)
+        """Hand the messages of jobs nobody has taken charge of back to the queue at once
+        (visibility 0) for another worker; returns how many it took."""
+        claimed = [a for a in actives if self.table.claim(a.message_id, JobState.RELEASED)]
+        return self._hand_back(claimed)
+
+    def _hand_back(self, released: list[ActiveJob]) -> int:
+        if released:
+            self.keepalive.release([a.message_id for a in released])
+            self.count("jobs_released", len(released))
+        return len(released)
+
+    def _report_hung(self, active: ActiveJob, elapsed_s: float) -> bool:
+        """Fail a job whose handler ignored its timeout; its thread keeps the slot."""
+        return self.submit(
+            active,
+            Outcome.failure(
+                ERROR_JOB_TIMEOUT,
+                f"the job ran past its timeout ({elapsed_s:.0f} s) and its handler did not stop "
+                "when cancelled; its thread keeps a slot until it returns",
+            ),
+            JobState.TIMED_OUT,
+        )
 
     # --- callbacks -----------------------------------------------------------------------
     def _task_closed(self, message_id: str) -> None:
@@ -401,7 +411,7 @@ class Worker:
 
     def _delivered(self, message_id: str, delivered: bool) -> None:
         self.keepalive.untrack(message_id)
-        self.table.settle(message_id, delivered)
+        self.table.move(message_id, JobState.DELETED if delivered else JobState.LEFT)
 
     # --- bad messages --------------------------------------------------------------------
     def reject(self, message: dict[str, Any], rejection: Rejection) -> None:

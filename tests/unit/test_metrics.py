@@ -24,10 +24,12 @@ def test_flush_writes_one_emf_line_with_every_metric() -> None:
     metrics = WorkerMetrics(
         out, auto_scaling_group="workers-asg", metadata={"InstanceId": "i-0abc"}, clock=lambda: now
     )
-    metrics.job_started()
-    metrics.job_started()
-    metrics.job_finished("succeeded", 2.5)
-    metrics.job_finished("failed", 0.25)
+    metrics.increment("jobs_started")
+    metrics.increment("jobs_started")
+    metrics.increment("jobs_succeeded")
+    metrics.observe_duration(2.5)
+    metrics.increment("jobs_failed")
+    metrics.observe_duration(0.25)
     metrics.increment("heartbeats", 3)
     metrics.set_gauge("busy_slots", 1)
     metrics.set_gauge("in_flight", 1)
@@ -89,7 +91,7 @@ def test_powertools_service_variable_adds_no_dimension(monkeypatch: pytest.Monke
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "something-else")
     out = io.StringIO()
     metrics = WorkerMetrics(out)
-    metrics.job_started()
+    metrics.increment("jobs_started")
     metrics.flush()
     [doc] = lines(out)
     assert doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Service"]]
@@ -99,16 +101,16 @@ def test_powertools_service_variable_adds_no_dimension(monkeypatch: pytest.Monke
 def test_file_output_appends(tmp_path: Path) -> None:
     path = tmp_path / "emf.log"
     metrics = WorkerMetrics(path)
-    metrics.job_started()
+    metrics.increment("jobs_started")
     metrics.flush()
-    metrics.job_started()
+    metrics.increment("jobs_started")
     metrics.flush()
     assert [json.loads(line)["jobs_started"] for line in path.read_text().splitlines()] == [1, 1]
 
 
 def test_disabled_metrics_write_nothing_but_still_count(capsys: pytest.CaptureFixture[str]) -> None:
     metrics = WorkerMetrics(enabled=False)
-    metrics.job_started()
+    metrics.increment("jobs_started")
     assert metrics.flush() == 0
     assert metrics.snapshot()["counters"]["jobs_started"] == 1
     assert capsys.readouterr() == ("", "")
@@ -122,11 +124,11 @@ def test_background_flusher_writes_and_flushes_on_stop() -> None:
     metrics.start(interval_s=0.05)
     with pytest.raises(RuntimeError, match="already started"):
         metrics.start()
-    metrics.job_started()
+    metrics.increment("jobs_started")
     deadline = time.monotonic() + 2
     while not out.getvalue() and time.monotonic() < deadline:
         time.sleep(0.01)
-    metrics.job_finished("cancelled", 1.0)
+    metrics.increment("jobs_cancelled")
     metrics.stop()
     docs = lines(out)
     assert sum(doc["jobs_started"] for doc in docs) == 1
@@ -157,5 +159,3 @@ def test_unknown_names_are_refused() -> None:
         metrics.increment("jobs_exploded")
     with pytest.raises(ValueError, match="'load'"):
         metrics.set_gauge("load", 1)
-    with pytest.raises(ValueError, match="'vanished'"):
-        metrics.job_finished("vanished")

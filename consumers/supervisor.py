@@ -1,4 +1,4 @@
-"""Stopping a worker without losing or repeating work: the supervisor's loop.
+"""The supervisor: enforces job deadlines, and stops a worker without losing or repeating work.
 
 * **First stop** (SIGTERM, Ctrl-C, an Auto Scaling termination, a spot notice): no more receives;
   running jobs finish and report, up to ``drain_timeout_s`` (a spot notice shortens it to what
@@ -8,7 +8,7 @@
   once; results already finished are still sent (for at most a few seconds); the worker returns
   within 5 s.
 
-Signal handlers only call :meth:`Drain.signal`, which bumps an integer: no lock is taken in a
+Signal handlers only call :meth:`Supervisor.signal`, which bumps an integer: no lock is taken in a
 signal handler (a handler runs between two bytecodes of the main thread, which may itself hold
 the lock). The supervisor loop notices within one tick.
 
@@ -16,6 +16,10 @@ The same loop enforces job deadlines: a job past its timeout is cancelled (``Bri
 a Python handler running in a thread that ignores the cancellation gets its failure reported
 anyway after the grace period, but keeps its slot until its thread returns (threads cannot be
 killed; use ``--isolation process`` for handlers that may hang).
+
+The supervisor sees the worker only through what it acts on: the :class:`JobTable`, a
+``release`` callable (hand messages back to the queue) and a ``report_hung`` callable (fail a
+job whose thread ignores its timeout), so it can be driven alone with a fake clock.
 """
 
 from __future__ import annotations
@@ -23,14 +27,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from bridge.contract import ERROR_JOB_TIMEOUT
 from bridge.timing import TimingModel
-from consumers.runner import Outcome
-
-if TYPE_CHECKING:
-    from consumers.worker import Worker
+from consumers.jobs import ActiveJob, JobTable
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +39,24 @@ ABANDON_FLUSH_S = 3.0
 #: After the drain deadline cancelled the jobs, how long to wait for their threads.
 KILL_WAIT_MARGIN_S = 2.0
 
+#: Hand these jobs' messages back to the queue; returns how many it took charge of.
+Release = Callable[[list[ActiveJob]], int]
+#: Fail a job that ran past its deadline and ignored its cancellation (``elapsed_s`` run).
+ReportHung = Callable[[ActiveJob, float], bool]
 
-class Drain:
-    def __init__(self, worker: Worker, timing: TimingModel, clock: Callable[[], float]) -> None:
-        self.worker = worker
-        self.timing = timing
-        self.clock = clock
+
+class Supervisor:
+    def __init__(
+        self,
+        table: JobTable,
+        timing: TimingModel,
+        clock: Callable[[], float],
+        release: Release,
+        report_hung: ReportHung,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.table, self.timing, self.clock = table, timing, clock
+        self._release, self._report_hung, self._sleep = release, report_hung, sleep
         self._signals = 0
         #: Extra drain requests from instance watchers: (deadline, reason); appended only.
         self._requests: list[tuple[float | None, str]] = []
@@ -75,26 +86,28 @@ class Drain:
 
     # --- the loop ------------------------------------------------------------------------
     def supervise_until_stopped(self) -> None:
-        while True:
-            self._enforce_deadlines()
-            for hook in list(self.on_tick):
-                try:
-                    hook()
-                except Exception:
-                    log.exception("supervisor hook failed")
-            if self._step():
-                return
-            time.sleep(TICK_S)
+        while not self.tick():
+            self._sleep(TICK_S)
+
+    def tick(self) -> bool:
+        """Enforce deadlines, run the tick hooks, advance a drain; True when the worker may
+        return."""
+        self._enforce_deadlines()
+        for hook in list(self.on_tick):
+            try:
+                hook()
+            except Exception:
+                log.exception("supervisor hook failed")
+        return self._step()
 
     def _step(self) -> bool:
-        """One tick; True when the worker may return."""
         if self._signals > 1 or self._abandoned:
             self._abandon()
             return True
         self._take_requests()
         if self.deadline is None:
             return False
-        table = self.worker.table
+        table = self.table
         if table.busy == 0:
             log.info("drained (%s)", self.reason)
             return True
@@ -125,47 +138,36 @@ class Drain:
                 "%s (%s): no new jobs; %d running get %.0f s to finish",
                 "draining" if first else "drain shortened",
                 reason,
-                self.worker.table.busy,
+                self.table.busy,
                 deadline - self.clock(),
             )
 
     def _release_remaining(self) -> None:
-        actives = [a for a in self.worker.table.snapshot() if not a.claimed]
-        for active in actives:
-            active.context.cancel("shutdown")
-        released = self.worker.release(actives)
+        released = self._cancel_and_release()
         log.warning("drain timeout: released %d running jobs to the queue", released)
 
     def _abandon(self) -> None:
-        log.warning("stopping now: releasing %d jobs to the queue", self.worker.table.busy)
+        log.warning("stopping now: releasing %d jobs to the queue", self.table.busy)
         self._abandoned = True
-        actives = [a for a in self.worker.table.snapshot() if not a.claimed]
+        self._cancel_and_release()
+
+    def _cancel_and_release(self) -> int:
+        """Stop every job nobody has taken charge of and hand its message back."""
+        actives = self.table.open_jobs()
         for active in actives:
             active.context.cancel("shutdown")
-        self.worker.release(actives)
+        return self._release(actives)
 
     # --- job deadlines -------------------------------------------------------------------
     def _enforce_deadlines(self) -> None:
         now = self.clock()
         grace = (self.timing.cancel_grace_s or 0) + KILL_WAIT_MARGIN_S
-        for active in self.worker.table.snapshot():
+        for active in self.table.open_jobs():
             context = active.context
-            if active.thread_done or context.deadline is None or now < context.deadline:
+            if context.deadline is None or now < context.deadline:
                 continue
             if context.cancel("timeout"):
                 log.warning("job %s timed out; cancelling it", active.job.job_id)
-            elif (
-                context.reason == "timeout"
-                and now >= context.deadline + grace
-                and not active.claimed
-            ):
+            elif context.reason == "timeout" and now >= context.deadline + grace:
                 # A thread that ignores cancellation: report the timeout without it.
-                elapsed = now - (active.started_at or active.received_at)
-                self.worker.submit(
-                    active,
-                    Outcome.failure(
-                        ERROR_JOB_TIMEOUT,
-                        f"the job ran past its timeout ({elapsed:.0f} s) and its handler did "
-                        "not stop when cancelled; its thread keeps a slot until it returns",
-                    ),
-                )
+                self._report_hung(active, now - (active.started_at or active.received_at))

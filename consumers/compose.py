@@ -1,0 +1,218 @@
+"""The worker's composition root: from :class:`~consumers.settings.ServiceSettings` to a
+:class:`~consumers.service.Service` ready to run.
+
+:func:`build_service` is the one place that knows how the pieces fit: the runner, the intake,
+the metrics, the timing model (the flags, completed by the jobs queue's own attributes), the
+claim check, the :class:`~consumers.worker.Worker` and, on EC2, the instance handling. Clients
+come in from :mod:`bridge.aws` (through ``connect``), the clock from the caller.
+
+Everything that can be checked without AWS is checked before ``connect`` is called; a bad
+setting, a queue that does not answer or instance metadata that is required but absent raise
+:class:`ValueError` with one line naming what to change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, cast
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bridge.aws import Clients
+from bridge.claim_check import ClaimCheck, queue_limit
+from bridge.config import BridgeConfig
+from consumers.ec2 import InstanceHandling, InstanceSettings
+from consumers.intake import Intake
+from consumers.isolated import IsolatedPythonRunner
+from consumers.metrics import WorkerMetrics
+from consumers.process import DEFAULT_GRACE_S
+from consumers.runner import CommandRunner, Isolation, PythonRunner, Runner
+from consumers.service import Service
+from consumers.settings import ServiceSettings, WorkerSettings, parse_job_timeouts
+from consumers.worker import Worker
+
+log = logging.getLogger(__name__)
+
+#: Where the queues are and the clients to reach them (the CLI resolves and builds both).
+Connect = Callable[[], tuple[BridgeConfig, Clients]]
+#: Below this maxReceiveCount a crash and a drain release can dead-letter a job that never failed.
+MIN_SAFE_RECEIVE_COUNT = 3
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """What is built from the settings alone, before any AWS call."""
+
+    runner: Runner
+    intake: Intake
+    metrics: WorkerMetrics
+    instance: InstanceSettings
+    job_timeouts: dict[str, int]
+
+
+def build_service(
+    settings: ServiceSettings, connect: Connect, clock: Callable[[], float] = time.monotonic
+) -> Service:
+    """The worker service of ``settings``; ``connect`` is called once the settings check out."""
+    pieces = build_pieces(settings)
+    config, clients = connect()
+    instance = replace(
+        pieces.instance,
+        metadata_endpoint=config.metadata_endpoint,
+        instance_id=config.instance_id,
+        group_name=config.asg_name,
+        hook_name=config.lifecycle_hook_name,
+    )
+    worker_settings = WorkerSettings(  # checked here, before the first request
+        jobs_queue_url=config.jobs_queue_url or "",
+        results_queue_url=config.results_queue_url or "",
+        jobs_dlq_url=config.jobs_dlq_url,
+        concurrency=settings.concurrency,
+        wait_seconds=settings.wait_seconds,
+        timing=settings.timing(lifecycle_hook=instance.enabled),
+        job_timeouts=pieces.job_timeouts,
+        intake=pieces.intake,
+        instance_id=config.instance_id,
+    )
+    attributes = queue_attributes(clients.sqs, worker_settings.jobs_queue_url)
+    claim_check = build_claim_check(settings, config, clients)
+    redrive = json.loads(attributes.get("RedrivePolicy") or "{}")
+    timing = settings.timing(
+        queue_visibility_s=int(attributes.get("VisibilityTimeout", 300)),
+        max_receive_count=int(redrive["maxReceiveCount"]) if redrive else None,
+        lifecycle_hook=instance.enabled,
+    )
+    worker_settings = replace(worker_settings, timing=timing)  # checked again, complete
+    warn_about(worker_settings)
+    worker = Worker(
+        clients.sqs,
+        clients.sfn,
+        worker_settings,
+        pieces.runner,
+        clock=clock,
+        claim_check=claim_check,
+    )
+    service = Service(worker, pieces.metrics, health_port=settings.health_port)
+    if instance.enabled:
+        handling = InstanceHandling(worker, clients.autoscaling, instance)
+        try:
+            handling.start()
+        except (RuntimeError, ClientError, BotoCoreError) as exc:
+            raise ValueError(f"--instance-handling: {exc}") from exc
+        service.on_stopped.insert(0, handling.stop)
+    return service
+
+
+def build_pieces(settings: ServiceSettings) -> Pieces:
+    """The runner (its handler imported, its program found), intake, metrics and instance
+    settings; raises :class:`ValueError` for the first bad one."""
+    job_timeouts = parse_job_timeouts(settings.job_timeouts)
+    intake = Intake(settings.token_path, settings.input_path, settings.default_job_type)
+    runner = build_runner(
+        settings.handler,
+        settings.command,
+        cast(Isolation, settings.isolation),
+        settings.cancel_grace,
+    )
+    instance = InstanceSettings(
+        settings.instance_handling,
+        settings.scale_in_protection,
+        hook_timeout_s=settings.lifecycle_hook_timeout,
+        protection_idle_s=settings.protection_idle,
+    )
+    return Pieces(runner, intake, build_metrics(settings.metrics), instance, job_timeouts)
+
+
+def build_runner(
+    handler: str | None,
+    command: str | None,
+    isolation: Isolation = "thread",
+    grace_s: float = DEFAULT_GRACE_S,
+) -> Runner:
+    """The runner the worker's flags ask for; raises :class:`ValueError` with one line for a
+    bad combination, a handler that does not import, or a command whose program is missing.
+    ``isolation`` applies to handlers; a command always runs in its own process group."""
+    if bool(handler) == bool(command):
+        raise ValueError(
+            "give exactly one of --handler MODULE:FUNCTION or --command 'CMD' "
+            "(or BRIDGE_WORKER_HANDLER / BRIDGE_WORKER_COMMAND)"
+        )
+    if isolation not in ("thread", "process"):
+        raise ValueError(f"--isolation must be 'thread' or 'process', got {isolation!r}")
+    if grace_s < 0:
+        raise ValueError(f"grace period must not be negative, got {grace_s}")
+    if command:
+        runner = CommandRunner(command, grace_s=grace_s)
+        runner.check()
+        return runner
+    assert handler is not None
+    if isolation == "process":
+        return IsolatedPythonRunner(handler, grace_s=grace_s)
+    return PythonRunner.from_spec(handler)
+
+
+def build_metrics(where: str) -> WorkerMetrics:
+    """EMF metric lines to stdout, to a file, or nowhere (``off``)."""
+    if where == "off":
+        return WorkerMetrics(enabled=False)
+    if where == "stdout":
+        return WorkerMetrics(sys.stdout)
+    path = Path(where)
+    if not path.parent.is_dir():
+        raise ValueError(f"--metrics {where!r}: directory {path.parent} does not exist")
+    return WorkerMetrics(path)
+
+
+def queue_attributes(sqs: Any, queue_url: str) -> dict[str, str]:
+    """The jobs queue's settings; also proves the queue answers before anything runs."""
+    try:
+        attributes: dict[str, str] = sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"]
+        )["Attributes"]
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise ValueError(
+            f"jobs queue {queue_url} cannot be used: {error.get('Code')}: {error.get('Message')}"
+        ) from exc
+    except BotoCoreError as exc:
+        raise ValueError(f"jobs queue {queue_url} does not answer: {exc}") from exc
+    return attributes
+
+
+def build_claim_check(
+    settings: ServiceSettings, config: BridgeConfig, clients: Clients
+) -> ClaimCheck:
+    """Where outputs too large for a result message go (none without a bucket)."""
+    kms_key = settings.claim_check_kms_key
+    try:
+        return ClaimCheck(
+            clients.s3,
+            config.claim_check_bucket,
+            settings.claim_check_threshold,
+            max_message_bytes=queue_limit(clients.sqs, config.results_queue_url or ""),
+            server_side_encryption="aws:kms" if kms_key else "AES256",
+            kms_key_id=kms_key,
+        )
+    except (ValueError, ClientError, BotoCoreError) as exc:
+        raise ValueError(f"claim check: {exc}") from exc
+
+
+def warn_about(settings: WorkerSettings) -> None:
+    """Settings that work but cost something: say so once at start."""
+    receives = settings.timing.max_receive_count
+    if receives is not None and receives < MIN_SAFE_RECEIVE_COUNT:
+        log.warning(
+            "the jobs queue's maxReceiveCount is %d: a crash or a drain release each cost one "
+            "receive; 3 or more avoids dead-lettering jobs that never failed",
+            receives,
+        )
+    if not settings.jobs_dlq_url:
+        log.warning(
+            "no jobs DLQ URL: malformed jobs reach the DLQ only through the queue's redrive policy"
+        )

@@ -1,0 +1,163 @@
+"""The worker's settings: every flag's value (:class:`ServiceSettings`) and what the loop needs
+of them (:class:`WorkerSettings`), checked in one place.
+
+A bad setting is refused with one line naming the flag to change (``--concurrency must be
+1..1000, got 0``): the CLI prints it and exits with code 2, before anything is received.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from bridge.timing import (
+    DEFAULT_CANCEL_GRACE_S,
+    DEFAULT_DRAIN_TIMEOUT_S,
+    DEFAULT_HEARTBEAT_INTERVAL_S,
+    DEFAULT_JOB_TIMEOUT_S,
+    DEFAULT_LIFECYCLE_HOOK_TIMEOUT_S,
+    DEFAULT_STALE_CHECK_AGE_S,
+    SQS_VISIBILITY_CAP_S,
+    TimingError,
+    TimingModel,
+)
+from consumers.intake import Intake
+
+#: Timing model field -> the flag a user sets, for error messages.
+FLAG_OF = {
+    "visibility_timeout_s": "--visibility-timeout (the jobs queue's VisibilityTimeout)",
+    "heartbeat_interval_s": "--heartbeat-interval",
+    "task_heartbeat_s": "--task-heartbeat-seconds",
+    "max_queue_wait_s": "--max-queue-wait",
+    "job_timeout_s": "--job-timeout",
+    "cancel_grace_s": "--cancel-grace",
+    "drain_timeout_s": "--drain-timeout",
+    "lifecycle_hook_timeout_s": "--lifecycle-hook-timeout",
+    "stale_check_age_s": "--stale-check-age",
+    "max_receive_count": "the jobs queue's maxReceiveCount",
+}
+#: More threads than this per worker is a mistake (run more workers instead).
+MAX_CONCURRENCY = 1000
+#: SQS's longest long poll.
+MAX_WAIT_SECONDS = 20
+
+
+def parse_job_timeouts(text: str | None) -> dict[str, int]:
+    """``render=7200,thumb=60`` -> {"render": 7200, "thumb": 60}."""
+    overrides: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        job_type, sep, seconds = item.partition("=")
+        if not sep or not job_type.strip() or not seconds.strip().isdigit():
+            raise ValueError(f"--job-timeouts entry {item!r} must look like TYPE=SECONDS")
+        overrides[job_type.strip()] = int(seconds)
+    return overrides
+
+
+def check_timing(timing: TimingModel, setting: str | None = None) -> None:
+    """Raise the model's first broken rule as a :class:`TimingError` naming the flag to change
+    (``setting`` instead, when given: a per-type override)."""
+    problems = timing.violations()
+    if problems:
+        problem = problems[0]
+        raise TimingError(setting or FLAG_OF.get(problem.setting, problem.setting), problem.message)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What the loop (:class:`consumers.worker.Worker`) needs; checked when built."""
+
+    jobs_queue_url: str
+    results_queue_url: str
+    jobs_dlq_url: str | None = None
+    concurrency: int = 4
+    wait_seconds: int = 20
+    timing: TimingModel = field(default_factory=TimingModel)
+    #: Per job type: a job timeout other than ``timing.job_timeout_s``.
+    job_timeouts: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    intake: Intake = field(default_factory=Intake)
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    instance_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise ValueError(f"--concurrency must be 1..{MAX_CONCURRENCY}, got {self.concurrency}")
+        if not 0 <= self.wait_seconds <= MAX_WAIT_SECONDS:
+            raise ValueError(
+                f"--wait-seconds must be 0..{MAX_WAIT_SECONDS} (SQS long poll), "
+                f"got {self.wait_seconds}"
+            )
+        check_timing(self.timing)
+        for job_type, seconds in self.job_timeouts.items():
+            if not job_type:
+                raise ValueError("--job-timeouts: a job timeout override needs a job type")
+            check_timing(
+                self.timing.with_values(job_timeout_s=seconds), f"--job-timeouts {job_type}"
+            )
+
+    def job_timeout_s(self, job_type: str) -> float | None:
+        return self.job_timeouts.get(job_type, self.timing.job_timeout_s)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Every ``callback-bridge worker`` flag's value, by the flag's name; the CLI fills it from
+    flags and environment variables, :func:`consumers.compose.build_service` builds from it.
+    Where the queues are (URLs, the group, the hook) comes separately, in the
+    :class:`~bridge.config.BridgeConfig` that also builds the clients."""
+
+    handler: str | None = None
+    command: str | None = None
+    isolation: str = "thread"
+    concurrency: int = 4
+    wait_seconds: int = 20
+    #: None: the jobs queue's own VisibilityTimeout.
+    visibility_timeout: int | None = None
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL_S
+    job_timeout: int = DEFAULT_JOB_TIMEOUT_S
+    #: ``render=7200,thumb=60``, as given.
+    job_timeouts: str | None = None
+    cancel_grace: float = DEFAULT_CANCEL_GRACE_S
+    drain_timeout: int = DEFAULT_DRAIN_TIMEOUT_S
+    stale_check_age: float = DEFAULT_STALE_CHECK_AGE_S
+    max_queue_wait: int | None = None
+    task_heartbeat_seconds: int | None = None
+    visibility_cap: int = SQS_VISIBILITY_CAP_S
+    token_path: str | None = None
+    input_path: str = "$"
+    default_job_type: str = "default"
+    claim_check_threshold: int | None = None
+    claim_check_kms_key: str | None = None
+    health_port: int | None = None
+    #: ``stdout``, ``off`` or a file path.
+    metrics: str = "off"
+    instance_handling: str = "auto"
+    scale_in_protection: bool = False
+    protection_idle: float = 30.0
+    lifecycle_hook_timeout: int = DEFAULT_LIFECYCLE_HOOK_TIMEOUT_S
+
+    def timing(
+        self,
+        queue_visibility_s: int | None = None,
+        max_receive_count: int | None = None,
+        lifecycle_hook: bool = True,
+    ) -> TimingModel:
+        """The timing model of these flags; the queue's values where the flags leave them
+        (``None``: not known yet, its rules are skipped). ``lifecycle_hook``: whether instance
+        handling runs, so the hook's timeout matters."""
+        return TimingModel(
+            visibility_timeout_s=self.visibility_timeout or queue_visibility_s,
+            heartbeat_interval_s=self.heartbeat_interval,
+            task_heartbeat_s=self.task_heartbeat_seconds,
+            task_timeout_s=None,
+            max_queue_wait_s=self.max_queue_wait,
+            job_timeout_s=self.job_timeout,
+            cancel_grace_s=self.cancel_grace,
+            drain_timeout_s=self.drain_timeout,
+            lifecycle_hook_timeout_s=self.lifecycle_hook_timeout if lifecycle_hook else None,
+            stale_check_age_s=self.stale_check_age,
+            max_receive_count=max_receive_count,
+            visibility_cap_s=self.visibility_cap,
+        )
