@@ -2,6 +2,19 @@
 
 Everything else receives clients as arguments, so tests and the embedded stack can point the
 same code at any endpoint.
+
+The retry policy, one for the whole bridge, in botocore's ``standard`` mode everywhere
+(exponential backoff with jitter on throttling, 5xx and network errors):
+
+* **long-running processes** (the worker, the CLI): botocore retries, 6 attempts, a 35 s read
+  timeout (long polls wait 20 s) (:func:`build_clients`);
+* **the two Lambdas**, which have a deadline: botocore makes **one** attempt with a 2 s connect
+  and 5 s read timeout (:func:`build_lambda_clients`), and the handlers retry the same errors
+  themselves, up to 6 attempts but never past the invocation's remaining time
+  (:mod:`bridge.retrying`). botocore's backoff does not know the deadline: with 6 attempts and
+  35 s reads one callback once took 17-35 s against a 10 s function timeout.
+
+Which errors are retried, and which mean the task is over, is :mod:`bridge.errors`.
 """
 
 from __future__ import annotations
@@ -16,14 +29,17 @@ import botocore.session
 from botocore.config import Config
 
 from bridge.config import BridgeConfig
-
-#: Step Functions answers meaning "this task is over" (timed out, stopped, already completed):
-#: retrying a callback or heartbeat with that token can never succeed.
-TASK_CLOSED_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
+from bridge.errors import TASK_CLOSED_ERRORS as TASK_CLOSED_ERRORS  # its old home; re-exported
 
 #: Long polls wait up to 20 s; the read timeout must outlast them.
 READ_TIMEOUT_S = 35
 CONNECT_TIMEOUT_S = 5
+#: botocore's attempts for long-running processes (``max_attempts`` counts retries: 5 + 1).
+PROCESS_RETRIES = 6
+#: The Lambdas' clients: one attempt (their handlers retry within the deadline), short waits.
+LAMBDA_RETRIES = 0
+LAMBDA_CONNECT_TIMEOUT_S = 2.0
+LAMBDA_READ_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -43,16 +59,18 @@ class Clients:
 
 
 def client_config(
-    pool_size: int = 10, max_attempts: int = 6, read_timeout_s: float = READ_TIMEOUT_S
+    pool_size: int = 10,
+    max_attempts: int = PROCESS_RETRIES,
+    read_timeout_s: float = READ_TIMEOUT_S,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
 ) -> Config:
     """botocore's ``standard`` retry mode: backoff with jitter on throttling and 5xx.
 
     ``max_attempts`` counts *retries* (botocore's meaning): 0 turns them off for callers that
-    retry themselves within a deadline (the completion Lambda), whose ``read_timeout_s`` can
-    then be short as well."""
+    retry themselves within a deadline (the Lambdas), whose timeouts are then short as well."""
     return Config(
         retries={"mode": "standard", "max_attempts": max_attempts},
-        connect_timeout=CONNECT_TIMEOUT_S,
+        connect_timeout=connect_timeout_s,
         read_timeout=read_timeout_s,
         max_pool_connections=pool_size,
     )
@@ -80,9 +98,10 @@ def _botocore_session() -> Any:
 def build_clients(
     config: BridgeConfig,
     pool_size: int = 10,
-    max_attempts: int = 6,
+    max_attempts: int = PROCESS_RETRIES,
     read_timeout_s: float = READ_TIMEOUT_S,
     *,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
     autoscaling: bool = True,
     ec2: bool = False,
     cloudwatch: bool = False,
@@ -96,7 +115,9 @@ def build_clients(
         aws_secret_access_key=config.secret_access_key,
         region_name=config.region,
     )
-    kwargs: dict[str, Any] = {"config": client_config(pool_size, max_attempts, read_timeout_s)}
+    kwargs: dict[str, Any] = {
+        "config": client_config(pool_size, max_attempts, read_timeout_s, connect_timeout_s)
+    }
     if config.endpoint_url:
         kwargs["endpoint_url"] = config.endpoint_url
     return Clients(
@@ -106,4 +127,18 @@ def build_clients(
         ec2=session.client("ec2", **kwargs) if ec2 else None,
         cloudwatch=session.client("cloudwatch", **kwargs) if cloudwatch else None,
         s3=session.client("s3", **kwargs) if s3 else None,
+    )
+
+
+def build_lambda_clients(config: BridgeConfig, pool_size: int = 10) -> Clients:
+    """The Lambdas' SQS and Step Functions clients: one attempt, short timeouts (see the module
+    docstring), a connection per record thread (more where invocations share the clients, as
+    on the embedded stack). No Auto Scaling, EC2, S3 or CloudWatch client: they call none."""
+    return build_clients(
+        config,
+        pool_size=pool_size,
+        max_attempts=LAMBDA_RETRIES,
+        read_timeout_s=LAMBDA_READ_TIMEOUT_S,
+        connect_timeout_s=LAMBDA_CONNECT_TIMEOUT_S,
+        autoscaling=False,
     )

@@ -34,11 +34,18 @@ What the handler does with one record:
   Functions refuses the output (``InvalidOutput``), ``Bridge.DeadLettered`` instead;
 * stale token (``TaskTimedOut``, ``InvalidToken``, ``TaskDoesNotExist``): fine, the task ended;
 * no readable token: nothing to tell;
-* throttling, 5xx, network errors, an archive that refuses the copy: a batch item failure, so SQS
-  redelivers it (and after :data:`HANDLER_ATTEMPTS` the DLQ's redrive archives it bare).
+* throttling, 5xx, network errors: retried within the invocation's remaining time
+  (:mod:`bridge.retrying`), then, like an archive that refuses the copy, a batch item failure, so
+  SQS redelivers it (and after :data:`HANDLER_ATTEMPTS` the DLQ's redrive archives it bare).
 
 The archived copy carries what it needs to explain itself (:data:`ENRICHED_ATTRIBUTES`), including
 ``bridge-task-told``: ``failed``, ``delivered``, ``already-closed`` or ``no-token``.
+
+The function has the completion function's shape (:mod:`bridge.lambda_batch`): powertools' batch
+utility for the partial batch response, records on a small pool within the invocation's
+deadline, powertools Logger (tokens masked) and Metrics, clients that make one attempt and leave
+retrying to the deadline-aware :class:`~bridge.retrying.Retrier`. Its entry point is
+``bridge.dead_letter.handler``; ``lambda_handler`` is the same function under its first name.
 """
 
 from __future__ import annotations
@@ -46,9 +53,6 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import logging
-import os
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,7 +60,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from bridge.aws import TASK_CLOSED_ERRORS
+from bridge import redaction
 from bridge.callback import callback_for
 from bridge.contract import (
     ERROR_DEAD_LETTERED,
@@ -68,9 +72,28 @@ from bridge.contract import (
     parse_result,
     read_token,
 )
-from bridge.quarantine import MAX_REASON_CHARS, REASON_ATTRIBUTE, SOURCE_ATTRIBUTE
+from bridge.errors import describe, error_code, is_task_closed
+from bridge.lambda_batch import (
+    BatchRunner,
+    Handler,
+    Tally,
+    enabled,
+    lambda_entry,
+    lambda_logger,
+    lambda_metrics,
+    publish,
+)
+from bridge.quarantine import (
+    MAX_REASON_CHARS,
+    REASON_ATTRIBUTE,
+    SOURCE_ATTRIBUTE,
+    string_attribute,
+)
+from bridge.retrying import Retrier
 
-log = logging.getLogger(__name__)
+logger = lambda_logger()
+#: The service the dead-letter alarms read (infra/modules/alarms: dead_letter_service_name).
+METRICS_SERVICE = "callback-bridge-dead-letters"
 
 #: How many times the handler may fail one record before the DLQ's own redrive archives it.
 HANDLER_ATTEMPTS = 3
@@ -133,10 +156,6 @@ def dlq_max_receive_count(source_max_receive_count: int) -> int:
 def queue_name(arn_or_url: str) -> str:
     """The queue name at the end of a queue ARN (``...:name``) or URL (``.../name``)."""
     return arn_or_url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-
-
-def _string(value: str) -> dict[str, str]:
-    return {"DataType": "String", "StringValue": value}
 
 
 def _send_form(attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -231,6 +250,7 @@ class DeadLetterHandler:
         archive_url_by_source: Mapping[str, str],
         clock: Clock = lambda: datetime.now(UTC),
         metrics: Any = None,
+        runner: BatchRunner | None = None,
     ) -> None:
         if not archive_url_by_source:
             raise ValueError("a dead-letter handler needs at least one DLQ -> archive mapping")
@@ -240,51 +260,40 @@ class DeadLetterHandler:
         self.clock = clock
         #: powertools Metrics on Lambda (None: not published, as on the embedded stack).
         self.metrics = metrics
+        #: Records run as the completion handler's do (pool, deadline, retries).
+        self.runner = runner or BatchRunner(logger)
         self._limits: dict[str, int | None] = {}
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         """An SQS event in, ``{"batchItemFailures": [...]}`` out (``ReportBatchItemFailures``)."""
-        failures = []
-        counts: Counter[str] = Counter()
-        for record in event.get("Records") or []:
-            message_id = str(record.get("messageId") or "")
-            try:
-                told = self.record(record)
-                counts[METRIC_OF_TOLD.get(told, "DeadLetters")] += 1
-            except Exception as exc:  # the record stays in the DLQ; SQS redelivers it
-                log.warning(
-                    "dead letter %s not handled, will be retried: %s", message_id, _describe(exc)
-                )
-                failures.append({"itemIdentifier": message_id})
-                counts["DeadLetterRetries"] += 1
-        self.counted(counts)
-        return {"batchItemFailures": failures}
+        response, tally = self.runner.run(dict(event), context, self._settle)
+        tally.add("DeadLetterRetries", len(response["batchItemFailures"]))
+        publish(self.metrics, tally)
+        return response
 
-    def counted(self, counts: Counter[str]) -> None:
-        """Publish the invocation's counts as EMF metrics (alarms on dead-lettered jobs)."""
-        if self.metrics is None:
-            return
-        from aws_lambda_powertools.metrics import MetricUnit
+    def _settle(self, record: dict[str, Any], retry: Retrier, tally: Tally) -> None:
+        tally.add(METRIC_OF_TOLD.get(self.record(record, retry), "DeadLetters"))
 
-        for name, value in sorted(counts.items()):
-            self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-
-    def record(self, record: Mapping[str, Any]) -> str:
-        """Handle one record; returns what the task was told. Raises to have it retried."""
+    def record(self, record: Mapping[str, Any], retry: Callable[[Callable[[], Any]], Any]) -> str:
+        """Handle one record; returns what the task was told. Raises to have it retried.
+        ``retry(call)`` makes each AWS call (a :class:`~bridge.retrying.Retrier`)."""
         letter = DeadLetter.from_record(record)
+        redaction.register(letter.token)
         archive_url = self.archives.get(queue_name(letter.dlq_arn))
         if archive_url is None:  # checked before telling anyone: misconfiguration, not data
             raise LookupError(f"no archive configured for DLQ {letter.dlq_arn or '<unknown>'}")
         reason = letter.recorded_reason() or self.derived_reason(letter)
-        told = self.tell(letter, reason)
-        self.archive(archive_url, letter, reason, told)
-        log.info(
-            "dead letter %s archived: job=%s token=%s told=%s reason=%s",
-            letter.message_id,
-            letter.job_id,
-            mask_token(letter.token),
-            told,
-            reason,
+        told = self.tell(letter, reason, retry)
+        retry(lambda: self.archive(archive_url, letter, reason, told))
+        logger.info(
+            "dead letter archived",
+            extra={
+                "message_id": letter.message_id,
+                "job_id": letter.job_id,
+                "token": mask_token(letter.token),
+                "told": told,
+                "reason": reason,
+            },
         )
         return told
 
@@ -312,7 +321,9 @@ class DeadLetterHandler:
             )["Attributes"]["RedrivePolicy"]
             return int(json.loads(policy)["maxReceiveCount"])
         except Exception as exc:  # best effort: an explanation, not a decision
-            log.info("maxReceiveCount of %s unknown: %s", source_arn, _describe(exc))
+            logger.info(
+                "maxReceiveCount unknown", extra={"source_arn": source_arn, "error": describe(exc)}
+            )
             return None
 
     def cause(self, letter: DeadLetter, reason: str, detail: str = "") -> str:
@@ -323,7 +334,9 @@ class DeadLetterHandler:
         )
         return clip(text + (f"; {detail}" if detail else ""), MAX_CAUSE_CHARS)
 
-    def tell(self, letter: DeadLetter, reason: str) -> str:
+    def tell(
+        self, letter: DeadLetter, reason: str, retry: Callable[[Callable[[], Any]], Any]
+    ) -> str:
         """End the letter's task; returns one of the ``TOLD_*`` values."""
         if letter.token is None:
             return TOLD_NO_TOKEN
@@ -335,20 +348,21 @@ class DeadLetterHandler:
         try:
             if result is not None:
                 try:
-                    self._deliver(result)
+                    retry(lambda: self._deliver(result))
                     return TOLD_DELIVERED
                 except ClientError as exc:
-                    if _code(exc) != "InvalidOutput":
+                    if error_code(exc) != "InvalidOutput":
                         raise
-                    detail = f"its result could not be delivered: {_describe(exc)}"
-            self.sfn.send_task_failure(
-                taskToken=letter.token,
-                error=ERROR_DEAD_LETTERED,
-                cause=self.cause(letter, reason, detail),
+                    detail = f"its result could not be delivered: {describe(exc)}"
+            token, cause = letter.token, self.cause(letter, reason, detail)
+            retry(
+                lambda: self.sfn.send_task_failure(
+                    taskToken=token, error=ERROR_DEAD_LETTERED, cause=cause
+                )
             )
             return TOLD_FAILED
         except ClientError as exc:
-            if _code(exc) in TASK_CLOSED_ERRORS:
+            if is_task_closed(exc):
                 return TOLD_ALREADY_CLOSED
             raise
 
@@ -370,23 +384,12 @@ class DeadLetterHandler:
             DEAD_LETTERED_AT_ATTRIBUTE: self.clock().isoformat(timespec="milliseconds"),
             TASK_TOLD_ATTRIBUTE: told,
         }
-        enriched = {name: _string(value) for name, value in ours.items() if value}
+        enriched = {name: string_attribute(value) for name, value in ours.items() if value}
         others = [(k, v) for k, v in letter.attributes.items() if k not in ENRICHED_ATTRIBUTES]
         kept = dict(others[: MAX_MESSAGE_ATTRIBUTES - len(enriched)])
         self.sqs.send_message(
             QueueUrl=archive_url, MessageBody=letter.body, MessageAttributes={**kept, **enriched}
         )
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        message = exc.response.get("Error", {}).get("Message", "")
-        return f"{_code(exc)}: {message}" if message else _code(exc)
-    return f"{type(exc).__name__}: {exc}"
 
 
 def archive_routes(config: Any) -> dict[str, str]:
@@ -409,34 +412,28 @@ def archive_routes(config: Any) -> dict[str, str]:
 
 
 @functools.cache
-def _from_environment() -> DeadLetterHandler:
+def _from_environment() -> Handler:
     # Imported here so the module stays importable without configuration (tests, local stack).
-    from bridge.aws import build_clients
+    from bridge.aws import build_lambda_clients
     from bridge.config import load_config
 
-    logging.getLogger().setLevel(logging.INFO)  # Lambda's runtime logs WARNING and up otherwise
     config = load_config()
-    clients = build_clients(config)
-    try:  # the Powertools layer (as the completion function has it); metrics are optional
-        from aws_lambda_powertools import Metrics
+    redaction.install()  # the runtime's own handler, which powertools' batch logger reaches
+    clients = build_lambda_clients(config)
+    metrics = lambda_metrics(METRICS_SERVICE)
+    dead_letters = DeadLetterHandler(
+        clients.sfn, clients.sqs, archive_routes(config), metrics=enabled(metrics)
+    )
 
-        metrics: Any = Metrics(
-            namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CallbackBridge"),
-            service="callback-bridge-dead-letters",
-        )
-    except ImportError:
-        log.warning("aws-lambda-powertools not installed: dead-letter metrics are off")
-        metrics = None
-    return DeadLetterHandler(clients.sfn, clients.sqs, archive_routes(config), metrics=metrics)
+    return lambda_entry(dead_letters.handle, logger, metrics)
 
 
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """AWS Lambda entry point (``bridge.dead_letter.lambda_handler``), configured by the
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """AWS Lambda entry point (``bridge.dead_letter.handler``), configured by the
     environment: ``BRIDGE_JOBS_DLQ_URL``/``BRIDGE_JOBS_ARCHIVE_URL`` and/or
     ``BRIDGE_RESULTS_DLQ_URL``/``BRIDGE_RESULTS_ARCHIVE_URL``."""
-    handler = _from_environment()
-    try:
-        return handler.handle(event, context)
-    finally:
-        if handler.metrics is not None:
-            handler.metrics.flush_metrics()
+    return _from_environment()(event, context)
+
+
+#: The entry point's first name: deployed functions and users' Terraform still reference it.
+lambda_handler = handler

@@ -17,7 +17,8 @@ MAX_REASON_CHARS = 1024
 MAX_KEPT_ATTRIBUTES = 8
 
 
-def _string(value: str) -> dict[str, str]:
+def string_attribute(value: str) -> dict[str, str]:
+    """A String message attribute in the shape SendMessage takes."""
     return {"DataType": "String", "StringValue": value}
 
 
@@ -33,8 +34,8 @@ def quarantine(
     kept = dict(list((attributes or {}).items())[:MAX_KEPT_ATTRIBUTES])
     message_attributes = {
         **kept,
-        REASON_ATTRIBUTE: _string(reason[:MAX_REASON_CHARS] or "unspecified"),
-        SOURCE_ATTRIBUTE: _string(message_id),
+        REASON_ATTRIBUTE: string_attribute(reason[:MAX_REASON_CHARS] or "unspecified"),
+        SOURCE_ATTRIBUTE: string_attribute(message_id),
     }
     sqs.send_message(
         QueueUrl=dlq_url, MessageBody=body or "<empty>", MessageAttributes=message_attributes

@@ -34,6 +34,7 @@ from bridge.contract import (
     clip,
     encode,
 )
+from bridge.errors import RETRYABLE_ERRORS, error_code
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +50,7 @@ RETRY_BACKOFF_S = 0.2
 #: safe on every queue, and no result message is larger once claim checks apply.
 MAX_BATCH_BYTES = 262_144
 #: Whole-request errors a later attempt can fix; any other 4xx is the request's own fault.
-TRANSIENT_REQUEST_ERRORS = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "RequestThrottled",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "OverLimit",
-        "KmsThrottled",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "ServiceUnavailable",
-        "InternalFailure",
-        "InternalError",
-    }
-)
+TRANSIENT_REQUEST_ERRORS = RETRYABLE_ERRORS
 #: Rounds of clipping a cause before giving up on fitting a result (each removes the excess).
 _FIT_ROUNDS = 8
 
@@ -269,7 +255,7 @@ class ResultSender:
         try:
             response = self.sqs.send_message_batch(QueueUrl=self.results_queue_url, Entries=entries)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "ClientError")
+            code = error_code(exc, "ClientError")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
             if status >= 500 or code in TRANSIENT_REQUEST_ERRORS:
                 log.warning("sending %d results failed (%s); retrying", len(batch), code)
