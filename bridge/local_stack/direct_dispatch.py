@@ -3,13 +3,13 @@
 moto's server routes every request through its domain dispatcher and a Flask application per
 service (debug mode, CORS, request context, view lookup, a werkzeug ``Response``) before the
 handler runs. The consumers' ReceiveMessage, SendMessageBatch and DeleteMessageBatch are
-nearly all of the embedded server's HTTP traffic, and in a 1,000-job fan-out that routing was
-about a fifth of what each such request cost the server. For a ``POST`` with an
-``X-Amz-Target: AmazonSQS.*`` header, :class:`DirectDispatch` hands moto's own request object
-to the handler moto's router would pick (the one :mod:`bridge.local_stack.in_process` uses)
-and writes its status, headers and body as the WSGI response. Anything else goes to moto's
-application as before. ``tests/e2e/test_embedded_server.py`` compares both answers. moto's
-request recorder (off unless ``MOTO_ENABLE_RECORDING`` is set) does not see these requests.
+nearly all of the embedded server's HTTP traffic, and that routing is work their answers do
+not need. For a ``POST`` with an ``X-Amz-Target: AmazonSQS.*`` header, :class:`DirectDispatch`
+hands moto's own request object to the handler moto's router would pick (the one
+:mod:`bridge.local_stack.in_process` uses) and writes its status, headers and body as the WSGI
+response. Anything else goes to moto's application. ``tests/e2e/test_embedded_server.py``
+compares both answers. moto's request recorder (off unless ``MOTO_ENABLE_RECORDING`` is set)
+does not see these requests.
 """
 
 from __future__ import annotations

@@ -2,16 +2,16 @@
 
 On AWS, Step Functions' SQS integration and Lambda's event source mapping are part of the
 services: they cost the caller nothing. In the embedded stack they share one Python process (and
-one GIL) with moto's server, and over loopback HTTP each of their calls paid twice: botocore's
-urllib3 and ``http.client`` on the way out, werkzeug's request parsing, Flask and a server thread
-on the way in. Profiles of a 1,000-job fan-out put that at about a third of the stack's CPU.
+one GIL) with moto's server, and over loopback HTTP each of their calls would pay twice:
+botocore's urllib3 and ``http.client`` on the way out, werkzeug's request parsing, Flask and a
+server thread on the way in.
 
 :class:`InProcessTransport` answers such a client's requests the way moto's own in-process mode
 (``mock_aws``) does: a botocore ``before-send`` hook hands the signed request to moto's response
 classes for that service, which run the same backend code the server runs. Everything up to
 the wire is unchanged (parameter serialisation, ``before-call`` hooks that tests use to inject
-faults, response parsing) but the signature: moto never checks one, and SigV4's hashing was a
-twentieth of the stack's CPU. What moto *does* read from a signature, the credential scope (an
+faults, response parsing) but the signature: moto never checks one, so SigV4's hashing would
+be CPU spent for nothing. What moto *does* read from a signature, the credential scope (an
 SQS request's region, the access key that names the account), is still sent, in an
 ``Authorization`` header with the scope and no signature. moto reads each request as it would
 have arrived over HTTP (addressed to the server, so the queue URLs it names are the server's),
@@ -113,9 +113,9 @@ def _credential_scope(client: Any) -> str:
 
 def moto_request(method: str, url: str, headers: Any, body: Any) -> Any:
     """moto's ``Request`` for a prepared request, with the environ moto's own
-    ``Request.from_primitives`` builds, written out instead of through werkzeug's test
-    ``EnvironBuilder`` (about 100 µs a call there, 13 µs here; the embedded stack makes two
-    such calls per job). A body other than bytes, text or nothing (a stream) still goes through
+    ``Request.from_primitives`` builds, written out rather than built by werkzeug's general
+    test ``EnvironBuilder``, since the embedded stack makes two such calls per job. A body
+    other than bytes, text or nothing (a stream) still goes through
     moto's; ``tests/unit/test_in_process_request.py`` compares the two."""
     from moto.core.request import (
         PRESERVED_HEADER_NAMES_ENVIRON_KEY,

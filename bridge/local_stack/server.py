@@ -66,12 +66,12 @@ def _keep_alive_handler() -> type[Any]:
     """moto's request handler, keeping HTTP/1.1 connections open between requests.
 
     werkzeug answers every request with ``Connection: close`` because ``http.server`` cannot
-    skip a request body the application left unread before parsing the next request. So every
-    call of every client paid a TCP handshake, a new server thread and a teardown: a 1,000-job
-    fan-out opened ~3,300 connections for ~3,600 requests. This handler reads each request's
-    body in full before the application runs (the application then reads it from memory), so
-    the stream is always at the next request, and drops the ``close`` only for such requests;
-    a chunked body, or one shorter than its ``Content-Length``, still closes the connection.
+    skip a request body the application left unread before parsing the next request, so every
+    call of every client would pay a TCP handshake, a new server thread and a teardown. This
+    handler reads each request's body in full before the application runs (the application
+    then reads it from memory), so the stream is always at the next request, and drops the
+    ``close`` only for such requests; a chunked body, or one shorter than its
+    ``Content-Length``, still closes the connection.
     After each response werkzeug also reads "whatever is left" on the socket (10 MB at a time,
     blocking), which on a kept-alive connection would be the client's next request: for a
     drained request that read finds nothing.
@@ -137,8 +137,8 @@ def _dispatcher(create_app: Callable[..., Any]) -> WSGIApp:
 
     moto resolves every request's backend under one global lock, listing moto's package
     directory (``os.listdir`` plus ~250 ``isdir`` calls) and matching ~1,000 URL patterns each
-    time: in profiles of a 1,000-job fan-out that was 16% of the server process's samples, and
-    it serialised every request. The answer depends only on the host string, so it is cached.
+    time, which serialises every request behind that lock. The answer depends only on the host
+    string, so it is cached.
     """
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 

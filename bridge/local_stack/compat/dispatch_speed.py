@@ -7,15 +7,14 @@ developer guide, "Step Functions service quotas").
 
 **moto 5.2.5.** Every request, whatever its service, lists the response class's methods with
 ``inspect.getmembers`` (hundreds of attributes, each tested with ``isfunction``) to find out
-whether the action is one it implements: about 2 % of the embedded stack's CPU in a 1,000-job
-fan-out, for an answer that never changes while the class does not. And every SendMessage reads
-a queue's attributes, converting each of their 14 names from CamelCase with a character-by-
-character loop: about 1 ms of CPU per job, for the same 14 answers every time. Every response
+whether the action is one it implements, an answer that never changes while the class does
+not. And every SendMessage reads a queue's attributes, converting each of their 14 names from
+CamelCase with a character-by-character loop, for the same 14 answers every time. Every response
 carries a 52-character request id, and every received message a 185-character receipt handle,
-each drawn with one ``random.choice`` call per character: about 400 calls per job. Every
+each drawn with one ``random.choice`` call per character. Every
 response's body, JSON included, is searched with a look-behind regular expression for an XML
-``<RequestId>`` element (about 2 % of the stack's CPU). And on the callers' side, botocore cleans
-each component of every request's User-Agent header one character at a time (about 3 %).
+``<RequestId>`` element. And on the callers' side, botocore cleans each component of every
+request's User-Agent header one character at a time.
 
 **The patches** remember the list per class, filled on a class's first request (by then
 ``compat.apply`` has put every other patch's methods in place), and memoise the name

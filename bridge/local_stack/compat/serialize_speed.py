@@ -8,8 +8,7 @@ SQS standard queues").
 attributes) is looked up under the names its alias providers offer: six provider objects are
 built per value, each asked whether it has an alias, and each alias is also tried in its
 ``snake_case`` form. The names offered depend only on the field, its shape and the kind of
-object it is read from, yet they were worked out again for every value: about 4 % of the
-embedded stack's CPU in a 1,000-job fan-out.
+object it is read from, yet moto works them out again for every value.
 
 **The patch** remembers the names per (picker class, object type, shape, the shape's parent,
 field) and tries them in the same order. An object with its own ``Meta`` (aliases of its own),

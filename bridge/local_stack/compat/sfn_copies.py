@@ -9,8 +9,8 @@ them apart.
 reads (``States._extract``), every reset of ``$states.input``, every string expression, every
 ResultPath and every evaluation frame's stack. ``deepcopy`` is general: it keeps a memo of
 every object it visits, so that shared references and cycles survive, and dispatches each
-value through ``__reduce_ex__`` lookups. For JSON values, which have neither, that is about
-three quarters of a Map iteration's CPU in a 1,000-job INLINE fan-out.
+value through ``__reduce_ex__`` lookups. JSON values have neither, and those copies are most
+of a Map iteration's own CPU.
 
 **The patch** gives those modules a ``copy`` whose ``deepcopy`` copies dicts and lists
 recursively, returns immutable scalars (strings, numbers, booleans, None, timestamps) as they

@@ -9,8 +9,8 @@ ended without them.
 **moto 5.2.5.** When its interpreter ends, ``_reflect_execution_status`` sets the status first
 and the output (or the error and cause) in a second statement. A DescribeExecution answered by
 another thread between the two says ``SUCCEEDED`` without an output (or ``FAILED`` without an
-error). The demo polls the execution while it ends and, a few times in a hundred 1,000-job runs,
-read a successful run as 1,000 failed jobs.
+error). The demo polls the execution while it ends, and such an answer makes it read a
+successful run as every job failed.
 
 **The patch** sets the stop date, output, error and cause first and the status last, so every
 answer is either still ``RUNNING`` or complete. An execution that reached the history limit

@@ -159,8 +159,8 @@ def program_cache() -> list[Replacement]:
     """Speed, not behaviour: starting an execution does not re-read its state machine's
     definition on AWS ("StartExecution", Step Functions API reference: the definition was
     validated when the state machine was created). moto 5.2.5 parses the definition again for
-    every execution with its ANTLR grammar: 50 to 170 ms before the first state runs, about 3 %
-    of a 1,000-job fan-out's CPU, and all of an execution of a few jobs. The parsed program is
+    every execution with its ANTLR grammar, before the first state runs: for an execution of a
+    few jobs, that parse is most of its time. The parsed program is
     a tree of components that keep nothing of a run (a Map already evaluates one tree for all
     its iterations at once): the patch parses each definition once, when the state machine is
     created or updated, and reuses the program. A definition that does not parse is refused

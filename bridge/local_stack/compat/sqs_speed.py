@@ -15,9 +15,8 @@ counts filter that list, reading the clock (a ``datetime`` subtraction) for each
 ``Queue.attributes`` computes all three counts. ``SendMessage`` reads ``Queue.attributes`` once per
 message, ``ReceiveMessage`` builds ``Queue.messages`` and reads ``Queue.attributes`` three times per
 message it returns (the retention check), and ``DeleteMessage`` / ``ChangeMessageVisibility`` scan
-the list for the receipt handle. Every call is linear in the queue's depth: a 10-message receive
-takes 17 ms on an empty queue and about 3 s with 3,000 messages queued, so a Map of 1,000 jobs
-enqueues in minutes instead of seconds.
+the list for the receipt handle. Every call is linear in the queue's depth, so a Map sending to
+a queue with a backlog slows down with it (``python -m benchmarks.sqs_depth`` measures both).
 
 **The index** (standard queues; FIFO queues stay on moto's own code). ``Queue._messages`` becomes a
 :class:`MessageStore`: the same ``Message`` objects, in the same (arrival) order, behind the same

@@ -297,7 +297,7 @@ def interpreter_sqs_client() -> list[Replacement]:
     developer guide; inline Maps run up to 40 iterations concurrently), and on AWS a task's
     SendMessage costs the same however many run. moto 5.2.5's interpreter builds a new boto3
     client for every SQS task; with hundreds of iterations starting together, each thread also
-    races to create boto3's default session, and a 300-job Map took 20 s to enqueue. The patch
+    races to create boto3's default session, so a large Map's enqueueing slows down. The patch
     gives the SQS integration one shared (thread-safe) client per region and server port, which
     the embedded server answers in its own process (bridge.local_stack.in_process), as Step
     Functions' integrations run inside AWS."""
