@@ -4,6 +4,7 @@ is received."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from bridge.cli import worker as worker_cli
 from bridge.cli.main import app
+from consumers.settings import ServiceSettings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 QUEUES = [
@@ -105,6 +108,39 @@ def test_the_example_environment_file_names_every_variable() -> None:
     named = set(re.findall(r"^#?([A-Z][A-Z0-9_]+)=", example, re.MULTILINE))
     expected = {p.envvar for p in worker_params() if isinstance(p.envvar, str) and not p.hidden}
     assert expected - named == set()
+
+
+def test_the_service_settings_hold_every_flag_with_the_same_default() -> None:
+    """The CLI maps flags onto ServiceSettings by name: the two lists cannot drift apart."""
+    params = {p.name: p for p in worker_params()}
+    fields = {f.name: f for f in dataclasses.fields(ServiceSettings)}
+    assert set(fields) == set(params) - set(worker_cli.WHERE) - {"log_level", "log_format"}
+    for name, f in fields.items():
+        assert f.default == params[name].default, name
+
+
+def test_flags_and_environment_reach_the_composition_root(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[ServiceSettings] = []
+
+    def build_service(settings: ServiceSettings, connect: Any) -> Any:
+        built.append(settings)
+        raise ValueError("composition root reached")
+
+    monkeypatch.setattr(worker_cli, "build_service", build_service)
+    monkeypatch.setenv("BRIDGE_DRAIN_TIMEOUT", "77")
+    args = ["--command", "cat", "--concurrency", "9", "--job-timeouts", "render=60"]
+    assert refused(*args, "--scale-in-protection", *QUEUES) == "error: composition root reached"
+    assert built == [
+        ServiceSettings(
+            command="cat",
+            concurrency=9,
+            job_timeouts="render=60",
+            scale_in_protection=True,
+            drain_timeout=77,
+        )
+    ]
 
 
 if __name__ == "__main__":  # regenerate the README table
