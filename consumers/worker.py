@@ -33,13 +33,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bridge import redaction
 from bridge.batching import SQS_MAX_BATCH
 from bridge.claim_check import ClaimCheck
-from bridge.contract import ERROR_INVALID_JOB, ERROR_JOB_TIMEOUT, Result, Timing, clip, mask_token
+from bridge.contract import ERROR_JOB_TIMEOUT, Result, Timing, mask_token
 from bridge.contract import Worker as WorkerInfo
-from bridge.quarantine import quarantine
 from consumers.context import JobContext
 from consumers.intake import Rejection
 from consumers.jobs import OPEN, ActiveJob, JobState, JobTable
 from consumers.keepalive import Keepalive, probe_task, release_handles
+from consumers.rejects import reject
 from consumers.results import ResultSender
 from consumers.runner import Outcome, Runner
 from consumers.settings import WorkerSettings
@@ -233,12 +233,9 @@ class Worker:
         except BaseException:
             log.exception("job %s: concluding failed; releasing it", active.job.job_id)
         finally:
-            if active.state in OPEN and self.release([active]):
-                log.error(
-                    "job %s was left %s by its thread; released",
-                    active.job.job_id,
-                    active.state.value,
-                )
+            left = active.state
+            if left in OPEN and self.release([active]):
+                log.error("job %s was left %s by its thread; released", active.job.job_id, left)
             self.table.thread_done(active.message_id)
 
     def _attempt(self, active: ActiveJob) -> tuple[Outcome | None, bool]:
@@ -415,43 +412,7 @@ class Worker:
 
     # --- bad messages --------------------------------------------------------------------
     def reject(self, message: dict[str, Any], rejection: Rejection) -> None:
-        """A message that can never run: fail its task if the token is readable (so the
-        execution learns now, not at a timeout), copy it to the DLQ with the reason, delete
-        it. Without a DLQ URL the queue's redrive policy moves it after maxReceiveCount."""
-        log.error("malformed job message %s: %s", message["MessageId"], rejection)
+        """A message that can never run: see :mod:`consumers.rejects`."""
         self.count("jobs_malformed", 1)
-        if rejection.token:
-            self._fail_invalid_job(rejection)
-        if not self.settings.jobs_dlq_url:
-            return
-        try:
-            quarantine(
-                self.sqs,
-                self.settings.jobs_dlq_url,
-                message["MessageId"],
-                message["Body"],
-                f"malformed job: {rejection}",
-                attributes=message.get("MessageAttributes"),
-            )
-            self.sqs.delete_message(
-                QueueUrl=self.settings.jobs_queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-        except (BotoCoreError, ClientError):
-            log.exception(
-                "could not move message %s to the DLQ; the redrive policy will",
-                message["MessageId"],
-            )
-
-    def _fail_invalid_job(self, rejection: Rejection) -> None:
-        assert rejection.token
-        try:
-            self.sfn.send_task_failure(
-                taskToken=rejection.token,
-                error=ERROR_INVALID_JOB,
-                cause=clip(f"the job message breaks the contract: {rejection}", 32_768),
-            )
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            log.warning("could not fail the task of an invalid job (%s)", code)
-        except BotoCoreError:
-            log.exception("could not fail the task of an invalid job")
+        jobs, dlq = self.settings.jobs_queue_url, self.settings.jobs_dlq_url
+        reject(self.sqs, self.sfn, message, rejection, jobs, dlq)

@@ -12,8 +12,9 @@ from bridge.aws import Clients
 from bridge.contract import encode, parse_result
 from bridge.quarantine import REASON_ATTRIBUTE
 from bridge.timing import TimingModel
+from consumers.jobs import JobState
 from consumers.runner import PythonRunner
-from consumers.worker import Worker, WorkerSettings
+from consumers.worker import ERROR_WORKER, Worker, WorkerSettings
 from tests.support.aws import depth, receive_all, start
 from tests.support.messages import make_job
 from tests.support.polling import eventually, visible, wait_for_execution
@@ -229,3 +230,46 @@ def test_jobs_arriving_one_by_one_share_receives(aws: Clients, stack: dict[str, 
     assert len(results) == jobs
     assert sum(receives) == jobs
     assert len(receives) <= jobs / 3, f"{len(receives)} receives for {jobs} jobs: {receives}"
+
+
+def test_a_result_that_cannot_be_prepared_releases_the_job_and_frees_its_slot(
+    aws: Clients, stack: dict[str, str]
+) -> None:
+    """The job ends released (back in the queue at once), never stuck half-concluded."""
+    aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"], MessageBody=encode(make_job()))
+    worker = Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(echo))
+    counted: list[str] = []
+    worker.count = lambda name, _value: counted.append(name)
+    states: list[JobState] = []
+
+    def broken_prepare(result: Any, oversized_output: Any = None) -> Any:
+        [active] = worker.table.snapshot()
+        states.append(active.state)
+        raise OSError("S3 is down")
+
+    worker.sender.prepare = broken_prepare  # type: ignore[method-assign]
+    with running(worker):
+        assert eventually(lambda: "jobs_released" in counted, timeout_s=10)
+        assert eventually(lambda: worker.table.busy == 0, timeout_s=5)
+    assert states == [JobState.FINISHED]
+    assert "jobs_succeeded" not in counted
+    assert depth(aws.sqs, stack["results_queue_url"]) == 0
+    assert visible(aws.sqs, stack["jobs_queue_url"]) == 1  # released: visible again at once
+
+
+def test_a_runner_that_fails_reports_bridge_worker_error(
+    aws: Clients, stack: dict[str, str]
+) -> None:
+    class Broken:
+        def run(self, job: Any, context: Any) -> Any:
+            raise RuntimeError("runner bug")
+
+    aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"], MessageBody=encode(make_job()))
+    worker = Worker(aws.sqs, aws.sfn, settings(stack), Broken())
+    with running(worker):
+        [message] = receive_all(aws.sqs, stack["results_queue_url"], 1)
+        assert eventually(lambda: worker.table.busy == 0, timeout_s=5)
+    result = parse_result(message["Body"])
+    assert (result.outcome, result.error) == ("failed", ERROR_WORKER)
+    assert "runner bug" in (result.cause or "")
+    assert depth(aws.sqs, stack["jobs_queue_url"]) == 0

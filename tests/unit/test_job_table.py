@@ -7,39 +7,15 @@ import threading
 
 import pytest
 
-from consumers.context import JobContext
 from consumers.jobs import (
     FINAL,
     OPEN,
     TRANSITIONS,
-    ActiveJob,
     IllegalTransition,
     JobState,
     JobTable,
 )
-from tests.support.messages import make_job
-
-
-class Clock:
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def active(message_id: str = "m-1", clock: Clock | None = None) -> ActiveJob:
-    job = make_job(job_id=f"job-{message_id}")
-    clock = clock or Clock()
-    return ActiveJob(
-        message_id=message_id,
-        receipt_handle=f"rh-{message_id}",
-        job=job,
-        context=JobContext(job, clock=clock),
-        received_at=clock(),
-        enqueued_at=None,
-        receive_count=1,
-    )
+from tests.support.jobs import active_job as active
 
 
 class Table(JobTable):

@@ -8,7 +8,8 @@ import pytest
 from bridge.timing import TimingModel
 from consumers.jobs import ActiveJob, JobState, JobTable
 from consumers.supervisor import KILL_WAIT_MARGIN_S, TICK_S, Supervisor
-from tests.unit.test_job_table import Clock, active
+from tests.support.jobs import Clock
+from tests.support.jobs import active_job as active
 
 GRACE = 10.0
 DRAIN = 60
