@@ -6,12 +6,12 @@ same code at any endpoint.
 The retry policy, one for the whole bridge, in botocore's ``standard`` mode everywhere
 (exponential backoff with jitter on throttling, 5xx and network errors):
 
-* **long-running processes** (the worker, the CLI): botocore retries, 6 attempts, a 35 s read
-  timeout (long polls wait 20 s) (:func:`build_clients`);
+* **long-running processes** (the worker, the CLI): botocore retries, up to 6 retries (7
+  attempts), a 35 s read timeout (long polls wait 20 s) (:func:`build_clients`);
 * **the two Lambdas**, which have a deadline: botocore makes **one** attempt with a 2 s connect
   and 5 s read timeout (:func:`build_lambda_clients`), and the handlers retry the same errors
   themselves, up to 6 attempts but never past the invocation's remaining time
-  (:mod:`bridge.retrying`). botocore's backoff does not know the deadline: with 6 attempts and
+  (:mod:`bridge.retrying`). botocore's backoff does not know the deadline: with 6 retries and
   35 s reads one callback once took 17-35 s against a 10 s function timeout.
 
 Which errors are retried, and which mean the task is over, is :mod:`bridge.errors`.
@@ -34,7 +34,7 @@ from bridge.errors import TASK_CLOSED_ERRORS as TASK_CLOSED_ERRORS  # its old ho
 #: Long polls wait up to 20 s; the read timeout must outlast them.
 READ_TIMEOUT_S = 35
 CONNECT_TIMEOUT_S = 5
-#: botocore's attempts for long-running processes (``max_attempts`` counts retries: 5 + 1).
+#: botocore's retries for long-running processes (``max_attempts`` counts retries: 7 attempts).
 PROCESS_RETRIES = 6
 #: The Lambdas' clients: one attempt (their handlers retry within the deadline), short waits.
 LAMBDA_RETRIES = 0

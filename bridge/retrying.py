@@ -1,7 +1,7 @@
 """Deadline-aware retries for the two Lambdas.
 
 A Lambda invocation has a hard end (its remaining time). botocore's own retries do not know it:
-in ``standard`` mode with 6 attempts and a 35 s read timeout a single callback once took
+in ``standard`` mode with 6 retries and a 35 s read timeout a single callback once took
 17-35 s against a 10 s function timeout, and the whole batch came back after the visibility
 timeout. So the Lambdas' clients make one attempt with short timeouts
 (:func:`bridge.aws.build_lambda_clients`) and calls are retried here instead: exponential
@@ -29,7 +29,7 @@ T = TypeVar("T")
 class RetryPolicy:
     """Bounded, deadline-aware retries: exponential backoff with full jitter."""
 
-    #: As botocore's standard mode: one call and up to five retries.
+    #: One call and up to five retries: enough to ride out a burst of throttling.
     max_attempts: int = 6
     base_delay_s: float = 0.1
     max_delay_s: float = 2.0
