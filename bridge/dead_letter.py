@@ -92,8 +92,6 @@ from bridge.quarantine import (
 from bridge.retrying import Retrier
 
 logger = lambda_logger()
-#: The service the dead-letter alarms read (infra/modules/alarms: dead_letter_service_name).
-METRICS_SERVICE = "callback-bridge-dead-letters"
 
 #: How many times the handler may fail one record before the DLQ's own redrive archives it.
 HANDLER_ATTEMPTS = 3
@@ -420,7 +418,9 @@ def _from_environment() -> Handler:
     config = load_config()
     redaction.install()  # the runtime's own handler, which powertools' batch logger reaches
     clients = build_lambda_clients(config)
-    metrics = lambda_metrics(METRICS_SERVICE)
+    # The service dimension the dead-letter alarms read (alarms module: dead_letter_service_name).
+    # Built here, not at import: powertools' metric set is per process, shared with completion's.
+    metrics = lambda_metrics(service="callback-bridge-dead-letters")
     dead_letters = DeadLetterHandler(
         clients.sfn, clients.sqs, archive_routes(config), metrics=enabled(metrics)
     )

@@ -96,7 +96,7 @@ def test_lambda_build_targets_what_the_modules_deploy() -> None:
     """Runtime, architecture, handlers and the package path of the example are the builder's."""
     for module, handler in (
         ("completion", "bridge.completion.handler"),
-        ("dead_letter", "bridge.dead_letter.lambda_handler"),
+        ("dead_letter", "bridge.dead_letter.handler"),
     ):
         assert _locals(MODULES / module / "main.tf")["runtime"] == f"python{LAMBDA_PYTHON_VERSION}"
         variables = _variables(MODULES / module)
@@ -207,7 +207,8 @@ IMPORT_PROBE = textwrap.dedent(
     import bridge.completion, bridge.dead_letter
     answers = [
         bridge.completion.handler({"Records": []}, context),
-        bridge.dead_letter.lambda_handler({"Records": []}, context),
+        bridge.dead_letter.handler({"Records": []}, context),
+        bridge.dead_letter.lambda_handler({"Records": []}, context),  # the first name still works
     ]
     where = {
         name: getattr(module, "__file__", None) or ""
@@ -279,7 +280,7 @@ def test_handlers_import_from_the_built_zip_alone(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout.strip().splitlines()[-1])
-    assert report["answers"] == [{"batchItemFailures": []}] * 2
+    assert report["answers"] == [{"batchItemFailures": []}] * 3
     assert report["outside"] == [], "modules imported from outside the zip, layer and runtime"
     for module in ("pydantic", "pydantic_core", "typing_extensions", "annotated_types", "bridge"):
         assert report["where"][module].startswith(str(task)), f"{module} not from the zip"

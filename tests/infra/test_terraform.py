@@ -1177,7 +1177,7 @@ def test_dead_letter_lambda_wiring() -> None:
     module = MODULES_DIR / "dead_letter"
     main = module / "main.tf"
     variables = module_variables(module)
-    assert _default(variables, "handler") == "bridge.dead_letter.lambda_handler"
+    assert _default(variables, "handler") == "bridge.dead_letter.handler"
     assert _default(variables, "create") is True
     assert _default(variables, "batch_size") == 10
     ((_, function),) = labelled2(main, "resource", "aws_lambda_function")

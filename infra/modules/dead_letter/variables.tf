@@ -30,7 +30,7 @@ variable "package_path" {
 variable "handler" {
   description = "Lambda handler."
   type        = string
-  default     = "bridge.dead_letter.lambda_handler"
+  default     = "bridge.dead_letter.handler"
 }
 
 variable "architecture" {

@@ -32,7 +32,7 @@ run "consumes_both_dlqs" {
   command = plan
 
   assert {
-    condition     = aws_lambda_function.this[0].handler == "bridge.dead_letter.lambda_handler" && aws_lambda_function.this[0].runtime == "python3.12"
+    condition     = aws_lambda_function.this[0].handler == "bridge.dead_letter.handler" && aws_lambda_function.this[0].runtime == "python3.12"
     error_message = "handler / runtime"
   }
 
