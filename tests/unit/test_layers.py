@@ -138,7 +138,7 @@ def own_modules(graph: grimp.ImportGraph) -> list[str]:
 
 @pytest.fixture(scope="module")
 def graph() -> grimp.ImportGraph:
-    return grimp.build_graph(*PACKAGES, include_external_packages=True)
+    return grimp.build_graph(*PACKAGES, include_external_packages=True, cache_dir=None)
 
 
 def test_every_import_points_inward(graph: grimp.ImportGraph) -> None:
@@ -154,7 +154,7 @@ def test_product_and_worker_use_only_the_runtime_dependencies(graph: grimp.Impor
 
 
 def _planted(*imports: tuple[str, str]) -> grimp.ImportGraph:
-    planted = grimp.build_graph(*PACKAGES, include_external_packages=True)
+    planted = grimp.build_graph(*PACKAGES, include_external_packages=True, cache_dir=None)
     for importer, imported in imports:
         planted.add_import(importer=importer, imported=imported)
     return planted
