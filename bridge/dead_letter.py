@@ -50,11 +50,9 @@ retrying to the deadline-aware :class:`~bridge.retrying.Retrier`. Its entry poin
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,8 +68,8 @@ from bridge.contract import (
     clip,
     mask_token,
     parse_result,
-    read_token,
 )
+from bridge.dead_letter_record import DLQ_SUFFIX, DeadLetter, queue_name
 from bridge.errors import describe, error_code, is_task_closed
 from bridge.lambda_batch import (
     BatchRunner,
@@ -97,7 +95,6 @@ logger = lambda_logger()
 HANDLER_ATTEMPTS = 3
 #: The archive's name is the DLQ's with this suffix instead of ``-dlq``.
 ARCHIVE_SUFFIX = "-dead-letters"
-DLQ_SUFFIX = "-dlq"
 ARCHIVE_RETENTION_S = 14 * 24 * 3600
 
 JOB_ID_ATTRIBUTE = "bridge-job-id"
@@ -149,90 +146,6 @@ def dlq_max_receive_count(source_max_receive_count: int) -> int:
     archive a dead letter before the handler ever saw it. Adding the handler's attempts to the
     source's limit gives the handler at least :data:`HANDLER_ATTEMPTS` tries either way."""
     return source_max_receive_count + HANDLER_ATTEMPTS
-
-
-def queue_name(arn_or_url: str) -> str:
-    """The queue name at the end of a queue ARN (``...:name``) or URL (``.../name``)."""
-    return arn_or_url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-
-
-def _send_form(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """Lambda's record attributes (``stringValue``/``binaryValue``, base64 text on AWS) in the
-    shape SendMessage takes."""
-    converted: dict[str, Any] = {}
-    for name, value in attributes.items():
-        data_type = value.get("dataType") or value.get("DataType")
-        text = value.get("stringValue") or value.get("StringValue")
-        binary = value.get("binaryValue") or value.get("BinaryValue")
-        if not data_type:
-            continue
-        if data_type.startswith("Binary") and binary is not None:
-            raw = base64.b64decode(binary) if isinstance(binary, str) else bytes(binary)
-            converted[name] = {"DataType": data_type, "BinaryValue": raw}
-        elif text:
-            converted[name] = {"DataType": data_type, "StringValue": text}
-    return converted
-
-
-def _field(body: str, name: str) -> str | None:
-    """A top-level string field of a message that may break the contract, or ``None``."""
-    try:
-        data = json.loads(body)
-    except (TypeError, ValueError):
-        return None
-    value = data.get(name) if isinstance(data, dict) else None
-    return value[:MAX_REASON_CHARS] if isinstance(value, str) and value else None
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """One DLQ record, read leniently: a dead letter is often one that breaks the contract."""
-
-    message_id: str
-    body: str
-    attributes: dict[str, Any]
-    receive_count: int
-    dlq_arn: str
-    #: Where the message was dead-lettered from (``DeadLetterQueueSourceArn``), else the queue
-    #: the bridge's naming rule gives (the DLQ's name without ``-dlq``).
-    source_queue: str
-    source_arn: str | None
-    token: str | None
-    job_id: str | None
-    execution_arn: str | None
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> DeadLetter:
-        system = record.get("attributes") or {}
-        body = str(record.get("body") or "")
-        dlq_arn = str(record.get("eventSourceARN") or "")
-        source_arn = system.get("DeadLetterQueueSourceArn") or None
-        try:
-            receive_count = int(system.get("ApproximateReceiveCount", 0))
-        except (TypeError, ValueError):
-            receive_count = 0
-        return cls(
-            message_id=str(record.get("messageId") or ""),
-            body=body,
-            attributes=_send_form(record.get("messageAttributes") or {}),
-            receive_count=receive_count,
-            dlq_arn=dlq_arn,
-            source_queue=queue_name(source_arn) if source_arn else _conventional_source(dlq_arn),
-            source_arn=source_arn,
-            token=read_token(body),
-            job_id=_field(body, "job_id"),
-            execution_arn=_field(body, "execution_arn"),
-        )
-
-    def recorded_reason(self) -> str | None:
-        """The reason the worker or completion handler gave when it quarantined the message."""
-        value = self.attributes.get(REASON_ATTRIBUTE, {}).get("StringValue")
-        return str(value) if value else None
-
-
-def _conventional_source(dlq_arn: str) -> str:
-    name = queue_name(dlq_arn)
-    return name.removesuffix(DLQ_SUFFIX) if name.endswith(DLQ_SUFFIX) else "unknown source queue"
 
 
 class DeadLetterHandler:
