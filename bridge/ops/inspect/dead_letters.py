@@ -14,8 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from bridge.aws import TASK_CLOSED_ERRORS
 from bridge.contract import ERROR_DEAD_LETTERED, MAX_CAUSE_CHARS, clip
+from bridge.errors import TASK_CLOSED_ERRORS
 from bridge.ops.inspect.executions import ExecutionLens, details, scrub, tokens_in
 from bridge.ops.inspect.explain import DeadLetter, Explainer, Found, attributes_of
 from bridge.ops.inspect.peek import Held, held, peek
