@@ -98,7 +98,7 @@ class Completion:
         self.sqs = sqs
         self.results_dlq_url = results_dlq_url
         self.runner = BatchRunner(
-            logger, workers, retry or RetryPolicy(), clock, sleep, rng or random.Random()
+            logger, "result", workers, retry or RetryPolicy(), clock, sleep, rng or random.Random()
         )
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:

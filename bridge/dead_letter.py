@@ -172,7 +172,7 @@ class DeadLetterHandler:
         #: powertools Metrics on Lambda (None: not published, as on the embedded stack).
         self.metrics = metrics
         #: Records run as the completion handler's do (pool, deadline, retries).
-        self.runner = runner or BatchRunner(logger)
+        self.runner = runner or BatchRunner(logger, "dead letter")
         self._limits: dict[str, int | None] = {}
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:

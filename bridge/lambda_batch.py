@@ -125,9 +125,13 @@ def lambda_entry(handle: Handler, logger: Logger, metrics: Metrics) -> Handler:
 
 @dataclass
 class BatchRunner:
-    """Runs a record function over an SQS event within the invocation's deadline."""
+    """Runs a record function over an SQS event within the invocation's deadline.
+
+    ``noun`` names a record in log lines: ``"result not handled"`` is what the chaos campaign
+    counts as a bug (bridge/chaos/checks.py)."""
 
     logger: Logger
+    noun: str = "record"
     workers: int = DEFAULT_WORKERS
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], float] = time.monotonic
@@ -183,7 +187,7 @@ class BatchRunner:
         if not done:
             future.cancel()  # a record not started yet never starts
             self.logger.warning(
-                "record not finished before the deadline; SQS will retry it",
+                f"{self.noun} not finished before the deadline; SQS will retry it",
                 extra={"message_id": message_id},
             )
             total.add("DeadlineExceeded")
@@ -193,13 +197,13 @@ class BatchRunner:
             future.result()
         except Transient as exc:
             self.logger.warning(
-                "record returned to SQS for a later retry",
+                f"{self.noun} returned to SQS for a later retry",
                 extra={"message_id": message_id, "reason": str(exc)},
             )
             raise
         except Exception as exc:  # never lose a record to a bug or an unexpected answer
             self.logger.exception(
-                "record not handled, SQS will retry it",
+                f"{self.noun} not handled, SQS will retry it",
                 extra={"message_id": message_id, "error": type(exc).__name__},
             )
             raise

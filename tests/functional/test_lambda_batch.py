@@ -131,6 +131,21 @@ def test_a_mixed_batch_reports_only_what_a_retry_can_fix(
     assert dead["Body"] == "{not json"
 
 
+def test_an_unexpected_error_is_returned_to_sqs_and_logged_as_the_chaos_campaign_expects(
+    aws: Clients, stack: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """bridge/chaos/checks.py counts "result not handled" lines as bugs."""
+
+    def broken(**_: Any) -> None:
+        raise RuntimeError("a bug")
+
+    aws.sfn.meta.events.register("before-call.stepfunctions.SendTaskSuccess", broken)
+    completion = Completion(aws.sfn, aws.sqs, stack["results_dlq_url"])
+    response = completion.handle(event([encode(make_result())]), LocalLambdaContext())
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    assert "result not handled, SQS will retry it" in caplog.text
+
+
 def test_the_dead_letter_lambda_reports_partial_failures_the_same_way(
     aws: Clients, stack: dict[str, str]
 ) -> None:
@@ -189,7 +204,7 @@ def test_no_token_appears_in_full_in_the_dead_letter_lambdas_logs(
     finally:
         log_handler.setStream(previous)
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
-    assert "record not handled" in written.getvalue()
+    assert "dead letter not handled" in written.getvalue()
     assert mask_token(token) in written.getvalue()
     assert token not in written.getvalue() + caplog.text
 
