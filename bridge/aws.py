@@ -29,7 +29,6 @@ import botocore.session
 from botocore.config import Config
 
 from bridge.config import BridgeConfig
-from bridge.errors import TASK_CLOSED_ERRORS as TASK_CLOSED_ERRORS  # its old home; re-exported
 
 #: Long polls wait up to 20 s; the read timeout must outlast them.
 READ_TIMEOUT_S = 35

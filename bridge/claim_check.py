@@ -36,6 +36,7 @@ from bridge.contract import (
     clip,
     encode,
 )
+from bridge.errors import error_code
 
 #: The pointer's only top-level key: a downstream Choice state can test ``$.output.s3``.
 POINTER_FIELD = "s3"
@@ -175,7 +176,7 @@ def fetch(s3: Any, pointer: Any) -> Any:
     try:
         body = s3.get_object(Bucket=where.bucket, Key=where.key)["Body"].read()
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
+        code = error_code(exc, "error")
         raise ClaimCheckError(f"claim check {where.url} cannot be read ({code})") from None
     if len(body) != where.size:
         raise ClaimCheckError(

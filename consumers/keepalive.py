@@ -29,9 +29,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge.aws import TASK_CLOSED_ERRORS
 from bridge.batching import in_batches
 from bridge.contract import mask_token
+from bridge.errors import TASK_CLOSED_ERRORS, error_code
 from bridge.timing import TimingModel
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def probe_task(sfn: Any, token: str) -> tuple[str | None, bool]:
     try:
         sfn.send_task_heartbeat(taskToken=token)
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = error_code(exc)
         if code in TASK_CLOSED_ERRORS:
             return code, True
         log.warning("heartbeat failed: %s (token %s)", code, mask_token(token))

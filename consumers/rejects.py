@@ -11,6 +11,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.contract import ERROR_INVALID_JOB, MAX_CAUSE_CHARS, clip
+from bridge.errors import error_code
 from bridge.quarantine import quarantine
 from consumers.intake import Rejection
 
@@ -54,7 +55,6 @@ def fail_invalid_job(sfn: Any, token: str, rejection: Rejection) -> None:
             cause=clip(f"the job message breaks the contract: {rejection}", MAX_CAUSE_CHARS),
         )
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        log.warning("could not fail the task of an invalid job (%s)", code)
+        log.warning("could not fail the task of an invalid job (%s)", error_code(exc))
     except BotoCoreError:
         log.exception("could not fail the task of an invalid job")

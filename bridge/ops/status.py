@@ -21,6 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bridge.config import BridgeConfig
+from bridge.errors import error_code
 from bridge.ops.inspect.executions import ExecutionLens, JobCounts
 from bridge.ops.inspect.peek import held
 from bridge.ops.inspect.queues import SIDES, QueueRef, side_from_config
@@ -119,8 +120,7 @@ def _age_from_cloudwatch(cloudwatch: Any, status: QueueStatus, now: Callable[[],
             Statistics=["Maximum"],
         ).get("Datapoints", [])
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
-        status.age_note = f"CloudWatch: {code}"
+        status.age_note = f"CloudWatch: {error_code(exc, 'error')}"
         return
     status.age_source = "cloudwatch"
     if not points:

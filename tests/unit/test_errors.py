@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from botocore.retries.standard import ThrottledRetryableChecker, TransientRetryableChecker
 
 from bridge import aws, errors
-from consumers import results
+from consumers import keepalive, results
 
 
 def client_error(code: str, status: int = 400, message: str = "") -> ClientError:
@@ -30,7 +30,7 @@ def test_the_throttling_codes_include_every_code_botocore_standard_mode_retries(
 
 def test_the_worker_and_the_lambdas_share_one_set_and_one_home_for_closed_tasks() -> None:
     assert results.TRANSIENT_REQUEST_ERRORS is errors.RETRYABLE_ERRORS
-    assert aws.TASK_CLOSED_ERRORS is errors.TASK_CLOSED_ERRORS
+    assert keepalive.TASK_CLOSED_ERRORS is errors.TASK_CLOSED_ERRORS
 
 
 def test_error_code_reads_client_errors_and_defaults_otherwise() -> None:

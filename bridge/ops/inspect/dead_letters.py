@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bridge.contract import ERROR_DEAD_LETTERED, MAX_CAUSE_CHARS, clip
-from bridge.errors import TASK_CLOSED_ERRORS
+from bridge.errors import describe, is_task_closed
 from bridge.ops.inspect.executions import ExecutionLens, details, scrub, tokens_in
 from bridge.ops.inspect.explain import DeadLetter, Explainer, Found, attributes_of
 from bridge.ops.inspect.peek import Held, held, peek
@@ -217,11 +217,10 @@ def _fail_one(sfn: Any, found: Found, report: FailReport) -> bool:
             taskToken=found.token, error=ERROR_DEAD_LETTERED, cause=cause_for(found.letter)
         )
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in TASK_CLOSED_ERRORS:
+        if is_task_closed(exc):
             report.already_closed.append(mid)
         else:
-            report.errors[mid] = f"{code}: {exc.response.get('Error', {}).get('Message', '')}"
+            report.errors[mid] = describe(exc)
         return False
     report.failed.append(mid)
     return True

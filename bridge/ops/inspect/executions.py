@@ -20,6 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bridge.contract import mask_token
+from bridge.errors import error_code
 
 PAGE = 1000
 DEFAULT_MAX_EVENTS = 5000
@@ -119,7 +120,7 @@ class ExecutionLens:
             try:
                 self._descriptions[arn] = self.sfn.describe_execution(executionArn=arn)
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in MISSING:
+                if error_code(exc) not in MISSING:
                     raise
                 self._descriptions[arn] = None
         return self._descriptions[arn]
