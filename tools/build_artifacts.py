@@ -4,7 +4,7 @@ Two artifacts, both consumed by ``infra/``:
 
 * ``lambda``: ``dist/callback-bridge-lambda.zip``, the code of the completion Lambda
   (``bridge.completion.handler``) and the dead-letter Lambda
-  (``bridge.dead_letter.lambda_handler``). It holds the ``bridge`` modules those handlers import
+  (``bridge.dead_letter.handler``). It holds the ``bridge`` modules those handlers import
   (the product core: no embedded stack, chaos, CLI or operations code) and the runtime
   dependencies the Lambda Python runtime lacks: pydantic with the compiled ``pydantic_core``
   wheel for the function's Python version and architecture, and pydantic's own dependencies
