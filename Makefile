@@ -1,9 +1,26 @@
 # The two set-up commands of the README: `make demo` and `make test`. Each creates the virtual
-# environment it needs on first use (Python >= 3.11 required).
+# environment it needs on first use (Python >= 3.11 required). DEVELOPMENT.md: which test
+# command runs what.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
+# pytest-xdist processes for the parallel runs (`auto`: one per CPU).
+TEST_WORKERS ?= auto
+XDIST        := -n $(TEST_WORKERS) --dist worksteal
+
+# The production Python (the Lambdas' runtime, the workers' wheels): `make test-all` also runs
+# the unit, functional and e2e tiers on it, in $(VENV312). PYTHON312 names the interpreter;
+# otherwise python3.12 on PATH, then pyenv's and the usual install locations.
+PYTHON312 ?=
+VENV312   ?= .venv312
+FIND_PYTHON312 = for candidate in $(PYTHON312) python3.12 \
+	    $$(ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1) \
+	    /usr/local/bin/python3.12 /usr/bin/python3.12; do \
+	  if "$$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1; then \
+	    echo "$$candidate"; break; \
+	  fi; \
+	done
 
 # Deployment artifacts (infra/README.md, "Artifacts"): the Lambda zip for the completion and
 # dead-letter functions, and the wheels the EC2 workers install. Defaults match the Terraform
@@ -15,7 +32,7 @@ WORKER_ARCH      ?= x86_64
 WORKER_PYTHON    ?= 3.12
 HANDLER_PACKAGES ?=
 
-.PHONY: demo test lint typecheck check e2e bench clean lambda wheels
+.PHONY: demo test test-all test-py312 lint typecheck check e2e bench clean lambda wheels
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "callback-bridge needs Python >= 3.11; set PYTHON=python3.11")'
@@ -33,11 +50,35 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-local   ## the whole pipeline on the embedded local AWS
 	$(BIN)/callback-bridge demo
 
-test: $(VENV)/.installed-test    ## the whole suite: unit, functional, e2e, infra
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(VENV)/.installed-test    ## the fast tier (< 3 min): every tier, tests marked slow left out
+	$(BIN)/python -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
+
+# Tests marked `serial` (the chaos campaign, the benchmarks: they load the machine themselves)
+# run alone after the parallel run.
+test-all: $(VENV)/.installed-test   ## everything, all markers (what CI runs), then the 3.12 run
+	$(BIN)/python -m pytest -m "not serial" $(XDIST) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m serial -p no:xdist $(PYTEST_ARGS)
+	$(MAKE) test-py312
+
+test-py312:                      ## unit, functional and e2e tiers on python3.12 (skipped without one)
+	@python312="$$($(FIND_PYTHON312))"; \
+	if [ -z "$$python312" ]; then \
+	  echo "test-py312: no python3.12 found (set PYTHON312=...): the 3.12 run is skipped"; exit 0; \
+	fi; \
+	set -e; \
+	if [ ! -x $(VENV312)/bin/python ]; then \
+	  echo "$$python312 -m venv $(VENV312)"; "$$python312" -m venv $(VENV312); \
+	  echo '*' > $(VENV312)/.gitignore; \
+	  $(VENV312)/bin/python -m pip install --quiet --upgrade pip; \
+	fi; \
+	if [ ! -e $(VENV312)/.installed-test ] || [ pyproject.toml -nt $(VENV312)/.installed-test ]; then \
+	  $(VENV312)/bin/python -m pip install --quiet -e '.[test]'; touch $(VENV312)/.installed-test; \
+	fi; \
+	$(VENV312)/bin/python -m pytest -m "not serial" $(XDIST) tests/unit tests/functional tests/e2e $(PYTEST_ARGS); \
+	$(VENV312)/bin/python -m pytest -m serial -p no:xdist tests/unit tests/functional tests/e2e $(PYTEST_ARGS)
 
 e2e: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m e2e $(XDIST) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check bridge consumers tests benchmarks
@@ -59,4 +100,4 @@ wheels: | $(BIN)/python          ## dist/wheels/*.whl for the workers: aws s3 sy
 	$(BIN)/python -m tools.build_artifacts wheels --architecture $(WORKER_ARCH) --python-version $(WORKER_PYTHON) $(HANDLER_PACKAGES)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .callback-bridge
+	rm -rf $(VENV) $(VENV312) .pytest_cache .mypy_cache .ruff_cache .callback-bridge

@@ -27,7 +27,7 @@ from tests.support.aws import loopback_client
 from tests.support.conformance import Target
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.conformance
+pytestmark = [pytest.mark.conformance, pytest.mark.slow]
 
 HOOKS = "autoscaling-termination-hooks"
 ACTIONS = "autoscaling-lifecycle-actions"

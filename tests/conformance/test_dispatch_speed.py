@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.conformance import Target, local_only, receive_all, send_batch
 
-pytestmark = pytest.mark.conformance
+pytestmark = [pytest.mark.conformance, pytest.mark.slow]
 
 SENDS = 5
 

@@ -29,7 +29,7 @@ from tests.support.conformance import Target
 from tests.support.messages import make_result
 from tests.support.polling import eventually, visible, wait_for_execution
 
-pytestmark = pytest.mark.conformance
+pytestmark = [pytest.mark.conformance, pytest.mark.slow]
 #: The conformance ``target`` fixture, on the embedded server only.
 EMBEDDED = pytest.mark.parametrize("target", ["embedded"], indirect=True)
 

@@ -14,6 +14,8 @@ import pytest
 
 from tests.support.conformance import Target
 
+pytestmark = [pytest.mark.conformance, pytest.mark.slow]
+
 #: How long, locally, the interpreter is held between ending and publishing its output.
 _HOLD_S = 1.0
 

@@ -31,7 +31,7 @@ from tests.support.conformance import (
     wait_status,
 )
 
-pytestmark = pytest.mark.conformance
+pytestmark = [pytest.mark.conformance, pytest.mark.slow]
 
 QUEUES_VARIABLES = Path(__file__).parents[2] / "infra" / "modules" / "queues" / "variables.tf"
 

@@ -19,6 +19,8 @@ import pytest
 from bridge.aws import client_config
 from tests.support.conformance import Target, wait_status
 
+pytestmark = [pytest.mark.conformance, pytest.mark.slow]
+
 
 def _s3(target: Target) -> Any:
     if target.is_aws:

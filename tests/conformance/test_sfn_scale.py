@@ -17,7 +17,7 @@ from bridge.local_stack.compat import sfn_scale
 from tests.support.conformance import Target, callback_task, map_over_items, wait_status
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.conformance
+pytestmark = [pytest.mark.conformance, pytest.mark.slow]
 
 JOBS = 20
 #: Bytes of padding per item: the Map input is then ~JOBS KB, easy to tell from one item.

@@ -16,7 +16,7 @@ from jsonpath_ng.parser import JsonPathParser
 from tests.support.conformance import Target, callback_task, map_over_items
 from tests.support.polling import eventually, wait_for_execution
 
-pytestmark = pytest.mark.conformance
+pytestmark = [pytest.mark.conformance, pytest.mark.slow]
 
 JOBS = 20
 

@@ -7,7 +7,7 @@ import pytest
 from tests.support.conformance import Target, receive_one
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.conformance
+pytestmark = [pytest.mark.conformance, pytest.mark.slow]
 
 
 def test_message_received_max_receive_count_times_moves_to_the_dlq(target: Target) -> None:

@@ -21,7 +21,7 @@ from tests.support.aws import loopback_client
 from tests.support.conformance import Target, receive_one
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.conformance
+pytestmark = [pytest.mark.conformance, pytest.mark.slow]
 
 MOVE_TASKS = "sqs-message-move-tasks"
 QUERY_AUTH = (  # moto routes an unsigned query-protocol request by its credential scope

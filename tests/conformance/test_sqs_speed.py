@@ -22,7 +22,7 @@ from bridge.local_stack import compat
 from tests.support.conformance import Target, local_only, receive_all, receive_one, send_batch
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.conformance
+pytestmark = [pytest.mark.conformance, pytest.mark.slow]
 
 PATCH = "sqs-flat-cost"
 DEPTH = 2_000

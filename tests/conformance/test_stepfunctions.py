@@ -19,7 +19,7 @@ from tests.support.conformance import (
     wait_status,
 )
 
-pytestmark = pytest.mark.conformance
+pytestmark = [pytest.mark.conformance, pytest.mark.slow]
 
 HEARTBEAT_EXPIRED = {"States.Timeout", "States.HeartbeatTimeout"}
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

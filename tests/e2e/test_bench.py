@@ -26,6 +26,7 @@ SCENARIO_KEYS = {
 }
 
 
+@pytest.mark.serial
 @pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.timeout(300)
@@ -99,6 +100,7 @@ def test_ledger_names_the_queue_and_the_bucket_of_each_request() -> None:
     assert RequestLedger.key(sfn) == ("states:SendTaskSuccess", "")
 
 
+@pytest.mark.serial
 @pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.timeout(240)

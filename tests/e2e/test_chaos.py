@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.serial]
 
 KEYS = {"jobs", "succeeded", "failed", "cancelled", "dead_lettered", "lost",
         "duplicate_successes", "consumers_killed", "faults", "malformed_injected",

@@ -14,7 +14,7 @@ from tests.support.aws import depth, start
 from tests.support.polling import wait_for_execution
 from tests.support.stack import WorkerFactory
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 HANDLER = "tests.e2e.test_claim_check:rows"
 

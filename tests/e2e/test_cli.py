@@ -29,6 +29,7 @@ def exports(text: str) -> dict[str, str]:
     return values
 
 
+@pytest.mark.slow
 def test_local_up_serves_the_aws_cli_environment(tmp_path: Path) -> None:
     state = tmp_path / "local.json"
     up = subprocess.Popen(
@@ -129,6 +130,7 @@ def test_worker_refuses_both_or_neither_runner(tmp_path: Path) -> None:
     assert done.returncode == 2 and "exactly one" in done.stderr
 
 
+@pytest.mark.slow
 def test_demo_with_failures_reports_them_as_failures(tmp_path: Path) -> None:
     done = subprocess.run(
         [

@@ -32,7 +32,7 @@ from tests.support.aws import depth, receive_all, start
 from tests.support.messages import make_result
 from tests.support.polling import eventually, wait_for_execution
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.e2e
 
 
 def attributes(message: dict[str, Any]) -> dict[str, str]:
@@ -154,6 +154,7 @@ def test_with_handling_off_the_dlq_keeps_the_letter_and_nobody_is_told(
         stack.clients.sfn.stop_execution(executionArn=execution)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("switch", [[], ["--no-dead-letter-handling"]], ids=["on", "off"])
 def test_local_up_switch_and_env_exports(tmp_path: Path, switch: list[str]) -> None:
     """``local up`` archives by default and exports the archives; the switch turns it off."""

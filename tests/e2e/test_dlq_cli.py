@@ -93,6 +93,7 @@ def seed(stack: LocalStack, url: str, count: int) -> Counter[str]:
 # --- list / show / fail ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_dlq_list_json_shows_exactly_the_archived_dead_letters(stack: LocalStack) -> None:
     execution = start(stack, [{"n": 0}, {"n": 1}, {"n": 2, "type": "render"}], "gone")
     dead_letter_jobs(stack, 3)
@@ -147,6 +148,7 @@ def test_dlq_show_then_fail_ends_a_waiting_task(quiet_stack: LocalStack) -> None
 # --- redrive --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_dlq_redrive_by_move_task_reports_counts(quiet_stack: LocalStack) -> None:
     config = urls(quiet_stack)
     sent = seed(quiet_stack, config.jobs_dlq_url, 12)
@@ -218,6 +220,7 @@ def test_an_interrupted_copy_redrive_loses_and_duplicates_nothing(quiet_stack: L
     assert visible(sqs, config.jobs_dlq_url) == 0
 
 
+@pytest.mark.slow
 def test_dlq_purge_needs_yes_then_empties(quiet_stack: LocalStack) -> None:
     seed(quiet_stack, urls(quiet_stack).jobs_dlq_url, 3)
 
@@ -251,6 +254,7 @@ def test_status_json_and_table_show_queues_and_running_executions(stack: LocalSt
     assert table.returncode == 0 and "running executions" in table.stdout and "busy" in table.stdout
 
 
+@pytest.mark.slow
 def test_status_watch_refreshes_until_interrupted(stack: LocalStack) -> None:
     command = [
         *CLI,
@@ -269,6 +273,7 @@ def test_status_watch_refreshes_until_interrupted(stack: LocalStack) -> None:
     assert "callback-bridge-jobs" in out and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_status_watch_interrupted_before_its_first_table_exits_cleanly(
     stack: LocalStack, tmp_path: Path
 ) -> None:
@@ -295,6 +300,7 @@ def test_status_watch_interrupted_before_its_first_table_exits_cleanly(
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
 
 
+@pytest.mark.slow
 def test_terraform_outputs_and_an_endpoint_give_the_same_listing(
     stack: LocalStack, tmp_path: Path
 ) -> None:
@@ -334,6 +340,7 @@ def one_error_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
         assert word in lines[0], lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "words"),
     [

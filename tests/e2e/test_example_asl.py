@@ -20,7 +20,7 @@ from tests.support.polling import wait_for_execution
 from tests.support.stack import WorkerFactory
 from tests.support.terraform import REPO, blocks
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 EXAMPLE = REPO / "infra" / "examples" / "complete" / "variables.tf"
 

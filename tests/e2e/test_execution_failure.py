@@ -19,7 +19,7 @@ from tests.support.aws import start
 from tests.support.polling import wait_for_execution
 from tests.support.stack import WorkerFactory, e2e_settings
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DEMO = "consumers.demo_handler:work"
 MODES = ["INLINE", "DISTRIBUTED"]

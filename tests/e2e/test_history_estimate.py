@@ -15,7 +15,7 @@ from bridge.limits import inline_history_events
 from bridge.local_stack import LocalStack
 from tests.support.polling import wait_for_execution
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def _answer_jobs(stack: LocalStack, outcomes: list[str], deadline_s: float = 30) -> None:

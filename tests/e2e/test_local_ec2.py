@@ -18,7 +18,7 @@ from bridge.local_stack import LocalStack, StackSettings
 from consumers.imds import InstanceMetadata
 from consumers.instance import InstanceWatcher, LifecycleAction, ScaleInProtection
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CLI = [sys.executable, "-m", "bridge.cli.main", "local"]
 

@@ -22,7 +22,7 @@ from tests.support.aws import start
 from tests.support.polling import eventually, visible, wait_for_execution
 from tests.support.stack import WorkerFactory
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 FAST = ("--visibility-timeout", "2", "--heartbeat-interval", "1", "--cancel-grace", "1")
 

@@ -65,6 +65,7 @@ def test_a_backlog_longer_than_every_heartbeat_setting_completes_every_job_once(
     assert_queues_empty(stack)
 
 
+@pytest.mark.slow
 def test_a_job_longer_than_its_visibility_timeout_and_heartbeat_period_runs_once(
     stack: LocalStack, workers: WorkerFactory, tmp_path: Path
 ) -> None:
@@ -96,6 +97,7 @@ def test_stop_execution_kills_the_command_and_its_grandchild_and_frees_the_slot(
     assert_queues_empty(stack)  # the cancelled job's message was deleted, no result sent
 
 
+@pytest.mark.slow
 def test_job_timeout_fails_the_task_with_bridge_job_timeout(
     stack: LocalStack, workers: WorkerFactory, tmp_path: Path
 ) -> None:
@@ -109,6 +111,7 @@ def test_job_timeout_fails_the_task_with_bridge_job_timeout(
     assert_queues_empty(stack)
 
 
+@pytest.mark.slow
 def test_per_type_job_timeouts_override_the_default(
     stack: LocalStack, workers: WorkerFactory, tmp_path: Path
 ) -> None:
@@ -125,6 +128,7 @@ def test_per_type_job_timeouts_override_the_default(
     assert second["status"] == "SUCCEEDED"
 
 
+@pytest.mark.slow
 def test_drain_timeout_releases_the_job_and_another_worker_finishes_it(
     stack: LocalStack, workers: WorkerFactory, tmp_path: Path
 ) -> None:
@@ -140,6 +144,7 @@ def test_drain_timeout_releases_the_job_and_another_worker_finishes_it(
     assert_queues_empty(stack)
 
 
+@pytest.mark.slow
 def test_a_second_signal_after_the_loop_ended_exits_within_five_seconds(
     stack: LocalStack, workers: WorkerFactory
 ) -> None:
@@ -199,6 +204,7 @@ def assert_no_messages(sqs: Any, url: str) -> bool:
     )
 
 
+@pytest.mark.slow
 def test_undecodable_output_and_sys_exit_end_as_failures(
     stack: LocalStack, workers: WorkerFactory, tmp_path: Path
 ) -> None:
@@ -255,6 +261,7 @@ def test_a_documentation_style_state_machine_runs_unchanged(
     assert_queues_empty(stack)
 
 
+@pytest.mark.slow
 def test_no_token_appears_in_debug_logs(
     stack: LocalStack, workers: WorkerFactory, tmp_path: Path
 ) -> None:
@@ -323,6 +330,7 @@ def health(port: int) -> tuple[int, dict[str, Any]]:
         return 0, {}
 
 
+@pytest.mark.slow
 def test_the_health_endpoint_says_ready_then_draining_with_the_running_count(
     stack: LocalStack, workers: WorkerFactory, tmp_path: Path
 ) -> None:
