@@ -77,8 +77,9 @@ test-py312:                      ## unit, functional and e2e tiers on python3.12
 	$(VENV312)/bin/python -m pytest -m "not serial" $(XDIST) tests/unit tests/functional tests/e2e $(PYTEST_ARGS); \
 	$(VENV312)/bin/python -m pytest -m serial -p no:xdist tests/unit tests/functional tests/e2e $(PYTEST_ARGS)
 
-e2e: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -m e2e $(XDIST) $(PYTEST_ARGS)
+e2e: $(VENV)/.installed-test       ## the e2e tier, slow tests included
+	$(BIN)/python -m pytest -m "e2e and not serial" $(XDIST) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "e2e and serial" -p no:xdist $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check bridge consumers tests benchmarks
