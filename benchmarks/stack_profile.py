@@ -11,6 +11,9 @@ connection, the completion handler's pool, ...), divided by the number of jobs. 
 ``--functions N`` every such thread also runs under ``cProfile`` timed by thread CPU (not wall
 time, which would count waiting for the GIL), and the N functions with the most own CPU are
 listed per kind of thread. Profiling slows the run; compare the shares, not the totals.
+``--functions`` needs Python 3.11: from 3.12 cProfile sits on ``sys.monitoring``, one profiler
+per process that sees every thread's calls, so a per-thread profile cannot be taken there (the
+CPU time per kind of thread still can).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import cProfile
 import io
 import logging
 import pstats
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +32,9 @@ from typing import Any
 
 from bridge.local_stack.demo import AUTO, DemoPlan, run_demo
 from bridge.local_stack.stack import quiet_moto_logs
+
+#: Whether each thread can run a cProfile of its own (see the module docstring).
+PER_THREAD_PROFILES = sys.version_info < (3, 12)
 
 
 def thread_kind(target: Any) -> str:
@@ -42,6 +49,11 @@ class ThreadCpu:
     cProfile on thread CPU time) under its kind."""
 
     def __init__(self, functions: bool) -> None:
+        if functions and not PER_THREAD_PROFILES:
+            raise ValueError(
+                "per-thread function profiles need Python 3.11 (from 3.12 one profiler sees "
+                "every thread); run without --functions for CPU time per kind of thread"
+            )
         self.functions = functions
         self.cpu_s: dict[str, float] = collections.defaultdict(float)
         self.threads: collections.Counter[str] = collections.Counter()
@@ -126,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sort", default="cumulative", help="with --merged: a pstats sort key")
     args = parser.parse_args(argv)
+    if args.functions and not PER_THREAD_PROFILES:
+        parser.error("--functions needs Python 3.11 (from 3.12 one profiler sees every thread)")
     quiet_moto_logs()
     logging.getLogger("bridge").setLevel(logging.WARNING)
     plan = DemoPlan(
