@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from bridge.aws import Clients
@@ -14,38 +12,11 @@ from bridge.quarantine import REASON_ATTRIBUTE
 from bridge.timing import TimingModel
 from consumers.jobs import JobState
 from consumers.runner import PythonRunner
-from consumers.worker import ERROR_WORKER, Worker, WorkerSettings
+from consumers.worker import ERROR_WORKER, Worker
 from tests.support.aws import depth, receive_all, start
 from tests.support.messages import make_job
 from tests.support.polling import eventually, visible, wait_for_execution
-
-
-def settings(stack: dict[str, str], **overrides: Any) -> WorkerSettings:
-    values: dict[str, Any] = {
-        "jobs_queue_url": stack["jobs_queue_url"],
-        "results_queue_url": stack["results_queue_url"],
-        "jobs_dlq_url": stack["jobs_dlq_url"],
-        "wait_seconds": 0,
-        "concurrency": 2,
-    }
-    timing = {k: overrides.pop(k) for k in list(overrides) if k in TimingModel.__dataclass_fields__}
-    values["timing"] = TimingModel(visibility_timeout_s=30, task_timeout_s=None).with_values(
-        **timing
-    )
-    values.update(overrides)
-    return WorkerSettings(**values)
-
-
-@contextmanager
-def running(worker: Worker) -> Iterator[threading.Thread]:
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        yield thread
-    finally:
-        worker.request_stop()
-        thread.join(timeout=20)
-        assert not thread.is_alive(), "worker did not stop"
+from tests.support.worker import running, settings
 
 
 def start_and_wait(worker: Worker, started: threading.Event) -> threading.Thread:
