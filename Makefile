@@ -11,16 +11,10 @@ XDIST        := -n $(TEST_WORKERS) --dist worksteal
 
 # The production Python (the Lambdas' runtime, the workers' wheels): `make test-all` also runs
 # the unit, functional and e2e tiers on it, in $(VENV312). PYTHON312 names the interpreter;
-# otherwise python3.12 on PATH, then pyenv's and the usual install locations.
+# otherwise tools/find_python.py looks on PATH, then in pyenv's and uv's installs.
 PYTHON312 ?=
 VENV312   ?= .venv312
-FIND_PYTHON312 = for candidate in $(PYTHON312) python3.12 \
-	    $$(ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1) \
-	    /usr/local/bin/python3.12 /usr/bin/python3.12; do \
-	  if "$$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1; then \
-	    echo "$$candidate"; break; \
-	  fi; \
-	done
+FIND_PYTHON312 = $(if $(PYTHON312),echo $(PYTHON312),$(PYTHON) -m tools.find_python 3.12 2>/dev/null)
 
 # Deployment artifacts (infra/README.md, "Artifacts"): the Lambda zip for the completion and
 # dead-letter functions, and the wheels the EC2 workers install. Defaults match the Terraform
@@ -82,11 +76,11 @@ e2e: $(VENV)/.installed-test       ## the e2e tier, slow tests included
 	$(BIN)/python -m pytest -m "e2e and serial" -p no:xdist $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check bridge consumers tests benchmarks
-	$(BIN)/ruff format --check bridge consumers tests benchmarks
+	$(BIN)/ruff check bridge consumers tests benchmarks tools
+	$(BIN)/ruff format --check bridge consumers tests benchmarks tools
 
 typecheck: $(VENV)/.installed-test
-	$(BIN)/mypy bridge consumers benchmarks
+	$(BIN)/mypy bridge consumers benchmarks tools
 
 check: lint typecheck test
 
