@@ -4,6 +4,7 @@ shell, so nothing here can reach a real AWS account by accident."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         tier = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
         if tier in TIERS:
             item.add_marker(tier)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Commands the tests start see Ctrl-C as they would from a terminal. A suite started in the
+    background by a non-interactive shell (``make test &``, some CI runners) inherits SIGINT
+    ignored, and an ignored signal stays ignored across exec: a child Python would then never
+    raise KeyboardInterrupt, and the tests that press Ctrl-C on ``status --watch`` would hang."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
