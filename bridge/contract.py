@@ -3,7 +3,8 @@
 This is the only module that knows the field names of job and result messages. The job
 message body is produced by the state machine's ``Parameters`` (``infra/statemachine/
 bridge.asl.json``), so a change here must be mirrored there; the end-to-end tests run the
-real template to prove the two agree. It imports nothing of ours.
+real template to prove the two agree. It imports nothing of ours but :mod:`bridge.strict_json`
+(the standard library's ``json`` made safe for hostile text).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bridge import strict_json
 
 CONTRACT_VERSION = 1
 
@@ -25,6 +28,20 @@ MAX_OUTPUT_BYTES = 262_144
 #: (infra/modules/queues) and the embedded stack mirrors it. Outputs that would not fit go to
 #: S3 by claim check (bridge.claim_check).
 MAX_MESSAGE_BYTES = 262_144
+
+#: How deeply a message's arrays and objects may nest (``{"input": [1]}`` is 2 levels). Readers
+#: refuse deeper text before decoding it (:mod:`bridge.strict_json`): ``json`` recurses per
+#: level (a RecursionError near 1,000 levels on Python 3.11), pydantic-core parses and
+#: serialises at most about 254, and real jobs nest a dozen levels at most. 64 leaves a factor
+#: of four below pydantic-core and of fifteen below ``json``, whatever the caller's own stack.
+MAX_JSON_DEPTH = 64
+#: A job's input or a result's output: one level less, for the message object around it. The
+#: worker refuses a deeper output (``Bridge.InvalidOutput``) rather than send an unreadable result.
+MAX_PAYLOAD_DEPTH = MAX_JSON_DEPTH - 1
+#: Documents that carry a message or a payload a few levels down (an execution's input and
+#: output, a history event's parameters, a Map's result files): room for the envelope, still far
+#: below what pydantic-core and ``json`` handle.
+MAX_ENVELOPE_DEPTH = MAX_JSON_DEPTH + 16
 
 #: Error names the bridge itself reports through SendTaskFailure.
 ERROR_RETRYABLE = "Bridge.Retryable"
@@ -126,9 +143,9 @@ M = TypeVar("M", bound=_Message)
 
 def _parse(model: type[M], body: str) -> M:
     try:
-        data = json.loads(body)
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise ContractError("body", f"not JSON ({exc})") from None
+        data = strict_json.loads(body, max_depth=MAX_JSON_DEPTH)
+    except strict_json.JSONError as exc:
+        raise ContractError("body", str(exc)) from None
     if not isinstance(data, dict):
         raise ContractError("body", f"expected a JSON object, got {type(data).__name__}")
     # Exactly the integer 1: JSON true and 1.0 compare equal to 1 in Python (and pydantic's
@@ -156,14 +173,28 @@ def parse_result(body: str) -> Result:
     return _parse(Result, body)
 
 
+def payload_problem(payload: Any) -> str | None:
+    """Why a job input or task output cannot travel as JSON unchanged (a NaN or ±Infinity, which
+    JSON lacks and serialisers write as ``null``; nesting deeper than
+    :data:`MAX_PAYLOAD_DEPTH`; a lone surrogate), naming its path (``$.items[3].score``), or
+    ``None`` when it can."""
+    return strict_json.value_problem(payload, MAX_PAYLOAD_DEPTH)
+
+
 def encode(message: _Message) -> str:
-    """Serialise a job or result for SQS."""
+    """Serialise a job or result for SQS. Raises :class:`ContractError` for a payload that would
+    not arrive unchanged (pydantic writes NaN as ``null``): nothing is silently altered."""
+    field = "output" if isinstance(message, Result) else "input"
+    problem = payload_problem(getattr(message, field, None))
+    if problem:
+        raise ContractError(field, problem)
     return message.model_dump_json(exclude_none=True)
 
 
 def output_size(output: Any) -> int:
-    """UTF-8 size of an output as SendTaskSuccess would carry it."""
-    return len(json.dumps(output, separators=(",", ":")).encode("utf-8"))
+    """UTF-8 size of an output as SendTaskSuccess would carry it (ValueError for NaN, which
+    has no JSON form)."""
+    return len(json.dumps(output, separators=(",", ":"), allow_nan=False).encode("utf-8"))
 
 
 def clip(text: str, limit: int) -> str:
@@ -186,18 +217,25 @@ def read_token(body: str, path: str = "token") -> str | None:
 
     A job or result whose token is readable can still be answered (``Bridge.InvalidJob`` /
     ``Bridge.InvalidResult``) instead of leaving its task waiting for a timeout. ``path`` is a
-    dot-separated key path (``token``, ``MessageBody.TaskToken``)."""
+    dot-separated key path (``token``, ``MessageBody.TaskToken``). An over-deep body, or one
+    where a key on the path appears twice (which token would be meant?), has none."""
+    data = read_text(body, path)
+    return data if data is not None and len(data) <= MAX_TOKEN_CHARS else None
+
+
+def read_text(body: str, path: str) -> str | None:
+    """The non-empty string at ``path`` (dot-separated keys) of a message that may otherwise
+    break the contract, or ``None``: never raises. Depth is enforced and a duplicated key on the
+    path makes the value unreadable; NaN or a duplicate elsewhere does not."""
     try:
-        data: Any = json.loads(body)
-    except (TypeError, ValueError):
+        data: Any = strict_json.loads_lenient(body, max_depth=MAX_JSON_DEPTH)
+    except strict_json.JSONError:
         return None
     for key in path.split("."):
         if not isinstance(data, dict) or key not in data:
             return None
         data = data[key]
-    if isinstance(data, str) and 0 < len(data) <= MAX_TOKEN_CHARS:
-        return data
-    return None
+    return data if isinstance(data, str) and data else None
 
 
 def mask_token(token: str | None) -> str:
