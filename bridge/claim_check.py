@@ -26,12 +26,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bridge import strict_json
 from bridge.contract import (
     ERROR_CLAIM_CHECK_FAILED,
     ERROR_OUTPUT_TOO_LARGE,
     MAX_CAUSE_CHARS,
     MAX_MESSAGE_BYTES,
     MAX_OUTPUT_BYTES,
+    MAX_PAYLOAD_DEPTH,
     Result,
     clip,
     encode,
@@ -133,7 +135,7 @@ def object_key(
 
 def document_bytes(output: Any) -> bytes:
     """The output as stored and as Step Functions would count it: compact UTF-8 JSON."""
-    return json.dumps(output, separators=(",", ":")).encode("utf-8")
+    return json.dumps(output, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
 def message_bytes(result: Result) -> int:
@@ -189,9 +191,11 @@ def fetch(s3: Any, pointer: Any) -> Any:
             f"expected {where.sha256}"
         )
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ClaimCheckError(f"claim check {where.url} is not JSON: {exc}") from None
+        # Anyone with write access to the bucket could have put it there: read it as strictly
+        # as a message, with an output's depth limit.
+        return strict_json.loads(body, max_depth=MAX_PAYLOAD_DEPTH)
+    except strict_json.JSONError as exc:
+        raise ClaimCheckError(f"claim check {where.url} cannot be read: {exc}") from None
 
 
 def queue_limit(sqs: Any, queue_url: str) -> int:

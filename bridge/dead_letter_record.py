@@ -9,12 +9,11 @@ attributes in the shape SendMessage takes (to copy them to the archive).
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.contract import read_token
+from bridge.contract import read_text, read_token
 from bridge.quarantine import MAX_REASON_CHARS, REASON_ATTRIBUTE
 
 DLQ_SUFFIX = "-dlq"
@@ -44,13 +43,10 @@ def send_form(attributes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _field(body: str, name: str) -> str | None:
-    """A top-level string field of a message that may break the contract, or ``None``."""
-    try:
-        data = json.loads(body)
-    except (TypeError, ValueError):
-        return None
-    value = data.get(name) if isinstance(data, dict) else None
-    return value[:MAX_REASON_CHARS] if isinstance(value, str) and value else None
+    """A top-level string field of a message that may break the contract (over-deep, duplicate
+    keys, NaN: the contract's lenient reader), or ``None``."""
+    value = read_text(body, name)
+    return value[:MAX_REASON_CHARS] if value else None
 
 
 @dataclass(frozen=True)

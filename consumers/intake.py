@@ -14,12 +14,13 @@ the worker fails the task with ``Bridge.InvalidJob`` instead of leaving it to ti
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge import strict_json
 from bridge.contract import (
+    MAX_JSON_DEPTH,
     MAX_TOKEN_CHARS,
     ContractError,
     Job,
@@ -88,11 +89,12 @@ class Intake:
         return self._adopt(message["MessageId"], body)
 
     def _adopt(self, message_id: str, body: str) -> Job:
-        try:
-            data = json.loads(body)
-        except (TypeError, ValueError) as exc:
-            raise Rejection("body", f"not JSON ({exc})") from None
         token_path, token_keys = self.token_path or "$", self._token_keys or []
+        try:
+            data = strict_json.loads(body, max_depth=MAX_JSON_DEPTH)
+        except strict_json.JSONError as exc:
+            token = read_token(body, ".".join(token_keys)) if token_keys else None
+            raise Rejection("body", str(exc), token) from None
         try:
             token = _select(data, token_keys)
         except KeyError:

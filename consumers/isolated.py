@@ -36,9 +36,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bridge.contract import ERROR_HANDLER_CRASHED, Job
+from bridge import strict_json
+from bridge.contract import ERROR_HANDLER_CRASHED, ERROR_INVALID_OUTPUT, MAX_JSON_DEPTH, Job
 from consumers.context import CANCEL_REASONS, CancelReason, JobContext
-from consumers.process import DEFAULT_GRACE_S, StopCause, run_process
+from consumers.process import DEFAULT_GRACE_S, ProcessResult, StopCause, run_process
 from consumers.runner import (
     MAX_STDOUT_BYTES,
     STDERR_TAIL_CHARS,
@@ -120,18 +121,27 @@ class IsolatedPythonRunner:
         if isinstance(text, Outcome):
             return text
         try:
-            reported = json.loads(text)
+            # Read strictly although the child is ours: the handler ran in it.
+            reported = strict_json.loads(text, max_depth=MAX_JSON_DEPTH)
             succeeded = reported["succeeded"]
-        except (ValueError, TypeError, KeyError):
-            return Outcome.failure(
-                ERROR_HANDLER_CRASHED,
-                f"the handler process ended ({describe_exit(done.returncode)}) without "
-                f"reporting an outcome; stderr tail:\n{stderr_tail(done)}",
-            )
+        except strict_json.JSONError as exc:
+            if exc.kind == "syntax":
+                return self._crashed(done)
+            return Outcome.failure(ERROR_INVALID_OUTPUT, f"the handler's report: {exc}")
+        except (TypeError, KeyError):
+            return self._crashed(done)
         if succeeded:
             return Outcome.success(reported.get("output"))
         return Outcome.failure(
             str(reported.get("error") or ERROR_HANDLER_CRASHED), str(reported.get("cause") or "")
+        )
+
+    @staticmethod
+    def _crashed(done: ProcessResult) -> Outcome:
+        return Outcome.failure(
+            ERROR_HANDLER_CRASHED,
+            f"the handler process ended ({describe_exit(done.returncode)}) without "
+            f"reporting an outcome; stderr tail:\n{stderr_tail(done)}",
         )
 
 

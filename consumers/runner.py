@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
+from bridge import strict_json
 from bridge.claim_check import BUCKET_SETTING as CLAIM_CHECK_SETTING
 from bridge.claim_check import MAX_CLAIM_CHECK_BYTES
 from bridge.contract import (
@@ -38,9 +39,11 @@ from bridge.contract import (
     MAX_CAUSE_CHARS,
     MAX_ERROR_CHARS,
     MAX_OUTPUT_BYTES,
+    MAX_PAYLOAD_DEPTH,
     Job,
     clip,
     output_size,
+    payload_problem,
 )
 from consumers.context import CancelReason, JobContext
 from consumers.process import DEFAULT_GRACE_S, ProcessResult, run_process
@@ -88,6 +91,12 @@ class Outcome:
 
     @classmethod
     def success(cls, output: Any) -> Outcome:
+        """The output, if it reaches the workflow exactly as given: a NaN or ±Infinity (JSON
+        has neither: serialisers write ``null``), over-deep nesting or an unencodable string
+        fails the task with ``Bridge.InvalidOutput`` naming the path, never a changed value."""
+        problem = payload_problem(output)
+        if problem:
+            return cls.failure(ERROR_INVALID_OUTPUT, f"the output is not exact JSON: {problem}")
         try:
             size = output_size(output)
         except (TypeError, ValueError, RecursionError) as exc:
@@ -369,17 +378,22 @@ class CommandRunner:
         text = decode_stdout(done.stdout)
         if isinstance(text, Outcome):
             return text
-        return Outcome.success(self._output(text))
+        return command_output(text)
 
-    @staticmethod
-    def _output(stdout: str) -> Any:
-        text = stdout.strip()
-        if not text:
-            return None
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            return text  # plain text output is kept, as a JSON string
+
+def command_output(stdout: str) -> Outcome:
+    """A command's stdout as its output: JSON when it is JSON, read strictly (a ``NaN``, a
+    duplicate key or over-deep nesting fails with ``Bridge.InvalidOutput``: the workflow would
+    otherwise get ``null`` or one of two values); any other text is kept, as a JSON string."""
+    text = stdout.strip()
+    if not text:
+        return Outcome.success(None)
+    try:
+        return Outcome.success(strict_json.loads(text, max_depth=MAX_PAYLOAD_DEPTH))
+    except strict_json.JSONError as exc:
+        if exc.kind == "syntax":
+            return Outcome.success(text)  # plain text output is kept, as a JSON string
+        return Outcome.failure(ERROR_INVALID_OUTPUT, f"stdout is not exact JSON: {exc}")
 
 
 #: Words the shell runs itself: nothing to find on PATH.

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bridge.chaos.fuzz import Poison
+from bridge.contract import read_token
 from bridge.local_stack.requests import request_body
 
 #: A copy goes in this many seconds after the original (before, during or after its run).
@@ -44,11 +45,8 @@ class Copies:
                 heapq.heappush(self._due, (at, next(self._seq), side, body))
 
     def saw_job(self, body: str) -> None:
-        try:
-            token = json.loads(body).get("token")
-        except (ValueError, AttributeError):
-            token = None
-        if isinstance(token, str):
+        token = read_token(body)  # a queue body: poison may be over-deep or duplicate its keys
+        if token:
             with self._lock:
                 self.tokens.add(token)
         self._maybe("jobs", body, self.job_rate)
@@ -128,7 +126,10 @@ def foreign_token(
     while time.monotonic() < deadline:
         messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", [])
         if messages:
-            return arn, str(json.loads(messages[0]["Body"])["token"])
+            token = read_token(messages[0]["Body"])
+            if token is None:
+                raise RuntimeError("the foreign state machine's job carries no readable token")
+            return arn, token
     raise RuntimeError("the foreign state machine queued no job within 20 s")
 
 

@@ -18,9 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge import strict_json
 from bridge.chaos.checks import POISON_MARKER, bug_lines, rejected_markers, token_leaks
 from bridge.chaos.work import ERROR as CHAOS_ERROR
-from bridge.contract import ERROR_DEAD_LETTERED, ERROR_JOB_TIMEOUT
+from bridge.contract import (
+    ERROR_DEAD_LETTERED,
+    ERROR_JOB_TIMEOUT,
+    MAX_ENVELOPE_DEPTH,
+    read_text,
+)
 from bridge.ops.inspect.executions import ExecutionLens, scheduled_message
 from bridge.ops.inspect.peek import peek
 
@@ -145,16 +151,19 @@ def _job_key(job_id: str) -> tuple[str, int] | None:
 
 def _entries(execution: Execution) -> list[Any] | None:
     try:
-        output = json.loads(execution.described.get("output") or "null")
-    except ValueError:
+        output = strict_json.loads(
+            execution.described.get("output") or "null", max_depth=MAX_ENVELOPE_DEPTH
+        )
+    except strict_json.JSONError:
         return None
     return output if isinstance(output, list) else None
 
 
 def _task_output(event: dict[str, Any]) -> Any:
+    output = event.get("taskSucceededEventDetails", {}).get("output") or "null"
     try:
-        return json.loads(event.get("taskSucceededEventDetails", {}).get("output") or "null")
-    except ValueError:
+        return strict_json.loads(output, max_depth=MAX_ENVELOPE_DEPTH)
+    except strict_json.JSONError:
         return None
 
 
@@ -166,10 +175,7 @@ def summarise(obs: Observed) -> dict[str, Any]:
         attributes = message.get("MessageAttributes", {})
         job_id = attributes.get("bridge-job-id", {}).get("StringValue")
         if not job_id:
-            try:
-                job_id = json.loads(message.get("Body", "")).get("job_id")
-            except (ValueError, AttributeError):
-                job_id = None
+            job_id = read_text(message.get("Body", ""), "job_id")  # a dead letter: maybe poison
         key = _job_key(job_id) if isinstance(job_id, str) else None
         if key:
             lettered_jobs.add(key)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge import strict_json
+from bridge.contract import MAX_ENVELOPE_DEPTH, MAX_JSON_DEPTH, MAX_PAYLOAD_DEPTH
 from bridge.limits import LimitError, check_items
 
 #: Where job files go in the fan-out bucket; the state machine's role may read only these.
@@ -101,16 +103,21 @@ class FanOutResults:
 def parse_jobs(text: str, source: str = "jobs file") -> list[dict[str, Any]]:
     """The jobs of a file: a JSON array of objects, or JSON Lines (one object per line).
     Each job must be a JSON object (its optional ``"type"`` selects the job type) and fit a
-    Map item's 256 KiB; errors name the file, the job and what is wrong."""
+    Map item's 256 KiB; errors name the file, the job (the 1-based line of JSON Lines) and what
+    is wrong. A job is read as strictly as the worker will read it (:mod:`bridge.strict_json`:
+    nesting, duplicate keys, NaN), so a bad one is refused here, not dead-lettered later."""
     stripped = text.strip()
     if not stripped:
         raise FanOutError(f"{source} is empty: give a JSON array of job objects or JSON Lines")
     if stripped.startswith("["):
         try:
-            jobs = json.loads(stripped)
-        except json.JSONDecodeError as exc:
+            jobs = strict_json.loads(stripped, max_depth=MAX_JSON_DEPTH)
+        except strict_json.JSONError as exc:
+            bad = exc.decode_error
+            if bad is None:
+                raise FanOutError(f"{source} is not valid JSON: {exc}") from None
             raise FanOutError(
-                f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                f"{source} is not valid JSON: {bad.msg} at line {bad.lineno} column {bad.colno}"
             ) from None
         where = "job {}"
     else:
@@ -119,11 +126,13 @@ def parse_jobs(text: str, source: str = "jobs file") -> list[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                jobs.append(json.loads(line))
-            except json.JSONDecodeError as exc:
+                jobs.append(strict_json.loads(line, max_depth=MAX_PAYLOAD_DEPTH))
+            except strict_json.JSONError as exc:
+                if exc.decode_error is None:
+                    raise FanOutError(f"{source} line {number} is not valid JSON: {exc}") from None
                 raise FanOutError(
-                    f"{source} line {number} is not valid JSON ({exc.msg}); give a JSON array "
-                    "or JSON Lines, one job object per line"
+                    f"{source} line {number} is not valid JSON ({exc.decode_error.msg}); give a "
+                    "JSON array or JSON Lines, one job object per line"
                 ) from None
     if not jobs:
         raise FanOutError(f"{source} holds no jobs")
@@ -216,16 +225,26 @@ def wait_for_execution(
 
 
 def _s3_json(s3: Any, bucket: str, key: str) -> Any:
-    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    try:
+        return _read(body)
+    except strict_json.JSONError as exc:
+        raise FanOutError(f"s3://{bucket}/{key} is not valid JSON: {exc}") from None
+
+
+def _read(text: str | bytes) -> Any:
+    """A document Step Functions wrote around jobs' inputs and outputs (result files, an
+    execution's input and output): strictly, with room for the envelope."""
+    return strict_json.loads(text, max_depth=MAX_ENVELOPE_DEPTH)
 
 
 def _job(entry: dict[str, Any], position: int) -> JobResult:
     """A result-file entry -> a job. ``Input`` is the child's input (the template's
     ItemSelector: item, index, ...); ``Output`` the child's output ({status, output})."""
-    child_input = json.loads(entry["Input"]) if entry.get("Input") else {}
+    child_input = _read(entry["Input"]) if entry.get("Input") else {}
     index = child_input.get("index", position) if isinstance(child_input, dict) else position
     if entry.get("Status") == "SUCCEEDED":
-        output = json.loads(entry["Output"]) if entry.get("Output") else None
+        output = _read(entry["Output"]) if entry.get("Output") else None
         if isinstance(output, dict) and output.get("status") == "SUCCEEDED":
             return JobResult(index, "SUCCEEDED", output.get("output"))
         return JobResult(index, "SUCCEEDED", output)
@@ -236,10 +255,10 @@ def _manifest_location(sfn: Any, s3: Any, described: dict[str, Any]) -> tuple[st
     """(bucket, key) of the manifest: from the output when the execution succeeded, else
     looked for under ``results/<name>/`` of the bucket its input names."""
     if described.get("output"):
-        details = json.loads(described["output"]).get("ResultWriterDetails") or {}
+        details = _read(described["output"]).get("ResultWriterDetails") or {}
         if details.get("Bucket") and details.get("Key"):
             return details["Bucket"], details["Key"]
-    items = json.loads(described.get("input") or "{}").get("items") or {}
+    items = _read(described.get("input") or "{}").get("items") or {}
     if not items.get("bucket"):
         return None
     prefix = f"{RESULTS_PREFIX}/{described['name']}/"
@@ -262,7 +281,7 @@ def read_results(sfn: Any, s3: Any, execution_arn: str) -> FanOutResults:
         return results
     try:
         location = _manifest_location(sfn, s3, described)
-    except (json.JSONDecodeError, AttributeError):
+    except (strict_json.JSONError, AttributeError):
         raise FanOutError(
             f"execution {execution_arn} was not started from an item file "
             '(its input has no {"items": {"bucket", "key"}})'
@@ -278,7 +297,12 @@ def read_results(sfn: Any, s3: Any, execution_arn: str) -> FanOutResults:
     for category in ("SUCCEEDED", "FAILED", "PENDING"):
         for result_file in files.get(category, []):
             for entry in _s3_json(s3, destination, result_file["Key"]):
-                results.jobs.append(_job(entry, position))
+                try:
+                    results.jobs.append(_job(entry, position))
+                except strict_json.JSONError as exc:
+                    raise FanOutError(
+                        f"s3://{destination}/{result_file['Key']}: an entry is not JSON: {exc}"
+                    ) from None
                 position += 1
     results.jobs.sort(key=lambda job: job.index)
     return results

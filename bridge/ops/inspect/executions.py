@@ -19,7 +19,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from bridge.contract import mask_token
+from bridge import strict_json
+from bridge.contract import MAX_ENVELOPE_DEPTH, mask_token
 from bridge.errors import error_code
 
 PAGE = 1000
@@ -46,11 +47,13 @@ def details(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json(text: Any) -> Any:
+    """An execution's input or output, or a task's parameters, read back from Step Functions:
+    they carry messages the bridge did not write, so strictly, and ``None`` when unreadable."""
     if not isinstance(text, str):
         return text
     try:
-        return json.loads(text)
-    except ValueError:
+        return strict_json.loads(text, max_depth=MAX_ENVELOPE_DEPTH)
+    except strict_json.JSONError:
         return None
 
 

@@ -9,14 +9,22 @@ fill in. The token is read to look the task up and kept out of everything printa
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.contract import ContractError, mask_token, parse_job, parse_result, read_token
+from bridge import strict_json
+from bridge.contract import (
+    MAX_JSON_DEPTH,
+    ContractError,
+    mask_token,
+    parse_job,
+    parse_result,
+    read_text,
+    read_token,
+)
 from bridge.dead_letter import (
     EXECUTION_ATTRIBUTE,
     JOB_ID_ATTRIBUTE,
@@ -76,9 +84,10 @@ def attributes_of(message: dict[str, Any]) -> dict[str, str]:
 
 
 def _decode(body: str) -> dict[str, Any] | None:
+    """The body as a document to show, when it is strict JSON (else the raw body is shown)."""
     try:
-        data = json.loads(body)
-    except (TypeError, ValueError):
+        data = strict_json.loads(body, max_depth=MAX_JSON_DEPTH)
+    except strict_json.JSONError:
         return None
     return data if isinstance(data, dict) else None
 
@@ -111,15 +120,14 @@ class Explainer:
         decoded = _decode(body)
         problem = self._problem(ref.side, body)
         token = read_token(body)
-        fields = decoded or {}
-        job_id = attributes.get(JOB_ID_ATTRIBUTE) or _text(fields.get("job_id"))
+        job_id = attributes.get(JOB_ID_ATTRIBUTE) or read_text(body, "job_id")
         execution_arn = (
             attributes.get(EXECUTION_ATTRIBUTE)
-            or _text(fields.get("execution_arn"))
+            or read_text(body, "execution_arn")
             or _execution_arn(self.state_machine_arn, job_id)
         )
         state = self.lens.task_state(execution_arn, job_id, token)
-        job_type = _text(fields.get("type")) or _text((state.message or {}).get("type"))
+        job_type = read_text(body, "type") or _text((state.message or {}).get("type"))
         source = attributes.get(SOURCE_QUEUE_ATTRIBUTE) or system.get("DeadLetterQueueSourceArn")
         receive_count = _receive_count(attributes, system)
         if attributes.get(REASON_ATTRIBUTE):
