@@ -145,7 +145,7 @@ def render_path(path: Path) -> str:
             parts.append(f".{key}")
         else:
             text = str(key)
-            text = text if len(text) <= _KEY_CHARS else text[:_KEY_CHARS] + "…"
+            text = text if len(text) <= _KEY_CHARS else text[:_KEY_CHARS] + "..."
             parts.append(f"[{json.dumps(text)}]")
     return "".join(parts)
 

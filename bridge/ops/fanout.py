@@ -119,12 +119,13 @@ def parse_jobs(text: str, source: str = "jobs file") -> list[dict[str, Any]]:
             raise FanOutError(
                 f"{source} is not valid JSON: {bad.msg} at line {bad.lineno} column {bad.colno}"
             ) from None
-        where = "job {}"
+        names = [f"job {index}" for index in range(len(jobs) if isinstance(jobs, list) else 0)]
     else:
-        jobs, where = [], "line {}"
+        jobs, names = [], []
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
+            names.append(f"line {number}")  # 1-based, blank lines counted: as editors show it
             try:
                 jobs.append(strict_json.loads(line, max_depth=MAX_PAYLOAD_DEPTH))
             except strict_json.JSONError as exc:
@@ -140,7 +141,7 @@ def parse_jobs(text: str, source: str = "jobs file") -> list[dict[str, Any]]:
         if not isinstance(job, dict):
             kind = "an array" if isinstance(job, list) else type(job).__name__
             raise FanOutError(
-                f"{source}: {where.format(index)} is {kind}, not a JSON object "
+                f"{source}: {names[index]} is {kind}, not a JSON object "
                 '(each job is an object such as {"n": 1, "type": "render"})'
             )
     try:

@@ -8,11 +8,14 @@ import pytest
 
 from bridge.contract import (
     MAX_CAUSE_CHARS,
+    MAX_PAYLOAD_DEPTH,
     ContractError,
     encode,
     mask_token,
     parse_job,
     parse_result,
+    payload_problem,
+    read_token,
 )
 from tests.support.messages import make_job, make_result
 
@@ -97,3 +100,44 @@ def test_mask_token_never_shows_the_whole_token() -> None:
     assert masked.startswith("…tail42")
     assert str(len(token)) in masked
     assert mask_token(None) == "<none>"
+
+
+# --- strict JSON: what a message may not contain ------------------------------------------------
+def test_an_over_deep_message_is_a_contract_error_and_has_no_token() -> None:
+    deep = '{"version": 1, "token": "t", "input": ' + "[" * 500_000 + "]" * 500_000 + "}"
+    with pytest.raises(ContractError, match="nested deeper than 64 levels at byte") as caught:
+        parse_job(deep)
+    assert caught.value.field == "body"
+    assert read_token(deep) is None  # never raises
+
+
+def test_duplicate_keys_are_refused_even_where_the_last_value_would_pass() -> None:
+    valid = encode(make_job())
+    with pytest.raises(ContractError, match="duplicate key 'version'"):
+        parse_job('{"version": 2, ' + valid[1:])
+    # the token is still readable, unless the token itself is duplicated
+    assert read_token('{"version": 2, ' + valid[1:]) == make_job().token
+    assert read_token('{"token": "other", ' + valid[1:]) is None
+
+
+def test_nan_in_a_result_is_refused_and_encode_never_writes_null_for_it() -> None:
+    body = encode(make_result()).replace('"output":{"ok":true}', '"output":{"x":NaN}')
+    with pytest.raises(ContractError, match=r"NaN at \$\.output\.x"):
+        parse_result(body)
+    assert read_token(body) == make_result().token
+    for output in (float("nan"), {"x": float("inf")}, {"items": [1, {"score": float("-inf")}]}):
+        with pytest.raises(ContractError) as caught:
+            encode(make_result(output=output))
+        assert caught.value.field == "output" and "JSON has no NaN or Infinity" in str(caught.value)
+    with pytest.raises(ContractError, match=r"input: NaN at \$\.n"):
+        encode(make_job(input={"n": float("nan")}))
+
+
+def test_payload_depth_leaves_room_for_the_message_around_it() -> None:
+    output: object = 1
+    for _ in range(MAX_PAYLOAD_DEPTH):
+        output = [output]
+    assert parse_result(encode(make_result(output=output))).output == output
+    with pytest.raises(ContractError, match=f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"):
+        encode(make_result(output=[output]))
+    assert payload_problem([output]) is not None

@@ -31,7 +31,8 @@ def test_a_json_array_and_json_lines_give_the_same_jobs() -> None:
         ("[1, 2", "jobs file is not valid JSON: Expecting ',' delimiter at line 1 column 6"),
         ('[{"n": 1}, 7]', "jobs file: job 1 is int, not a JSON object"),
         ('[{"n": 1}, [2]]', "jobs file: job 1 is an array, not a JSON object"),
-        ('{"n": 1}\n"two"\n', "jobs file: line 1 is str, not a JSON object"),
+        ('{"n": 1}\n"two"\n', "jobs file: line 2 is str, not a JSON object"),
+        ('{"n": 1}\n\n[3]\n', "jobs file: line 3 is an array, not a JSON object"),
         ('{"n": 1}\n{"n": \n', "jobs file line 2 is not valid JSON"),
     ],
 )
@@ -42,6 +43,32 @@ def test_a_bad_jobs_file_is_refused_in_one_line_naming_what_is_wrong(
         parse_jobs(text)
     assert message in str(refused.value)
     assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"n": 1}\n\n{"n": NaN}\n', "jobs file line 3 is not valid JSON: NaN at $.n"),
+        ('{"n": 1}\n{"n": 2, "n": 3}\n', "jobs file line 2 is not valid JSON: duplicate key 'n'"),
+        (
+            '{"n": 1}\n{"deep": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+            "jobs file line 2 is not valid JSON: nested deeper than 63 levels at byte",
+        ),
+        (
+            '[{"n": 1}, {"deep": ' + "[" * 500_000 + "]" * 500_000 + "}]",
+            "jobs file is not valid JSON: nested deeper than 64 levels at byte",
+        ),
+        ('[{"n": 1}, {"x": Infinity}]', "jobs file is not valid JSON: Infinity at $[1].x"),
+    ],
+)
+def test_a_job_the_worker_would_refuse_is_refused_here_naming_its_line(
+    text: str, message: str
+) -> None:
+    """Read as strictly as the worker reads a job: a bad one is refused before the run, not
+    dead-lettered during it."""
+    with pytest.raises(FanOutError) as refused:
+        parse_jobs(text)
+    assert message in str(refused.value)
 
 
 def test_a_job_over_the_item_limit_is_refused_before_anything_is_uploaded() -> None:

@@ -164,6 +164,48 @@ def test_non_json_stdout_is_wrapped_as_a_string() -> None:
     assert outcome.succeeded and outcome.output == "hello world"
 
 
+@pytest.mark.parametrize(
+    ("stdout", "problem"),
+    [
+        ('{"x": NaN}', "NaN at $.x"),
+        ('{"items": [0, 1, 2, {"score": Infinity}]}', "Infinity at $.items[3].score"),
+        ('{"n": 1e999}', "1e999 at $.n"),
+        ('{"version": 2, "version": 1}', "duplicate key 'version'"),
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than 63 levels"),
+    ],
+)
+def test_json_stdout_that_would_change_on_the_way_is_invalid_output(
+    tmp_path: Path, stdout: str, problem: str
+) -> None:
+    """Never null in place of NaN, never one of two values: the task fails, naming why."""
+    (tmp_path / "out.json").write_text(stdout)
+    outcome = CommandRunner(f"cat {tmp_path / 'out.json'}").run(make_job())
+    assert (outcome.succeeded, outcome.error) == (False, "Bridge.InvalidOutput")
+    assert problem in str(outcome.cause)
+
+
+def test_a_python_handler_returning_nan_or_infinity_fails_naming_the_path() -> None:
+    outcome = PythonRunner(lambda data, job: float("nan")).run(make_job())
+    assert (outcome.error, outcome.cause) == (
+        "Bridge.InvalidOutput",
+        "the output is not exact JSON: NaN at $: JSON has no NaN or Infinity",
+    )
+    outcome = PythonRunner(lambda data, job: {"rows": [{"x": float("inf")}]}).run(make_job())
+    assert outcome.error == "Bridge.InvalidOutput" and "Infinity at $.rows[0].x" in str(
+        outcome.cause
+    )
+
+
+def test_a_python_handler_returning_absurd_nesting_fails_without_recursion() -> None:
+    deep: list[object] = []
+    inner = deep
+    for _ in range(100_000):
+        inner.append([])
+        inner = inner[0]  # type: ignore[assignment]
+    outcome = PythonRunner(lambda data, job: deep).run(make_job())
+    assert outcome.error == "Bridge.InvalidOutput" and "nested deeper than 63" in str(outcome.cause)
+
+
 def test_empty_stdout_is_null_output() -> None:
     outcome = CommandRunner("true").run(make_job())
     assert outcome.succeeded and outcome.output is None
@@ -311,6 +353,9 @@ def sleepy(data, job):
         f.write(str(os.getpid()))
     time.sleep(30)
 
+def infinite(data, job):
+    return {"items": [{"score": 1.5}, {"score": float("inf")}]}
+
 def vanishes(data, job):
     os._exit(4)
 
@@ -350,6 +395,12 @@ def test_isolated_handler_exception_is_a_failure(handlers: str) -> None:
     assert outcome.error == "ValueError" and "bad input" in (outcome.cause or "")
     retry = IsolatedPythonRunner(f"{handlers}:flaky").run(make_job())
     assert retry.error == "Bridge.Retryable"
+
+
+def test_isolated_handler_returning_infinity_fails_naming_the_path(handlers: str) -> None:
+    outcome = IsolatedPythonRunner(f"{handlers}:infinite").run(make_job())
+    assert outcome.error == "Bridge.InvalidOutput"
+    assert "Infinity at $.items[1].score" in str(outcome.cause)
 
 
 def test_isolated_handler_that_dies_without_reporting(handlers: str) -> None:
