@@ -1,0 +1,229 @@
+"""Messages built to break a reader (issue 18), against moto in-process: absurd nesting,
+duplicate keys, NaN. Each must end as a malformed message (in its DLQ with the reason, its task
+told when the token is readable) or a named task failure; never as a dead thread, a retry loop
+or a changed value."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from bridge.aws import Clients
+from bridge.completion import Completion, make_handler
+from bridge.config import BridgeConfig
+from bridge.contract import ERROR_DEAD_LETTERED, ERROR_INVALID_OUTPUT
+from bridge.dead_letter import TASK_TOLD_ATTRIBUTE, DeadLetterHandler, archive_routes
+from bridge.local_stack.event_source import LocalLambdaContext, to_event_record
+from bridge.quarantine import REASON_ATTRIBUTE
+from consumers.runner import CommandRunner, PythonRunner, Runner
+from consumers.worker import Worker
+from tests.support.aws import depth, receive_all, start
+from tests.support.polling import wait_for_execution
+from tests.support.worker import running, settings
+
+LEVELS = 100_000  # 200 KB of brackets: a RecursionError in json.loads on every Python
+
+
+def deep_message(**fields: Any) -> str:
+    """A message whose ``input`` nests ``LEVELS`` arrays deep (fits a 256 KiB message)."""
+    head = json.dumps({"version": 1, **fields})[:-1]
+    return f'{head}, "input": {"[" * LEVELS}{"]" * LEVELS}}}'
+
+
+def duplicated(body: str, key: str, value: Any) -> str:
+    """``body`` with ``key`` written twice, the bad value first: ``json.loads`` keeps the last,
+    valid one, and would accept it."""
+    return "{" + json.dumps(key) + ": " + json.dumps(value) + ", " + body[1:]
+
+
+def reasons(messages: list[dict[str, Any]]) -> list[str]:
+    return sorted(m["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"] for m in messages)
+
+
+def entries(aws: Clients, execution: str) -> list[dict[str, Any]]:
+    described = wait_for_execution(aws.sfn, execution)
+    assert described["status"] == "SUCCEEDED", described
+    return list(json.loads(described["output"]))
+
+
+def lambda_event(queue_url: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    arn = "arn:aws:sqs:us-east-1:123456789012:" + queue_url.rsplit("/", 1)[-1]
+    return {"Records": [to_event_record(m, arn, "us-east-1") for m in messages]}
+
+
+def complete(aws: Clients, stack: dict[str, str], count: int) -> dict[str, Any]:
+    """What the results queue's event source mapping does: hand ``count`` results to the
+    completion handler, delete what it acknowledged."""
+    url = stack["results_queue_url"]
+    messages = receive_all(aws.sqs, url, count)
+    completion = Completion(aws.sfn, aws.sqs, stack["results_dlq_url"])
+    response: dict[str, Any] = make_handler(completion)(
+        lambda_event(url, messages), LocalLambdaContext(timeout_s=10)
+    )
+    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+    for message in messages:
+        if message["MessageId"] not in failed:
+            aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return response
+
+
+def echo(data: Any, job: Any) -> Any:
+    return {"echo": data}
+
+
+# --- the worker ----------------------------------------------------------------------------
+def test_bad_job_messages_are_dead_lettered_and_the_worker_keeps_receiving(
+    aws: Clients, stack: dict[str, str]
+) -> None:
+    jobs_url = stack["jobs_queue_url"]
+    execution = start(aws.sfn, stack["state_machine_arn"], [{"n": 0}, {"n": 1}])
+    healthy, doubled = sorted(
+        receive_all(aws.sqs, jobs_url, 2), key=lambda m: json.loads(m["Body"])["map_index"]
+    )
+    for message in (healthy, doubled):
+        aws.sqs.delete_message(QueueUrl=jobs_url, ReceiptHandle=message["ReceiptHandle"])
+    bad_bodies = [deep_message(token="tok-deep"), duplicated(doubled["Body"], "version", 2)]
+    for body in bad_bodies:
+        aws.sqs.send_message(QueueUrl=jobs_url, MessageBody=body)
+    aws.sqs.send_message(QueueUrl=jobs_url, MessageBody=healthy["Body"])
+
+    with running(Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(echo))) as thread:
+        assert complete(aws, stack, 1) == {"batchItemFailures": []}
+        first = entries(aws, execution)
+        dead = receive_all(aws.sqs, stack["jobs_dlq_url"], 2)
+        # the same worker, still receiving: a later execution completes too
+        later = start(aws.sfn, stack["state_machine_arn"], [{"n": 2}], name="run-2")
+        assert complete(aws, stack, 1) == {"batchItemFailures": []}
+        second = entries(aws, later)
+        assert thread.is_alive()
+
+    assert first[0] == {"status": "SUCCEEDED", "output": {"echo": {"n": 0}}}
+    assert first[1]["status"] == "FAILED" and first[1]["error"] == "Bridge.InvalidJob"
+    assert "duplicate key 'version'" in first[1]["cause"]  # its token was still readable
+    assert second == [{"status": "SUCCEEDED", "output": {"echo": {"n": 2}}}]
+    assert sorted(m["Body"] for m in dead) == sorted(bad_bodies)  # kept as they were
+    duplicate_reason, deep_reason = reasons(dead)  # sorted: "body: d..." < "body: n..."
+    assert "body: duplicate key 'version'" in duplicate_reason
+    assert "body: nested deeper than 64 levels at byte" in deep_reason
+    assert depth(aws.sqs, jobs_url) == 0
+
+
+def run_to_the_end(aws: Clients, stack: dict[str, str], runner: Runner, jobs: list[Any]) -> Any:
+    execution = start(aws.sfn, stack["state_machine_arn"], jobs)
+    with running(Worker(aws.sqs, aws.sfn, settings(stack), runner)):
+        assert complete(aws, stack, len(jobs)) == {"batchItemFailures": []}
+        return entries(aws, execution)
+
+
+def test_a_handler_returning_nan_or_infinity_fails_its_task_naming_the_path(
+    aws: Clients, stack: dict[str, str]
+) -> None:
+    """Never SUCCEEDED with null where the handler put NaN."""
+    outputs = [float("nan"), {"x": float("inf")}, {"items": [0, 1, 2, {"score": -1e999}]}, 1.5]
+    output = run_to_the_end(
+        aws, stack, PythonRunner(lambda data, job: outputs[data["n"]]), [{"n": n} for n in range(4)]
+    )
+    assert [entry["status"] for entry in output] == ["FAILED", "FAILED", "FAILED", "SUCCEEDED"]
+    assert {entry.get("error") for entry in output[:3]} == {ERROR_INVALID_OUTPUT}
+    assert "NaN at $:" in output[0]["cause"]
+    assert "Infinity at $.x:" in output[1]["cause"]
+    assert "-Infinity at $.items[3].score:" in output[2]["cause"]
+    assert output[3]["output"] == 1.5
+
+
+def test_a_command_printing_nan_fails_its_task_naming_the_path(
+    aws: Clients, stack: dict[str, str]
+) -> None:
+    (entry,) = run_to_the_end(aws, stack, CommandRunner("""printf '{"x": NaN}'"""), [{"n": 0}])
+    assert (entry["status"], entry["error"]) == ("FAILED", ERROR_INVALID_OUTPUT)
+    assert "NaN at $.x" in entry["cause"]
+
+
+# --- the completion handler ----------------------------------------------------------------
+def test_an_over_deep_result_goes_to_the_results_dlq_without_retries(
+    aws: Clients, stack: dict[str, str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    body = deep_message(token="tok-deep", job_id="run-1/RunJob/0/0", outcome="succeeded")
+    aws.sqs.send_message(QueueUrl=stack["results_queue_url"], MessageBody=body)
+    assert complete(aws, stack, 1) == {"batchItemFailures": []}  # acknowledged at once
+    (dead,) = receive_all(aws.sqs, stack["results_dlq_url"], 1)
+    assert dead["Body"] == body
+    (reason,) = reasons([dead])
+    assert "nested deeper than 64 levels" in reason and "no readable token" in reason
+    assert depth(aws.sqs, stack["results_queue_url"]) == 0
+    assert "result not handled" not in capfd.readouterr().out
+
+
+def test_a_result_with_nan_or_a_duplicate_key_fails_its_task_as_an_invalid_result(
+    aws: Clients, stack: dict[str, str]
+) -> None:
+    execution = start(aws.sfn, stack["state_machine_arn"], [{"n": 0}, {"n": 1}, {"n": 2}])
+    jobs = sorted(
+        (json.loads(m["Body"]) for m in receive_all(aws.sqs, stack["jobs_queue_url"], 3)),
+        key=lambda job: job["map_index"],
+    )
+
+    def result(job: dict[str, Any], output: str) -> str:
+        fields = {"version": 1, "token": job["token"], "job_id": job["job_id"]}
+        return (
+            json.dumps({**fields, "outcome": "succeeded", "worker": {"id": "w:1"}})[:-1]
+            + f', "output": {output}}}'
+        )
+
+    bodies = [
+        result(jobs[0], '{"x": NaN}'),
+        duplicated(result(jobs[1], "1"), "outcome", "failed"),
+        duplicated(result(jobs[2], "1"), "token", "someone-else's"),
+    ]
+    for body in bodies:
+        aws.sqs.send_message(QueueUrl=stack["results_queue_url"], MessageBody=body)
+    # the third result's token is ambiguous: nobody can tell its task; stop it to finish
+    assert complete(aws, stack, 3) == {"batchItemFailures": []}
+    dead = receive_all(aws.sqs, stack["results_dlq_url"], 3)
+    aws.sfn.stop_execution(executionArn=execution)
+    described = wait_for_execution(aws.sfn, execution)
+    assert described["status"] == "ABORTED"
+    by_body = {m["Body"]: reasons([m])[0] for m in dead}
+    assert "NaN at $.output.x" in by_body[bodies[0]]
+    assert "task failed with Bridge.InvalidResult" in by_body[bodies[0]]
+    assert "duplicate key 'outcome'" in by_body[bodies[1]]
+    assert "task failed with Bridge.InvalidResult" in by_body[bodies[1]]
+    assert "duplicate key 'token'" in by_body[bodies[2]]
+    assert "no readable token" in by_body[bodies[2]]
+
+
+# --- the dead-letter handler ---------------------------------------------------------------
+def test_the_dead_letter_handler_archives_an_over_deep_letter(
+    aws: Clients, stack: dict[str, str]
+) -> None:
+    body = deep_message(token="tok-deep", job_id="run-1/RunJob/0/0")
+    dlq_url = stack["jobs_dlq_url"]
+    aws.sqs.send_message(QueueUrl=dlq_url, MessageBody=body)
+    messages = aws.sqs.receive_message(
+        QueueUrl=dlq_url, AttributeNames=["All"], MessageAttributeNames=["All"]
+    )["Messages"]
+    handler = DeadLetterHandler(aws.sfn, aws.sqs, archive_routes(BridgeConfig(**stack)))
+    response = handler.handle(lambda_event(dlq_url, messages), LocalLambdaContext())
+    assert response == {"batchItemFailures": []}
+    (archived,) = receive_all(aws.sqs, stack["jobs_archive_url"], 1)
+    assert archived["Body"] == body  # byte for byte
+    told = archived["MessageAttributes"][TASK_TOLD_ATTRIBUTE]["StringValue"]
+    assert told == "no-token"  # an over-deep body has no readable token
+
+
+def test_the_dead_letter_handler_tells_the_task_of_a_duplicate_key_job(
+    aws: Clients, stack: dict[str, str]
+) -> None:
+    execution = start(aws.sfn, stack["state_machine_arn"], [{"n": 0}])
+    (message,) = receive_all(aws.sqs, stack["jobs_queue_url"], 1)
+    body = duplicated(message["Body"], "map_index", -1)
+    aws.sqs.send_message(QueueUrl=stack["jobs_dlq_url"], MessageBody=body)
+    letters = aws.sqs.receive_message(
+        QueueUrl=stack["jobs_dlq_url"], AttributeNames=["All"], MessageAttributeNames=["All"]
+    )["Messages"]
+    handler = DeadLetterHandler(aws.sfn, aws.sqs, archive_routes(BridgeConfig(**stack)))
+    handler.handle(lambda_event(stack["jobs_dlq_url"], letters), LocalLambdaContext())
+    (entry,) = entries(aws, execution)
+    assert (entry["status"], entry["error"]) == ("FAILED", ERROR_DEAD_LETTERED)
