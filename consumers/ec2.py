@@ -81,6 +81,7 @@ class InstanceHandling:
             self.metadata,
             on_termination=self._terminating,
             on_spot_interruption=self._spot,
+            on_death=worker.thread_died,
         )
 
     def start(self) -> None:
@@ -103,7 +104,11 @@ class InstanceHandling:
             self.worker.supervisor.on_tick.append(lambda: self._protect())
         if group and self.settings.hook_name:
             self.action = LifecycleAction(
-                self.autoscaling, group, self.settings.hook_name, instance_id
+                self.autoscaling,
+                group,
+                self.settings.hook_name,
+                instance_id,
+                on_death=self.worker.thread_died,
             )
         self.watcher.start()
         log.info(

@@ -1,8 +1,9 @@
 """A tiny HTTP health endpoint for the worker: ``GET /health`` answers the worker's state.
 
 Load balancers, systemd watchdogs and people with ``curl`` ask the same question: is this worker
-taking jobs? 200 means ready; 503 means it is alive but draining or stopping (do not send it
-work, do not kill it either: it is finishing jobs). The body is whatever ``status()`` returns
+taking jobs? 200 means ready; 503 means it is draining or stopping (do not send it work, do not
+kill it either: it is finishing jobs), or unhealthy (an internal thread died: it is releasing
+its jobs and exiting). The body is whatever ``status()`` returns
 (state, running jobs, counters), as JSON. It binds loopback only unless told otherwise, because
 the status names jobs and the machine.
 """
@@ -19,6 +20,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+from consumers.threads import CriticalThread, OnDeath
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,9 @@ class HealthServer:
         host: str = "127.0.0.1",
         *,
         allow_non_loopback: bool = False,
+        on_death: OnDeath | None = None,
     ) -> None:
+        """``on_death``: told if the serving thread dies (:mod:`consumers.threads`)."""
         if not is_loopback(host) and not allow_non_loopback:
             raise ValueError(
                 f"health host {host!r} is not a loopback address; the status names jobs and "
@@ -114,6 +119,7 @@ class HealthServer:
             ) from None
         self._server.status = status  # type: ignore[attr-defined]
         self.host = host
+        self._on_death = on_death
         self._thread: threading.Thread | None = None
 
     @property
@@ -128,11 +134,11 @@ class HealthServer:
     def start(self) -> HealthServer:
         """Start answering on a daemon thread; returns ``self`` for chaining."""
         if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
+            self._thread = CriticalThread(
+                "health-server",
+                self._server.serve_forever,
+                self._on_death,
                 kwargs={"poll_interval": 0.2},
-                name="health-server",
-                daemon=True,
             )
             self._thread.start()
         return self

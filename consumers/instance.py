@@ -30,6 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from consumers.imds import MetadataError, MetadataSource, seconds_until
+from consumers.threads import CriticalThread, OnDeath
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,9 @@ class InstanceWatcher:
         on_spot_interruption: Callable[[float], None] | None = None,
         poll_s: float = 5.0,
         wall_clock: Callable[[], float] = time.time,
+        on_death: OnDeath | None = None,
     ) -> None:
+        """``on_death``: told if the watcher thread dies (:mod:`consumers.threads`)."""
         self.metadata = metadata
         self.on_termination = on_termination
         self.on_spot_interruption = on_spot_interruption
@@ -167,7 +170,7 @@ class InstanceWatcher:
         self.spot_seconds_left: float | None = None
         self._failing = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="instance-watcher", daemon=True)
+        self._thread = CriticalThread("instance-watcher", self._run, on_death)
 
     def start(self) -> InstanceWatcher:
         self._thread.start()
@@ -225,8 +228,17 @@ class LifecycleAction:
     :meth:`complete` lets termination proceed. :meth:`start_heartbeats` heartbeats on a thread
     until :meth:`complete` (or :meth:`stop_heartbeats`)."""
 
-    def __init__(self, autoscaling: Any, group_name: str, hook_name: str, instance_id: str) -> None:
+    def __init__(
+        self,
+        autoscaling: Any,
+        group_name: str,
+        hook_name: str,
+        instance_id: str,
+        on_death: OnDeath | None = None,
+    ) -> None:
+        """``on_death``: told if the heartbeat thread dies (:mod:`consumers.threads`)."""
         self.autoscaling = autoscaling
+        self._on_death = on_death
         self.group_name, self.hook_name, self.instance_id = group_name, hook_name, instance_id
         self.completed = False
         self._stop = threading.Event()
@@ -281,8 +293,8 @@ class LifecycleAction:
         """Heartbeat now and then every ``every_s`` seconds (keep it well below the hook's
         HeartbeatTimeout) until :meth:`complete` or :meth:`stop_heartbeats`."""
         if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._beat, args=(every_s,), name="lifecycle-heartbeat", daemon=True
+            self._thread = CriticalThread(
+                "lifecycle-heartbeat", self._beat, self._on_death, args=(every_s,)
             )
             self._thread.start()
         return self

@@ -33,6 +33,7 @@ from bridge.batching import in_batches
 from bridge.contract import mask_token
 from bridge.errors import TASK_CLOSED_ERRORS, error_code
 from bridge.timing import TimingModel
+from consumers.threads import CriticalThread, OnDeath
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,9 @@ class Keepalive:
         heartbeat_concurrency: int = 8,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        on_death: OnDeath | None = None,
     ) -> None:
+        """``on_death``: told if the keep-alive thread dies (:mod:`consumers.threads`)."""
         self.sqs, self.sfn, self.queue_url = sqs, sfn, queue_url
         self.visibility_timeout_s = int(timing.visibility_timeout_s or 300)
         self.extend_every_s = timing.extend_every_s
@@ -105,7 +108,7 @@ class Keepalive:
         self._lock = threading.Lock()
         self._visibility_lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="keepalive", daemon=True)
+        self._thread = CriticalThread("keepalive", self._run, on_death)
         self._heartbeats = ThreadPoolExecutor(heartbeat_concurrency, thread_name_prefix="beat")
 
     # --- tracking ------------------------------------------------------------------------

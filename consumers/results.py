@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from bridge.contract import (
     encode,
 )
 from bridge.errors import RETRYABLE_ERRORS, error_code
+from consumers.threads import CriticalThread, OnDeath
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,10 @@ class ResultSender:
         *,
         claim_check: ClaimCheck | None = None,
         max_batch_bytes: int = MAX_BATCH_BYTES,
+        on_death: OnDeath | None = None,
     ) -> None:
+        """``on_death``: told if the sender's thread dies (:mod:`consumers.threads`); the
+        results it held are then never sent (see :attr:`died`)."""
         self.sqs = sqs
         self.results_queue_url = results_queue_url
         self.jobs_queue_url = jobs_queue_url
@@ -143,11 +146,16 @@ class ResultSender:
         self.max_message_bytes = self.claim_check.max_message_bytes
         self.max_batch_bytes = max_batch_bytes
         self._queue: queue.Queue[Pending | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="result-sender", daemon=True)
+        self._thread = CriticalThread("result-sender", self._run, on_death)
 
     def start(self) -> ResultSender:
         self._thread.start()
         return self
+
+    @property
+    def died(self) -> BaseException | None:
+        """What killed the sender's thread, if it died (it then sends nothing more)."""
+        return self._thread.died
 
     def prepare(self, result: Result, oversized_output: Any = None) -> Result:
         """The result as it will be sent: a large output stored in S3 and replaced by its

@@ -4,7 +4,14 @@
 its loopback health endpoint, the token-redacting log setup's registry, signal handling and,
 on EC2, the instance's scale-in protection and termination / spot handling
 (:mod:`consumers.instance`). :func:`consumers.compose.build_service` builds one; the CLI
-calls :meth:`Service.run`.
+calls :meth:`Service.run` and exits with what it returns:
+
+* **0**: stopped after a drain (one SIGTERM or Ctrl-C, a termination, a spot notice);
+* **130**: stopped at once by a second signal, its jobs released to the queue;
+* **70** (:data:`~consumers.threads.EXIT_THREAD_DIED`): an internal thread died (receiver,
+  keep-alive, result sender, supervisor, health server, instance watcher, lifecycle heartbeats):
+  the worker answered 503 ``unhealthy`` at once, released its jobs as a second signal does, and
+  exits so that systemd (``Restart=on-failure``) or the Auto Scaling health check replaces it.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 from consumers.health import HealthServer
 from consumers.metrics import COUNTERS, DURATION, WorkerMetrics
 from consumers.process import kill_all_groups
+from consumers.threads import EXIT_THREAD_DIED, guarded
 from consumers.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -59,17 +67,21 @@ class Service:
         signal.signal(signal.SIGINT, on_signal)
 
     def run(self) -> int:
-        """Run until stopped; the process exit code (0 drained, 130 stopped at once)."""
+        """Run until stopped; the process exit code (0 drained, 130 stopped at once, 70 an
+        internal thread died)."""
         self.worker.count = self.count
         self.worker.supervisor.on_tick.append(self.gauges)
         if self.health_port is not None:
-            self.health = HealthServer(self.health_port, self.worker.status).start()
+            self.health = HealthServer(
+                self.health_port, self.worker.status, on_death=self.worker.thread_died
+            ).start()
             log.info("health on http://127.0.0.1:%d/health", self.health.port)
         self.metrics.start(self.metrics_interval_s)
         for companion in self.companions:
             companion.start()
         try:
-            self.worker.run()
+            # Worker.run guards its own loop; this catches a failure around it (start, stop).
+            guarded("worker", self.worker.run, self.worker.thread_died)()
         finally:
             for companion in self.companions:
                 companion.stop()
@@ -86,4 +98,7 @@ class Service:
             killed = kill_all_groups()
             if killed:
                 log.warning("killed %d job process groups still running at exit", killed)
+        if self.worker.failure:
+            log.critical("exiting with %d: %s", EXIT_THREAD_DIED, self.worker.failure)
+            return EXIT_THREAD_DIED
         return 130 if self.worker.abandoned else 0

@@ -7,6 +7,9 @@
 * **Second stop**, at any moment: every unsettled message is released and every job cancelled at
   once; results already finished are still sent (for at most a few seconds); the worker returns
   within 5 s.
+* **Failure** (:meth:`Supervisor.fail`: an internal thread died, see :mod:`consumers.threads`):
+  the same as a second stop, and :attr:`Supervisor.failure` says why, for the health endpoint
+  and the exit code. A worker missing a thread must not look alive.
 
 Signal handlers only call :meth:`Supervisor.signal`, which bumps an integer: no lock is taken in a
 signal handler (a handler runs between two bytecodes of the main thread, which may itself hold
@@ -63,6 +66,8 @@ class Supervisor:
         self.deadline: float | None = None
         self.reason: str | None = None
         self._abandoned = False
+        #: Why the worker must stop at once (an internal thread died); first reason wins.
+        self.failure: str | None = None
         self._released_at: float | None = None
         #: Called every tick while running (scale-in protection, lifecycle heartbeats, ...).
         self.on_tick: list[Callable[[], None]] = []
@@ -76,13 +81,24 @@ class Supervisor:
         """Drain now, finishing within ``within_s`` (None: the drain timeout). Thread-safe."""
         self._requests.append((None if within_s is None else self.clock() + within_s, reason))
 
+    def fail(self, reason: str) -> None:
+        """Stop now, as a second signal does, because the worker is broken (``reason``).
+        Thread-safe and lock-free: one attribute is set; the loop acts within one tick."""
+        if self.failure is None:
+            self.failure = reason
+
     @property
     def stopping(self) -> bool:
-        return self._signals > 0 or bool(self._requests) or self.deadline is not None
+        return (
+            self._signals > 0
+            or bool(self._requests)
+            or self.deadline is not None
+            or self.failure is not None
+        )
 
     @property
     def abandoned(self) -> bool:
-        return self._abandoned or self._signals > 1
+        return self._abandoned or self._signals > 1 or self.failure is not None
 
     # --- the loop ------------------------------------------------------------------------
     def supervise_until_stopped(self) -> None:
@@ -101,7 +117,7 @@ class Supervisor:
         return self._step()
 
     def _step(self) -> bool:
-        if self._signals > 1 or self._abandoned:
+        if self._signals > 1 or self._abandoned or self.failure is not None:
             self._abandon()
             return True
         self._take_requests()
@@ -142,16 +158,17 @@ class Supervisor:
                 deadline - self.clock(),
             )
 
+    def _abandon(self) -> None:
+        why = f" ({self.failure})" if self.failure else ""
+        log.warning("stopping now%s: releasing %d jobs to the queue", why, self.table.busy)
+        self._abandoned = True
+        self.cancel_and_release()
+
     def _release_remaining(self) -> None:
-        released = self._cancel_and_release()
+        released = self.cancel_and_release()
         log.warning("drain timeout: released %d running jobs to the queue", released)
 
-    def _abandon(self) -> None:
-        log.warning("stopping now: releasing %d jobs to the queue", self.table.busy)
-        self._abandoned = True
-        self._cancel_and_release()
-
-    def _cancel_and_release(self) -> int:
+    def cancel_and_release(self) -> int:
         """Stop every job nobody has taken charge of and hand its message back."""
         actives = self.table.open_jobs()
         for active in actives:

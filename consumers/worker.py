@@ -11,6 +11,11 @@ Threads, each with one job:
 * the **supervisor** (the thread that calls :meth:`Worker.run`, the main thread in the CLI)
   enforces job timeouts, drains and stops (:mod:`consumers.supervisor`).
 
+The receiver, keep-alive and sender threads are :class:`~consumers.threads.CriticalThread` and the
+supervisor loop runs :func:`~consumers.threads.guarded`: if any of them dies,
+:meth:`Worker.thread_died` makes the worker unhealthy and stops it at once, releasing what it
+holds (:attr:`Worker.failure` says why; the service then exits non-zero).
+
 Every job ends in exactly one way, taken under :meth:`JobTable.claim`: a result (success,
 failure, ``Bridge.JobTimeout``), a deletion (stale, or its task closed: cancelled), or a release
 to the queue (visibility 0) for another worker. Each step is a :class:`JobState` the table moves
@@ -44,6 +49,7 @@ from consumers.results import ResultSender
 from consumers.runner import Outcome, Runner
 from consumers.settings import WorkerSettings
 from consumers.supervisor import Supervisor
+from consumers.threads import CriticalThread, describe, guarded
 
 __all__ = ["Worker", "WorkerSettings"]
 
@@ -93,6 +99,7 @@ class Worker:
             settings.timing,
             on_task_closed=self._task_closed,
             on_call=lambda name, n: self.count(name, n),
+            on_death=self.thread_died,
         )
         self.sender = ResultSender(
             sqs,
@@ -100,12 +107,15 @@ class Worker:
             settings.jobs_queue_url,
             on_done=self._delivered,
             claim_check=claim_check,
+            on_death=self.thread_died,
         )
         self.supervisor = Supervisor(
             self.table, settings.timing, clock, release=self.release, report_hung=self._report_hung
         )
         self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="job")
-        self._receiver = threading.Thread(target=self._receive_loop, name="receiver", daemon=True)
+        self._receiver = CriticalThread("receiver", self._receive_loop, self.thread_died)
+        #: Messages received but not yet accepted: released if the receiver dies among them.
+        self._in_hand: list[dict[str, Any]] = []
 
     # --- control (safe from signal handlers: they only bump counters) --------------------
     def request_stop(self) -> None:
@@ -121,6 +131,15 @@ class Worker:
         return self.supervisor.abandoned
 
     @property
+    def failure(self) -> str | None:
+        """Why the worker stopped at once because it is broken (an internal thread died)."""
+        return self.supervisor.failure
+
+    def thread_died(self, name: str, exc: BaseException) -> None:
+        """An internal thread died: unhealthy at once, then stop as a second signal does."""
+        self.supervisor.fail(describe(name, exc))
+
+    @property
     def in_flight(self) -> int:
         return self.table.busy
 
@@ -129,9 +148,13 @@ class Worker:
         return self.table.completed
 
     def status(self) -> dict[str, Any]:
-        """For the health endpoint."""
+        """For the health endpoint: ``ready`` (200), ``draining`` or ``unhealthy`` (503, with
+        the ``reason``: a thread died)."""
+        failure = self.failure
+        state = "unhealthy" if failure else "draining" if self.stopping else "ready"
         return {
-            "state": "draining" if self.stopping else "ready",
+            "state": state,
+            **({"reason": failure} if failure else {}),
             "running": self.table.busy,
             "concurrency": self.settings.concurrency,
             "completed": self.table.completed,
@@ -145,20 +168,60 @@ class Worker:
         self.sender.start()
         self._receiver.start()
         try:
-            self.supervisor.supervise_until_stopped()
+            guarded("supervisor", self.supervisor.supervise_until_stopped, self.thread_died)()
         finally:
             self._shutdown()
 
     def _shutdown(self) -> None:
         budget = 3.0 if self.abandoned else None
+        if self.failure:  # the supervisor may be the thread that died: release here too
+            self._safely(self.supervisor.cancel_and_release)
         # A long poll still under way may return messages after the drain ended: wait for it
         # to hand them back, or they would stay hidden for a whole visibility timeout.
         self._receiver.join(2.0 if self.abandoned else self.settings.wait_seconds + 5.0)
+        if self._receiver.died:
+            self._safely(self._release_in_hand)
         self._pool.shutdown(wait=False, cancel_futures=True)
         if not self.sender.stop(timeout_s=budget):
             log.warning("results still being sent at exit; their jobs will run again")
+        if self.sender.died:
+            self._safely(self._release_unsent)
         self.keepalive.stop()
         log.info("stopped after %d jobs", self.table.completed)
+
+    @staticmethod
+    def _safely(step: Callable[[], Any]) -> None:
+        """One step of a failed worker's shutdown: a step that fails must not skip the next."""
+        try:
+            step()
+        except Exception:
+            log.exception("shutdown step failed")
+
+    def _release_in_hand(self) -> None:
+        """The receiver died with messages it had not handed to the table yet: back to the
+        queue now (a poison message then reaches the DLQ by the queue's redrive policy)."""
+        handles = [m["ReceiptHandle"] for m in self._in_hand if not self._tabled(m)]
+        self._in_hand = []
+        if handles:
+            released = release_handles(self.sqs, self.settings.jobs_queue_url, handles)
+            log.warning("released %d messages the receiver held when it died", released)
+
+    def _tabled(self, message: dict[str, Any]) -> bool:
+        """Whether this very delivery is in the table (the table's release covers it)."""
+        active = self.table.get(message["MessageId"])
+        return active is not None and active.receipt_handle == message["ReceiptHandle"]
+
+    def _release_unsent(self) -> None:
+        """The sender died: the jobs whose results it held go back to the queue for another
+        worker to redo (a job whose result did go out is found stale there, not run again)."""
+        unsent = [a for a in self.table.snapshot() if a.state is JobState.SENDING]
+        if not unsent:
+            return
+        released = self.keepalive.release([a.message_id for a in unsent])
+        for active in unsent:
+            self.table.move(active.message_id, JobState.LEFT)
+        self.count("jobs_released", len(unsent))
+        log.warning("the result sender died: released %d jobs to run again", released)
 
     def _receive_loop(self) -> None:
         while not self.stopping:
@@ -169,8 +232,10 @@ class Worker:
                 continue
             asked = min(SQS_MAX_BATCH, free)
             messages = self.receive(asked)
+            self._in_hand = list(messages)
             for message in messages:
                 self.accept(message)
+                self._in_hand.pop(0)
             if not messages and self.settings.wait_seconds == 0:
                 # Short polling: pause instead of spinning (each receive is a billed request).
                 self._slot_freed.wait(timeout=SHORT_POLL_PAUSE_S)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from consumers.health import HealthServer
+from tests.support.polling import eventually
 
 
 class State:
@@ -105,3 +106,32 @@ def test_stop_releases_the_port(state: State) -> None:
         assert get(second.url)[0] == 200
     finally:
         second.stop()
+
+
+def test_unhealthy_answers_503_with_the_reason(server: HealthServer, state: State) -> None:
+    """What a worker whose internal thread died serves until it exits."""
+
+    def unhealthy() -> dict[str, Any]:
+        return {"state": "unhealthy", "reason": "thread receiver died: RecursionError"}
+
+    server._server.status = unhealthy  # type: ignore[attr-defined]
+    code, body = get(server.url)
+    assert code == 503
+    assert json.loads(body)["reason"] == "thread receiver died: RecursionError"
+
+
+def test_a_serving_thread_that_dies_is_reported(state: State) -> None:
+    deaths: list[tuple[str, BaseException]] = []
+    server = HealthServer(0, state, on_death=lambda name, exc: deaths.append((name, exc)))
+    fault = OSError("selector broke")
+
+    def broken() -> None:
+        raise fault
+
+    server._server.service_actions = broken  # type: ignore[method-assign]
+    server.start()
+    try:
+        assert eventually(lambda: deaths, timeout_s=5)
+    finally:
+        server.stop()  # returns although the thread is gone
+    assert deaths == [("health-server", fault)]

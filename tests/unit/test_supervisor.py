@@ -219,3 +219,25 @@ def test_supervise_until_stopped_ticks_on_its_clock_until_drained(h: Harness) ->
     assert h.reported and h.reported[0][0] == "a"
     assert h.clock() >= 1000.0 + DRAIN
     assert h.clock() < 1000.0 + DRAIN + HUNG_AFTER + 10 * TICK_S
+
+
+# --- failure: an internal thread died -------------------------------------------------------
+def test_a_failure_releases_every_open_job_at_once_and_keeps_its_reason(h: Harness) -> None:
+    h.job("a")
+    h.job("b")
+    assert not h.supervisor.stopping
+    h.supervisor.fail("thread keepalive died: ValueError: x")
+    h.supervisor.fail("thread receiver died: later")  # the first reason stands
+    assert h.supervisor.stopping and h.supervisor.abandoned
+    assert h.at(0)
+    assert sorted(h.released) == ["a", "b"]
+    assert h.supervisor.failure == "thread keepalive died: ValueError: x"
+
+
+def test_a_failure_during_a_drain_does_not_wait_for_its_deadline(h: Harness) -> None:
+    h.job("a")
+    h.supervisor.signal()
+    assert not h.at(0)
+    h.supervisor.fail("thread result-sender died: TypeError")
+    assert h.at(1)  # long before the 60 s drain deadline
+    assert h.released == ["a"]
