@@ -11,6 +11,10 @@
 * **spot interruption** (``spot/instance-action``): the worker drains with what the two-minute
   notice leaves, minus a margin to hand unfinished jobs back to the queue.
 
+Its threads (the metadata watcher, the lifecycle heartbeats) report their death to the worker
+like its own (:mod:`consumers.threads`): a worker that can no longer see a termination coming
+must not go on looking healthy.
+
 Whether it runs: ``--instance-handling on``, ``off``, or ``auto`` (the default: on when a
 metadata endpoint is configured (``AWS_EC2_METADATA_SERVICE_ENDPOINT``, as botocore reads it,
 or the embedded stack's state file) or the machine says it is an EC2 instance).
