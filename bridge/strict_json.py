@@ -36,7 +36,11 @@ _BRACKET = re.compile(r"[\[\]{}]")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 #: A \\u escape of a surrogate: only then can decoded text hold a lone one.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+#: A surrogate code point in decoded text: always a lone one (pairs decode to one character).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONSTANTS = ("NaN", "Infinity", "-Infinity")
+#: What json writes as arrays and objects (a tuple, not a union: isinstance is 3x faster).
+_CONTAINERS = (dict, list, tuple)
 #: Dictionary keys longer than this are shortened in paths (a path names, it need not quote).
 _KEY_CHARS = 40
 
@@ -111,7 +115,16 @@ def value_problem(value: Any, max_depth: int) -> str | None:
     the JSONPath-like path of the first one in document order (``$.items[3].score``).
 
     Iterative, so a self-referencing or absurdly deep value is a problem, not a crash. Types
-    ``json`` cannot serialise at all are left to the serialiser to refuse."""
+    ``json`` cannot serialise at all are left to the serialiser to refuse. The common case, a
+    fine value, is settled in C (serialise, then scan); only a value with a problem is walked
+    in Python to name the path (a 7 MB output: 0.35 s instead of 0.8 s)."""
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except (ValueError, TypeError, RecursionError):
+        pass  # NaN, a cycle, absurd depth: walked below; a type json lacks: the caller's
+    else:
+        if not _SURROGATE.search(text) and not _too_deep(value, max_depth):
+            return None
     for path, item, depth in _walk(value):
         if isinstance(item, float) and not math.isfinite(item):
             literal = "NaN" if math.isnan(item) else ("Infinity" if item > 0 else "-Infinity")
@@ -209,6 +222,20 @@ def _decode(text: str, max_depth: int, strict: bool) -> Any:
         if problem:
             raise JSONError("unicode", problem)
     return value
+
+
+def _too_deep(value: Any, max_depth: int) -> bool:
+    """Whether containers nest deeper than ``max_depth``: one level at a time, in list
+    comprehensions, several times faster than :func:`_walk` (no path is kept)."""
+    level = [value]
+    for _ in range(max_depth + 1):
+        containers = [item for item in level if isinstance(item, _CONTAINERS)]
+        if not containers:
+            return False
+        level = []
+        for container in containers:
+            level.extend(container.values() if isinstance(container, dict) else container)
+    return True
 
 
 def _non_finite_path(value: Any) -> Path:
