@@ -143,7 +143,10 @@ M = TypeVar("M", bound=_Message)
 
 def _parse(model: type[M], body: str) -> M:
     try:
-        data = strict_json.loads(body, max_depth=MAX_JSON_DEPTH)
+        # A result's NaN can only survive validation inside ``output`` (typed fields refuse a
+        # float): the callback then fails the task with Bridge.InvalidOutput naming its path,
+        # as for an output Step Functions refuses. A job's input is refused here.
+        data = strict_json.loads(body, max_depth=MAX_JSON_DEPTH, allow_non_finite=model is Result)
     except strict_json.JSONError as exc:
         raise ContractError("body", str(exc)) from None
     if not isinstance(data, dict):

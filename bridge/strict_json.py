@@ -57,18 +57,22 @@ class JSONError(ValueError):
         self.decode_error = decode_error
 
 
-def loads(data: str | bytes | bytearray, *, max_depth: int) -> Any:
+def loads(data: str | bytes | bytearray, *, max_depth: int, allow_non_finite: bool = False) -> Any:
     """Decode strict JSON: at most ``max_depth`` levels of arrays and objects (``{"a": [1]}``
     is 2), no duplicate keys at any depth, no NaN or ±Infinity (nor numbers that overflow to
-    them), no lone surrogates. Raises :class:`JSONError`, never anything else."""
-    return _decode(_text(data), max_depth, strict=True)
+    them), no lone surrogates. Raises :class:`JSONError`, never anything else.
+
+    ``allow_non_finite`` reads NaN and ±Infinity as floats, for a caller that refuses them
+    itself with a better answer (the completion handler fails the task with
+    ``Bridge.InvalidOutput`` naming the path)."""
+    return _decode(_text(data), max_depth, strict=True, non_finite=allow_non_finite)
 
 
 def loads_lenient(data: str | bytes | bytearray, *, max_depth: int) -> Any:
     """Decode JSON for reading single fields out of a message that may break the rules: depth
     is still enforced (raises :class:`JSONError`), non-finite numbers are read as floats, and
     the value of a duplicated key is :data:`AMBIGUOUS`, so a reader never picks one of two."""
-    return _decode(_text(data), max_depth, strict=False)
+    return _decode(_text(data), max_depth, strict=False, non_finite=True)
 
 
 class _Ambiguous:
@@ -175,7 +179,7 @@ def _text(data: str | bytes | bytearray) -> str:
         raise JSONError("unicode", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
 
 
-def _decode(text: str, max_depth: int, strict: bool) -> Any:
+def _decode(text: str, max_depth: int, strict: bool, non_finite: bool) -> Any:
     check_depth(text, max_depth)
     literals: list[str] = []
 
@@ -212,7 +216,7 @@ def _decode(text: str, max_depth: int, strict: bool) -> Any:
     except (ValueError, TypeError, RecursionError, MemoryError) as exc:
         # e.g. an integer of more digits than int() accepts (sys.set_int_max_str_digits)
         raise JSONError("syntax", f"not JSON ({type(exc).__name__}: {exc})") from None
-    if strict and literals:
+    if literals and not non_finite:
         first, where = literals[0], render_path(_non_finite_path(value))
         if first in _CONSTANTS:
             raise JSONError("non_finite", f"{first} at {where}: JSON has no NaN or Infinity")

@@ -20,7 +20,7 @@ from bridge.quarantine import REASON_ATTRIBUTE
 from consumers.runner import CommandRunner, PythonRunner, Runner
 from consumers.worker import Worker
 from tests.support.aws import depth, receive_all, start
-from tests.support.polling import wait_for_execution
+from tests.support.polling import eventually, wait_for_execution
 from tests.support.worker import running, settings
 
 LEVELS = 100_000  # 200 KB of brackets: a RecursionError in json.loads on every Python
@@ -156,9 +156,11 @@ def test_an_over_deep_result_goes_to_the_results_dlq_without_retries(
     assert "result not handled" not in capfd.readouterr().out
 
 
-def test_a_result_with_nan_or_a_duplicate_key_fails_its_task_as_an_invalid_result(
+def test_results_with_nan_or_duplicate_keys_never_deliver_a_changed_value(
     aws: Clients, stack: dict[str, str]
 ) -> None:
+    """NaN in the output fails the task with Bridge.InvalidOutput (never null); a duplicate key
+    is a malformed result (Bridge.InvalidResult), unless the token itself is duplicated."""
     execution = start(aws.sfn, stack["state_machine_arn"], [{"n": 0}, {"n": 1}, {"n": 2}])
     jobs = sorted(
         (json.loads(m["Body"]) for m in receive_all(aws.sqs, stack["jobs_queue_url"], 3)),
@@ -179,15 +181,22 @@ def test_a_result_with_nan_or_a_duplicate_key_fails_its_task_as_an_invalid_resul
     ]
     for body in bodies:
         aws.sqs.send_message(QueueUrl=stack["results_queue_url"], MessageBody=body)
-    # the third result's token is ambiguous: nobody can tell its task; stop it to finish
     assert complete(aws, stack, 3) == {"batchItemFailures": []}
-    dead = receive_all(aws.sqs, stack["results_dlq_url"], 3)
+    dead = receive_all(aws.sqs, stack["results_dlq_url"], 2)
+
+    # the third result's token is ambiguous: nobody can tell its task; stop it to finish
+    def history() -> list[dict[str, Any]]:
+        return list(aws.sfn.get_execution_history(executionArn=execution)["events"])
+
+    eventually(lambda: len([e for e in history() if e["type"] == "TaskFailed"]) == 2)
+    events = history()
+    failures = [e["taskFailedEventDetails"] for e in events if e["type"] == "TaskFailed"]
     aws.sfn.stop_execution(executionArn=execution)
-    described = wait_for_execution(aws.sfn, execution)
-    assert described["status"] == "ABORTED"
+    assert wait_for_execution(aws.sfn, execution)["status"] == "ABORTED"
+    assert sorted(f["error"] for f in failures) == [ERROR_INVALID_OUTPUT, "Bridge.InvalidResult"]
+    assert not [e for e in events if e["type"] == "TaskSucceeded"]  # nothing sent as null
     by_body = {m["Body"]: reasons([m])[0] for m in dead}
-    assert "NaN at $.output.x" in by_body[bodies[0]]
-    assert "task failed with Bridge.InvalidResult" in by_body[bodies[0]]
+    assert bodies[0] not in by_body  # a valid result whose output Step Functions cannot take
     assert "duplicate key 'outcome'" in by_body[bodies[1]]
     assert "task failed with Bridge.InvalidResult" in by_body[bodies[1]]
     assert "duplicate key 'token'" in by_body[bodies[2]]

@@ -120,17 +120,29 @@ def test_duplicate_keys_are_refused_even_where_the_last_value_would_pass() -> No
     assert read_token('{"token": "other", ' + valid[1:]) is None
 
 
-def test_nan_in_a_result_is_refused_and_encode_never_writes_null_for_it() -> None:
-    body = encode(make_result()).replace('"output":{"ok":true}', '"output":{"x":NaN}')
-    with pytest.raises(ContractError, match=r"NaN at \$\.output\.x"):
-        parse_result(body)
-    assert read_token(body) == make_result().token
+def test_nan_in_a_job_is_refused_and_encode_never_writes_null_for_it() -> None:
+    body = encode(make_job()).replace('"input":{"n":1}', '"input":{"x":NaN}')
+    with pytest.raises(ContractError, match=r"NaN at \$\.input\.x"):
+        parse_job(body)
+    assert read_token(body) == make_job().token
     for output in (float("nan"), {"x": float("inf")}, {"items": [1, {"score": float("-inf")}]}):
         with pytest.raises(ContractError) as caught:
             encode(make_result(output=output))
         assert caught.value.field == "output" and "JSON has no NaN or Infinity" in str(caught.value)
     with pytest.raises(ContractError, match=r"input: NaN at \$\.n"):
         encode(make_job(input={"n": float("nan")}))
+
+
+def test_nan_in_a_result_survives_only_in_its_output_to_be_refused_there() -> None:
+    """The completion handler fails such a task with Bridge.InvalidOutput (bridge.callback):
+    the output is what is wrong, and it is never sent as null."""
+    body = encode(make_result()).replace('"output":{"ok":true}', '"output":{"x":NaN}')
+    result = parse_result(body)
+    assert payload_problem(result.output) == "NaN at $.x: JSON has no NaN or Infinity"
+    with pytest.raises(ContractError, match="worker"):
+        parse_result(body.replace('"id":"host:1"', '"id":NaN'))
+    with pytest.raises(ContractError, match="version"):
+        parse_result(body.replace('"version":1', '"version":NaN'))
 
 
 def test_payload_depth_leaves_room_for_the_message_around_it() -> None:
