@@ -13,8 +13,8 @@ import pytest
 from bridge.contract import parse_job
 from bridge.local_stack import LocalStack
 from bridge.quarantine import REASON_ATTRIBUTE
-from tests.support.aws import depth, receive_all, start
-from tests.support.polling import eventually, visible, wait_for_execution
+from tests.support.aws import receive_all, start
+from tests.support.polling import eventually, wait_for_execution
 from tests.support.stack import WorkerFactory, assert_queues_empty
 
 pytestmark = pytest.mark.e2e
@@ -101,7 +101,9 @@ def test_shell_command_worker(stack: LocalStack, workers: WorkerFactory, tmp_pat
     assert_queues_empty(stack)
 
 
-def test_sigterm_lets_the_running_job_finish(stack: LocalStack, workers: WorkerFactory) -> None:
+def test_sigterm_lets_the_running_job_finish(
+    stack: LocalStack, workers: WorkerFactory, tmp_path: Path
+) -> None:
     assert stack.clients and stack.config
     process = workers("--handler", DEMO, "--concurrency", "1")
     arn = start(
@@ -110,13 +112,15 @@ def test_sigterm_lets_the_running_job_finish(stack: LocalStack, workers: WorkerF
         [{"n": 0, "sleep_ms": 1500}],
         name="drain",
     )
-    jobs = stack.config.jobs_queue_url
-    in_hand = eventually(  # the job is queued and nothing is visible: the worker holds it
-        lambda: depth(stack.clients.sqs, jobs) > 0 and visible(stack.clients.sqs, jobs) == 0,
+    # Running, not merely received: a message that arrives after the signal goes back to the
+    # queue (another worker's), so the signal must follow the job's start.
+    log = tmp_path / "worker-0.log"
+    running = eventually(
+        lambda: "job drain/RunJob/0/0 (default) started" in log.read_text(),
         timeout_s=20,
         every_s=0.05,
     )
-    assert in_hand, "the worker never took the job"
+    assert running, "the worker never started the job"
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
     described = wait_for_execution(stack.clients.sfn, arn, timeout_s=20)
