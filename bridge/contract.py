@@ -10,6 +10,7 @@ real template to prove the two agree. It imports nothing of ours but :mod:`bridg
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
@@ -184,6 +185,11 @@ def payload_problem(payload: Any) -> str | None:
     return strict_json.value_problem(payload, MAX_PAYLOAD_DEPTH)
 
 
+#: Characters a JSON writer leaves raw that SQS refuses in a message body (controls are escaped
+#: by JSON itself, lone surrogates are refused by :func:`payload_problem`).
+_SQS_REFUSED = re.compile("[\ufffe\uffff]")
+
+
 def encode(message: _Message) -> str:
     """Serialise a job or result for SQS. Raises :class:`ContractError` for a payload that would
     not arrive unchanged (pydantic writes NaN as ``null``): nothing is silently altered."""
@@ -191,7 +197,10 @@ def encode(message: _Message) -> str:
     problem = payload_problem(getattr(message, field, None))
     if problem:
         raise ContractError(field, problem)
-    return message.model_dump_json(exclude_none=True)
+    text = message.model_dump_json(exclude_none=True)
+    # SQS refuses U+FFFE and U+FFFF anywhere in a body (InvalidMessageContents): written as JSON
+    # escapes they arrive as the same string. JSON text holds them only inside strings.
+    return _SQS_REFUSED.sub(lambda hit: f"\\u{ord(hit.group()):04x}", text)
 
 
 def output_size(output: Any) -> int:

@@ -141,6 +141,16 @@ def test_a_command_printing_nan_fails_its_task_naming_the_path(
     assert "NaN at $.x" in entry["cause"]
 
 
+def test_an_output_with_characters_sqs_refuses_arrives_unchanged(
+    aws: Clients, stack: dict[str, str]
+) -> None:
+    """U+FFFE and U+FFFF are valid JSON but SQS refuses them raw in a body (the embedded SQS
+    too): the result carries them as JSON escapes, so the workflow gets the same string."""
+    command = CommandRunner(r"""printf '{"s": "a\357\277\277b\357\277\276"}'""")
+    (entry,) = run_to_the_end(aws, stack, command, [{"n": 0}])
+    assert entry == {"status": "SUCCEEDED", "output": {"s": "a\uffffb\ufffe"}}
+
+
 # --- the completion handler ----------------------------------------------------------------
 def test_an_over_deep_result_goes_to_the_results_dlq_without_retries(
     aws: Clients, stack: dict[str, str], capfd: pytest.CaptureFixture[str]

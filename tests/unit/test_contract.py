@@ -153,3 +153,10 @@ def test_payload_depth_leaves_room_for_the_message_around_it() -> None:
     with pytest.raises(ContractError, match=f"nested deeper than {MAX_PAYLOAD_DEPTH} levels"):
         encode(make_result(output=[output]))
     assert payload_problem([output]) is not None
+
+
+def test_characters_sqs_refuses_are_written_as_json_escapes() -> None:
+    output = {"s": "a\uffffb", "t": ["\ufffe"]}
+    body = encode(make_result(output=output))
+    assert "\ufffe" not in body and "\uffff" not in body
+    assert parse_result(body).output == output
