@@ -97,6 +97,7 @@ def test_stop_execution_kills_the_command_and_its_grandchild_and_frees_the_slot(
     assert_queues_empty(stack)  # the cancelled job's message was deleted, no result sent
 
 
+@pytest.mark.slow  # about 8 s with its stack; tests/unit/test_supervisor.py covers timeouts
 def test_job_timeout_fails_the_task_with_bridge_job_timeout(
     stack: LocalStack, workers: WorkerFactory, tmp_path: Path
 ) -> None:

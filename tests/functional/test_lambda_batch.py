@@ -213,6 +213,7 @@ def test_the_dead_letter_entry_point_has_the_completion_handlers_name() -> None:
     assert dead_letter.lambda_handler is dead_letter.handler
 
 
+@pytest.mark.slow  # a measurement, not a check of behaviour
 def test_measure_the_pool_against_powertools_sequential_batch_processor(
     aws: Clients, stack: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,6 +6,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from bridge.aws import Clients
 from bridge.contract import encode, parse_result
 from bridge.quarantine import REASON_ATTRIBUTE
@@ -129,6 +131,7 @@ def test_second_stop_hands_running_jobs_back_to_the_queue(
     assert depth(aws.sqs, stack["results_queue_url"]) == 0
 
 
+@pytest.mark.slow  # about 5 s: it outlasts a real visibility timeout
 def test_keepalive_keeps_a_running_job_hidden_past_its_visibility_timeout(
     aws: Clients, stack: dict[str, str]
 ) -> None:
