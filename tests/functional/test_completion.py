@@ -24,10 +24,10 @@ from bridge.config import BridgeConfig
 from bridge.contract import CLIP_MARKER, Job, encode, mask_token, parse_job
 from bridge.local_stack import compat
 from bridge.local_stack.compat import stepfunctions as sfn_patches
-from bridge.local_stack.event_source import LocalLambdaContext, to_event_record
+from bridge.local_stack.event_source import LocalLambdaContext
 from bridge.quarantine import REASON_ATTRIBUTE
 from tests.support.aws import depth, receive_all, start
-from tests.support.messages import make_result
+from tests.support.messages import make_result, sqs_event
 from tests.support.polling import wait_for_execution
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:callback-bridge-results"
@@ -36,16 +36,7 @@ Answer = tuple[int, str, str] | None
 
 
 def event(*bodies: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            to_event_record(
-                {"MessageId": f"m-{i}", "ReceiptHandle": f"r-{i}", "Body": b},
-                QUEUE_ARN,
-                "us-east-1",
-            )
-            for i, b in enumerate(bodies)
-        ]
-    }
+    return sqs_event(list(bodies), QUEUE_ARN)
 
 
 def invoke(completion: Completion, *bodies: str, timeout_s: float = 10) -> dict[str, Any]:

@@ -31,29 +31,16 @@ from bridge.config import BridgeConfig
 from bridge.contract import ERROR_DEAD_LETTERED, Job, encode, mask_token, parse_job
 from bridge.dead_letter import DeadLetterHandler, archive_routes
 from bridge.lambda_batch import Tally
-from bridge.local_stack.event_source import LocalLambdaContext, to_event_record
+from bridge.local_stack.event_source import LocalLambdaContext
 from bridge.retrying import Retrier
 from tests.support.aws import depth, receive_all, start
 from tests.support.messages import make_job, make_result
+from tests.support.messages import sqs_event as event
 from tests.support.polling import wait_for_execution
 
-RESULTS_ARN = "arn:aws:sqs:us-east-1:123456789012:callback-bridge-results"
 THROTTLED = (400, "ThrottlingException", "Rate exceeded")
 #: Injected into every SendTaskSuccess of the measurement (a slow Step Functions endpoint).
 LATENCY_S = 0.2
-
-
-def event(bodies: list[str], queue_arn: str = RESULTS_ARN) -> dict[str, Any]:
-    return {
-        "Records": [
-            to_event_record(
-                {"MessageId": f"m-{i}", "ReceiptHandle": f"r-{i}", "Body": b},
-                queue_arn,
-                "us-east-1",
-            )
-            for i, b in enumerate(bodies)
-        ]
-    }
 
 
 def answer_calls(

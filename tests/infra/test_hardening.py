@@ -74,17 +74,7 @@ NOT_TAGGABLE = {
 # IAM names are global to the account (all regions): these take a prefix.
 GLOBAL_NAMES = {"aws_iam_role", "aws_iam_instance_profile"}
 # Modules whose every resource follows a create flag.
-CREATE_FLAG_MODULES = (
-    "queues",
-    "state_machine",
-    "completion",
-    "dead_letter",
-    "consumers",
-    "alarms",
-    "claim_check",
-    "fanout",
-    "private_bucket",
-)
+CREATE_FLAG_MODULES = MODULES  # every module so far
 
 
 def resources(module: str) -> list[tuple[str, str, dict[str, Any]]]:

@@ -7,6 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.contract import Job, Result, Timing, Worker, encode
+from bridge.local_stack.event_source import to_event_record
+
+#: The embedded stack's results queue, as an event source mapping names it.
+RESULTS_ARN = "arn:aws:sqs:us-east-1:123456789012:callback-bridge-results"
 
 
 def make_job(**overrides: Any) -> Job:
@@ -41,3 +45,17 @@ def make_result(**overrides: Any) -> Result:
 
 def body(message: Job | Result | dict[str, Any]) -> str:
     return json.dumps(message) if isinstance(message, dict) else encode(message)
+
+
+def sqs_event(bodies: list[str], queue_arn: str = RESULTS_ARN) -> dict[str, Any]:
+    """The SQS event a Lambda gets for ``bodies`` (message ids ``m-0``, ``m-1``, ...)."""
+    return {
+        "Records": [
+            to_event_record(
+                {"MessageId": f"m-{i}", "ReceiptHandle": f"r-{i}", "Body": b},
+                queue_arn,
+                "us-east-1",
+            )
+            for i, b in enumerate(bodies)
+        ]
+    }
