@@ -182,11 +182,6 @@ class EmbeddedServer:
     def endpoint_url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    @classmethod
-    def running(cls) -> EmbeddedServer | None:
-        """The server this process runs, if any."""
-        return cls._running
-
     def in_process(self, client: Any) -> Any:
         """``client`` (pointed at this server) answered in this process, without HTTP: for the
         stack's own callers (bridge.local_stack.in_process). Returns the client."""
