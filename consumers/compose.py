@@ -50,6 +50,8 @@ class Pieces:
     """What is built from the settings alone, before any AWS call."""
 
     runner: Runner
+    #: Runs redelivered jobs of an in-thread handler (None: ``runner`` already isolates).
+    isolated_runner: Runner | None
     intake: Intake
     metrics: WorkerMetrics
     instance: InstanceSettings
@@ -79,6 +81,7 @@ def build_service(
         job_timeouts=pieces.job_timeouts,
         intake=pieces.intake,
         instance_id=config.instance_id,
+        crash_limit=settings.crash_limit,
     )
     attributes = queue_attributes(clients.sqs, worker_settings.jobs_queue_url)
     claim_check = build_claim_check(settings, config, clients)
@@ -97,6 +100,7 @@ def build_service(
         pieces.runner,
         clock=clock,
         claim_check=claim_check,
+        isolated_runner=pieces.isolated_runner,
     )
     service = Service(worker, pieces.metrics, health_port=settings.health_port)
     if instance.enabled:
@@ -126,7 +130,10 @@ def build_pieces(settings: ServiceSettings) -> Pieces:
         hook_timeout_s=settings.lifecycle_hook_timeout,
         protection_idle_s=settings.protection_idle,
     )
-    return Pieces(runner, intake, build_metrics(settings.metrics), instance, job_timeouts)
+    isolated = None
+    if settings.handler and isinstance(runner, PythonRunner):
+        isolated = IsolatedPythonRunner(settings.handler, grace_s=settings.cancel_grace)
+    return Pieces(runner, isolated, intake, build_metrics(settings.metrics), instance, job_timeouts)
 
 
 def build_runner(
@@ -206,6 +213,14 @@ def build_claim_check(
 def warn_about(settings: WorkerSettings) -> None:
     """Settings that work but cost something: say so once at start."""
     receives = settings.timing.max_receive_count
+    if settings.effective_crash_limit != settings.crash_limit:
+        log.warning(
+            "--crash-limit %d lowered to %d: it must stay below the jobs queue's "
+            "maxReceiveCount (%s), or the queue dead-letters a crashing job first",
+            settings.crash_limit,
+            settings.effective_crash_limit,
+            receives,
+        )
     if receives is not None and receives < MIN_SAFE_RECEIVE_COUNT:
         log.warning(
             "the jobs queue's maxReceiveCount is %d: a crash or a drain release each cost one "

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -138,11 +139,12 @@ class IsolatedPythonRunner:
 
     @staticmethod
     def _crashed(done: ProcessResult) -> Outcome:
-        return Outcome.failure(
+        failure = Outcome.failure(
             ERROR_HANDLER_CRASHED,
             f"the handler process ended ({describe_exit(done.returncode)}) without "
             f"reporting an outcome; stderr tail:\n{stderr_tail(done)}",
         )
+        return replace(failure, crashed=True)
 
 
 # --- child side ----------------------------------------------------------------------------

@@ -83,6 +83,9 @@ class Outcome:
     cause: str | None = None
     interrupted_by: CancelReason | None = None
     oversized_output: Any = None
+    #: The job's process died without reporting (a signal, ``os._exit``, the OOM killer): the
+    #: worker retries the job, isolated, up to its crash limit before this failure stands.
+    crashed: bool = False
 
     @classmethod
     def failure(cls, error: str, cause: str) -> Outcome:

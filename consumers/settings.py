@@ -43,6 +43,8 @@ FLAG_OF = {
 MAX_CONCURRENCY = 1000
 #: SQS's longest long poll.
 MAX_WAIT_SECONDS = 20
+#: Deliveries of one job that may end in a crash before its task fails Bridge.HandlerCrashed.
+DEFAULT_CRASH_LIMIT = 3
 
 
 def parse_job_timeouts(text: str | None) -> dict[str, int]:
@@ -80,6 +82,8 @@ class WorkerSettings:
     intake: Intake = field(default_factory=Intake)
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     instance_id: str | None = None
+    #: See :attr:`ServiceSettings.crash_limit`.
+    crash_limit: int = DEFAULT_CRASH_LIMIT
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
@@ -90,12 +94,28 @@ class WorkerSettings:
                 f"got {self.wait_seconds}"
             )
         check_timing(self.timing)
+        self._check_crash_limit()
         for job_type, seconds in self.job_timeouts.items():
             if not job_type:
                 raise ValueError("--job-timeouts: a job timeout override needs a job type")
             check_timing(
                 self.timing.with_values(job_timeout_s=seconds), f"--job-timeouts {job_type}"
             )
+
+    def _check_crash_limit(self) -> None:
+        if self.crash_limit < 1:
+            raise ValueError(f"--crash-limit must be 1 or more, got {self.crash_limit}")
+
+    @property
+    def effective_crash_limit(self) -> int:
+        """The crash limit, lowered below the jobs queue's maxReceiveCount when it is not
+        (:func:`consumers.compose.warn_about` says so at start): the limit must be reached
+        before the queue's redrive dead-letters the job, so a crashing job fails with its exit
+        signal, never ``Bridge.DeadLettered``."""
+        receives = self.timing.max_receive_count
+        if receives is None or self.crash_limit < receives:
+            return self.crash_limit
+        return max(1, receives - 1)
 
     def job_timeout_s(self, job_type: str) -> float | None:
         return self.job_timeouts.get(job_type, self.timing.job_timeout_s)
@@ -137,6 +157,17 @@ class ServiceSettings:
     scale_in_protection: bool = False
     protection_idle: float = 30.0
     lifecycle_hook_timeout: int = DEFAULT_LIFECYCLE_HOOK_TIMEOUT_S
+    #: Where the worker keeps what must survive a restart (the result spool); None: the
+    #: systemd ``$STATE_DIRECTORY``, else ``~/.local/state/callback-bridge``.
+    state_dir: str | None = None
+    #: A job whose process crashed on this many deliveries fails ``Bridge.HandlerCrashed``.
+    crash_limit: int = DEFAULT_CRASH_LIMIT
+    #: Run job processes as this user (needs root, or CAP_SETUID and CAP_SETGID).
+    run_as: str | None = None
+    #: Comma-separated names of worker environment variables jobs also get.
+    pass_env: str | None = None
+    #: Hand the task token to job code (``job.token``); off: job code never sees it.
+    expose_token: bool = False
 
     def timing(
         self,

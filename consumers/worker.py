@@ -38,7 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bridge import redaction
 from bridge.batching import SQS_MAX_BATCH
 from bridge.claim_check import ClaimCheck
-from bridge.contract import ERROR_JOB_TIMEOUT, Result, Timing, mask_token
+from bridge.contract import ERROR_HANDLER_CRASHED, ERROR_JOB_TIMEOUT, Result, Timing, mask_token
 from bridge.contract import Worker as WorkerInfo
 from consumers.context import JobContext
 from consumers.intake import Rejection
@@ -82,10 +82,14 @@ class Worker:
         count: Callable[[str, float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         claim_check: ClaimCheck | None = None,
+        isolated_runner: Runner | None = None,
     ) -> None:
         """``claim_check``: where outputs too large for a result message go (S3 client, bucket,
-        threshold, the results queue's size limit); without one they fail Bridge.OutputTooLarge."""
+        threshold, the results queue's size limit); without one they fail Bridge.OutputTooLarge.
+        ``isolated_runner``: runs a job whose delivery may follow a crash (see
+        :meth:`runner_for`); None when ``runner`` already runs each job in a process."""
         self.sqs, self.sfn, self.settings, self.runner = sqs, sfn, settings, runner
+        self.isolated_runner = isolated_runner
         self.identity = WorkerInfo(id=settings.worker_id, instance_id=settings.instance_id)
         #: Metrics hook: count("jobs_succeeded", 1), count("job_duration", seconds), ...
         self.count = count or (lambda _name, _value: None)
@@ -310,11 +314,25 @@ class Worker:
             if self._is_stale(active) or not self.table.start(active.message_id, self.clock()):
                 return None, False
             self.count("jobs_started", 1)
-            log.info("job %s (%s) started", active.job.job_id, active.job.type)
-            return self.runner.run(active.job, active.context), False
+            runner = self.runner_for(active)
+            log.info(
+                "job %s (%s) started%s",
+                active.job.job_id,
+                active.job.type,
+                f", isolated (delivery {active.receive_count})" * (runner is not self.runner),
+            )
+            return runner.run(active.job, active.context), False
         except BaseException as exc:  # a runner bug must still end the job
             log.exception("job %s: the runner failed", active.job.job_id)
             return Outcome.failure(ERROR_WORKER, "".join(traceback.format_exception(exc))), True
+
+    def runner_for(self, active: ActiveJob) -> Runner:
+        """A job delivered before may have crashed the process that ran it (``os._exit``, a
+        segfault, the OOM killer), taking its neighbours down too: a redelivery runs in a
+        process of its own, so a crash costs only the job that causes it."""
+        if active.receive_count > 1 and self.isolated_runner is not None:
+            return self.isolated_runner
+        return self.runner
 
     def _is_stale(self, active: ActiveJob) -> bool:
         """A redelivered or old message may belong to a task that is already over (worker
@@ -369,11 +387,44 @@ class Worker:
         if not outcome.reportable:  # stopped for shutdown: hand the message to another worker
             self.release([active])
             return
+        if outcome.crashed:
+            final = self._after_crash(active, outcome)
+            if final is None:
+                return
+            outcome = final
         if crashed:
             self.submit(active, outcome, JobState.CRASHED)
         else:
             timed_out = reason == "timeout"
             self.submit(active, outcome, JobState.TIMED_OUT if timed_out else JobState.FINISHED)
+
+    def _after_crash(self, active: ActiveJob, outcome: Outcome) -> Outcome | None:
+        """A job's process crashed: below the crash limit, release the message for another
+        (isolated) try and return None; at the limit, the ``Bridge.HandlerCrashed`` failure to
+        send. Every delivery that ended without a result counts (``ApproximateReceiveCount``):
+        a crash that took the whole worker down left no other trace."""
+        limit = self.settings.effective_crash_limit
+        self.count("jobs_crashed", 1)
+        if active.receive_count >= limit:
+            log.error(
+                "job %s crashed its process on delivery %d (crash limit %d): failing its task",
+                active.job.job_id,
+                active.receive_count,
+                limit,
+            )
+            return Outcome.failure(
+                outcome.error or ERROR_HANDLER_CRASHED,
+                f"delivery {active.receive_count} of this job crashed its process, and no "
+                f"delivery before it returned a result (crash limit {limit}): {outcome.cause}",
+            )
+        log.warning(
+            "job %s crashed its process on delivery %d (crash limit %d): released to try again",
+            active.job.job_id,
+            active.receive_count,
+            limit,
+        )
+        self.release([active])
+        return None
 
     def submit(self, active: ActiveJob, outcome: Outcome, state: JobState) -> bool:
         """Take charge of the job as ``state`` and hand its result to the sender (once); the

@@ -29,7 +29,7 @@ from bridge.timing import (
     SQS_VISIBILITY_CAP_S,
 )
 from consumers.compose import build_service
-from consumers.settings import ServiceSettings
+from consumers.settings import DEFAULT_CRASH_LIMIT, ServiceSettings
 
 #: The worker's parameters that say where the queues are (resolved with the state file and the
 #: environment into a BridgeConfig), as opposed to the ServiceSettings of the worker itself.
@@ -226,6 +226,40 @@ def worker(
         str | None,
         _opt("BRIDGE_INSTANCE_ID", "This instance's id (default: from instance metadata)."),
     ] = None,
+    state_dir: Annotated[
+        str | None,
+        _opt(
+            "BRIDGE_STATE_DIR",
+            "Directory for what must survive a restart (results not yet sent). Default: "
+            "$STATE_DIRECTORY (systemd), else ~/.local/state/callback-bridge.",
+        ),
+    ] = None,
+    crash_limit: Annotated[
+        int,
+        _opt(
+            "BRIDGE_CRASH_LIMIT",
+            "Deliveries of one job that may crash its process before its task fails "
+            "Bridge.HandlerCrashed (kept below the jobs queue's maxReceiveCount).",
+        ),
+    ] = DEFAULT_CRASH_LIMIT,
+    run_as: Annotated[
+        str | None,
+        _opt(
+            "BRIDGE_RUN_AS",
+            "Run job processes as this user (the worker needs root or CAP_SETUID+CAP_SETGID).",
+        ),
+    ] = None,
+    pass_env: Annotated[
+        str | None,
+        _opt(
+            "BRIDGE_PASS_ENV",
+            "Comma-separated worker environment variables jobs also get (beyond the allowlist).",
+        ),
+    ] = None,
+    expose_token: Annotated[
+        bool,
+        _opt("BRIDGE_EXPOSE_TOKEN", "Give job code the task token (job.token); off by default."),
+    ] = False,
     state_file: StateFile = None,
     region: Region = None,
     endpoint_url: EndpointUrl = None,
