@@ -38,7 +38,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bridge import redaction
 from bridge.batching import SQS_MAX_BATCH
 from bridge.claim_check import ClaimCheck
-from bridge.contract import ERROR_HANDLER_CRASHED, ERROR_JOB_TIMEOUT, Result, Timing, mask_token
+from bridge.contract import (
+    ERROR_HANDLER_CRASHED,
+    ERROR_JOB_TIMEOUT,
+    Job,
+    Result,
+    Timing,
+    mask_token,
+)
 from bridge.contract import Worker as WorkerInfo
 from consumers.context import JobContext
 from consumers.intake import Rejection
@@ -48,6 +55,7 @@ from consumers.rejects import reject
 from consumers.results import ResultSender
 from consumers.runner import Outcome, Runner
 from consumers.settings import WorkerSettings
+from consumers.spool import Spool
 from consumers.supervisor import Supervisor
 from consumers.threads import CriticalThread, describe, guarded
 
@@ -83,11 +91,14 @@ class Worker:
         clock: Callable[[], float] = time.monotonic,
         claim_check: ClaimCheck | None = None,
         isolated_runner: Runner | None = None,
+        spool: Spool | None = None,
     ) -> None:
         """``claim_check``: where outputs too large for a result message go (S3 client, bucket,
         threshold, the results queue's size limit); without one they fail Bridge.OutputTooLarge.
         ``isolated_runner``: runs a job whose delivery may follow a crash (see
-        :meth:`runner_for`); None when ``runner`` already runs each job in a process."""
+        :meth:`runner_for`); None when ``runner`` already runs each job in a process.
+        ``spool``: where results that cannot be sent are kept across restarts
+        (:mod:`consumers.spool`; None: in memory only)."""
         self.sqs, self.sfn, self.settings, self.runner = sqs, sfn, settings, runner
         self.isolated_runner = isolated_runner
         self.identity = WorkerInfo(id=settings.worker_id, instance_id=settings.instance_id)
@@ -112,6 +123,8 @@ class Worker:
             on_done=self._delivered,
             claim_check=claim_check,
             on_death=self.thread_died,
+            spool=spool,
+            count=lambda name, n: self.count(name, n),
         )
         self.supervisor = Supervisor(
             self.table, settings.timing, clock, release=self.release, report_hung=self._report_hung
@@ -153,15 +166,27 @@ class Worker:
 
     def status(self) -> dict[str, Any]:
         """For the health endpoint: ``ready`` (200), ``draining`` or ``unhealthy`` (503, with
-        the ``reason``: a thread died)."""
+        the ``reason``: a thread died). Spooled results (``results``) add a ``degraded``
+        reason but keep 200: replacing the instance would lose the spool, and every worker
+        meets the same results queue (:mod:`consumers.health`)."""
         failure = self.failure
         state = "unhealthy" if failure else "draining" if self.stopping else "ready"
+        results = self.sender.status()
+        spooled = results["spooled"]
+        degraded = (
+            f"{spooled} results not sent ({results.get('error', 'retrying')}), spooled for "
+            f"{results['oldest_s']} s; their slots take no new jobs"
+            if spooled
+            else None
+        )
         return {
             "state": state,
             **({"reason": failure} if failure else {}),
+            **({"degraded": degraded} if degraded else {}),
             "running": self.table.busy,
             "concurrency": self.settings.concurrency,
             "completed": self.table.completed,
+            "results": results,
             "worker": self.identity.id,
         }
 
@@ -229,7 +254,8 @@ class Worker:
 
     def _receive_loop(self) -> None:
         while not self.stopping:
-            free = self.settings.concurrency - self.table.busy
+            # Results spooled before a restart hold slots too (consumers.results).
+            free = self.settings.concurrency - self.table.busy - self.sender.outside_slots
             if free <= 0:
                 self._slot_freed.wait(timeout=0.5)
                 self._slot_freed.clear()
@@ -274,6 +300,8 @@ class Worker:
         except Rejection as rejection:
             self.reject(message, rejection)
             return
+        if self._answered_by_spool(message, job):
+            return
         now = self.clock()
         timeout = self.settings.job_timeout_s(job.type)
         context = JobContext(job=job, deadline=now + timeout if timeout else None, clock=self.clock)
@@ -290,6 +318,18 @@ class Worker:
         self.table.add(active)
         self.keepalive.track(active.message_id, active.receipt_handle, job.token, job.job_id)
         self._pool.submit(self._execute, active)
+
+    def _answered_by_spool(self, message: dict[str, Any], job: Job) -> bool:
+        """A job whose result is spooled (by this run, or before a restart on this host) is not
+        run again: the sender holds its message, kept hidden here, and deletes it once the
+        result is out (:meth:`ResultSender.answer_delivery`)."""
+        message_id, handle = message["MessageId"], message["ReceiptHandle"]
+        redaction.register(job.token)
+        self.keepalive.track(message_id, handle, job.token, job.job_id)
+        if self.sender.answer_delivery(message_id, job.job_id, job.token, handle):
+            return True
+        self.keepalive.untrack(message_id)
+        return False
 
     # --- one job -------------------------------------------------------------------------
     def _execute(self, active: ActiveJob) -> None:
@@ -524,6 +564,8 @@ class Worker:
 
     def _delivered(self, message_id: str, delivered: bool) -> None:
         self.keepalive.untrack(message_id)
+        if self.table.get(message_id) is None:  # a message held for a spooled result only
+            return
         self.table.move(message_id, JobState.DELETED if delivered else JobState.LEFT)
 
     # --- bad messages --------------------------------------------------------------------
