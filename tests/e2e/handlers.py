@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 from typing import Any
@@ -22,3 +24,12 @@ def ignore_cancellation(job_input: Any, job: Job) -> Any:
 
 def echo(job_input: Any, job: Job) -> Any:
     return {"echo": job_input}
+
+
+def crash_if_asked(job_input: Any, job: Job) -> Any:
+    """Kills its whole process (SIGKILL, as the OOM killer does) when the input says
+    ``{"crash": true}``, after ``sleep_s``; otherwise sleeps ``sleep_s`` and reports its pid."""
+    time.sleep(float(job_input.get("sleep_s", 0)))
+    if job_input.get("crash"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"n": job_input.get("n"), "pid": os.getpid()}

@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 
 from bridge.aws import Clients
-from bridge.completion import Completion, make_handler
 from bridge.config import BridgeConfig
 from bridge.contract import ERROR_DEAD_LETTERED, ERROR_INVALID_OUTPUT
 from bridge.dead_letter import TASK_TOLD_ATTRIBUTE, DeadLetterHandler, archive_routes
-from bridge.local_stack.event_source import LocalLambdaContext, to_event_record
+from bridge.local_stack.event_source import LocalLambdaContext
 from bridge.quarantine import REASON_ATTRIBUTE
 from consumers.runner import CommandRunner, PythonRunner, Runner
 from consumers.worker import Worker
 from tests.support.aws import depth, receive_all, start
+from tests.support.completion import complete, lambda_event
 from tests.support.polling import eventually, wait_for_execution
 from tests.support.worker import running, settings
 
@@ -46,27 +46,6 @@ def entries(aws: Clients, execution: str) -> list[dict[str, Any]]:
     described = wait_for_execution(aws.sfn, execution)
     assert described["status"] == "SUCCEEDED", described
     return list(json.loads(described["output"]))
-
-
-def lambda_event(queue_url: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    arn = "arn:aws:sqs:us-east-1:123456789012:" + queue_url.rsplit("/", 1)[-1]
-    return {"Records": [to_event_record(m, arn, "us-east-1") for m in messages]}
-
-
-def complete(aws: Clients, stack: dict[str, str], count: int) -> dict[str, Any]:
-    """What the results queue's event source mapping does: hand ``count`` results to the
-    completion handler, delete what it acknowledged."""
-    url = stack["results_queue_url"]
-    messages = receive_all(aws.sqs, url, count)
-    completion = Completion(aws.sfn, aws.sqs, stack["results_dlq_url"])
-    response: dict[str, Any] = make_handler(completion)(
-        lambda_event(url, messages), LocalLambdaContext(timeout_s=10)
-    )
-    failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
-    for message in messages:
-        if message["MessageId"] not in failed:
-            aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return response
 
 
 def echo(data: Any, job: Any) -> Any:
