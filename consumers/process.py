@@ -10,7 +10,14 @@ How a job is stopped (cancellation, its deadline, or runaway output): SIGTERM to
 ``grace_s`` seconds for it to clean up, then SIGKILL to the group. The same happens to members
 that are still alive when the program itself exits normally (a forgotten ``cmd &``): a job owns
 nothing after it ends. A process that leaves the group on purpose (``setsid``, a double-forking
-daemon) escapes this; the supervisor stops reading its pipes shortly after the program exits.
+daemon) escapes the group but not the job: every process of one run carries a marker in its
+environment and, where the worker has one, sits in the run's own cgroup; once the group is gone,
+:mod:`consumers.reaper` stops what is left of the run (the job's cgroup, or the processes
+carrying its marker and their descendants: SIGTERM, the same grace, SIGKILL) and reaps it. The
+supervisor stops reading pipes such processes hold open shortly after the program exits.
+
+With ``run_as`` (:class:`~consumers.sandbox.RunAs`) the program starts as that user, with its
+groups, in its home directory.
 
 The supervisor reads stdout and stderr and writes stdin concurrently through one selector, so a
 program producing lots of output cannot deadlock on a full pipe; it wakes at least every
@@ -34,7 +41,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from consumers import reaper
 from consumers.context import CancelReason, JobContext
+from consumers.sandbox import RunAs
 
 log = logging.getLogger(__name__)
 
@@ -88,30 +97,52 @@ def run_process(
     stderr_tail_bytes: int = DEFAULT_STDERR_TAIL_BYTES,
     cwd: str | None = None,
     on_stop: Callable[[StopCause], None] | None = None,
+    run_as: RunAs | None = None,
 ) -> ProcessResult:
     """Run ``argv`` in a new session, feed it ``stdin``, and supervise it until its whole process
-    group is gone (see the module docstring). Watches ``context``: cancellation or its deadline
-    (which it turns into ``context.cancel("timeout")``) stops the group within about
-    :data:`TICK_S` seconds. ``on_stop(cause)`` runs just before that SIGTERM (to tell the
-    program why, say). Raises :class:`OSError` when the program cannot be started."""
+    group is gone (see the module docstring), then stop whatever of the run escaped the group.
+    Watches ``context``: cancellation or its deadline (which it turns into
+    ``context.cancel("timeout")``) stops the group within about :data:`TICK_S` seconds.
+    ``on_stop(cause)`` runs just before that SIGTERM (to tell the program why, say).
+    ``run_as``: the user to run as (``cwd`` defaults to its home). Raises :class:`OSError`
+    when the program cannot be started."""
     if grace_s < 0:
         raise ValueError(f"grace_s must not be negative, got {grace_s}")
-    proc = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(env) if env is not None else None,
-        cwd=cwd,
-        start_new_session=True,
-        close_fds=True,
-    )
+    marker = reaper.new_marker()
+    environment = {**(os.environ if env is None else env), reaper.MARKER: marker}
+    user = group = extra_groups = None
+    if run_as is not None:
+        user, group, extra_groups = run_as.uid, run_as.gid, list(run_as.groups)
+        cwd = cwd or run_as.workdir
+    with reaper.spawning() as register:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environment,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+            user=user,
+            group=group,
+            extra_groups=extra_groups,
+        )
+        register(proc.pid)
+    tree = reaper.cgroups()
+    if tree is not None:
+        tree.add(marker, proc.pid)
     supervisor: _Supervisor | None = None
     with _live_lock:
-        _live_groups.add(proc.pid)
+        _live_groups[proc.pid] = marker
+
+    def end_run() -> None:
+        reaper.release_leader(proc.pid)
+        _end_run(proc.pid, marker, grace_s, context.job.job_id)
+
     try:
         supervisor = _Supervisor(
-            proc, context, stdin, grace_s, max_stdout_bytes, stderr_tail_bytes, on_stop
+            proc, context, stdin, grace_s, max_stdout_bytes, stderr_tail_bytes, on_stop, end_run
         )
         return supervisor.run()
     except BaseException:
@@ -121,28 +152,51 @@ def run_process(
         proc.wait()
         raise
     finally:
-        with _live_lock:
-            _live_groups.discard(proc.pid)
+        end_run()  # a no-op when the supervisor got that far
         if supervisor is not None:
             supervisor.close()
         _close_streams(proc)
 
 
-#: Process groups of jobs running now, so a worker leaving at once can kill them all.
-_live_groups: set[int] = set()
+def _end_run(pid: int, marker: str, grace_s: float, job: str) -> None:
+    """Stop what the run left behind outside its process group: its cgroup, or (also as a
+    net under the cgroup) the processes that carry its marker. Once per run."""
+    with _live_lock:
+        if pid not in _live_groups:
+            return
+    try:
+        tree = reaper.cgroups()
+        if tree is not None and tree.kill(marker):
+            log.warning("job %s: processes were left in its cgroup; killed them", job)
+        with _live_lock:
+            others = any(other != pid for other in _live_groups)
+        reaper.sweep(marker, grace_s, job=job, others_running=others)
+    except Exception:
+        log.exception("job %s: stopping its leftover processes failed", job)
+    finally:
+        with _live_lock:
+            _live_groups.pop(pid, None)
+
+
+#: Process groups of jobs running now (leader pid -> the run's marker), so a worker leaving at
+#: once can kill them all.
+_live_groups: dict[int, str] = {}
 _live_lock = threading.Lock()
 
 
 def kill_all_groups(signum: int = signal.SIGKILL) -> int:
-    """Signal every running job's process group; returns how many. A worker that exits
-    without waiting (a second stop) calls this last: jobs run in their own sessions, so
-    nothing else would stop them."""
+    """Signal every running job's process group (and, with SIGKILL, what escaped it); returns
+    how many jobs. A worker that exits without waiting (a second stop) calls this last: jobs
+    run in their own sessions, so nothing else would stop them."""
     with _live_lock:
-        groups = list(_live_groups)
-    for pgid in groups:
+        runs = dict(_live_groups)
+    for pgid in runs:
         with contextlib.suppress(OSError):
             os.killpg(pgid, signum)
-    return len(groups)
+    if signum == signal.SIGKILL:
+        with contextlib.suppress(Exception):
+            reaper.kill_now(runs.values())
+    return len(runs)
 
 
 class _Supervisor:
@@ -155,9 +209,11 @@ class _Supervisor:
         max_stdout_bytes: int,
         stderr_tail_bytes: int,
         on_stop: Callable[[StopCause], None] | None,
+        on_group_gone: Callable[[], None] | None = None,
     ) -> None:
         assert proc.stdin and proc.stdout and proc.stderr
         self.proc, self.context, self.grace_s, self.on_stop = proc, context, grace_s, on_stop
+        self.on_group_gone = on_group_gone
         self.pgid = proc.pid  # a new session's leader leads its own process group
         self.max_stdout, self.stderr_keep = max_stdout_bytes, stderr_tail_bytes
         self.stdout, self.stderr = bytearray(), bytearray()
@@ -191,6 +247,8 @@ class _Supervisor:
             if self.returncode is not None and (not self._group_alive() or self._gave_up_killing()):
                 break
             self._pump(self._sleep_for())
+        if self.on_group_gone is not None:
+            self.on_group_gone()  # escapees may hold the pipes: stop them before draining
         self._drain()
         assert self.returncode is not None
         return ProcessResult(

@@ -1,0 +1,418 @@
+"""Nothing a job starts outlives it: not its process group, not the daemons that left it.
+
+A job's process group (:mod:`consumers.process`) ends with the job, but a process can leave
+the group on purpose (``setsid some-daemon &``, a double-forking daemon). Two mechanisms catch
+those escapees:
+
+* **The job's own cgroup**, where the worker runs under systemd with ``Delegate=yes`` on a
+  writable cgroup v2 hierarchy with ``cgroup.kill`` (Linux 5.14+): :class:`CgroupTree`. The
+  worker moves itself into a leaf (``<unit>/worker``) at start and each job's program into
+  ``<unit>/job-<run>`` as soon as it has started; when the job ends (or is stopped),
+  ``cgroup.kill`` kills whatever is left in it, escapees included, and the directory is
+  removed. A process cannot leave a cgroup without write access to the worker's delegated
+  tree, which job code (another user under ``--run-as``) does not have.
+* **The worker as child subreaper** everywhere else, and as a net under the cgroup (a process
+  forked between the program's start and its move to the job cgroup stays in the worker's):
+  ``prctl(PR_SET_CHILD_SUBREAPER)`` makes orphans of the jobs re-parent to the worker instead
+  of init, so the worker can find and reap them. Each run's processes carry a marker in their
+  environment (``BRIDGE_JOB_RUN=<random id>``, :data:`MARKER`), readable in
+  ``/proc/PID/environ`` for processes of the worker's own user (all of them when the worker is
+  root). After the job's group is gone, :func:`sweep` stops every process carrying the run's
+  marker, and their descendants (which may have cleared their environment), with SIGTERM and,
+  after the grace period, SIGKILL. An orphan whose environment cannot be read (another user,
+  a non-dumpable process) cannot be attributed to a job: it is stopped once no job of this
+  worker is running (every re-parented orphan descends from some job), and at worker exit.
+
+Why a marker and not the session, or a start-time window: a ``setsid`` escapee has a session of
+its own, and with several jobs running at once a start time does not say which job a process
+came from, while an environment marker is inherited by everything the job forks and execs. Its
+limit: a process of the worker's own user that empties its environment and re-parents to init
+(no subreaper: not Linux) escapes attribution; the cgroup has no such gap.
+
+Reaping: re-parented orphans that exit become zombies of the worker. :func:`reap` collects them,
+but never a child :mod:`subprocess` is still waiting for (``Popen.wait`` would then get
+ECHILD and report exit status 0): it reaps only pids it signalled itself, and, once this
+process is a subreaper (it then owns all its children: the worker starts no other
+subprocesses), any zombie child that is not a running job's program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: Environment variable marking every process of one job run.
+MARKER = "BRIDGE_JOB_RUN"
+_PR_SET_CHILD_SUBREAPER = 36
+#: How often :func:`sweep` looks whether what it signalled is gone.
+POLL_S = 0.05
+#: After SIGKILL, how long to wait for escapees to vanish before giving up.
+KILL_WAIT_S = 2.0
+#: Rounds of finding and signalling (an escapee may fork while it is being stopped).
+MAX_ROUNDS = 5
+
+_lock = threading.RLock()
+_subreaper = False
+#: Pids of running jobs' programs (subprocess waits for those itself).
+_leaders: set[int] = set()
+#: Pids this module signalled and may reap.
+_signalled: set[int] = set()
+_cgroups: CgroupTree | None = None
+
+
+def new_marker() -> str:
+    """A marker value for one job run."""
+    return secrets.token_hex(12)
+
+
+# --- subreaper -------------------------------------------------------------------------------
+def become_subreaper() -> bool:
+    """Make this process the child subreaper of everything it starts (Linux); returns whether
+    it now is. Elsewhere a no-op with a debug line: orphans then go to init."""
+    global _subreaper
+    if not sys.platform.startswith("linux"):
+        log.debug("not Linux: no child subreaper; escaped job processes re-parent to init")
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_CHILD_SUBREAPER) failed (errno %d)", ctypes.get_errno())
+        return False
+    with _lock:
+        _subreaper = True
+    return True
+
+
+def is_subreaper() -> bool:
+    return _subreaper
+
+
+@contextlib.contextmanager
+def spawning() -> Iterator[Callable[[int], None]]:
+    """Hold while starting a job's program: ``register(pid)`` inside, so :func:`reap` never
+    sees it as a stray zombie between its start and its registration."""
+    with _lock:
+        yield _leaders.add
+
+
+def release_leader(pid: int) -> None:
+    """The job's program has been waited for by subprocess."""
+    with _lock:
+        _leaders.discard(pid)
+
+
+# --- finding a run's processes ----------------------------------------------------------------
+@dataclass(frozen=True)
+class ProcInfo:
+    pid: int
+    ppid: int
+    state: str
+    #: None: the environment could not be read.
+    environ: bytes | None
+
+
+def _processes(proc: Path = Path("/proc")) -> dict[int, ProcInfo]:
+    found: dict[int, ProcInfo] = {}
+    try:
+        names = [name for name in os.listdir(proc) if name.isdigit()]
+    except OSError:  # no procfs
+        return found
+    for name in names:
+        try:
+            with open(proc / name / "stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        try:
+            with open(proc / name / "environ", "rb") as environ:
+                env: bytes | None = environ.read()
+        except OSError:
+            env = None
+        found[int(name)] = ProcInfo(int(name), int(fields[1]), fields[0].decode(), env)
+    return found
+
+
+def run_processes(
+    marker: str, processes: Mapping[int, ProcInfo], include_unattributed: bool
+) -> set[int]:
+    """The live processes of the run ``marker``: those carrying it in their environment, their
+    descendants, and (``include_unattributed``) this process's re-parented children whose
+    environment cannot be read."""
+    me = os.getpid()
+    tag = f"{MARKER}={marker}".encode()
+    found = {
+        info.pid
+        for info in processes.values()
+        if info.environ is not None and tag in info.environ.split(b"\0")
+    }
+    if include_unattributed:
+        found |= {
+            info.pid
+            for info in processes.values()
+            if info.ppid == me and info.environ is None and info.pid not in _leaders
+        }
+    children: dict[int, list[int]] = {}
+    for info in processes.values():
+        children.setdefault(info.ppid, []).append(info.pid)
+    stack = list(found)
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    found.discard(me)
+    return {pid for pid in found if processes[pid].state not in ("Z", "X")}
+
+
+def sweep(
+    marker: str,
+    grace_s: float,
+    *,
+    job: str = "",
+    others_running: bool = True,
+    proc: Path = Path("/proc"),
+) -> int:
+    """Stop every process of the run ``marker`` that is still alive: SIGTERM, ``grace_s``
+    seconds, SIGKILL; reap those that are this process's children. Returns how many were
+    found. ``others_running``: whether other jobs run now (if not, unattributable orphans of
+    this process are stopped too)."""
+    include = is_subreaper() and not others_running
+    found = run_processes(marker, _processes(proc), include)
+    if not found:
+        reap()
+        return 0
+    log.warning(
+        "job %s: %d process(es) outlived its process group (%s); stopping them",
+        job,
+        len(found),
+        ", ".join(str(pid) for pid in sorted(found)),
+    )
+    total = set(found)
+    for signum, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, KILL_WAIT_S)):
+        for _round in range(MAX_ROUNDS):
+            _signal(found, signum)
+            until = time.monotonic() + wait_s
+            while True:
+                reap()
+                found = run_processes(marker, _processes(proc), include)
+                total |= found
+                if not found or time.monotonic() >= until:
+                    break
+                time.sleep(POLL_S)
+            if not found or signum == signal.SIGTERM:
+                break
+        if not found:
+            break
+    if found:
+        log.error("job %s: processes %s survive SIGKILL; leaving them", job, sorted(found))
+    reap()
+    return len(total)
+
+
+def _signal(pids: Iterable[int], signum: int) -> None:
+    for pid in pids:
+        with _lock:
+            _signalled.add(pid)
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            log.error("not allowed to signal process %d (CAP_KILL missing?)", pid)
+
+
+def reap(proc: Path = Path("/proc")) -> int:
+    """Collect zombie children that are not a running job's program: those this module
+    signalled, and, in a subreaper, any. Returns how many."""
+    me, reaped = os.getpid(), 0
+    with _lock:
+        zombies = [
+            info.pid
+            for info in _processes_of(me, proc)
+            if info.state == "Z"
+            and info.pid not in _leaders
+            and (_subreaper or info.pid in _signalled)
+        ]
+        for pid in zombies:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    reaped += 1
+            except ChildProcessError:
+                pass
+            _signalled.discard(pid)
+        if len(_signalled) > 10_000:  # pids signalled that were never our children
+            _signalled.clear()
+    return reaped
+
+
+def _processes_of(parent: int, proc: Path) -> list[ProcInfo]:
+    children: list[ProcInfo] = []
+    try:
+        names = [name for name in os.listdir(proc) if name.isdigit()]
+    except OSError:
+        return children
+    for name in names:
+        try:
+            with open(proc / name / "stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:
+            children.append(ProcInfo(int(name), parent, fields[0].decode(), None))
+    return children
+
+
+# --- cgroups ---------------------------------------------------------------------------------
+@dataclass
+class CgroupTree:
+    """The worker's delegated cgroup v2 subtree: one child cgroup per job run."""
+
+    root: Path
+    created: set[str] = field(default_factory=set)
+
+    @classmethod
+    def detect(
+        cls,
+        environ: Mapping[str, str] = os.environ,
+        self_cgroup: Path = Path("/proc/self/cgroup"),
+        mount: Path = Path("/sys/fs/cgroup"),
+    ) -> CgroupTree | None:
+        """The worker's own cgroup when it can manage children in it: under systemd
+        (``INVOCATION_ID`` set), on the unified hierarchy, writable (``Delegate=yes``) and
+        with ``cgroup.kill``; else None."""
+        if not environ.get("INVOCATION_ID"):
+            return None
+        try:
+            lines = self_cgroup.read_text(encoding="ascii").splitlines()
+        except OSError:
+            return None
+        paths = [line[3:] for line in lines if line.startswith("0::")]
+        if len(lines) != 1 or not paths:
+            return None  # not (only) cgroup v2
+        root = mount / paths[0].lstrip("/")
+        if root.name == "worker":  # restarted in place: the unit's cgroup is the parent
+            root = root.parent
+        if not (root / "cgroup.kill").exists() or not os.access(root, os.W_OK):
+            return None
+        if not os.access(root / "cgroup.procs", os.W_OK):
+            return None
+        return cls(root)
+
+    def enter(self, pid: int | None = None) -> None:
+        """Move this process into the ``worker`` leaf (a cgroup v2 node with children holds
+        no processes of its own)."""
+        leaf = self.root / "worker"
+        leaf.mkdir(exist_ok=True)
+        (leaf / "cgroup.procs").write_text(str(pid or os.getpid()), encoding="ascii")
+
+    def path(self, marker: str) -> Path:
+        return self.root / f"job-{marker}"
+
+    def add(self, marker: str, pid: int) -> bool:
+        """Put ``pid`` (a job's program, just started) into the run's own cgroup."""
+        path = self.path(marker)
+        try:
+            path.mkdir(exist_ok=True)
+            self.created.add(marker)
+            (path / "cgroup.procs").write_text(str(pid), encoding="ascii")
+        except OSError as exc:
+            log.warning("job cgroup %s: cannot move process %d into it: %s", path, pid, exc)
+            return False
+        return True
+
+    def populated(self, marker: str) -> bool:
+        try:
+            events = (self.path(marker) / "cgroup.events").read_text(encoding="ascii")
+        except OSError:
+            return False
+        return "populated 1" in events.splitlines()
+
+    def kill(self, marker: str, wait_s: float = KILL_WAIT_S) -> bool:
+        """SIGKILL everything in the run's cgroup, wait until it is empty and remove it;
+        returns whether something was still running in it."""
+        if marker not in self.created:
+            return False
+        path = self.path(marker)
+        was_populated = self.populated(marker)
+        if was_populated:
+            try:
+                (path / "cgroup.kill").write_text("1", encoding="ascii")
+            except OSError as exc:
+                log.error("job cgroup %s: cgroup.kill failed: %s", path, exc)
+        until = time.monotonic() + wait_s
+        while self.populated(marker) and time.monotonic() < until:
+            reap()
+            time.sleep(POLL_S)
+        reap()
+        try:
+            path.rmdir()
+        except OSError as exc:
+            log.warning("job cgroup %s: not removed: %s", path, exc)
+        else:
+            self.created.discard(marker)
+        return was_populated
+
+
+def cgroups() -> CgroupTree | None:
+    return _cgroups
+
+
+def kill_now(markers: Iterable[str]) -> None:
+    """SIGKILL every process of these runs at once, without waiting (a worker leaving now)."""
+    markers = list(markers)
+    tree = _cgroups
+    for marker in markers:
+        if tree is not None and marker in tree.created:
+            with contextlib.suppress(OSError):
+                (tree.path(marker) / "cgroup.kill").write_text("1", encoding="ascii")
+    processes = _processes()
+    for marker in markers:
+        _signal(run_processes(marker, processes, include_unattributed=False), signal.SIGKILL)
+
+
+# --- the worker's side -----------------------------------------------------------------------
+@dataclass
+class Containment:
+    """Process-wide job containment, set up when the worker service starts (a
+    :class:`~consumers.service.Service` companion): child subreaper, the job cgroups where
+    systemd delegates them, and the capability confinement of :mod:`consumers.sandbox`."""
+
+    keep_run_as_capabilities: bool = False
+    detect_cgroups: Callable[[], CgroupTree | None] = CgroupTree.detect
+    started: bool = False
+
+    def start(self) -> None:
+        global _cgroups
+        from consumers.sandbox import confine_capabilities
+
+        confine_capabilities(self.keep_run_as_capabilities)
+        become_subreaper()
+        tree = self.detect_cgroups()
+        if tree is not None:
+            try:
+                tree.enter()
+            except OSError as exc:
+                log.warning("cgroup %s: cannot use it for jobs (%s); subreaper only", tree, exc)
+                tree = None
+        with _lock:
+            _cgroups = tree
+        log.info(
+            "job containment: %s",
+            f"a cgroup per job under {tree.root}" if tree else "process groups and subreaper",
+        )
+        self.started = True
+
+    def stop(self) -> None:
+        reap()
