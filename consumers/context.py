@@ -34,6 +34,9 @@ class JobContext:
 
     ``deadline`` is a :func:`time.monotonic` value (``None``: no limit). Nothing here acts on
     the deadline by itself: runners watch it and call ``cancel("timeout")`` when it passes.
+
+    :meth:`seen_as` gives handler code the same context with another view of the job (one
+    without its task token): cancellation, reason and deadline stay shared with this one.
     """
 
     job: Job
@@ -42,6 +45,13 @@ class JobContext:
     deadline: float | None = None
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def seen_as(self, job: Job) -> JobContext:
+        """This context, with ``job`` as its job: what a handler is given. Cancelling either
+        cancels both; the deadline is this one's."""
+        if job is self.job:
+            return self
+        return _JobContextView(self, job)
 
     @classmethod
     def with_timeout(
@@ -89,3 +99,44 @@ class JobContext:
         """Sleep up to ``timeout`` seconds, waking early on cancellation: a cooperative
         handler's replacement for :func:`time.sleep`. Returns :attr:`is_cancelled`."""
         return self.cancelled.wait(timeout)
+
+
+class _JobContextView(JobContext):
+    """A :class:`JobContext` that shows another job but shares its source's state."""
+
+    def __init__(self, source: JobContext, job: Job) -> None:  # no dataclass fields of its own
+        self._source = source
+        self._job = job
+
+    @property
+    def job(self) -> Job:  # type: ignore[override]
+        return self._job
+
+    @property
+    def cancelled(self) -> threading.Event:  # type: ignore[override]
+        return self._source.cancelled
+
+    @property
+    def reason(self) -> CancelReason | None:  # type: ignore[override]
+        return self._source.reason
+
+    @property
+    def deadline(self) -> float | None:  # type: ignore[override]
+        return self._source.deadline
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        self._source.deadline = value
+
+    @property
+    def clock(self) -> Callable[[], float]:  # type: ignore[override]
+        return self._source.clock
+
+    def cancel(self, reason: CancelReason) -> bool:
+        return self._source.cancel(reason)
+
+    def seen_as(self, job: Job) -> JobContext:
+        return self._source.seen_as(job)
+
+    def __repr__(self) -> str:
+        return f"JobContext(job={self._job!r}, reason={self.reason!r}, deadline={self.deadline!r})"

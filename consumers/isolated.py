@@ -6,7 +6,13 @@ child side is ``python -m consumers.isolated module:function``:
 
 * stdin: one JSON envelope, ``{"job": <job fields>, "deadline": <epoch seconds or null>,
   "stop_file": <path>}`` (a wall-clock deadline: monotonic clocks are not comparable between
-  processes in general);
+  processes in general); the job's ``token`` is ``withheld:<mask>`` unless the worker runs with
+  ``--expose-token``: the real token never reaches the child;
+* environment and user: the sandbox's (:mod:`consumers.sandbox`): the allowlist, plus a
+  ``PYTHONPATH`` of the worker's import path so the child imports the handler the worker
+  checked; with ``--run-as`` the child runs as that user, which must be able to read the
+  handler's code and this package (and can write none of the worker's files: the stop file is
+  the worker's, readable by the child);
 * the handler's own prints cannot corrupt the result: before importing the handler the child
   moves its real stdout to a private descriptor and points file descriptor 1 (and
   ``sys.stdout``) at stderr, so everything the handler or its subprocesses print lands in
@@ -55,6 +61,7 @@ from consumers.runner import (
     stderr_tail,
     stopped_outcome,
 )
+from consumers.sandbox import Sandbox
 
 
 class IsolatedPythonRunner:
@@ -65,18 +72,23 @@ class IsolatedPythonRunner:
     """
 
     def __init__(
-        self, spec: str, grace_s: float = DEFAULT_GRACE_S, python: str = sys.executable
+        self,
+        spec: str,
+        grace_s: float = DEFAULT_GRACE_S,
+        python: str = sys.executable,
+        sandbox: Sandbox | None = None,
     ) -> None:
         if grace_s < 0:
             raise ValueError(f"grace period must not be negative, got {grace_s}")
         load_handler(spec)
         self.spec, self.grace_s, self.python = spec, grace_s, python
+        self.sandbox = sandbox or Sandbox()
 
     def environment(self, job: Job) -> dict[str, str]:
         """The job's environment, with the parent's import path so the child imports the same
         handler the parent checked (a console script does not put the working directory on
         ``sys.path`` the way ``python -m`` does)."""
-        env = job_environment(job)
+        env = job_environment(job, sandbox=self.sandbox)
         env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in sys.path if p) or "."
         return env
 
@@ -90,9 +102,11 @@ class IsolatedPythonRunner:
     def _run(self, job: Job, context: JobContext) -> Outcome:
         remaining = context.remaining()
         fd, stop_file = tempfile.mkstemp(prefix="callback-bridge-stop-")
+        if self.sandbox.run_as is not None:
+            os.fchmod(fd, 0o644)  # the child, another user, reads why it was stopped
         os.close(fd)
         envelope = {
-            "job": job.model_dump(mode="json"),
+            "job": self.sandbox.job_view(job).model_dump(mode="json"),
             "deadline": None if remaining is None else time.time() + remaining,
             "stop_file": stop_file,
         }
@@ -110,6 +124,7 @@ class IsolatedPythonRunner:
                 max_stdout_bytes=MAX_STDOUT_BYTES,
                 stderr_tail_bytes=4 * STDERR_TAIL_CHARS,
                 on_stop=tell_why,
+                run_as=self.sandbox.run_as,
             )
         except OSError as exc:
             return Outcome.failure(ERROR_HANDLER_CRASHED, f"could not start {self.python!r}: {exc}")

@@ -9,6 +9,11 @@ cancellation and the deadline; how far a runner can enforce them depends on wher
   cancellation is cooperative only.
 * :class:`CommandRunner` and :class:`~consumers.isolated.IsolatedPythonRunner` run a process
   group (:mod:`consumers.process`) and stop it with SIGTERM, then SIGKILL.
+
+What job code can reach is the :class:`~consumers.sandbox.Sandbox`'s business: processes get an
+environment built from an allowlist (never the worker's credentials or queue URLs) and, with
+``--run-as``, another user; handlers get the job without its task token unless
+``--expose-token``.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from bridge.contract import (
 )
 from consumers.context import CancelReason, JobContext
 from consumers.process import DEFAULT_GRACE_S, ProcessResult, run_process
+from consumers.sandbox import Sandbox
 
 #: Inputs larger than this are passed on stdin only (Linux caps one env string at 128 KiB).
 MAX_ENV_INPUT_BYTES = 65_536
@@ -217,20 +223,24 @@ class PythonRunner:
     isolation (:class:`~consumers.isolated.IsolatedPythonRunner`).
     """
 
-    def __init__(self, function: Callable[..., Any]) -> None:
+    def __init__(self, function: Callable[..., Any], sandbox: Sandbox | None = None) -> None:
         self.function = function
         self.wants_context = accepts_context(function)
+        self.sandbox = sandbox or Sandbox()
+        if self.sandbox.run_as is not None:
+            raise ValueError("a handler in the worker's thread cannot run as another user")
 
     @classmethod
-    def from_spec(cls, spec: str) -> PythonRunner:
-        return cls(load_handler(spec))
+    def from_spec(cls, spec: str, sandbox: Sandbox | None = None) -> PythonRunner:
+        return cls(load_handler(spec), sandbox)
 
     def run(self, job: Job, context: JobContext | None = None) -> Outcome:
         context = context or JobContext(job)
         started = time.monotonic()
         timer = _deadline_timer(context)
         try:
-            outcome = call_handler(self.function, self.wants_context, job, context)
+            view = self.sandbox.job_view(job)  # the token withheld, unless --expose-token
+            outcome = call_handler(self.function, self.wants_context, view, context.seen_as(view))
             if context.check_deadline():
                 return Outcome.after_cancel(
                     context, time.monotonic() - started, "the handler returned after cancellation"
@@ -266,19 +276,17 @@ def runner_failure(exc: BaseException) -> Outcome:
 
 
 # --- processes -------------------------------------------------------------------------------
-def job_environment(job: Job, input_text: str | None = None) -> dict[str, str]:
-    """The worker's environment plus ``BRIDGE_JOB_*`` (and the input, when it is small enough
-    for one environment string)."""
-    env = {
-        **os.environ,
-        "BRIDGE_JOB_ID": job.job_id,
-        "BRIDGE_JOB_TYPE": job.type,
-        "BRIDGE_JOB_ATTEMPT": str(job.attempt),
-        "BRIDGE_EXECUTION_ARN": job.execution_arn,
-    }
+def job_environment(
+    job: Job, input_text: str | None = None, sandbox: Sandbox | None = None
+) -> dict[str, str]:
+    """A job process's environment: the sandbox's allowlist (PATH, HOME, LANG, LC_*, TZ,
+    PYTHONPATH, ``--pass-env``) plus ``BRIDGE_JOB_*`` and ``BRIDGE_EXECUTION_ARN`` (and the
+    input, when it is small enough for one environment string); never the worker's AWS
+    credentials, queue URLs or other settings, never the task token."""
+    extra = {}
     if input_text is not None and len(input_text.encode()) <= MAX_ENV_INPUT_BYTES:
-        env["BRIDGE_JOB_INPUT"] = input_text
-    return env
+        extra["BRIDGE_JOB_INPUT"] = input_text
+    return (sandbox or Sandbox()).environment(job, extra)
 
 
 def describe_exit(returncode: int) -> str:
@@ -331,15 +339,24 @@ class CommandRunner:
     The command runs in its own session and process group (:mod:`consumers.process`): terminal
     Ctrl-C never reaches it; cancellation and the deadline stop the whole group (SIGTERM, then
     SIGKILL after ``grace_s``), grandchildren included; members still alive after the command
-    exits are stopped the same way.
+    exits are stopped the same way, and so are processes that left the group (``setsid``
+    daemons: :mod:`consumers.reaper`). Its environment is the sandbox's allowlist
+    (:func:`job_environment`); with ``--run-as`` it runs as that user.
     """
 
-    def __init__(self, command: str, grace_s: float = DEFAULT_GRACE_S, shell: str = "/bin/sh"):
+    def __init__(
+        self,
+        command: str,
+        grace_s: float = DEFAULT_GRACE_S,
+        shell: str = "/bin/sh",
+        sandbox: Sandbox | None = None,
+    ):
         if not command.strip():
             raise ValueError("--command must not be empty")
         if grace_s < 0:
             raise ValueError(f"grace period must not be negative, got {grace_s}")
         self.command, self.grace_s, self.shell = command, grace_s, shell
+        self.sandbox = sandbox or Sandbox()
 
     def check(self) -> None:
         """Refuse, at worker start, a command whose program does not exist (raises
@@ -347,7 +364,7 @@ class CommandRunner:
         check_program(self.command)
 
     def environment(self, job: Job, input_text: str) -> dict[str, str]:
-        return job_environment(job, input_text)
+        return job_environment(job, input_text, self.sandbox)
 
     def run(self, job: Job, context: JobContext | None = None) -> Outcome:
         context = context or JobContext(job)
@@ -367,6 +384,7 @@ class CommandRunner:
                 grace_s=self.grace_s,
                 max_stdout_bytes=MAX_STDOUT_BYTES,
                 stderr_tail_bytes=4 * STDERR_TAIL_CHARS,
+                run_as=self.sandbox.run_as,
             )
         except OSError as exc:
             return Outcome.failure(ERROR_COMMAND_FAILED, f"could not start {self.shell!r}: {exc}")

@@ -1,0 +1,379 @@
+"""What job code can reach: an allowlisted environment, another user, no task token.
+
+Real commands and isolated handlers where the point is what a job process really gets; the
+privilege checks with the capability mask given, since the tests may run as root.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.contract import Job, mask_token
+from consumers import isolated
+from consumers.compose import build_pieces, build_runner
+from consumers.context import JobContext
+from consumers.intake import Intake
+from consumers.isolated import IsolatedPythonRunner
+from consumers.runner import CommandRunner, PythonRunner, job_environment
+from consumers.sandbox import (
+    CAP_KILL,
+    CAP_SETGID,
+    CAP_SETUID,
+    WITHHELD_PREFIX,
+    RunAs,
+    Sandbox,
+    check_privilege,
+    parse_pass_env,
+)
+from consumers.settings import ServiceSettings
+from tests.support.messages import make_job
+
+TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAe" + "t0k3n" * 40  # long, like a real one
+WORKER_SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIAWORKERKEY",
+    "AWS_SECRET_ACCESS_KEY": "worker-secret",
+    "AWS_SESSION_TOKEN": "worker-session",
+    "AWS_REGION": "eu-west-1",
+    "BRIDGE_JOBS_QUEUE_URL": "https://sqs.example/jobs",
+    "BRIDGE_RESULTS_QUEUE_URL": "https://sqs.example/results",
+    "BRIDGE_WORKER_COMMAND": "env",
+    "SOME_WORKER_SETTING": "x",
+}
+NOBODY = RunAs("nobody", 65534, 65534, (65534,), "/nonexistent")
+
+
+@pytest.fixture
+def worker_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in WORKER_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LC_TIME", "C")
+    monkeypatch.setenv("TZ", "UTC")
+    yield
+
+
+def job(**fields: Any) -> Job:
+    return make_job(token=TOKEN, **fields)
+
+
+def assert_no_worker_settings(env: dict[str, str]) -> None:
+    leaked = sorted(
+        name
+        for name in env
+        if name.startswith("AWS_")
+        or name in WORKER_SECRETS
+        or (name.startswith("BRIDGE_") and not name.startswith(("BRIDGE_JOB_", "BRIDGE_EXEC")))
+    )
+    assert leaked == []
+    assert not any(TOKEN in value or value in WORKER_SECRETS.values() for value in env.values())
+
+
+# --- environment -------------------------------------------------------------------------------
+def test_the_environment_is_the_allowlist_and_the_jobs_own_variables() -> None:
+    worker = {
+        **WORKER_SECRETS,
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/var/lib/callback-bridge",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TZ": "UTC",
+        "PYTHONPATH": "/opt/jobs",
+        "HTTP_PROXY": "http://proxy:3128",
+    }
+    env = Sandbox(pass_env=("HTTP_PROXY", "NOT_SET"), worker_env=worker).environment(
+        job(input={"n": 1}), {"BRIDGE_JOB_INPUT": '{"n": 1}'}
+    )
+    assert sorted(env) == [
+        "BRIDGE_EXECUTION_ARN",
+        "BRIDGE_JOB_ATTEMPT",
+        "BRIDGE_JOB_ID",
+        "BRIDGE_JOB_INPUT",
+        "BRIDGE_JOB_TYPE",
+        "HOME",
+        "HTTP_PROXY",
+        "LANG",
+        "LC_ALL",
+        "PATH",
+        "PYTHONPATH",
+        "TZ",
+    ]
+    assert env["HOME"] == "/var/lib/callback-bridge"
+    assert_no_worker_settings(env)
+
+
+def test_run_as_gives_the_users_home_and_a_path_when_the_worker_has_none() -> None:
+    env = Sandbox(run_as=NOBODY, worker_env={"HOME": "/root"}).environment(job())
+    assert env["HOME"] == "/nonexistent"
+    assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
+
+
+def test_a_command_gets_no_credentials_queue_urls_or_token(worker_env: None) -> None:
+    outcome = CommandRunner("env", grace_s=1).run(job(input={"n": 1}))
+    assert outcome.succeeded, outcome.cause
+    env = dict(line.split("=", 1) for line in str(outcome.output).splitlines() if "=" in line)
+    assert env["BRIDGE_JOB_ID"] == "exec-1/RunJob/0/0"
+    assert env["LC_TIME"] == "C" and env["TZ"] == "UTC"
+    assert_no_worker_settings(env)
+
+
+def test_job_environment_without_a_sandbox_is_the_allowlist(worker_env: None) -> None:
+    env = job_environment(job(), "{}")
+    assert env["BRIDGE_JOB_INPUT"] == "{}"
+    assert_no_worker_settings(env)
+
+
+@pytest.fixture
+def handlers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    (tmp_path / "sandbox_handlers.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+
+            def environ(data, job):
+                return dict(os.environ)
+
+            def what_i_see(data, job, context):
+                return {"token": job.token, "context_token": context.job.token,
+                        "input": data, "dump": job.model_dump(mode="json")}
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "sandbox_handlers"
+
+
+def test_an_isolated_handler_gets_no_credentials_or_queue_urls(
+    handlers: str, worker_env: None
+) -> None:
+    outcome = IsolatedPythonRunner(f"{handlers}:environ", grace_s=1).run(job())
+    assert outcome.succeeded, outcome.cause
+    env = outcome.output
+    assert env["BRIDGE_JOB_ID"] == "exec-1/RunJob/0/0"
+    assert env["PYTHONPATH"]  # it must still import the handler and this package
+    assert_no_worker_settings(env)
+
+
+def test_pass_env_refuses_the_workers_own_variables_and_warns_about_secrets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert parse_pass_env(" HTTP_PROXY, NO_PROXY,HTTP_PROXY ") == ("HTTP_PROXY", "NO_PROXY")
+    for name in ("AWS_PROFILE", "aws_secret_access_key", "BRIDGE_JOBS_QUEUE_URL"):
+        with pytest.raises(ValueError, match="never reach jobs"):
+            parse_pass_env(f"HTTP_PROXY,{name}")
+    with pytest.raises(ValueError, match="not an environment variable name"):
+        parse_pass_env("A=B")
+    with caplog.at_level(logging.WARNING, logger="consumers.sandbox"):
+        assert parse_pass_env("GITHUB_TOKEN") == ("GITHUB_TOKEN",)
+    assert "looks like a secret" in caplog.text
+
+
+# --- run as ------------------------------------------------------------------------------------
+def test_run_as_refuses_a_missing_user_and_root() -> None:
+    with pytest.raises(ValueError, match="no user 'no-such-user-here'"):
+        Sandbox.from_settings(run_as="no-such-user-here")
+    with pytest.raises(ValueError, match="is root"):
+        RunAs.lookup("root")
+
+
+def test_run_as_refuses_a_worker_that_cannot_switch_users() -> None:
+    everything = (1 << CAP_SETUID) | (1 << CAP_SETGID) | (1 << CAP_KILL)
+    check_privilege(euid=0, capabilities=0)
+    check_privilege(euid=1000, capabilities=everything)
+    with pytest.raises(ValueError, match="root or with CAP_SETUID, CAP_SETGID, CAP_KILL"):
+        check_privilege(euid=1000, capabilities=0)
+    with pytest.raises(ValueError, match=r"with CAP_KILL \("):
+        check_privilege(euid=1000, capabilities=everything & ~(1 << CAP_KILL))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may switch users")
+def test_run_as_is_refused_at_start_without_privilege() -> None:
+    other = next(p for p in pwd.getpwall() if p.pw_uid not in (0, os.geteuid()))
+    with pytest.raises(ValueError, match="--run-as needs the worker to run as root"):
+        build_pieces(ServiceSettings(command="true", run_as=other.pw_name))
+
+
+def test_run_as_with_a_thread_handler_isolates_every_job() -> None:
+    runner = build_runner("json:loads", None, "thread", 1, sandbox=Sandbox(run_as=NOBODY))
+    assert isinstance(runner, IsolatedPythonRunner) and runner.sandbox.run_as == NOBODY
+    with pytest.raises(ValueError, match="cannot run as another user"):
+        PythonRunner(lambda data, job: data, Sandbox(run_as=NOBODY))
+
+
+@pytest.fixture
+def job_user() -> Iterator[RunAs]:
+    """A throwaway unprivileged user (root only), removed afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("creating a user needs root")
+    name = f"cbjob{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--create-home", "--user-group", name], check=True)
+    try:
+        yield RunAs.lookup(name)
+    finally:
+        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+
+
+def test_run_as_runs_commands_and_isolated_handlers_as_that_user(
+    job_user: RunAs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox = Sandbox.from_settings(run_as=job_user.name)
+    outcome = CommandRunner(
+        'echo "{\\"uid\\": $(id -u), \\"gid\\": $(id -g), \\"home\\": \\"$HOME\\", '
+        '\\"cwd\\": \\"$(pwd)\\"}"',
+        grace_s=1,
+        sandbox=sandbox,
+    ).run(job())
+    assert outcome.succeeded, outcome.cause
+    assert outcome.output == {
+        "uid": job_user.uid,
+        "gid": job_user.gid,
+        "home": job_user.home,
+        "cwd": job_user.home,
+    }
+    # A handler under the worker's import path, readable by the job user but not writable.
+    package = Path(tempfile.mkdtemp(prefix="cb-run-as-"))
+    try:
+        package.chmod(0o755)
+        (package / "who_handler.py").write_text(
+            "import os\n"
+            "def who(data, job):\n"
+            "    try:\n"
+            f"        open({str(package / 'who_handler.py')!r}, 'a')\n"
+            "        writable = True\n"
+            "    except OSError:\n"
+            "        writable = False\n"
+            "    return {'uid': os.getuid(), 'euid': os.geteuid(), 'writable': writable}\n"
+        )
+        (package / "who_handler.py").chmod(0o644)
+        monkeypatch.syspath_prepend(str(package))
+        python = python_for(job_user)
+        runner = IsolatedPythonRunner("who_handler:who", grace_s=1, python=python, sandbox=sandbox)
+        outcome = runner.run(job())
+        assert outcome.succeeded, outcome.cause
+        assert outcome.output == {"uid": job_user.uid, "euid": job_user.uid, "writable": False}
+    finally:
+        shutil.rmtree(package)
+
+
+def python_for(user: RunAs) -> str:
+    """An interpreter of this Python version the job user may run (this one may live in a
+    home directory only root can enter)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (sys.executable, shutil.which(version) or "", f"/usr/bin/{version}"):
+        if not candidate:
+            continue
+        try:
+            subprocess.run(
+                [candidate, "-c", "pass"], user=user.uid, group=user.gid, cwd="/", check=True
+            )
+        except (OSError, subprocess.CalledProcessError):
+            continue
+        return candidate
+    pytest.skip(f"no {version} the job user can run")
+
+
+# --- the task token ----------------------------------------------------------------------------
+WITHHELD = WITHHELD_PREFIX + mask_token(TOKEN)
+
+
+def see(job: Job, context: JobContext) -> dict[str, Any]:
+    return {"token": job.token, "context_token": context.job.token, "input": job.input}
+
+
+def test_a_thread_handler_never_sees_the_token() -> None:
+    the_job = job(input={"keep": "this", "copy": TOKEN})
+    context = JobContext(the_job)
+    outcome = PythonRunner(lambda data, j, ctx: see(j, ctx)).run(the_job, context)
+    assert outcome.output == {
+        "token": WITHHELD,
+        "context_token": WITHHELD,
+        "input": {"keep": "this", "copy": WITHHELD},
+    }
+    assert TOKEN not in json.dumps(outcome.output)
+    assert context.job.token == TOKEN  # the worker's own context keeps it
+
+
+def test_the_handlers_context_shares_cancellation_with_the_workers() -> None:
+    the_job = job()
+    context = JobContext(the_job, deadline=123.0)
+    view = context.seen_as(Sandbox().job_view(the_job))
+    assert view.job.token == WITHHELD and view.deadline == 123.0
+    assert view.cancel("task-closed") and context.reason == "task-closed" and view.is_cancelled
+    assert not context.cancel("timeout") and view.reason == "task-closed"
+
+
+def test_expose_token_gives_handlers_the_real_token() -> None:
+    the_job = job()
+    sandbox = Sandbox(expose_token=True)
+    outcome = PythonRunner(lambda data, j, ctx: see(j, ctx), sandbox).run(the_job)
+    assert outcome.output["token"] == TOKEN and outcome.output["context_token"] == TOKEN
+
+
+def test_an_isolated_handler_never_sees_the_token_nor_does_its_envelope(
+    handlers: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[bytes] = []
+    real_run_process = isolated.run_process
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        sent.append(kwargs["stdin"])
+        assert TOKEN not in json.dumps(kwargs["env"])
+        return real_run_process(*args, **kwargs)
+
+    monkeypatch.setattr(isolated, "run_process", spy)
+    runner = IsolatedPythonRunner(f"{handlers}:what_i_see", grace_s=1)
+    outcome = runner.run(job(input={"copy": TOKEN}))
+    assert outcome.succeeded, outcome.cause
+    assert outcome.output["token"] == outcome.output["context_token"] == WITHHELD
+    assert outcome.output["input"] == {"copy": WITHHELD}
+    assert TOKEN not in json.dumps(outcome.output)
+    assert sent and TOKEN.encode() not in sent[0]
+
+
+def test_expose_token_gives_isolated_handlers_the_real_token(handlers: str) -> None:
+    exposed = IsolatedPythonRunner(
+        f"{handlers}:what_i_see", grace_s=1, sandbox=Sandbox(expose_token=True)
+    ).run(job())
+    assert exposed.succeeded, exposed.cause
+    assert exposed.output["token"] == exposed.output["context_token"] == TOKEN
+
+
+@pytest.mark.parametrize(
+    ("token_path", "body"),
+    [
+        ("$.TaskToken", {"MessageTitle": "hi", "TaskToken": TOKEN}),
+        ("$.meta.TaskToken", {"MessageTitle": "hi", "meta": {"TaskToken": TOKEN}}),
+    ],
+)
+def test_a_handler_serving_token_path_messages_never_sees_the_token(
+    token_path: str, body: dict[str, Any]
+) -> None:
+    adopted = Intake(token_path=token_path).parse({"MessageId": "m-1", "Body": json.dumps(body)})
+    assert adopted.token == TOKEN
+    outcome = PythonRunner(lambda data, j, ctx: see(j, ctx)).run(adopted)
+    assert outcome.succeeded, outcome.cause
+    assert outcome.output["token"] == WITHHELD
+    assert TOKEN not in json.dumps(outcome.output)
+    assert outcome.output["input"]["MessageTitle"] == "hi"
+
+
+def test_withholding_copes_with_the_deepest_input() -> None:
+    deep: Any = TOKEN
+    for _ in range(60):
+        deep = [deep]
+    view = Sandbox().job_view(job(input=deep))
+    innermost = view.input
+    for _ in range(60):
+        (innermost,) = innermost
+    assert innermost == WITHHELD
