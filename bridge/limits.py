@@ -94,6 +94,25 @@ def json_bytes(value: Any) -> int:
     return payload_bytes(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str))
 
 
+def sqs_message_bytes(body: str, attributes: dict[str, Any] | None = None) -> int:
+    """A message's size as SQS counts it against ``MaximumMessageSize``: the body's UTF-8 bytes
+    plus, per message attribute, its name, data type and value (a binary value's bytes)."""
+
+    def size(value: Any) -> int:
+        if isinstance(value, bytes | bytearray):
+            return len(value)
+        text = str(value)
+        return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+    total = size(body)
+    for name, value in (attributes or {}).items():
+        total += size(name) + size(value.get("DataType") or "")
+        for field in ("StringValue", "BinaryValue"):
+            if value.get(field) is not None:
+                total += size(value[field])
+    return total
+
+
 def effective_concurrency(max_concurrency: int, mode: MapMode = "INLINE") -> int:
     """How many iterations AWS runs at once for a Map's ``MaxConcurrency`` (0 = no limit)."""
     cap = INLINE_MAX_CONCURRENCY if mode == "INLINE" else DISTRIBUTED_MAX_CONCURRENCY

@@ -14,6 +14,7 @@ from bridge.aws import Clients
 from bridge.config import BridgeConfig
 from bridge.contract import ERROR_DEAD_LETTERED, ERROR_INVALID_OUTPUT
 from bridge.dead_letter import TASK_TOLD_ATTRIBUTE, DeadLetterHandler, archive_routes
+from bridge.limits import QUEUE_MESSAGE_BYTES
 from bridge.local_stack.event_source import LocalLambdaContext
 from bridge.quarantine import REASON_ATTRIBUTE
 from consumers.runner import CommandRunner, PythonRunner, Runner
@@ -225,3 +226,25 @@ def test_the_dead_letter_handler_tells_the_task_of_a_duplicate_key_job(
     handler.handle(lambda_event(stack["jobs_dlq_url"], letters), LocalLambdaContext())
     (entry,) = entries(aws, execution)
     assert (entry["status"], entry["error"]) == ("FAILED", ERROR_DEAD_LETTERED)
+
+
+def test_a_malformed_job_at_the_size_limit_still_reaches_the_dlq_with_its_reason(
+    aws: Clients, stack: dict[str, str]
+) -> None:
+    """The copy carries the reason and the source id as attributes, which count toward the
+    size: a body near 256 KiB plus the sender's attribute leaves no room for them unless the
+    sender's attribute gives way (before, SQS refused the copy and the message looped)."""
+    jobs_url = stack["jobs_queue_url"]
+    body = "[" * (QUEUE_MESSAGE_BYTES - 4000)
+    aws.sqs.send_message(
+        QueueUrl=jobs_url,
+        MessageBody=body,
+        MessageAttributes={"trace": {"DataType": "String", "StringValue": "t" * 3900}},
+    )
+    with running(Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(echo))):
+        [dead] = receive_all(aws.sqs, stack["jobs_dlq_url"], 1)
+    assert dead["Body"] == body
+    reason = dead["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"]
+    assert "nested deeper than 64 levels" in reason
+    assert "attributes dropped to fit: trace" in reason
+    assert depth(aws.sqs, jobs_url) == 0
