@@ -10,7 +10,6 @@ How the call is made (retries, deadlines) is the caller's business.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,8 @@ from bridge.contract import (
     MAX_OUTPUT_BYTES,
     Result,
     clip,
+    output_json,
+    payload_problem,
 )
 
 
@@ -58,11 +59,12 @@ def callback_for(result: Result) -> Callback:
     if result.outcome == "failed":
         return failure(token, result.error or "", result.cause or "")
     try:
-        output = json.dumps(result.output, separators=(",", ":"), allow_nan=False)
-    except ValueError as exc:  # NaN / Infinity: Python writes them, JSON has no such thing
-        cause = f"the output of job {result.job_id} is not valid JSON (NaN or Infinity): {exc}"
+        output = output_json(result.output)
+        size = len(output.encode("utf-8"))
+    except ValueError as exc:  # NaN / Infinity / a lone surrogate: JSON has no such thing
+        why = payload_problem(result.output) or str(exc)
+        cause = f"the output of job {result.job_id} is not exact JSON: {why}"
         return failure(token, ERROR_INVALID_OUTPUT, cause, "InvalidOutputs")
-    size = len(output.encode("utf-8"))
     if size > MAX_OUTPUT_BYTES:
         cause = f"output is {size} bytes, limit {MAX_OUTPUT_BYTES}"
         return failure(token, ERROR_OUTPUT_TOO_LARGE, cause, "OutputsTooLarge")

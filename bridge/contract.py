@@ -204,9 +204,16 @@ def encode(message: _Message) -> str:
 
 
 def output_size(output: Any) -> int:
-    """UTF-8 size of an output as SendTaskSuccess would carry it (ValueError for NaN, which
-    has no JSON form)."""
-    return len(json.dumps(output, separators=(",", ":"), allow_nan=False).encode("utf-8"))
+    """UTF-8 size of an output as SendTaskSuccess carries it (:func:`output_json`; ValueError
+    for NaN, which has no JSON form)."""
+    return len(output_json(output).encode("utf-8"))
+
+
+def output_json(output: Any) -> str:
+    """An output as the JSON text SendTaskSuccess is given: compact, and non-ASCII characters
+    as themselves (``\\u00e9`` would take 6 bytes of Step Functions' 256 KiB where ``é`` takes
+    2). Raises ValueError for NaN and ±Infinity, which JSON has no form for."""
+    return json.dumps(output, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 
 
 def clip(text: str, limit: int) -> str:

@@ -6,12 +6,15 @@ import json
 
 import pytest
 
+from bridge.callback import callback_for
 from bridge.contract import (
     MAX_CAUSE_CHARS,
+    MAX_OUTPUT_BYTES,
     MAX_PAYLOAD_DEPTH,
     ContractError,
     encode,
     mask_token,
+    output_size,
     parse_job,
     parse_result,
     payload_problem,
@@ -160,3 +163,13 @@ def test_characters_sqs_refuses_are_written_as_json_escapes() -> None:
     body = encode(make_result(output=output))
     assert "\ufffe" not in body and "\uffff" not in body
     assert parse_result(body).output == output
+
+
+def test_non_ascii_outputs_count_their_utf8_bytes_not_their_escapes() -> None:
+    """120,000 bytes of "é" fit Step Functions' 256 KiB; written as \\u00e9 they would not."""
+    output = {"text": "é" * 60_000}
+    assert output_size(output) == len('{"text":""}') + 120_000 < MAX_OUTPUT_BYTES
+    callback = callback_for(make_result(output=output))
+    assert callback.operation == "send_task_success"
+    assert json.loads(callback.arguments["output"]) == output
+    assert "é" in callback.arguments["output"]
