@@ -6,6 +6,12 @@ kill it either: it is finishing jobs), or unhealthy (an internal thread died: it
 its jobs and exiting). The body is whatever ``status()`` returns
 (state, running jobs, counters), as JSON. It binds loopback only unless told otherwise, because
 the status names jobs and the machine.
+
+Results the results queue refuses (``results.spooled`` > 0, with a ``degraded`` reason) still
+answer 200: the worker is sound and keeps them in its spool on local disk until the queue takes
+them. A 503 there would invite a health check to replace the instance, which loses the spool
+(and runs those jobs again elsewhere), and would not help: every worker meets the same queue.
+Alarm on the ``spooled_results`` metric or the ``degraded`` field instead.
 """
 
 from __future__ import annotations

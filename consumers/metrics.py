@@ -40,8 +40,12 @@ COUNTERS = (
     "visibility_extensions",
     "heartbeats",
     "heartbeat_failures",
+    # Results the results queue refused, kept in the spool; and spooled results sent later.
+    "results_spooled",
+    "results_unspooled",
 )
-GAUGES = ("busy_slots", "in_flight")
+#: ``spooled_results``: results held in the spool now (alarm on it staying above 0).
+GAUGES = ("busy_slots", "in_flight", "spooled_results")
 DURATION = "job_duration"
 #: EMF: "arrays MUST NOT contain more than 100 values".
 MAX_VALUES_PER_METRIC = 100

@@ -293,7 +293,7 @@ class ResultSender:
                 loaded,
                 self.spool.directory,
             )
-            self._condition, self._condition_since = "spooled before the restart", self.clock()
+            self._condition, self._condition_since = "spooled before this start", self.clock()
             self._retry_at = self.clock()
         return loaded
 
@@ -393,6 +393,8 @@ class ResultSender:
             if stop_after:
                 break
         self._report_at_stop()
+        if self.spool is not None:
+            self.spool.close()  # a worker started after this one may take it over
 
     def _get(self, timeout_s: float | None) -> Pending | object | None:
         try:
@@ -573,8 +575,8 @@ class ResultSender:
             self._backoff_s = SPOOL_RETRY_FIRST_S
         if condition is not None:
             log.warning(
-                "the results queue takes results again: every spooled result sent (%.0f s "
-                "after %s)",
+                "the results queue takes results again: every spooled result sent (held "
+                "%.0f s: %s)",
                 self.clock() - (since or self.clock()),
                 condition,
             )

@@ -54,6 +54,7 @@ class Service:
     def gauges(self) -> None:
         self.metrics.set_gauge("busy_slots", self.worker.table.busy)
         self.metrics.set_gauge("in_flight", self.worker.table.running)
+        self.metrics.set_gauge("spooled_results", self.worker.sender.spooled)
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT: first drains, second stops now. The handler only bumps a

@@ -23,6 +23,7 @@ Neither stops the worker.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -44,8 +45,13 @@ log = logging.getLogger(__name__)
 #: ``--state-dir``'s default outside systemd (systemd's ``StateDirectory=`` sets
 #: ``$STATE_DIRECTORY``, which comes first).
 DEFAULT_STATE_DIR = "~/.local/state/callback-bridge"
-#: The spool's directory inside the state directory.
+#: The spool's directory inside the state directory: one subdirectory per worker process
+#: (``worker-0``, ``worker-1``, ...), each claimed with a lock while its worker runs.
 SPOOL_DIR = "results-spool"
+#: The most workers one state directory serves at once (one per host under systemd; the demo
+#: and the chaos campaign start several on one machine).
+MAX_WORKERS_PER_STATE_DIR = 64
+LOCK_FILE = ".lock"
 #: Where files that cannot be read are moved, inside the spool directory.
 REJECTED_DIR = "rejected"
 FORMAT_VERSION = 1
@@ -115,6 +121,7 @@ class Spool:
         created or written, naming the directory."""
         self.directory = Path(directory)
         self.clock = clock
+        self._lock_fd: int | None = None
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             info = self.directory.lstat()
@@ -128,8 +135,41 @@ class Spool:
             raise SpoolError(f"result spool {self.directory}: {exc}") from exc
 
     @classmethod
-    def in_state_dir(cls, state_dir: Path | str) -> Spool:
-        return cls(Path(state_dir) / SPOOL_DIR)
+    def claim(cls, state_dir: Path | str) -> Spool:
+        """The spool of one worker process under ``state_dir``: the first
+        ``results-spool/worker-N`` no running worker holds, locked (``flock``) until this
+        process ends or :meth:`close`. A worker restarted on the same host claims the spool its
+        predecessor left, with the results in it; two workers never share one. Raises
+        :class:`SpoolError` naming the directory."""
+        base = Path(state_dir) / SPOOL_DIR
+        for n in range(MAX_WORKERS_PER_STATE_DIR):
+            spool = cls(base / f"worker-{n}")
+            if spool._lock():
+                return spool
+        raise SpoolError(
+            f"result spool {base}: {MAX_WORKERS_PER_STATE_DIR} workers already use it; "
+            "give this one another --state-dir"
+        )
+
+    def _lock(self) -> bool:
+        """Take this directory's lock for this process; False if another process holds it."""
+        try:
+            fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise SpoolError(f"result spool {self.directory}: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    def close(self) -> None:
+        """Let another worker claim this spool (the files stay)."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
 
     def path_of(self, message_id: str) -> Path:
         return self.directory / file_name(message_id)
@@ -196,7 +236,7 @@ class Spool:
             return []
         for name in names:
             path = self.directory / name
-            if name == REJECTED_DIR:
+            if name in (REJECTED_DIR, LOCK_FILE):
                 continue
             if name.startswith(_TEMP_PREFIX):
                 log.info("removing %s, a spool file whose writing was interrupted", path)

@@ -1,0 +1,249 @@
+"""The result spool: durable, atomic writes; whatever else is in its directory is reported and
+skipped, never a crash."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.contract import encode
+from consumers import spool as spool_module
+from consumers.spool import (
+    MAX_FILE_BYTES,
+    REJECTED_DIR,
+    SPOOL_DIR,
+    Spool,
+    Spooled,
+    SpoolError,
+    file_name,
+    resolve_state_dir,
+)
+from tests.support.messages import make_result
+
+TOKEN = "AAAAtok" + "z" * 600 + "ENDTOK"
+
+
+def entry(message_id: str = "3f9a1c52-0d4e-4b6a-9c1e-2b7d5f8e6a10", **fields: Any) -> Spooled:
+    result = make_result(job_id=fields.pop("job_id", "run-1/RunJob/0/0"), token=TOKEN)
+    values: dict[str, Any] = {
+        "message_id": message_id,
+        "job_id": result.job_id,
+        "token": TOKEN,
+        "body": encode(result),
+        "spooled_at": 1_765_000_000.5,
+    }
+    values.update(fields)
+    return Spooled(**values)
+
+
+def test_the_state_dir_is_the_flag_then_systemds_then_the_home_default(tmp_path: Path) -> None:
+    env = {"STATE_DIRECTORY": "/var/lib/callback-bridge:/var/lib/other", "HOME": "/home/u"}
+    assert resolve_state_dir(str(tmp_path / "s"), env) == tmp_path / "s"
+    assert resolve_state_dir(None, env) == Path("/var/lib/callback-bridge")
+    assert resolve_state_dir(None, {"HOME": "/home/u"}) == Path(
+        "/home/u/.local/state/callback-bridge"
+    )
+    assert resolve_state_dir("", {"STATE_DIRECTORY": "", "HOME": "/h"}) == Path(
+        "/h/.local/state/callback-bridge"
+    )
+
+
+def test_a_result_round_trips_private_and_exact(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    written = entry()
+    path = spool.put(written)
+    assert path.name == written.message_id + ".json"
+    assert stat.S_IMODE((tmp_path / "spool").stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    [loaded] = Spool(tmp_path / "spool").load()
+    assert loaded == written  # the body byte for byte, the token read back from it
+    spool.remove(written.message_id)
+    spool.remove(written.message_id)  # already gone: fine
+    assert spool.load() == []
+
+
+def test_a_loose_existing_directory_is_made_private(tmp_path: Path) -> None:
+    (tmp_path / "spool").mkdir(mode=0o755)
+    os.chmod(tmp_path / "spool", 0o755)
+    Spool(tmp_path / "spool")
+    assert stat.S_IMODE((tmp_path / "spool").stat().st_mode) == 0o700
+
+
+def test_writes_are_fsynced_file_then_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    spool.put(entry())
+    assert len(synced) == 2
+    assert Path(synced[0]).parent == tmp_path and Path(synced[0]).name.startswith(".tmp-")
+    assert synced[1] == str(tmp_path)  # the rename itself made durable
+    synced.clear()
+    spool.remove(entry().message_id)
+    assert synced == [str(tmp_path)]
+
+
+def test_a_failed_write_leaves_the_old_version_and_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path)
+    spool.put(entry())
+
+    def full(*_args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(SpoolError, match="No space left"):
+        spool.put(entry(sent=True))
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == [entry().message_id + ".json"]
+    assert [e.sent for e in spool.load()] == [False]
+
+
+def test_an_interrupted_write_is_cleaned_up_at_load(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.put(entry())
+    (tmp_path / ".tmp-abc-1234").write_text('{"version": 1, "mess')
+    assert len(spool.load()) == 1
+    assert not (tmp_path / ".tmp-abc-1234").exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b'{"version": 1, "message_id": "m-1", "spool', id="truncated"),
+        pytest.param(b"\x00\xff garbage \x80", id="garbage"),
+        pytest.param(b"[" * 200_000 + b"]" * 200_000, id="over-deep"),
+        pytest.param(b'{"version": 1, "version": 1}', id="duplicate-keys"),
+        pytest.param(b'["m-1"]', id="not-an-object"),
+        pytest.param(
+            b'{"version": 2, "message_id": "m-1", "spooled_at": 1, "sent": false, "body": "{}"}',
+            id="unknown-version",
+        ),
+        pytest.param(
+            b'{"version": 1, "message_id": "m-2", "spooled_at": 1, "sent": false, "body": "{}"}',
+            id="message-id-not-its-name",
+        ),
+        pytest.param(
+            b'{"version": 1, "message_id": "m-1", "spooled_at": 1, "sent": false, "body": "{}"}',
+            id="body-not-a-result",
+        ),
+        pytest.param(
+            b'{"version": 1, "message_id": "m-1", "spooled_at": 1, "sent": false, "body": "'
+            + b"[" * 5000
+            + b'"}',
+            id="over-deep-body",
+        ),
+        pytest.param(
+            b'{"version": 1, "message_id": "m-1", "spooled_at": NaN, "sent": false, "body": ""}',
+            id="nan",
+        ),
+    ],
+)
+def test_an_unreadable_spool_file_is_moved_aside_with_a_log_line(
+    tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = Spool(tmp_path)
+    spool.put(entry())
+    (tmp_path / "m-1.json").write_bytes(content)
+    with caplog.at_level(logging.ERROR, logger="consumers.spool"):
+        loaded = spool.load()
+    assert [e.message_id for e in loaded] == [entry().message_id]  # the good one still loads
+    assert not (tmp_path / "m-1.json").exists()
+    [moved] = (tmp_path / REJECTED_DIR).iterdir()
+    assert moved.name.startswith("m-1.json.") and moved.read_bytes() == content
+    assert any("m-1.json is unreadable" in r.getMessage() for r in caplog.records)
+    assert spool.load() == loaded  # moved once, not again
+
+
+def test_a_file_over_the_size_limit_is_not_read_but_moved_aside(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    with open(tmp_path / "m-1.json", "wb") as file:
+        file.truncate(MAX_FILE_BYTES + 1)
+    assert spool.load() == []
+    assert len(list((tmp_path / REJECTED_DIR).iterdir())) == 1
+
+
+def test_foreign_files_are_reported_and_left_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = Spool(tmp_path)
+    spool.put(entry())
+    (tmp_path / "README.txt").write_text("notes")
+    (tmp_path / "dir.json").mkdir()
+    (tmp_path / "elsewhere.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").rename(tmp_path / "elsewhere.txt")
+    with caplog.at_level(logging.WARNING, logger="consumers.spool"):
+        assert len(spool.load()) == 1
+    ignored = " ".join(r.getMessage() for r in caplog.records)
+    for name in ("README.txt", "dir.json", "link.json"):
+        assert name in ignored
+        assert (tmp_path / name).exists() or (tmp_path / name).is_symlink()
+
+
+def test_an_odd_message_id_gets_a_safe_file_name(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    odd = "../../etc/passwd\n"
+    path = spool.put(entry(odd))
+    assert path.parent == tmp_path and path.name.startswith("h-")
+    assert file_name(odd) == path.name
+    assert [e.message_id for e in spool.load()] == [odd]
+
+
+def test_the_token_is_never_in_a_log_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    spool = Spool(tmp_path)
+    with caplog.at_level(logging.DEBUG):
+        spool.put(entry())
+        (tmp_path / "m-1.json").write_text('{"body": "' + TOKEN + '"')
+        spool.load()
+        assert TOKEN not in entry().describe()
+    assert caplog.records and all(TOKEN not in r.getMessage() for r in caplog.records)
+
+
+def test_each_worker_claims_a_spool_of_its_own_and_a_successor_takes_it_over(
+    tmp_path: Path,
+) -> None:
+    first = Spool.claim(tmp_path)
+    second = Spool.claim(tmp_path)
+    assert first.directory == tmp_path / SPOOL_DIR / "worker-0"
+    assert second.directory == tmp_path / SPOOL_DIR / "worker-1"
+    first.put(entry())
+    first.close()  # the worker ended (its process exiting releases the lock the same way)
+    successor = Spool.claim(tmp_path)
+    assert successor.directory == first.directory
+    assert [e.message_id for e in successor.load()] == [entry().message_id]
+    second.close()
+    successor.close()
+
+
+def test_a_state_dir_that_cannot_be_created_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SpoolError, match="file"):
+        Spool.claim(tmp_path / "file")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_a_read_only_state_dir_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "ro").mkdir(mode=0o500)
+    with pytest.raises(SpoolError, match="ro"):
+        Spool.claim(tmp_path / "ro")
+
+
+def test_the_module_imports_nothing_of_the_worker() -> None:
+    """The spool is a leaf: results and compose use it, it uses only the contract."""
+    source = Path(spool_module.__file__).read_text()
+    assert "from consumers" not in source
