@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import os
 import signal
 import tempfile
 import time
@@ -25,12 +26,13 @@ from typing import Any
 from bridge import completion
 from bridge.aws import build_clients
 from bridge.chaos import fuzz
-from bridge.chaos.checks import listeners_off_loopback
+from bridge.chaos.checks import listeners_off_loopback, live_daemons
 from bridge.chaos.fleet import Fleet
 from bridge.chaos.inject import Copies, JobTap, foreign_result, foreign_token, send_poison
 from bridge.chaos.proxy import FaultProxy
 from bridge.chaos.reconcile import Execution, Observed
 from bridge.chaos.schedule import ChaosPlan, Event, Schedule, build
+from bridge.chaos.tokens import real_length_tokens
 from bridge.dead_letter import DeadLetterHandler, archive_routes
 from bridge.local_stack import LocalStack, StackSettings
 from bridge.local_stack.event_source import EventSourceSettings
@@ -97,7 +99,10 @@ class Campaign:
             source_log.addHandler(errors)
             completion.logger.setLevel("DEBUG")
             try:
-                return self._run(errors)
+                with real_length_tokens(self.plan.seed) as mint:
+                    observed = self._run(errors)
+                observed.tokens_minted = mint.issued
+                return observed
             finally:
                 completion.logger.setLevel(level)
                 source_log.removeHandler(errors)
@@ -140,6 +145,7 @@ class Campaign:
                     fleet.start(i)
                 self._play(stack, proxy, fleet, copies, poison)
                 self._settle(stack)
+                self._daemons()
             finally:
                 obs.listeners += listeners_off_loopback(fleet.pids())
                 obs.listener_checks += 1
@@ -151,6 +157,7 @@ class Campaign:
             obs.proxy_calls = sum(proxy.calls.values())
             obs.proxy_duplicate_successes = proxy.duplicate_successes()
             obs.duplicates_sent = dict(copies.sent)
+            obs.delivered = dict(copies.delivered)
             obs.tokens = set(copies.tokens)
             obs.handler_errors = list(errors.lines)
             obs.collect(stack)
@@ -244,6 +251,17 @@ class Campaign:
         elif kind == "restart":
             if not fleet.restart(event.target):
                 return Event(at + 0.5, "restart", event.target)
+        elif kind == "stop":
+            generation = fleet.stop(event.target)
+            if generation is not None:
+                obs.count_fault("consumer_sigstop", event.seconds)
+                return Event(at + event.seconds, "cont", (event.target, generation))
+        elif kind == "cont":
+            index, generation = event.target
+            fleet.cont(index, generation)
+        elif kind == "results_missing":
+            proxy.missing(event.seconds)
+            obs.count_fault("results_queue_missing", event.seconds)
         elif kind == "announce_terminate":
             if config.metadata_endpoint:
                 fleet.expect_exit(event.target)
@@ -291,6 +309,18 @@ class Campaign:
             )
             self.observed.foreign_checks[key] = {"checked": False, "arn": arn}
             self.observed.foreign_clients[key] = clients.sfn
+
+    def _daemons(self) -> None:
+        """Daemons that ``daemon`` jobs started and that are still alive now that every job
+        has ended: recorded, then killed (the campaign cleans up after itself)."""
+        names = [e.name for e in self.observed.executions]
+        found = live_daemons(names) if names else []
+        self.observed.daemons_alive = [(d.pid, d.job_id, d.ppid) for d in found]
+        for daemon in found:
+            try:
+                os.kill(daemon.pid, signal.SIGKILL)
+            except OSError:
+                continue
 
     def _settle(self, stack: LocalStack, timeout_s: float = 30.0) -> None:
         """Until the queues and DLQs are empty (poison handled, dead letters archived)."""

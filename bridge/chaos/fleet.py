@@ -4,11 +4,15 @@ Slot 0 is the embedded EC2 instance (``--instance-handling on``: it reads the st
 metadata and drains on a termination notice); the others run with instance handling off, so a
 notice meant for one instance does not drain the whole fleet. One consumer logs at DEBUG
 (botocore request and response bodies included) for the token check. A process that exits
-without having been signalled has crashed: it is counted and restarted.
+without having been signalled has crashed: it is counted and restarted (as systemd's
+``Restart=on-failure`` would). Each slot keeps its state directory (``state-N``: the result
+spool) across restarts, as a replacement process on the same host would. A consumer may also be
+stopped (SIGSTOP) and continued (SIGCONT) later.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -40,6 +44,8 @@ class Slot:
     instance: bool = False
     generation: int = 0
     health_port: int = 0
+    #: Stopped with SIGSTOP (the generation stopped), None while running.
+    stopped: int | None = None
 
 
 @dataclass
@@ -57,6 +63,10 @@ class Fleet:
     #: Consumers a poison-pill job took down (expected: its journal says so last).
     pill_deaths: int = 0
     health_ports: list[int] = field(default_factory=list)
+    stops: int = 0
+    #: "consumer-I.G" of generations that died by SIGKILL or a crash (theirs, or a job's in
+    #: their process): what they started may be left behind without a bug of theirs.
+    killed_generations: set[str] = field(default_factory=set)
 
     def command(self, slot: Slot, health_port: int) -> list[str]:
         plan = self.plan
@@ -72,6 +82,8 @@ class Fleet:
             "--stale-check-age", str(plan.stale_check_age_s),
             "--max-queue-wait", str(plan.max_queue_wait_s),
             "--instance-handling", "on" if slot.instance else "off",
+            "--state-dir", str(self.work_dir / f"state-{slot.index}"),
+            "--pass-env", JOURNAL_ENV,
             "--lifecycle-hook-timeout", "30",
             "--health-port", str(health_port),
             "--log-format", "json",
@@ -82,7 +94,7 @@ class Fleet:
         while len(self.slots) <= index:
             self.slots.append(Slot(len(self.slots)))
         slot = self.slots[index]
-        slot.instance, slot.signalled = instance, None
+        slot.instance, slot.signalled, slot.stopped = instance, None, None
         slot.generation += 1
         port = free_port()
         self.health_ports.append(port)
@@ -114,12 +126,41 @@ class Fleet:
         if slot.process is None or slot.process.poll() is not None or slot.signalled:
             return False
         slot.signalled = signum
+        if slot.stopped is not None and signum != signal.SIGKILL:
+            self.cont(index)  # a stopped process would not act on SIGTERM
         slot.process.send_signal(signum)
         if signum == signal.SIGKILL:
             self.killed += 1
+            self.killed_generations.add(self.name(slot))
         else:
             self.terminated += 1
         return True
+
+    def stop(self, index: int) -> int | None:
+        """SIGSTOP a running consumer; returns its generation (None: not running)."""
+        slot = self.slots[index]
+        if slot.process is None or slot.process.poll() is not None or slot.signalled:
+            return None
+        if slot.stopped is not None:
+            return None
+        slot.process.send_signal(signal.SIGSTOP)
+        slot.stopped = slot.generation
+        self.stops += 1
+        return slot.generation
+
+    def cont(self, index: int, generation: int | None = None) -> bool:
+        """SIGCONT a stopped consumer (of ``generation``, if given)."""
+        slot = self.slots[index]
+        if slot.stopped is None or (generation is not None and slot.stopped != generation):
+            return False
+        slot.stopped = None
+        if slot.process is not None and slot.process.poll() is None:
+            slot.process.send_signal(signal.SIGCONT)
+        return True
+
+    @staticmethod
+    def name(slot: Slot) -> str:
+        return f"consumer-{slot.index}.{slot.generation}"
 
     def expect_exit(self, index: int) -> None:
         """The process will exit by itself (a termination notice drains it)."""
@@ -141,9 +182,10 @@ class Fleet:
         process = slot.process
         if process is None or slot.signalled != signal.SIGTERM or process.returncode in allowed:
             return
-        name = f"consumer-{slot.index}.{slot.generation}"
-        if self._pill(name):
+        name = self.name(slot)
+        if self._pill(name, process.pid):
             self.pill_deaths += 1
+            self.killed_generations.add(name)
         else:
             self.crashes.append((slot.index, process.returncode, f"{name}.log"))
 
@@ -155,21 +197,30 @@ class Fleet:
                 continue
             code = process.poll()
             if code is not None:
-                name = f"consumer-{slot.index}.{slot.generation}"
-                if self._pill(name):
+                name = self.name(slot)
+                self.killed_generations.add(name)
+                if self._pill(name, process.pid):
                     self.pill_deaths += 1
                 else:
                     self.crashes.append((slot.index, code, f"{name}.log"))
                 self.restarts += 1
                 self.start(slot.index, instance=slot.instance)
 
-    def _pill(self, name: str) -> bool:
-        """The consumer's journal ends with a poison pill's "crash" line."""
+    def _pill(self, name: str, pid: int) -> bool:
+        """The consumer's journal ends with a crashing job's "crash" line written in the
+        consumer's own process (not in an isolated job process of its)."""
         try:
             lines = (self.work_dir / f"{name}.journal").read_text().splitlines()
         except OSError:
             return False
-        return any('"event": "crash"' in line for line in lines[-8:])
+        for line in lines[-8:]:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line cut by the SIGKILL
+            if entry.get("event") == "crash" and entry.get("pid") == pid:
+                return True
+        return False
 
     def pids(self) -> list[int]:
         return [
@@ -181,6 +232,8 @@ class Fleet:
         starting (no health answer yet, so no signal handler and no job) may die of the
         SIGTERM itself (exit -15): that is not a crash."""
         live = [s for s in self.slots if s.process is not None and s.process.poll() is None]
+        for slot in live:
+            self.cont(slot.index)
         starting = {s.index for s in live if not self.ready(s.index)}
         for signals in range(2):
             for slot in live:

@@ -17,13 +17,20 @@ from __future__ import annotations
 
 import json
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from bridge.contract import MAX_ERROR_CHARS, MAX_TOKEN_CHARS, ContractError, parse_job, parse_result
+from bridge.contract import (
+    MAX_ERROR_CHARS,
+    MAX_JSON_DEPTH,
+    MAX_TOKEN_CHARS,
+    ContractError,
+    parse_job,
+    parse_result,
+)
 
 Queue = Literal["jobs", "results"]
 #: Where a poison message must end: a DLQ or its archive, or acknowledged with a logged reason.
@@ -43,10 +50,19 @@ MALFORMED_KINDS = (
     "huge_field",
     "wrong_version",
     "bad_attributes",
+    "deep_nesting",
+    "duplicate_keys",
+    "non_finite",
 )
 #: Well formed, but the token was never issued (or is 2,048 characters of nothing).
 TOKEN_KINDS = ("unissued_token", "long_token")
 KINDS = MALFORMED_KINDS + TOKEN_KINDS
+#: Nesting depths of ``deep_nesting``: 100,000 (about 200 KB of arrays: what fits in a
+#: message; first, so even the smallest campaign sends it), just over the contract's limit, and
+#: where Python 3.11's recursion gave out (about 1,000) and 3.12's (about 5,000). Objects nest
+#: at most :data:`MAX_OBJECT_DEPTH` levels (6 bytes a level).
+DEPTHS = (100_000, MAX_JSON_DEPTH + 1, 1_000, 5_000)
+MAX_OBJECT_DEPTH = 20_000
 
 #: Characters SQS accepts in a body or a string attribute (#x9 #xA #xD #x20-#xD7FF
 #: #xE000-#xFFFD and above): hypothesis draws from all of them.
@@ -78,12 +94,13 @@ class Poison:
 
 
 def _token(draw: Any, length: int | None = None) -> str:
-    """A token Step Functions never issued: URL-safe characters, long like a real one."""
-    size = length or draw(st.integers(40, 400))
-    alphabet = string.ascii_letters + string.digits + "+/="
+    """A token Step Functions never issued, shaped like the ones it does: base64, hundreds to
+    2,048 characters (``AQ...``, ``=`` padded)."""
+    size = length or draw(st.integers(300, MAX_TOKEN_CHARS))
+    alphabet = string.ascii_letters + string.digits + "+/"
     # hypothesis draws at most a few thousand characters: a drawn stem, repeated to size.
-    stem = draw(st.text(alphabet, min_size=16, max_size=64))
-    return ("chaos" + stem * (size // len(stem) + 1))[:size]
+    stem = draw(st.text(alphabet, min_size=24, max_size=96).filter(lambda t: len(set(t)) >= 12))
+    return ("AQ" + stem * (size // len(stem) + 1))[: size - 2] + "=="
 
 
 def _valid(queue: Queue, marker: str, token: str) -> dict[str, Any]:
@@ -149,6 +166,17 @@ def poison_message(draw: Any, queue: Queue, kind: str, marker: str) -> Poison:
         )
         for name, value in extra.items():
             attributes.setdefault(name, {"DataType": "String", "StringValue": value})
+    elif kind == "deep_nesting":
+        body = _deep(draw, queue, message)
+    elif kind == "duplicate_keys":
+        body = _duplicate(draw, queue, message)
+    elif kind == "non_finite":
+        value = draw(st.sampled_from(["NaN", "Infinity", "-Infinity"]))
+        field_name = "input" if queue == "jobs" else "output"
+        message[field_name] = {"marker": marker, "x": "@VALUE@"}
+        body = json.dumps(message).replace('"@VALUE@"', value)
+        if queue == "results":  # well formed: the callback fails (InvalidOutput) or the task
+            expect = "rejected"  # is closed (never issued); acknowledged with the reason
     elif kind in TOKEN_KINDS:
         if kind == "long_token":
             message["token"] = token = _token(draw, MAX_TOKEN_CHARS)
@@ -159,6 +187,43 @@ def poison_message(draw: Any, queue: Queue, kind: str, marker: str) -> Poison:
     return Poison(
         marker, queue, kind, body, attributes, expect, job_id=f"{marker}/job", token=token
     )
+
+
+def _deep(draw: Any, queue: Queue, message: dict[str, Any]) -> str:
+    """Nested past the limit: the job's input or the result's output (token readable), or the
+    whole message wrapped (nothing readable). The depth is left as a placeholder, settled by
+    :func:`generate` (:func:`settle_depth`), so every depth of :data:`DEPTHS` is sent in turn."""
+    shape = draw(st.sampled_from(["array", "object"]))
+    if draw(st.booleans()):
+        return f"@OPEN-{shape}@" + json.dumps(message) + f"@CLOSE-{shape}@"
+    field_name = "input" if queue == "jobs" else "output"
+    message[field_name] = f"@NEST-{shape}@"
+    return json.dumps(message)
+
+
+def settle_depth(body: str, depth: int) -> str:
+    """``body`` of :func:`_deep` with its nesting ``depth`` levels deep (objects: at most
+    :data:`MAX_OBJECT_DEPTH`)."""
+    for shape, opener, closer in (("array", "[", "]"), ("object", '{"a":', "}")):
+        levels = min(depth, MAX_OBJECT_DEPTH) if shape == "object" else depth
+        body = (
+            body.replace(f'"@NEST-{shape}@"', opener * levels + "0" + closer * levels)
+            .replace(f"@OPEN-{shape}@", opener * levels)
+            .replace(f"@CLOSE-{shape}@", closer * levels)
+        )
+    return body
+
+
+def _duplicate(draw: Any, queue: Queue, message: dict[str, Any]) -> str:
+    """A key twice: ``version`` (2 then 1), ``token`` (two tokens), ``job_id``, or a key inside
+    the input or output; the last value alone would be a valid message."""
+    where = draw(st.sampled_from(["version", "token", "job_id", "nested"]))
+    if where == "nested":
+        field_name = "input" if queue == "jobs" else "output"
+        message[field_name] = "@DUP@"
+        return json.dumps(message).replace('"@DUP@"', '{"n": -1, "n": 1}')
+    first: Any = {"version": 2, "token": _token(draw), "job_id": "other/RunJob/0/0"}[where]
+    return "{" + json.dumps(where) + ": " + json.dumps(first) + ", " + json.dumps(message)[1:]
 
 
 def still_poison(poison: Poison) -> bool:
@@ -186,6 +251,11 @@ def generate(count: int, seed_value: int) -> list[Poison]:
         drawn: list[Poison] = []
         if n:
             _collect(queue, kind, n, seed_value * 1_000 + index, drawn)
+        if kind == "deep_nesting":
+            drawn = [
+                replace(p, body=settle_depth(p.body, DEPTHS[k % len(DEPTHS)]))
+                for k, p in enumerate(drawn)
+            ]
         by_pair.append(drawn)
     ordered = [
         by_pair[i][round_]

@@ -4,8 +4,11 @@ carrying another state machine's token.
 Job messages are seen where Step Functions sends them: a WSGI tap behind the embedded server's
 request counter (the technique of ``benchmarks.ledger``) reads each ``SendMessage`` to the jobs
 queue, keeps its token (for the log check) and, for a seeded fraction, queues a copy to be sent
-a few seconds later (a duplicate delivery). Results are seen by the stack's event source
-observer; a fraction is sent again (a duplicate result).
+a few seconds later (a duplicate delivery). A copy's job input carries ``chaos_copy`` (the
+bridge ignores it; the job's journal records it), so its runs are told apart from the original
+message's. Results are seen by the stack's event source observer, which also records when the
+first result of each job reached the results queue (its ``SentTimestamp``: the result was
+delivered); a fraction is sent again (a duplicate result).
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bridge import strict_json
 from bridge.chaos.fuzz import Poison
-from bridge.contract import read_token
+from bridge.contract import MAX_JSON_DEPTH, read_text, read_token
 from bridge.local_stack.requests import request_body
 
 #: A copy goes in this many seconds after the original (before, during or after its run).
@@ -37,12 +41,15 @@ class Copies:
         self._seq = itertools.count()
         self.tokens: set[str] = set()
         self.sent = {"duplicate_job": 0, "duplicate_result": 0}
+        #: job id -> epoch seconds its first result reached the results queue.
+        self.delivered: dict[str, float] = {}
 
     def _maybe(self, side: str, body: str, rate: float) -> None:
         with self._lock:
             if self.rng.random() < rate:
                 at = time.monotonic() + self.rng.uniform(*COPY_DELAY_S)
-                heapq.heappush(self._due, (at, next(self._seq), side, body))
+                copy = mark_copy(body) if side == "jobs" else body
+                heapq.heappush(self._due, (at, next(self._seq), side, copy))
 
     def saw_job(self, body: str) -> None:
         token = read_token(body)  # a queue body: poison may be over-deep or duplicate its keys
@@ -52,9 +59,19 @@ class Copies:
         self._maybe("jobs", body, self.job_rate)
 
     def observer(self, record: dict[str, Any], acknowledged: bool) -> None:
-        """The stack's event source observer: results it acknowledged may be sent again."""
-        if acknowledged and not record["body"].count("chaos-poison-"):
-            self._maybe("results", record["body"], self.result_rate)
+        """The stack's event source observer: results it acknowledged may be sent again; the
+        first result of each job marks it delivered."""
+        body = record["body"]
+        if body.count("chaos-poison-"):
+            return
+        job_id = read_text(body, "job_id")
+        sent = record.get("attributes", {}).get("SentTimestamp")
+        if job_id:
+            at = int(sent) / 1000 if str(sent or "").isdigit() else time.time()
+            with self._lock:
+                self.delivered[job_id] = min(at, self.delivered.get(job_id, at))
+        if acknowledged:
+            self._maybe("results", body, self.result_rate)
 
     def due(self, now: float) -> list[tuple[str, str]]:
         with self._lock:
@@ -67,6 +84,19 @@ class Copies:
     def pending(self) -> int:
         with self._lock:
             return len(self._due)
+
+
+def mark_copy(body: str) -> str:
+    """A job message's body with ``chaos_copy`` in its input (unchanged if it has no object
+    input: poison is copied as it is)."""
+    try:
+        message = strict_json.loads(body, max_depth=MAX_JSON_DEPTH)
+    except strict_json.JSONError:
+        return body
+    if not isinstance(message, dict) or not isinstance(message.get("input"), dict):
+        return body
+    message["input"] = {**message["input"], "chaos_copy": True}
+    return json.dumps(message, ensure_ascii=False)
 
 
 class JobTap:

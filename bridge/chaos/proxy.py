@@ -13,7 +13,10 @@ would, with:
   fault that makes duplicates);
 * ``outage_refused``: while an outage window for ``sfn`` or ``results`` (calls naming the results
   queue) is open, every matching call is refused (503 for Step Functions, a dropped connection
-  for SQS).
+  for SQS);
+* ``queue_missing``: while the results queue is "missing", every call naming it is sent on
+  with the name of a queue that does not exist, so the caller gets the server's own
+  ``QueueDoesNotExist`` (a permanent error: a deleted queue, a wrong URL), not a transient one.
 
 Whether a call is faulted is drawn from a seeded RNG. The proxy also remembers, per task token
 (hashed, never stored), how many ``SendTaskSuccess`` calls Step Functions accepted: more than
@@ -39,7 +42,9 @@ from urllib.parse import urlparse
 from bridge.local_stack.requests import target_api
 
 HOST = "127.0.0.1"
-FAULT_KINDS = ("throttle", "error5xx", "lost_response", "outage_refused")
+FAULT_KINDS = ("throttle", "error5xx", "lost_response", "outage_refused", "queue_missing")
+#: Appended to the results queue's name while it is "missing".
+MISSING_SUFFIX = "-missing-chaos"
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
 
 
@@ -98,6 +103,7 @@ class FaultProxy:
         #: token hash -> SendTaskSuccess calls Step Functions answered 200
         self.successes: Counter[str] = Counter()
         self._outages: dict[str, float] = {}  # target -> monotonic end
+        self._missing_until = 0.0
         self.enabled = True
         self._local = threading.local()
         self._server = _QuietServer((HOST, 0), self._handler_class())
@@ -130,6 +136,16 @@ class FaultProxy:
         """Refuse every ``target`` call (``sfn`` or ``results``) for ``seconds``."""
         with self._lock:
             self._outages[target] = time.monotonic() + seconds
+
+    def missing(self, seconds: float) -> None:
+        """Answer every call naming the results queue "does not exist" for ``seconds``."""
+        with self._lock:
+            self._missing_until = time.monotonic() + seconds
+
+    def missing_body(self, body: bytes) -> bytes:
+        """``body`` with the results queue's URL pointing at a queue that does not exist."""
+        name = self.results_queue_name
+        return body.replace(f'/{name}"'.encode(), f'/{name}{MISSING_SUFFIX}"'.encode())
 
     def fault_counts(self) -> dict[str, int]:
         with self._lock:
@@ -167,6 +183,8 @@ class FaultProxy:
             target = self._target(api, body)
             if target and self._outages.get(target, 0) > time.monotonic():
                 kind: str | None = "outage_refused"
+            elif target == "results" and self._missing_until > time.monotonic():
+                kind = "queue_missing"
             else:
                 draw = self.rng.random()
                 rates = self.rates
@@ -240,6 +258,10 @@ class FaultProxy:
                     self._error(fault)
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+                if fault == "queue_missing":
+                    body = proxy.missing_body(body)
+                    headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+                    headers["Content-Length"] = str(len(body))
                 try:
                     status, answer_headers, data = proxy.forward(
                         self.command, self.path, headers, body

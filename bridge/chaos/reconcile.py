@@ -23,6 +23,8 @@ from bridge.chaos.checks import POISON_MARKER, bug_lines, rejected_markers, toke
 from bridge.chaos.work import ERROR as CHAOS_ERROR
 from bridge.contract import (
     ERROR_DEAD_LETTERED,
+    ERROR_HANDLER_CRASHED,
+    ERROR_INVALID_OUTPUT,
     ERROR_JOB_TIMEOUT,
     MAX_ENVELOPE_DEPTH,
     read_text,
@@ -82,6 +84,11 @@ class Observed:
     #: (wall time, kind, seconds) of each scheduled fault, for the plot.
     fault_times: list[tuple[float, str, float]] = field(default_factory=list)
     started_wall: float = field(default_factory=time.time)
+    #: job id -> when its first result reached the results queue (epoch seconds).
+    delivered: dict[str, float] = field(default_factory=dict)
+    #: (pid, job id, parent pid) of daemons alive after every job had ended.
+    daemons_alive: list[tuple[int, str, int]] = field(default_factory=list)
+    tokens_minted: int = 0
 
     def count_fault(self, kind: str, seconds: float = 0.0) -> None:
         self.faults[kind] += 1
@@ -118,9 +125,11 @@ class Observed:
         for path in sorted(self.work_dir.glob("*.journal")):
             for line in path.read_text().splitlines():
                 try:
-                    self.journal.append(json.loads(line))
+                    entry = json.loads(line)
                 except ValueError:
                     continue  # a line cut by SIGKILL
+                if isinstance(entry, dict):
+                    self.journal.append({**entry, "consumer": path.stem})
         self._foreign_check()
 
     def _foreign_check(self) -> None:
@@ -179,10 +188,7 @@ def summarise(obs: Observed) -> dict[str, Any]:
         key = _job_key(job_id) if isinstance(job_id, str) else None
         if key:
             lettered_jobs.add(key)
-    outcomes: Counter[str] = Counter()
-    failed_by: Counter[str] = Counter()
-    lost: list[str] = []
-    mismatched: list[str] = []
+    tally = Tally(lettered_jobs)
     successes: Counter[str] = Counter()
     closes: dict[str, float] = {}
     timeline: list[tuple[float, str]] = []
@@ -197,8 +203,17 @@ def summarise(obs: Observed) -> dict[str, Any]:
             if event["type"] in ("TaskSucceeded", "TaskFailed"):
                 kind = "succeeded" if event["type"] == "TaskSucceeded" else "failed"
                 timeline.append((event["timestamp"].timestamp(), kind))
-        _classify(execution, events, lettered_jobs, outcomes, failed_by, lost, mismatched)
+        _classify(execution, events, tally)
+    outcomes, failed_by, lost, mismatched = (
+        tally.outcomes,
+        tally.failed_by,
+        tally.lost,
+        tally.mismatched,
+    )
+    healthy_lettered, foreign_outputs = tally.healthy_dead_lettered, tally.foreign_outputs
     stale = _stale_runs(obs, closes)
+    reran = reruns_after_result(obs.journal, obs.delivered)
+    escaped, orphaned = _daemons(obs)
     duplicates_history = sum(1 for n in successes.values() if n > 1)
     injected = {m for m, refused in obs.poison_sent.items() if refused is None}
     in_letters = {m for msg in letters for m in POISON_MARKER.findall(msg.get("Body", ""))}
@@ -238,6 +253,16 @@ def summarise(obs: Observed) -> dict[str, Any]:
         "lost_jobs": lost[:20],
         "mismatched": len(mismatched),
         "mismatched_jobs": mismatched[:20],
+        "healthy_dead_lettered": len(healthy_lettered),
+        "healthy_dead_lettered_jobs": healthy_lettered[:20],
+        "reran_after_result": len(reran),
+        "reran_after_result_jobs": reran[:20],
+        "outputs_not_their_jobs": len(foreign_outputs),
+        "outputs_not_their_jobs_list": foreign_outputs[:20],
+        "daemons_escaped": len(escaped),
+        "daemons_escaped_list": escaped[:20],
+        "daemons_started": sum(1 for e in obs.journal if e.get("event") == "daemon"),
+        "daemons_left_by_killed_consumers": len(orphaned),
         "duplicate_successes": duplicates,
         "stale_runs_in_full": len(stale),
         "consumers_killed": fleet.killed if fleet else 0,
@@ -259,6 +284,7 @@ def summarise(obs: Observed) -> dict[str, Any]:
         "token_leaks": len(leaks),
         "token_leak_lines": leaks[:10],
         "tokens_checked": len(obs.tokens) + len(poison_tokens),
+        "token_lengths": _lengths(obs.tokens | poison_tokens),
         "listeners_off_loopback": obs.listeners[:10],
         "listener_checks": obs.listener_checks,
         "foreign_token": obs.foreign_checks.get("foreign", {}),
@@ -271,6 +297,10 @@ def summarise(obs: Observed) -> dict[str, Any]:
         f"{duplicates} duplicate successes accepted" * bool(duplicates),
         f"{len(stale)} stale jobs ran in full" * bool(stale),
         f"{len(mismatched)} jobs ended otherwise than asked" * bool(mismatched),
+        f"{len(healthy_lettered)} healthy jobs dead-lettered" * bool(healthy_lettered),
+        f"{len(reran)} jobs run again after their result was delivered" * bool(reran),
+        f"{len(foreign_outputs)} successes with another job's output" * bool(foreign_outputs),
+        f"{len(escaped)} daemons outlived their jobs" * bool(escaped),
         f"{len(unaccounted)} malformed messages unaccounted" * bool(unaccounted),
         f"{len(crashes)} consumer crashes" * bool(crashes),
         f"{len(bugs)} handler or worker errors on some input" * bool(bugs),
@@ -283,52 +313,138 @@ def summarise(obs: Observed) -> dict[str, Any]:
     return summary
 
 
-def _classify(
-    execution: Execution,
-    events: list[dict[str, Any]],
-    lettered: set[tuple[str, int]],
-    outcomes: Counter[str],
-    failed_by: Counter[str],
-    lost: list[str],
-    mismatched: list[str],
-) -> None:
+#: The error each job mode must fail with (``ok`` and ``daemon`` jobs must succeed). A crashing
+#: job fails Bridge.HandlerCrashed at the worker's crash limit, before maxReceiveCount could
+#: dead-letter it.
+EXPECTED_ERRORS = {
+    "fail": CHAOS_ERROR,
+    "hang": ERROR_JOB_TIMEOUT,
+    "nan": ERROR_INVALID_OUTPUT,
+    "crash": ERROR_HANDLER_CRASHED,
+}
+
+
+@dataclass
+class Tally:
+    """What :func:`_classify` counts, execution by execution."""
+
+    lettered: set[tuple[str, int]]
+    outcomes: Counter[str] = field(default_factory=Counter)
+    failed_by: Counter[str] = field(default_factory=Counter)
+    lost: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+    #: Jobs other than the crashing ones that ended Bridge.DeadLettered.
+    healthy_dead_lettered: list[str] = field(default_factory=list)
+    #: Successes whose output is not their own job's (another job's id or number, or none).
+    foreign_outputs: list[str] = field(default_factory=list)
+
+
+def own_output(execution: Execution, index: int | None, output: Any) -> bool:
+    """``output`` is what job ``index`` of ``execution`` returns (``bridge.chaos.work``): its
+    own job id (this execution, this index) and number. ``index`` None: whichever job the id
+    names, if that job is one of this execution's."""
+    if not isinstance(output, dict) or not isinstance(output.get("job_id"), str):
+        return False
+    key = _job_key(output["job_id"])
+    if key is None or key[0] != execution.name:
+        return False
+    if index is None:
+        index = key[1]
+    if key[1] != index or not 0 <= index < len(execution.items):
+        return False
+    return bool(output.get("n") == execution.items[index].get("n"))
+
+
+def _classify(execution: Execution, events: list[dict[str, Any]], tally: Tally) -> None:
     n = len(execution.items)
     if execution.status == "ABORTED":
-        ok = {_task_output(e).get("job_id") for e in events if e["type"] == "TaskSucceeded"
-              and isinstance(_task_output(e), dict)}  # fmt: skip
+        outputs = [_task_output(e) for e in events if e["type"] == "TaskSucceeded"]
+        ok = {o.get("job_id") for o in outputs if isinstance(o, dict)}
+        tally.foreign_outputs += [
+            f"{execution.name}: a success with output {str(o)[:120]}"
+            for o in outputs
+            if not own_output(execution, None, o)
+        ]
         bad = [e for e in events if e["type"] == "TaskFailed"]
         for event in bad:
-            failed_by[str(event.get("taskFailedEventDetails", {}).get("error", "?"))] += 1
-        outcomes["succeeded"] += len(ok)
-        outcomes["cancelled"] += max(0, n - len(ok) - len(bad))
+            tally.failed_by[str(event.get("taskFailedEventDetails", {}).get("error", "?"))] += 1
+        tally.outcomes["succeeded"] += len(ok)
+        tally.outcomes["cancelled"] += max(0, n - len(ok) - len(bad))
         return
     entries = _entries(execution)
     if execution.status != "SUCCEEDED" or entries is None or len(entries) != n:
-        lost += [f"{execution.name}/{i} ({execution.status})" for i in range(n)]
+        tally.lost += [f"{execution.name}/{i} ({execution.status})" for i in range(n)]
         return
     for index, (item, entry) in enumerate(zip(execution.items, entries, strict=True)):
-        job = f"{execution.name}/{index}"
+        job, mode = f"{execution.name}/{index}", item["mode"]
         error = str(entry.get("error") or "") if isinstance(entry, dict) else "?"
         if isinstance(entry, dict) and entry.get("status") == "SUCCEEDED":
-            outcomes["succeeded"] += 1
-            if item["mode"] != "ok":
-                mismatched.append(f"{job}: asked {item['mode']}, succeeded")
+            tally.outcomes["succeeded"] += 1
+            if mode not in ("ok", "daemon"):
+                tally.mismatched.append(f"{job}: asked {mode}, succeeded")
+            if not own_output(execution, index, entry.get("output")):
+                tally.foreign_outputs.append(
+                    f"{job}: succeeded with output {str(entry.get('output'))[:120]}"
+                )
             continue
         if error in TIMEOUT_ERRORS:
-            lost.append(f"{job} ({error})")
+            tally.lost.append(f"{job} ({error})")
             continue
         if error == ERROR_DEAD_LETTERED:
-            outcomes["dead_lettered"] += 1
-            if (execution.name, index) not in lettered:
-                lost.append(f"{job} (dead-lettered, in no DLQ or archive)")
+            tally.outcomes["dead_lettered"] += 1
+            if (execution.name, index) not in tally.lettered:
+                tally.lost.append(f"{job} (dead-lettered, in no DLQ or archive)")
+            if mode == "crash":
+                tally.mismatched.append(f"{job}: a crashing job, dead-lettered")
+            else:
+                tally.healthy_dead_lettered.append(f"{job} (asked {mode})")
             continue
-        if item["mode"] == "crash":
-            mismatched.append(f"{job}: a poison pill, ended {error or entry}")
-            continue
-        failed_by[error] += 1
-        expected = {"fail": CHAOS_ERROR, "hang": ERROR_JOB_TIMEOUT}.get(item["mode"])
+        tally.failed_by[error] += 1
+        expected = EXPECTED_ERRORS.get(mode)
         if error != expected:
-            mismatched.append(f"{job}: asked {item['mode']}, failed {error}")
+            tally.mismatched.append(f"{job}: asked {mode}, failed {error}")
+
+
+def reruns_after_result(journal: list[dict[str, Any]], delivered: dict[str, float]) -> list[str]:
+    """Runs of a job that started after a result of it had reached the results queue (more
+    than :data:`STALE_SLACK_S` after its ``SentTimestamp``): the job's work was done and
+    delivered, and it ran again. Runs of the campaign's own copies of job messages (duplicate
+    deliveries, ``copy`` in the journal) are left out: a copy that arrives before the task has
+    closed may run (its late runs are :func:`_stale_runs`' business)."""
+    out = []
+    for entry in journal:
+        if entry.get("event") != "start" or entry.get("copy"):
+            continue
+        at = delivered.get(str(entry.get("job_id")))
+        if at is not None and entry["t"] > at + STALE_SLACK_S:
+            out.append(f"{entry['job_id']} started {entry['t'] - at:.1f} s after its result")
+    return out
+
+
+def _daemons(obs: Observed) -> tuple[list[str], list[str]]:
+    """Daemons alive after every job had ended: escaped (their consumer lived on: the worker
+    should have killed them) and left by a consumer that was killed or crashed (reported:
+    only a cgroup outlives a SIGKILLed worker)."""
+    started = {
+        e.get("daemon"): str(e.get("consumer", ""))
+        for e in obs.journal
+        if e.get("event") == "daemon"
+    }
+    killed = set(obs.fleet.killed_generations) if obs.fleet else set()
+    escaped: list[str] = []
+    orphaned: list[str] = []
+    for pid, job_id, ppid in obs.daemons_alive:
+        consumer = started.get(pid, "")
+        where = f"pid {pid} of job {job_id} (parent {ppid}, {consumer or 'consumer unknown'})"
+        (orphaned if consumer in killed else escaped).append(where)
+    return escaped, orphaned
+
+
+def _lengths(tokens: set[str]) -> dict[str, int]:
+    sizes = [len(t) for t in tokens]
+    if not sizes:
+        return {}
+    return {"min": min(sizes), "max": max(sizes), "at_2048": sum(1 for n in sizes if n >= 2048)}
 
 
 def _stale_runs(obs: Observed, closes: dict[str, float]) -> list[str]:

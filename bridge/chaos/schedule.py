@@ -19,6 +19,11 @@ from bridge.timing import DEFAULT_CANCEL_GRACE_S, RESULT_SLACK_S
 #: The job type whose per-type job timeout is short (jobs that hang past it).
 HANG_TYPE = "hang"
 JOB_TYPE = "chaos"
+#: How crashing jobs crash, in turn: the worker must name the signal or the exit status.
+CRASH_STYLES = ("sigkill", "exit", "segv")
+#: What a job may ask for (``bridge.chaos.work``); ``bridge.chaos.reconcile`` knows how each
+#: must end.
+MODES = ("ok", "fail", "hang", "crash", "nan", "daemon")
 
 
 @dataclass(frozen=True)
@@ -36,13 +41,27 @@ class ChaosPlan:
     job_ms: tuple[int, int] = (100, 1500)
     fail_rate: float = 0.05
     hang_rate: float = 0.02
-    #: Poison-pill jobs: each kills its consumer on every delivery, so it must be dead-lettered.
-    crash_jobs: int = 2
+    #: Crashing jobs beside healthy ones: each kills the process that runs it on every delivery
+    #: (SIGKILL, ``os._exit`` or SIGSEGV in turn, see :data:`CRASH_STYLES`). The first delivery
+    #: runs in its consumer's process and takes the healthy jobs there down with it; redeliveries
+    #: run isolated, and the crash limit fails the task ``Bridge.HandlerCrashed``.
+    crash_jobs: int = 3
+    #: Jobs that return NaN or +-Infinity in their output: they must fail Bridge.InvalidOutput.
+    nan_jobs: int = 10
+    #: Jobs that start a daemon escaping their process group and session, then succeed: the
+    #: daemon must be gone once the job has ended (0 turns the fault off).
+    daemon_jobs: int = 4
     stopped_executions: int = 3
     kills: int = 10
     terms: int = 4
+    #: Consumers stopped with SIGSTOP past the jobs visibility timeout, then continued.
+    sigstops: int = 2
+    #: Seconds past the visibility timeout a stopped consumer stays stopped.
+    sigstop_extra_s: tuple[float, float] = (2.0, 6.0)
     restart_delay_s: tuple[float, float] = (0.5, 3.0)
     outage_s: float = 5.0
+    #: The results queue answers "does not exist" to the workers for this long (0: never).
+    results_missing_s: float = 60.0
     duplicate_job_rate: float = 0.05
     duplicate_result_rate: float = 0.05
     poison: int = 90
@@ -66,6 +85,9 @@ class ChaosPlan:
             )
         if not 1 <= self.jobs_per_execution <= 40:
             raise ValueError("jobs_per_execution must be 1..40 (inline Map concurrency)")
+        special = self.crash_jobs + self.nan_jobs + self.daemon_jobs
+        if special + round(self.jobs * (self.fail_rate + self.hang_rate)) + 2 > self.jobs:
+            raise ValueError(f"{self.jobs} jobs are too few for the plan's special jobs")
         if self.stopped_executions >= self.executions:
             raise ValueError(
                 f"{self.jobs} jobs make {self.executions} executions of up to "
@@ -94,11 +116,15 @@ QUICK = ChaosPlan(
     duration_s=35.0,
     job_ms=(100, 1000),
     stopped_executions=1,
-    crash_jobs=1,
+    crash_jobs=2,
+    nan_jobs=3,
+    daemon_jobs=2,
     kills=3,
     terms=2,
-    poison=36,
+    sigstops=1,
+    poison=48,
     outage_s=4.0,
+    results_missing_s=30.0,
     max_queue_wait_s=60,
     settle_s=100.0,
 )
@@ -130,15 +156,17 @@ class Schedule:
 
 def job_items(plan: ChaosPlan, rng: random.Random) -> list[list[dict[str, Any]]]:
     """Each execution's jobs: exactly round(jobs * rate) fail and hang (at least one each),
-    ``crash_jobs`` kill their consumer, the rest succeed."""
+    ``crash_jobs`` crash, ``nan_jobs`` return NaN, ``daemon_jobs`` leave a daemon behind, the
+    rest succeed. Special jobs are spread over the executions, beside healthy ones."""
     fails = max(1, round(plan.jobs * plan.fail_rate)) if plan.fail_rate else 0
     hangs = max(1, round(plan.jobs * plan.hang_rate)) if plan.hang_rate else 0
-    chosen = rng.sample(range(plan.jobs), min(plan.jobs, fails + hangs + plan.crash_jobs))
-    modes = (
-        {n: "fail" for n in chosen[:fails]}
-        | {n: "hang" for n in chosen[fails : fails + hangs]}
-        | {n: "crash" for n in chosen[fails + hangs :]}
-    )
+    counts = [("fail", fails), ("hang", hangs), ("crash", plan.crash_jobs),
+              ("nan", plan.nan_jobs), ("daemon", plan.daemon_jobs)]  # fmt: skip
+    chosen = rng.sample(range(plan.jobs), min(plan.jobs, sum(n for _m, n in counts)))
+    modes: dict[int, str] = {}
+    for mode, count in counts:
+        modes |= {n: mode for n in chosen[len(modes) : len(modes) + count]}
+    crashes = 0
     out: list[list[dict[str, Any]]] = []
     for n in range(plan.jobs):
         mode = modes.get(n, "ok")
@@ -148,6 +176,11 @@ def job_items(plan: ChaosPlan, rng: random.Random) -> list[list[dict[str, Any]]]
             "sleep_ms": rng.randint(*plan.job_ms),
             "mode": mode,
         }
+        if mode == "crash":
+            item["crash"] = CRASH_STYLES[crashes % len(CRASH_STYLES)]
+            crashes += 1
+        elif mode == "nan":
+            item["nan"] = rng.choice(["nan", "inf", "-inf"])
         if n % plan.jobs_per_execution == 0:
             out.append([])
         out[-1].append(item)
@@ -185,6 +218,22 @@ def build(plan: ChaosPlan) -> Schedule:
     events += [Event(round(rng.uniform(1.0, 0.85 * d), 2), "poison", n) for n in range(plan.poison)]
     events.append(Event(round(0.5 * d, 2), "check_listeners"))
     events.append(Event(round(rng.uniform(0.3 * d, 0.7 * d), 2), "foreign_result"))
+    for _ in range(plan.sigstops):  # SIGSTOP, then SIGCONT past the visibility timeout
+        stopped_s = plan.visibility_timeout_s + rng.uniform(*plan.sigstop_extra_s)
+        events.append(
+            Event(
+                round(rng.uniform(2.0, 0.7 * d), 2), "stop", rng.choice(others), round(stopped_s, 2)
+            )
+        )
+    if plan.results_missing_s > 0:
+        events.append(
+            Event(
+                round(rng.uniform(0.2 * d, 0.4 * d), 2),
+                "results_missing",
+                "results",
+                plan.results_missing_s,
+            )
+        )
     return Schedule(
         items,
         sorted(events),

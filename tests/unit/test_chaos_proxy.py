@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,6 +110,33 @@ def test_an_outage_of_the_results_queue_refuses_only_its_calls(server: EmbeddedS
             client.send_message(QueueUrl=results, MessageBody="r")
         client.send_message(QueueUrl=jobs, MessageBody="j")
         assert proxy.fault_counts() == {"outage_refused": 1}
+    finally:
+        proxy.stop()
+
+
+def test_a_missing_results_queue_answers_queue_does_not_exist_until_it_is_back(
+    server: EmbeddedServer,
+) -> None:
+    """A permanent error, the server's own: the caller cannot tell it from a deleted queue."""
+    direct = sqs(server.endpoint_url)
+    jobs = direct.create_queue(QueueName="jobs")["QueueUrl"]
+    results = direct.create_queue(QueueName="results")["QueueUrl"]
+    direct.create_queue(QueueName="results-dlq")
+    proxy = proxy_for(server, 0.99, throttle=0.0, error5xx=0.0, lost_response=0.0)
+    try:
+        client = sqs(proxy.endpoint_url)
+        proxy.missing(0.6)
+        with pytest.raises(ClientError) as raised:
+            client.send_message_batch(QueueUrl=results, Entries=[{"Id": "0", "MessageBody": "r"}])
+        assert raised.value.response["Error"]["Code"] in (
+            "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")  # fmt: skip
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        client.send_message(QueueUrl=jobs, MessageBody="j")  # other queues answer
+        assert proxy.fault_counts() == {"queue_missing": 1}
+        assert "Messages" not in direct.receive_message(QueueUrl=results)
+        time.sleep(0.7)
+        client.send_message(QueueUrl=results, MessageBody="back")
+        assert [m["Body"] for m in direct.receive_message(QueueUrl=results)["Messages"]] == ["back"]
     finally:
         proxy.stop()
 
