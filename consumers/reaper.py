@@ -415,4 +415,23 @@ class Containment:
         self.started = True
 
     def stop(self) -> None:
+        """The worker is leaving: stop the orphans no job claimed (see :func:`sweep`)."""
+        if is_subreaper():
+            kill_orphans()
         reap()
+
+
+def kill_orphans() -> int:
+    """SIGKILL this process's children that are not a running job's program: orphans of jobs
+    that re-parented to the subreaper. Returns how many."""
+    me = os.getpid()
+    with _lock:
+        orphans = [
+            info.pid
+            for info in _processes_of(me, Path("/proc"))
+            if info.state not in ("Z", "X") and info.pid not in _leaders
+        ]
+    _signal(orphans, signal.SIGKILL)
+    if orphans:
+        log.warning("stopped %d orphaned job process(es) at exit", len(orphans))
+    return len(orphans)

@@ -246,19 +246,24 @@ def worker(
         str | None,
         _opt(
             "BRIDGE_RUN_AS",
-            "Run job processes as this user (the worker needs root or CAP_SETUID+CAP_SETGID).",
+            "Run job processes as this unprivileged user (the worker needs root, or "
+            "CAP_SETUID, CAP_SETGID and CAP_KILL); a --handler then runs isolated.",
         ),
     ] = None,
     pass_env: Annotated[
         str | None,
         _opt(
             "BRIDGE_PASS_ENV",
-            "Comma-separated worker environment variables jobs also get (beyond the allowlist).",
+            "Comma-separated worker environment variables jobs also get, beyond PATH, HOME, "
+            "LANG, LC_*, TZ, PYTHONPATH and their BRIDGE_JOB_* (AWS_* and BRIDGE_* refused).",
         ),
     ] = None,
     expose_token: Annotated[
         bool,
-        _opt("BRIDGE_EXPOSE_TOKEN", "Give job code the task token (job.token); off by default."),
+        _opt(
+            "BRIDGE_EXPOSE_TOKEN",
+            "Give handlers the task token (job.token); off: they see 'withheld:<mask>'.",
+        ),
     ] = False,
     state_file: StateFile = None,
     region: Region = None,

@@ -278,3 +278,38 @@ def test_cgroup_kill_stops_an_escapee_for_real(real_cgroup: Path, tag: str) -> N
     assert tree.kill("run1")
     assert alive(f"sleep {tag}") == []
     assert not (real_cgroup / "job-run1").exists()
+
+
+# --- the worker's side -------------------------------------------------------------------------
+CONTAINMENT = textwrap.dedent(
+    """
+    import json, os, subprocess, sys, time
+    from consumers import reaper
+    containment = reaper.Containment(detect_cgroups=lambda: None)
+    containment.start()
+    # A process no job claims: started outside run_process, orphaned into this subreaper.
+    subprocess.run(["/bin/sh", "-c", f"setsid sleep {sys.argv[1]} >/dev/null 2>&1 &"], check=True)
+    time.sleep(0.2)
+    before = [p.pid for p in reaper._processes_of(os.getpid(), reaper.Path("/proc"))]
+    containment.stop()
+    time.sleep(0.2)
+    reaper.reap()
+    after = [p.pid for p in reaper._processes_of(os.getpid(), reaper.Path("/proc"))]
+    print(json.dumps({"subreaper": reaper.is_subreaper(), "before": before, "after": after}))
+    """
+)
+
+
+def test_the_worker_stops_unclaimed_orphans_when_it_leaves(tag: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CONTAINMENT, tag],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["subreaper"] and len(report["before"]) == 1  # the orphan came to the worker
+    assert report["after"] == [] and alive(f"sleep {tag}") == []

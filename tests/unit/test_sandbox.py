@@ -377,3 +377,82 @@ def test_withholding_copes_with_the_deepest_input() -> None:
     for _ in range(60):
         (innermost,) = innermost
     assert innermost == WITHHELD
+
+
+# --- capabilities ------------------------------------------------------------------------------
+# Stage 1 (root) becomes a non-root worker holding CAP_SETUID, CAP_SETGID and CAP_KILL in its
+# ambient set, as systemd's AmbientCapabilities= makes it, then execs stage 2, the "worker".
+CAPS_STAGE1 = textwrap.dedent(
+    """
+    import ctypes, os, sys
+    from consumers.sandbox import _CapData, _CapHeader, _CAPABILITY_VERSION_3
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid = int(sys.argv[1])
+    assert libc.prctl(8, 1, 0, 0, 0) == 0  # PR_SET_KEEPCAPS
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    header, data = _CapHeader(_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    assert libc.capget(ctypes.byref(header), data) == 0
+    wanted = (1 << 5) | (1 << 6) | (1 << 7)
+    data[0].effective = data[0].permitted = data[0].inheritable = wanted
+    data[1].effective = data[1].permitted = data[1].inheritable = 0
+    assert libc.capset(ctypes.byref(header), data) == 0, ctypes.get_errno()
+    for cap in (5, 6, 7):
+        assert libc.prctl(47, 2, cap, 0, 0) == 0, ctypes.get_errno()  # PR_CAP_AMBIENT_RAISE
+    os.execv(sys.executable, [sys.executable, "-c", sys.argv[2], *sys.argv[3:]])
+    """
+)
+CAPS_STAGE2 = textwrap.dedent(
+    """
+    import json, sys
+    from consumers.runner import CommandRunner
+    from consumers.sandbox import Sandbox, confine_capabilities, effective_capabilities
+    from tests.support.messages import make_job
+
+    def status():
+        fields = dict(l.split(":\\t", 1) for l in open("/proc/self/status").read().splitlines()
+                      if l.startswith("Cap"))
+        return {k: int(v, 16) for k, v in fields.items()}
+
+    probe = ('echo "{\\\\"uid\\\\": $(id -u), '
+             '\\\\"eff\\\\": \\\\"$(grep CapEff /proc/self/status | cut -f2)\\\\"}"')
+    report = {"before": status()}
+    report["job_before"] = CommandRunner(probe, grace_s=1).run(make_job()).output
+    assert confine_capabilities(keep_run_as=True)
+    report["after"] = status()
+    sandbox = Sandbox.from_settings(run_as=sys.argv[1])
+    report["job_as_user"] = CommandRunner(probe, grace_s=1, sandbox=sandbox).run(make_job()).output
+    report["job_after"] = CommandRunner(probe, grace_s=1).run(make_job()).output
+    assert confine_capabilities(keep_run_as=False)
+    report["dropped"] = status()
+    print(json.dumps(report))
+    """
+)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become a worker with capabilities")
+def test_a_worker_with_capabilities_passes_none_to_its_jobs() -> None:
+    worker, job_user = pwd.getpwnam("daemon"), pwd.getpwnam("nobody")
+    python = python_for(RunAs.lookup("daemon"))
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run(
+        [python, "-c", CAPS_STAGE1, str(worker.pw_uid), CAPS_STAGE2, job_user.pw_name],
+        cwd="/",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    run_as_caps = (1 << CAP_SETUID) | (1 << CAP_SETGID) | (1 << CAP_KILL)
+    assert report["before"]["CapAmb"] == run_as_caps == report["before"]["CapEff"]
+    # Without confinement a job inherits them (the reason for it).
+    assert int(report["job_before"]["eff"], 16) == run_as_caps
+    assert report["after"]["CapAmb"] == report["after"]["CapInh"] == 0
+    assert report["after"]["CapEff"] == run_as_caps == report["after"]["CapPrm"]
+    assert report["job_as_user"] == {"uid": job_user.pw_uid, "eff": "0000000000000000"}
+    assert report["job_after"] == {"uid": worker.pw_uid, "eff": "0000000000000000"}
+    assert report["dropped"]["CapEff"] == report["dropped"]["CapPrm"] == 0
