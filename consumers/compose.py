@@ -32,9 +32,12 @@ from consumers.intake import Intake
 from consumers.isolated import IsolatedPythonRunner
 from consumers.metrics import WorkerMetrics
 from consumers.process import DEFAULT_GRACE_S
+from consumers.reaper import Containment
 from consumers.runner import CommandRunner, Isolation, PythonRunner, Runner
+from consumers.sandbox import Sandbox
 from consumers.service import Service
 from consumers.settings import ServiceSettings, WorkerSettings, parse_job_timeouts
+from consumers.spool import Spool, SpoolError, resolve_state_dir, scope
 from consumers.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,8 @@ class Pieces:
     metrics: WorkerMetrics
     instance: InstanceSettings
     job_timeouts: dict[str, int]
+    #: What job code can reach (environment, user, token).
+    sandbox: Sandbox
 
 
 def build_service(
@@ -64,6 +69,9 @@ def build_service(
     """The worker service of ``settings``; ``connect`` is called once the settings check out."""
     pieces = build_pieces(settings)
     config, clients = connect()
+    spool = build_spool(
+        settings.state_dir, config.jobs_queue_url or "", config.results_queue_url or ""
+    )
     instance = replace(
         pieces.instance,
         metadata_endpoint=config.metadata_endpoint,
@@ -101,8 +109,11 @@ def build_service(
         clock=clock,
         claim_check=claim_check,
         isolated_runner=pieces.isolated_runner,
+        spool=spool,
     )
     service = Service(worker, pieces.metrics, health_port=settings.health_port)
+    # Subreaper, job cgroups, capabilities: process-wide, so only when the service runs.
+    service.companions.append(Containment(pieces.sandbox.run_as is not None))
     if instance.enabled:
         handling = InstanceHandling(worker, clients.autoscaling, instance)
         try:
@@ -118,11 +129,13 @@ def build_pieces(settings: ServiceSettings) -> Pieces:
     settings; raises :class:`ValueError` for the first bad one."""
     job_timeouts = parse_job_timeouts(settings.job_timeouts)
     intake = Intake(settings.token_path, settings.input_path, settings.default_job_type)
+    sandbox = Sandbox.from_settings(settings.run_as, settings.pass_env, settings.expose_token)
     runner = build_runner(
         settings.handler,
         settings.command,
         cast(Isolation, settings.isolation),
         settings.cancel_grace,
+        sandbox=sandbox,
     )
     instance = InstanceSettings(
         settings.instance_handling,
@@ -132,8 +145,12 @@ def build_pieces(settings: ServiceSettings) -> Pieces:
     )
     isolated = None
     if settings.handler and isinstance(runner, PythonRunner):
-        isolated = IsolatedPythonRunner(settings.handler, grace_s=settings.cancel_grace)
-    return Pieces(runner, isolated, intake, build_metrics(settings.metrics), instance, job_timeouts)
+        isolated = IsolatedPythonRunner(
+            settings.handler, grace_s=settings.cancel_grace, sandbox=sandbox
+        )
+    return Pieces(
+        runner, isolated, intake, build_metrics(settings.metrics), instance, job_timeouts, sandbox
+    )
 
 
 def build_runner(
@@ -141,10 +158,13 @@ def build_runner(
     command: str | None,
     isolation: Isolation = "thread",
     grace_s: float = DEFAULT_GRACE_S,
+    sandbox: Sandbox | None = None,
 ) -> Runner:
     """The runner the worker's flags ask for; raises :class:`ValueError` with one line for a
     bad combination, a handler that does not import, or a command whose program is missing.
-    ``isolation`` applies to handlers; a command always runs in its own process group."""
+    ``isolation`` applies to handlers; a command always runs in its own process group. A
+    handler cannot change user in the worker's thread: with ``--run-as``, thread isolation
+    runs every job in a process of its own (said once at start)."""
     if bool(handler) == bool(command):
         raise ValueError(
             "give exactly one of --handler MODULE:FUNCTION or --command 'CMD' "
@@ -155,13 +175,34 @@ def build_runner(
     if grace_s < 0:
         raise ValueError(f"grace period must not be negative, got {grace_s}")
     if command:
-        runner = CommandRunner(command, grace_s=grace_s)
+        runner = CommandRunner(command, grace_s=grace_s, sandbox=sandbox)
         runner.check()
         return runner
     assert handler is not None
+    if sandbox is not None and sandbox.run_as is not None and isolation == "thread":
+        log.warning(
+            "--run-as %s: a handler cannot change user in the worker's thread; every job runs "
+            "in a process of its own (--isolation process)",
+            sandbox.run_as.name,
+        )
+        isolation = "process"
     if isolation == "process":
-        return IsolatedPythonRunner(handler, grace_s=grace_s)
-    return PythonRunner.from_spec(handler)
+        return IsolatedPythonRunner(handler, grace_s=grace_s, sandbox=sandbox)
+    return PythonRunner.from_spec(handler, sandbox)
+
+
+def build_spool(state_dir: str | None, jobs_queue_url: str, results_queue_url: str) -> Spool:
+    """This worker's result spool under its state directory (``--state-dir``, else systemd's
+    ``$STATE_DIRECTORY``, else ``~/.local/state/callback-bridge``: see
+    :func:`consumers.spool.resolve_state_dir`), for these queues, with what an earlier worker
+    left there."""
+    directory = resolve_state_dir(state_dir)
+    try:
+        spool = Spool.claim(directory, scope(jobs_queue_url, results_queue_url))
+    except SpoolError as exc:
+        raise ValueError(f"--state-dir: {exc}") from exc
+    log.info("results that cannot be sent are spooled in %s", spool.directory)
+    return spool
 
 
 def build_metrics(where: str) -> WorkerMetrics:

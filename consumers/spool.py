@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 #: ``--state-dir``'s default outside systemd (systemd's ``StateDirectory=`` sets
 #: ``$STATE_DIRECTORY``, which comes first).
 DEFAULT_STATE_DIR = "~/.local/state/callback-bridge"
-#: The spool's directory inside the state directory: one subdirectory per worker process
-#: (``worker-0``, ``worker-1``, ...), each claimed with a lock while its worker runs.
+#: The spool's directory inside the state directory: one subdirectory per pair of queues
+#: (:func:`scope`), in it one per worker process (``worker-0``, ``worker-1``, ...), each
+#: claimed with a lock while its worker runs.
 SPOOL_DIR = "results-spool"
 #: The most workers one state directory serves at once (one per host under systemd; the demo
 #: and the chaos campaign start several on one machine).
@@ -80,6 +81,15 @@ def resolve_state_dir(configured: str | None, environ: Mapping[str, str] | None 
         return Path(systemd)
     home = env.get("HOME")
     return Path(home) / DEFAULT_STATE_DIR[2:] if home else Path(DEFAULT_STATE_DIR).expanduser()
+
+
+def scope(jobs_queue_url: str, results_queue_url: str) -> str:
+    """The spool subdirectory of a pair of queues: the results queue's name and a hash of both
+    URLs, so that a result is only ever sent to the queue it was meant for (workers of another
+    deployment, or of an earlier local stack, on the same machine never see it)."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", results_queue_url.rstrip("/").rsplit("/", 1)[-1])[:64]
+    digest = hashlib.sha256(f"{jobs_queue_url}\n{results_queue_url}".encode()).hexdigest()
+    return f"{name or 'results'}-{digest[:12]}"
 
 
 def file_name(message_id: str) -> str:
@@ -135,13 +145,13 @@ class Spool:
             raise SpoolError(f"result spool {self.directory}: {exc}") from exc
 
     @classmethod
-    def claim(cls, state_dir: Path | str) -> Spool:
+    def claim(cls, state_dir: Path | str, queues: str = "") -> Spool:
         """The spool of one worker process under ``state_dir``: the first
-        ``results-spool/worker-N`` no running worker holds, locked (``flock``) until this
-        process ends or :meth:`close`. A worker restarted on the same host claims the spool its
-        predecessor left, with the results in it; two workers never share one. Raises
-        :class:`SpoolError` naming the directory."""
-        base = Path(state_dir) / SPOOL_DIR
+        ``results-spool/QUEUES/worker-N`` no running worker holds (``queues``: :func:`scope`),
+        locked (``flock``) until this process ends or :meth:`close`. A worker restarted on the
+        same host claims the spool its predecessor left, with the results in it; two workers
+        never share one. Raises :class:`SpoolError` naming the directory."""
+        base = Path(state_dir) / SPOOL_DIR / queues
         for n in range(MAX_WORKERS_PER_STATE_DIR):
             spool = cls(base / f"worker-{n}")
             if spool._lock():

@@ -22,6 +22,7 @@ from consumers.spool import (
     SpoolError,
     file_name,
     resolve_state_dir,
+    scope,
 )
 from tests.support.messages import make_result
 
@@ -230,6 +231,23 @@ def test_each_worker_claims_a_spool_of_its_own_and_a_successor_takes_it_over(
     successor.close()
 
 
+def test_each_pair_of_queues_has_a_spool_of_its_own(tmp_path: Path) -> None:
+    jobs = "https://sqs.us-east-1.amazonaws.com/123456789012/app-jobs"
+    results = "https://sqs.us-east-1.amazonaws.com/123456789012/app-results"
+    mine = scope(jobs, results)
+    assert mine.startswith("app-results-") and len(mine) == len("app-results-") + 12
+    assert scope(jobs, results) == mine
+    assert scope(jobs.replace("123456789012", "210987654321"), results) != mine
+    assert scope("http://127.0.0.1:4566/000/j", "http://127.0.0.1:4566/000/../x y") != mine
+    assert "/" not in scope("j", "http://h/q/../..") and ".." not in scope("j", "../..")
+    first = Spool.claim(tmp_path, mine)
+    other = Spool.claim(tmp_path, scope(jobs, results + "-2"))
+    assert first.directory == tmp_path / SPOOL_DIR / mine / "worker-0"
+    assert other.directory.name == "worker-0" and other.directory != first.directory
+    first.close()
+    other.close()
+
+
 def test_a_state_dir_that_cannot_be_created_is_refused_naming_it(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(SpoolError, match="file"):
@@ -247,3 +265,104 @@ def test_the_module_imports_nothing_of_the_worker() -> None:
     """The spool is a leaf: results and compose use it, it uses only the contract."""
     source = Path(spool_module.__file__).read_text()
     assert "from consumers" not in source
+
+
+# --- the sender's side: retries with backoff, no queue needed ---------------------------------
+
+
+class FlakySqs:
+    """A results queue that refuses every send with ``code`` until ``back`` is set."""
+
+    def __init__(self, code: str = "AWS.SimpleQueueService.NonExistentQueue") -> None:
+        self.code, self.back = code, False
+        self.sends: list[int] = []
+        self.deleted: list[str] = []
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        self.sends.append(len(Entries))
+        if not self.back:
+            raise ClientError(
+                {"Error": {"Code": self.code}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+                "SendMessageBatch",
+            )
+        return {"Successful": [{"Id": e["Id"]} for e in Entries]}
+
+    def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.deleted.extend(e["ReceiptHandle"] for e in Entries)
+        return {}
+
+
+def test_spooled_results_are_retried_with_capped_exponential_backoff(tmp_path: Path) -> None:
+    from consumers.results import SPOOL_RETRY_MAX_S, Pending, ResultSender
+
+    now = [1000.0]
+    sqs = FlakySqs()
+    done: dict[str, bool] = {}
+    counts: dict[str, float] = {}
+    sender = ResultSender(
+        sqs,
+        "results-url",
+        "jobs-url",
+        lambda message_id, delivered: done.__setitem__(message_id, delivered),
+        spool=Spool(tmp_path),
+        count=lambda name, n: counts.__setitem__(name, counts.get(name, 0) + n),
+        clock=lambda: now[0],
+    )
+    sender.send([Pending(make_result(token=TOKEN), "m-1", "receipt-1")])
+    assert sqs.sends == [1] and done == {} and sender.spooled == 1  # a permanent error: at once
+    assert [p.name for p in tmp_path.glob("*.json")] == ["m-1.json"]
+    pauses: list[float] = []
+    for _ in range(9):
+        before = len(sqs.sends)
+        while len(sqs.sends) == before:
+            now[0] += 0.5
+            sender.service()
+        pauses.append(now[0] - sum(pauses) - 1000.0)
+    assert pauses == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+    assert pauses[-1] == SPOOL_RETRY_MAX_S
+    sqs.back = True
+    now[0] += 60
+    sender.service()
+    assert done == {"m-1": True} and sqs.deleted == ["receipt-1"]
+    assert sender.spooled == 0 and list(tmp_path.glob("*.json")) == []
+    assert counts == {"results_spooled": 1, "results_unspooled": 1}
+
+
+def test_a_result_that_cannot_be_spooled_is_left_to_run_again(tmp_path: Path) -> None:
+    from consumers.results import Pending, ResultSender
+
+    spool = Spool(tmp_path)
+    done: dict[str, bool] = {}
+    os.chmod(tmp_path, 0o500)
+    try:
+        sender = ResultSender(
+            FlakySqs(),
+            "results-url",
+            "jobs-url",
+            lambda message_id, delivered: done.__setitem__(message_id, delivered),
+            spool=spool,
+        )
+        if os.geteuid() == 0:  # root writes anyway: make the write itself fail
+            spool.directory = tmp_path / "gone"
+        sender.send([Pending(make_result(token=TOKEN), "m-1", "receipt-1")])
+    finally:
+        os.chmod(tmp_path, 0o700)
+    assert done == {"m-1": False} and sender.spooled == 0
+
+
+def test_a_result_refused_for_its_own_content_is_not_spooled(tmp_path: Path) -> None:
+    from consumers.results import Pending, ResultSender
+
+    done: dict[str, bool] = {}
+    sender = ResultSender(
+        FlakySqs("InvalidMessageContents"),
+        "results-url",
+        "jobs-url",
+        lambda message_id, delivered: done.__setitem__(message_id, delivered),
+        spool=Spool(tmp_path),
+    )
+    sender.send([Pending(make_result(token=TOKEN), "m-1", "receipt-1")])
+    assert done == {"m-1": False} and sender.spooled == 0
+    assert list(tmp_path.glob("*.json")) == []
