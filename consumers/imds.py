@@ -14,7 +14,6 @@ a worker in a container needs the launch template's ``http_put_response_hop_limi
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import urllib.error
@@ -22,6 +21,8 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
+
+from bridge import strict_json
 
 DEFAULT_ENDPOINT = "http://169.254.169.254"
 ENDPOINT_ENV = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
@@ -83,15 +84,19 @@ class InstanceMetadata:
 
     def spot_action(self) -> dict[str, Any] | None:
         """``{"action": "terminate"|"stop"|"hibernate", "time": "...Z"}`` once EC2 has sent a
-        spot interruption notice, else ``None``."""
+        spot interruption notice, else ``None``. A notice that is there but unreadable (not
+        JSON, no string ``time``) is still a notice: ``{"action": "unknown", "time": None,
+        "unreadable": <its head>}``; the caller assumes the usual two minutes."""
         text = self.get("meta-data/spot/instance-action")
         if text is None:
             return None
         try:
-            notice = json.loads(text)
+            notice = strict_json.loads(text, max_depth=4)
+            if not isinstance(notice, dict) or not isinstance(notice.get("time"), str):
+                raise ValueError("not an object with a string time")
             seconds_until(notice["time"], 0.0)  # validates the time
-        except (ValueError, TypeError, KeyError):
-            raise MetadataError(f"unreadable spot/instance-action: {text[:200]!r}") from None
+        except ValueError:  # strict_json.JSONError too
+            return {"action": "unknown", "time": None, "unreadable": text[:200]}
         return dict(notice)
 
     def get(self, path: str) -> str | None:
@@ -135,6 +140,10 @@ class InstanceMetadata:
         self._token = token
         self._token_expires = self.clock() + max(1, self.token_ttl_s - TOKEN_MARGIN_S)
         return token
+
+
+#: How long EC2 gives a spot instance after its interruption notice.
+SPOT_WARNING_S = 120.0
 
 
 def seconds_until(timestamp: str, now: float) -> float:

@@ -29,7 +29,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from consumers.imds import MetadataError, MetadataSource, seconds_until
+from consumers.imds import SPOT_WARNING_S, MetadataError, MetadataSource, seconds_until
 from consumers.threads import CriticalThread, OnDeath
 
 log = logging.getLogger(__name__)
@@ -199,11 +199,21 @@ class InstanceWatcher:
             log.info("the Auto Scaling group is terminating this instance")
             self._call(self.on_termination)
         if spot is not None:
-            left = max(0.0, seconds_until(str(spot["time"]), self.wall_clock()))
+            left = self._spot_seconds_left(spot)
             self.spot_seconds_left = left
             log.warning("spot interruption (%s) in %.0f s", spot.get("action"), left)
             if self.on_spot_interruption is not None:
                 self._call(lambda: self.on_spot_interruption(left))  # type: ignore[misc]
+
+    def _spot_seconds_left(self, spot: dict[str, Any]) -> float:
+        if spot.get("time") is None:
+            log.warning(
+                "unreadable spot interruption notice %r: assuming the usual %.0f s",
+                spot.get("unreadable"),
+                SPOT_WARNING_S,
+            )
+            return SPOT_WARNING_S
+        return max(0.0, seconds_until(str(spot["time"]), self.wall_clock()))
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -33,3 +33,16 @@ def crash_if_asked(job_input: Any, job: Job) -> Any:
     if job_input.get("crash"):
         os.kill(os.getpid(), signal.SIGKILL)
     return {"n": job_input.get("n"), "pid": os.getpid()}
+
+
+def break_the_keepalive(job_input: Any, job: Job) -> Any:
+    """A handler runs in the worker's own process in thread mode and can break it: this one
+    replaces the keep-alive's heartbeat with one that raises, so the keep-alive thread dies."""
+    from consumers.keepalive import Keepalive
+
+    def broken(self: Keepalive) -> None:
+        raise RuntimeError("the keep-alive was broken by a handler")
+
+    Keepalive.heartbeat_due = broken  # type: ignore[method-assign]
+    time.sleep(float(job_input.get("sleep_s", 30)))
+    return "finished"

@@ -24,6 +24,7 @@ from bridge.aws import Clients
 from bridge.contract import parse_result
 from bridge.local_stack.imds import InstanceMetadataServer, StaticInstance
 from consumers.ec2 import InstanceHandling, InstanceSettings
+from consumers.imds import SPOT_WARNING_S
 from consumers.metrics import WorkerMetrics
 from consumers.runner import PythonRunner
 from consumers.service import Service
@@ -265,20 +266,35 @@ def on_ec2(
     return run, handling
 
 
-def test_an_instance_watcher_killed_by_a_malformed_spot_notice_releases_and_exits(
+def test_an_instance_watcher_that_dies_releases_and_exits(
     aws: Clients, stack: dict[str, str], blocking: Blocking, imds: InstanceMetadataServer
 ) -> None:
-    """A spot notice whose time is a number, not a string, is a real fault: the metadata
-    client does not expect it, and the watcher thread dies of an AttributeError."""
     start(aws.sfn, stack["state_machine_arn"], [{"n": 0}])
     worker = Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(blocking))
-    run, _ = on_ec2(worker, imds, Autoscaling())
+    run, handling = on_ec2(worker, imds, Autoscaling())
+    handling.watcher.poll = boom(AttributeError("watcher bug"))  # type: ignore[method-assign]
     run.start()
     blocking.wait_started()
-    imds.spot_notice = {"action": "terminate", "time": 1_700_000_000}  # type: ignore[dict-item]
     assert_died(run, "instance-watcher")
     blocking.release.set()
     assert_redone(aws, stack)
+
+
+def test_an_unreadable_spot_notice_drains_instead_of_killing_the_watcher(
+    aws: Clients, stack: dict[str, str], blocking: Blocking, imds: InstanceMetadataServer
+) -> None:
+    """A notice whose time is a number once killed the watcher thread (AttributeError): a notice
+    that is there is a notice, whatever its shape; the usual two minutes are assumed."""
+    start(aws.sfn, stack["state_machine_arn"], [{"n": 0}])
+    worker = Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(blocking))
+    run, handling = on_ec2(worker, imds, Autoscaling())
+    run.start()
+    blocking.wait_started()
+    imds.spot_notice = {"action": "terminate", "time": 1_700_000_000}  # type: ignore[dict-item]
+    assert eventually(lambda: handling.watcher.spot_seconds_left is not None, timeout_s=5)
+    assert handling.watcher.spot_seconds_left == SPOT_WARNING_S
+    assert worker.stopping and worker.failure is None
+    blocking.release.set()
 
 
 def test_lifecycle_heartbeats_that_die_release_the_running_job_and_exit(

@@ -384,3 +384,15 @@ def test_imds_control_answers_with_json(group: Group) -> None:
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         assert json.loads(response.read())["action"] == "terminate"
+
+
+@pytest.mark.parametrize(
+    "text", ['{"action": "terminate", "time": 1700000000}', "not json", "[1]", '{"time": "noon"}']
+)
+def test_an_unreadable_spot_notice_is_still_a_notice(text: str) -> None:
+    class Canned(InstanceMetadata):
+        def get(self, path: str) -> str | None:
+            return text
+
+    notice = Canned("http://127.0.0.1:9").spot_action()
+    assert notice == {"action": "unknown", "time": None, "unreadable": text}
