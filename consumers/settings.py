@@ -158,7 +158,8 @@ class ServiceSettings:
     protection_idle: float = 30.0
     lifecycle_hook_timeout: int = DEFAULT_LIFECYCLE_HOOK_TIMEOUT_S
     #: Where the worker keeps what must survive a restart (the result spool); None: the
-    #: systemd ``$STATE_DIRECTORY``, else ``~/.local/state/callback-bridge``.
+    #: systemd ``$STATE_DIRECTORY``, else ``~/.local/state/callback-bridge``
+    #: (:func:`consumers.spool.resolve_state_dir` decides).
     state_dir: str | None = None
     #: A job whose process crashed on this many deliveries fails ``Bridge.HandlerCrashed``.
     crash_limit: int = DEFAULT_CRASH_LIMIT

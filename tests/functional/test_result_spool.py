@@ -246,3 +246,30 @@ def test_a_redelivered_job_whose_result_is_spooled_is_held_not_run_until_the_que
     assert len(list((tmp_path / REJECTED_DIR).iterdir())) == 1
     assert sum("is answered by a spooled result" in r.getMessage() for r in caplog.records) == 2
     assert no_token_in(caplog.records, [message])
+
+
+def test_a_drain_keeps_trying_until_its_deadline_then_leaves_the_result_on_disk(
+    aws: Clients, stack: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    delete_results_queue(aws, stack)
+    put_jobs(aws, stack, 1)
+    runs, spool = Runs(), Spool(tmp_path)
+    worker = Worker(
+        aws.sqs,
+        aws.sfn,
+        settings(stack, concurrency=1, drain_timeout_s=2, cancel_grace_s=0.1),
+        PythonRunner(runs),
+        spool=spool,
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    with caplog.at_level(logging.INFO):
+        thread.start()
+        assert eventually(lambda: worker.sender.spooled == 1, timeout_s=10)
+        worker.request_stop()
+        thread.join(timeout=1)
+        assert thread.is_alive()  # still draining: the host may be going away, keep trying
+        thread.join(timeout=15)
+    assert not thread.is_alive() and not worker.abandoned and worker.failure is None
+    assert len(spool_files(spool)) == 1 and runs.total == 1
+    assert depth(aws.sqs, stack["jobs_queue_url"]) == 1  # not released: it stays answered
+    assert any("stay spooled in" in r.getMessage() for r in caplog.records)
