@@ -102,7 +102,7 @@ def tag() -> Iterator[str]:
 def test_a_setsid_daemon_does_not_outlive_its_finished_job(tag: str) -> None:
     # Two ways out of the process group: setsid, and a double fork into a new session.
     report = run_scenario(
-        f"setsid sleep {tag} & (setsid sh -c 'sleep {tag}' &) ; echo '{{\"done\": 1}}'"
+        f"setsid sleep {tag} & (setsid sh -c 'sleep {tag}' &) ; sleep 0.3; echo '{{\"done\": 1}}'"
     )
     assert report["succeeded"] and report["output"] == {"done": 1}
     assert alive(f"sleep {tag}") == []
@@ -120,7 +120,8 @@ def test_a_setsid_daemon_does_not_outlive_its_cancelled_job(tag: str) -> None:
 def test_the_marker_finds_escapees_without_a_subreaper(tag: str) -> None:
     """In this (non-subreaper) process the escapee re-parents to init: its marker still
     gives it away."""
-    outcome = CommandRunner(f"setsid sleep {tag} & echo started", grace_s=1).run(make_job())
+    command = f"setsid sleep {tag} & sleep 0.3; echo started"  # out of the group before the end
+    outcome = CommandRunner(command, grace_s=1).run(make_job())
     assert outcome.succeeded and outcome.output == "started"
     assert alive(f"sleep {tag}") == []
 
