@@ -204,11 +204,54 @@ def test_run_as_is_refused_at_start_without_privilege() -> None:
         build_pieces(ServiceSettings(command="true", run_as=other.pw_name))
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a worker as another user")
+def test_a_worker_without_privilege_refuses_run_as_in_one_line() -> None:
+    """The real CLI, started as an ordinary user (``daemon``) without capabilities."""
+    worker = RunAs.lookup("daemon")
+    cli = [python_for(worker), "-m", "bridge.cli.main", "worker", "--command", "true"]
+    done = subprocess.run(
+        [*cli, "--run-as", "nobody", "--log-format", "text"],
+        cwd="/",
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+            "PYTHONWARNINGS": "ignore",  # the system Python's own packages may warn
+        },
+        user=worker.uid,
+        group=worker.gid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        "error: --run-as needs the worker to run as root or with CAP_SETUID, CAP_SETGID, "
+        "CAP_KILL (the systemd unit's AmbientCapabilities= grants them)"
+    ]
+
+
 def test_run_as_with_a_thread_handler_isolates_every_job() -> None:
     runner = build_runner("json:loads", None, "thread", 1, sandbox=Sandbox(run_as=NOBODY))
     assert isinstance(runner, IsolatedPythonRunner) and runner.sandbox.run_as == NOBODY
     with pytest.raises(ValueError, match="cannot run as another user"):
         PythonRunner(lambda data, job: data, Sandbox(run_as=NOBODY))
+
+
+def test_the_worker_settings_reach_every_runner() -> None:
+    with pytest.raises(ValueError, match="--pass-env AWS_PROFILE"):
+        build_pieces(ServiceSettings(command="true", pass_env="AWS_PROFILE"))
+    with pytest.raises(ValueError, match="--run-as: no user"):
+        build_pieces(ServiceSettings(command="true", run_as="no-such-user-here"))
+    pieces = build_pieces(
+        ServiceSettings(handler="json:loads", expose_token=True, pass_env="HTTP_PROXY")
+    )
+    assert isinstance(pieces.runner, PythonRunner)
+    assert isinstance(pieces.isolated_runner, IsolatedPythonRunner)
+    for runner in (pieces.runner, pieces.isolated_runner):
+        assert runner.sandbox == Sandbox(("HTTP_PROXY",), None, True)
 
 
 @pytest.fixture
