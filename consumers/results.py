@@ -248,6 +248,11 @@ class ResultSender:
             return sum(1 for p in self._held.values() if not p.sent)
 
     @property
+    def holding(self) -> bool:
+        """Whether any result is held (spooled, or sent and awaiting its job message)."""
+        return bool(self._held)
+
+    @property
     def outside_slots(self) -> int:
         """Unsent results whose job is not in the worker's table (loaded from the spool at
         start): they count against ``--concurrency`` all the same, so what a worker holds stays

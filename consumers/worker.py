@@ -323,6 +323,8 @@ class Worker:
         """A job whose result is spooled (by this run, or before a restart on this host) is not
         run again: the sender holds its message, kept hidden here, and deletes it once the
         result is out (:meth:`ResultSender.answer_delivery`)."""
+        if not self.sender.holding:
+            return False
         message_id, handle = message["MessageId"], message["ReceiptHandle"]
         redaction.register(job.token)
         self.keepalive.track(message_id, handle, job.token, job.job_id)
