@@ -168,9 +168,7 @@ def _end_run(pid: int, marker: str, grace_s: float, job: str) -> None:
         tree = reaper.cgroups()
         if tree is not None and tree.kill(marker):
             log.warning("job %s: processes were left in its cgroup; killed them", job)
-        with _live_lock:
-            others = any(other != pid for other in _live_groups)
-        reaper.sweep(marker, grace_s, job=job, others_running=others)
+        reaper.sweep(marker, grace_s, job=job)
     except Exception:
         log.exception("job %s: stopping its leftover processes failed", job)
     finally:

@@ -176,20 +176,20 @@ def run_processes(
     return {pid for pid in found if processes[pid].state not in ("Z", "X")}
 
 
-def sweep(
-    marker: str,
-    grace_s: float,
-    *,
-    job: str = "",
-    others_running: bool = True,
-    proc: Path = Path("/proc"),
-) -> int:
+def _find(marker: str, proc: Path) -> set[int]:
+    """The run's live processes; with them, while no job program runs or starts (the lock
+    is held across every start), this subreaper's unattributable orphans."""
+    with _lock:
+        include = _subreaper and not _leaders
+        return run_processes(marker, _processes(proc), include)
+
+
+def sweep(marker: str, grace_s: float, *, job: str = "", proc: Path = Path("/proc")) -> int:
     """Stop every process of the run ``marker`` that is still alive: SIGTERM, ``grace_s``
     seconds, SIGKILL; reap those that are this process's children. Returns how many were
-    found. ``others_running``: whether other jobs run now (if not, unattributable orphans of
-    this process are stopped too)."""
-    include = is_subreaper() and not others_running
-    found = run_processes(marker, _processes(proc), include)
+    found. When no other job is running, this subreaper's orphans that no marker attributes
+    are stopped too (they came from some job, and every job is over)."""
+    found = _find(marker, proc)
     if not found:
         reap()
         return 0
@@ -206,7 +206,7 @@ def sweep(
             until = time.monotonic() + wait_s
             while True:
                 reap()
-                found = run_processes(marker, _processes(proc), include)
+                found = _find(marker, proc)
                 total |= found
                 if not found or time.monotonic() >= until:
                     break
