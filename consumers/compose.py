@@ -37,7 +37,7 @@ from consumers.runner import CommandRunner, Isolation, PythonRunner, Runner
 from consumers.sandbox import Sandbox
 from consumers.service import Service
 from consumers.settings import ServiceSettings, WorkerSettings, parse_job_timeouts
-from consumers.spool import Spool, SpoolError, resolve_state_dir, scope
+from consumers.spool import SpoolError, SpoolPlace, resolve_state_dir, scope
 from consumers.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -191,18 +191,17 @@ def build_runner(
     return PythonRunner.from_spec(handler, sandbox)
 
 
-def build_spool(state_dir: str | None, jobs_queue_url: str, results_queue_url: str) -> Spool:
-    """This worker's result spool under its state directory (``--state-dir``, else systemd's
-    ``$STATE_DIRECTORY``, else ``~/.local/state/callback-bridge``: see
-    :func:`consumers.spool.resolve_state_dir`), for these queues, with what an earlier worker
-    left there."""
-    directory = resolve_state_dir(state_dir)
+def build_spool(state_dir: str | None, jobs_queue_url: str, results_queue_url: str) -> SpoolPlace:
+    """Where this worker's result spool goes: under its state directory (``--state-dir``, else
+    systemd's ``$STATE_DIRECTORY``, else ``~/.local/state/callback-bridge``: see
+    :func:`consumers.spool.resolve_state_dir`), for these queues. Checked now; the worker
+    claims it when it starts, with what an earlier worker left there."""
+    place = SpoolPlace(resolve_state_dir(state_dir), scope(jobs_queue_url, results_queue_url))
     try:
-        spool = Spool.claim(directory, scope(jobs_queue_url, results_queue_url))
+        place.check()
     except SpoolError as exc:
         raise ValueError(f"--state-dir: {exc}") from exc
-    log.info("results that cannot be sent are spooled in %s", spool.directory)
-    return spool
+    return place
 
 
 def build_metrics(where: str) -> WorkerMetrics:

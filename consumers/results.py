@@ -56,7 +56,7 @@ from bridge.contract import (
     parse_result,
 )
 from bridge.errors import RETRYABLE_ERRORS, error_code
-from consumers.spool import Spool, Spooled, SpoolError
+from consumers.spool import Spool, Spooled, SpoolError, SpoolPlace
 from consumers.threads import CriticalThread, OnDeath
 
 log = logging.getLogger(__name__)
@@ -199,14 +199,15 @@ class ResultSender:
         claim_check: ClaimCheck | None = None,
         max_batch_bytes: int = MAX_BATCH_BYTES,
         on_death: OnDeath | None = None,
-        spool: Spool | None = None,
+        spool: Spool | SpoolPlace | None = None,
         count: CountCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """``on_death``: told if the sender's thread dies (:mod:`consumers.threads`); the
         results it held are then never sent (see :attr:`died`). ``spool``: where results that
-        cannot be sent are kept (None: in memory only, lost if the process ends)."""
+        cannot be sent are kept (a place: claimed by :meth:`start`; None: in memory only,
+        lost if the process ends)."""
         self.sqs = sqs
         self.results_queue_url = results_queue_url
         self.jobs_queue_url = jobs_queue_url
@@ -215,7 +216,8 @@ class ResultSender:
         self.claim_check = claim_check or ClaimCheck()
         self.max_message_bytes = self.claim_check.max_message_bytes
         self.max_batch_bytes = max_batch_bytes
-        self.spool = spool
+        self._place = spool if isinstance(spool, SpoolPlace) else None
+        self.spool = spool if isinstance(spool, Spool) else None
         self.count = count or (lambda _name, _n: None)
         self.clock, self.wall_clock = clock, wall_clock
         self._queue: queue.Queue[Pending | object | None] = queue.Queue()
@@ -231,6 +233,9 @@ class ResultSender:
         self._next_prune = 0.0
 
     def start(self) -> ResultSender:
+        if self._place is not None and self.spool is None:
+            self.spool = self._place.claim()
+            log.info("results that cannot be sent are spooled in %s", self.spool.directory)
         self.load_spool()
         self._thread.start()
         return self

@@ -122,6 +122,24 @@ class SpoolError(OSError):
     """The spool cannot be written (a full disk, permissions)."""
 
 
+@dataclass(frozen=True)
+class SpoolPlace:
+    """Where a worker's spool will be: claimed (:meth:`Spool.claim`) only when the worker
+    starts, so that building a worker that never runs takes no spool."""
+
+    state_dir: Path
+    #: :func:`scope` of the worker's queues.
+    queues: str = ""
+
+    def check(self) -> None:
+        """Create the spool's parent directory (0700) now; :class:`SpoolError` naming it if
+        it cannot be created or written."""
+        Spool(self.state_dir / SPOOL_DIR / self.queues)
+
+    def claim(self) -> Spool:
+        return Spool.claim(self.state_dir, self.queues)
+
+
 class Spool:
     """One directory of spooled results; methods are safe from several threads (each file is
     written by one atomic rename)."""
@@ -153,22 +171,37 @@ class Spool:
         never share one. Raises :class:`SpoolError` naming the directory."""
         base = Path(state_dir) / SPOOL_DIR / queues
         for n in range(MAX_WORKERS_PER_STATE_DIR):
-            spool = cls(base / f"worker-{n}")
-            if spool._lock():
+            for _attempt in range(3):  # a worker that ends may remove an empty spool meanwhile
+                spool = cls(base / f"worker-{n}")
+                taken = spool._lock()
+                if taken is not None:
+                    break
+            if taken:
                 return spool
         raise SpoolError(
             f"result spool {base}: {MAX_WORKERS_PER_STATE_DIR} workers already use it; "
             "give this one another --state-dir"
         )
 
-    def _lock(self) -> bool:
-        """Take this directory's lock for this process; False if another process holds it."""
+    def _lock(self) -> bool | None:
+        """Take this directory's lock for this process; False if another process holds it,
+        None if the directory went away meanwhile (its worker removed it empty)."""
+        path = self.directory / LOCK_FILE
         try:
-            fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except FileNotFoundError:
+            return None
         except OSError as exc:
             raise SpoolError(f"result spool {self.directory}: {exc}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # The lock file may have been unlinked between our open and our lock (see
+            # close()): a lock on a file no longer at the path protects nothing.
+            if os.fstat(fd).st_ino != os.stat(path, follow_symlinks=False).st_ino:
+                raise FileNotFoundError(path)
+        except FileNotFoundError:
+            os.close(fd)
+            return None
         except OSError:
             os.close(fd)
             return False
@@ -176,9 +209,22 @@ class Spool:
         return True
 
     def close(self) -> None:
-        """Let another worker claim this spool (the files stay)."""
+        """Let another worker claim this spool. Files stay; an empty spool is removed (with
+        its lock file, still locked, so that nobody can be holding a lock on it), so that
+        short-lived workers (tests, demos) leave no directories behind."""
         fd, self._lock_fd = self._lock_fd, None
-        if fd is not None:
+        if fd is None:
+            return
+        try:
+            if not any(n not in (LOCK_FILE,) for n in os.listdir(self.directory)):
+                os.unlink(self.directory / LOCK_FILE)
+                os.rmdir(self.directory)
+                for parent in (self.directory.parent, self.directory.parent.parent):
+                    if parent.name in (SPOOL_DIR,) or parent.parent.name == SPOOL_DIR:
+                        os.rmdir(parent)  # only if empty: OSError otherwise
+        except OSError:
+            pass  # not empty, or already gone: nothing to tidy
+        finally:
             os.close(fd)
 
     def path_of(self, message_id: str) -> Path:

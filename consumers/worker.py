@@ -55,7 +55,7 @@ from consumers.rejects import reject
 from consumers.results import ResultSender
 from consumers.runner import Outcome, Runner
 from consumers.settings import WorkerSettings
-from consumers.spool import Spool
+from consumers.spool import Spool, SpoolPlace
 from consumers.supervisor import Supervisor
 from consumers.threads import CriticalThread, describe, guarded
 
@@ -91,7 +91,7 @@ class Worker:
         clock: Callable[[], float] = time.monotonic,
         claim_check: ClaimCheck | None = None,
         isolated_runner: Runner | None = None,
-        spool: Spool | None = None,
+        spool: Spool | SpoolPlace | None = None,
     ) -> None:
         """``claim_check``: where outputs too large for a result message go (S3 client, bucket,
         threshold, the results queue's size limit); without one they fail Bridge.OutputTooLarge.

@@ -20,6 +20,7 @@ from consumers.spool import (
     Spool,
     Spooled,
     SpoolError,
+    SpoolPlace,
     file_name,
     resolve_state_dir,
     scope,
@@ -227,8 +228,15 @@ def test_each_worker_claims_a_spool_of_its_own_and_a_successor_takes_it_over(
     successor = Spool.claim(tmp_path)
     assert successor.directory == first.directory
     assert [e.message_id for e in successor.load()] == [entry().message_id]
-    second.close()
-    successor.close()
+    second.close()  # empty: removed, so short-lived workers leave nothing behind
+    assert not second.directory.exists()
+    successor.close()  # holds a result: stays, lock file and all
+    assert sorted(p.name for p in successor.directory.iterdir()) == [
+        ".lock",
+        entry().message_id + ".json",
+    ]
+    successor.remove(entry().message_id)
+    assert Spool.claim(tmp_path).directory == first.directory
 
 
 def test_each_pair_of_queues_has_a_spool_of_its_own(tmp_path: Path) -> None:
@@ -246,6 +254,7 @@ def test_each_pair_of_queues_has_a_spool_of_its_own(tmp_path: Path) -> None:
     assert other.directory.name == "worker-0" and other.directory != first.directory
     first.close()
     other.close()
+    assert not (tmp_path / SPOOL_DIR).exists()  # nothing held: nothing left behind
 
 
 def test_a_state_dir_that_cannot_be_created_is_refused_naming_it(tmp_path: Path) -> None:
@@ -366,3 +375,26 @@ def test_a_result_refused_for_its_own_content_is_not_spooled(tmp_path: Path) -> 
     sender.send([Pending(make_result(token=TOKEN), "m-1", "receipt-1")])
     assert done == {"m-1": False} and sender.spooled == 0
     assert list(tmp_path.glob("*.json")) == []
+
+
+def test_a_spool_place_is_checked_at_once_and_claimed_only_when_the_sender_starts(
+    tmp_path: Path,
+) -> None:
+    from consumers.results import ResultSender
+
+    place = SpoolPlace(tmp_path / "state", "q-abc")
+    place.check()
+    assert (tmp_path / "state" / SPOOL_DIR / "q-abc").is_dir()
+    sender = ResultSender(FlakySqs(), "results-url", "jobs-url", lambda _m, _d: None, spool=place)
+    assert (
+        sender.spool is None
+        and not (tmp_path / "state" / SPOOL_DIR / "q-abc" / "worker-0").exists()
+    )
+    sender.start()
+    assert sender.spool is not None and sender.spool.directory.name == "worker-0"
+    assert sender.status()["spool"] == str(sender.spool.directory)
+    assert sender.stop(timeout_s=5)
+    assert not (tmp_path / "state" / SPOOL_DIR).exists()  # nothing held: tidied at stop
+    with pytest.raises(SpoolError):
+        (tmp_path / "file").write_text("")
+        SpoolPlace(tmp_path / "file").check()
