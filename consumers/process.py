@@ -166,7 +166,7 @@ def _end_run(pid: int, marker: str, grace_s: float, job: str) -> None:
             return
     try:
         tree = reaper.cgroups()
-        if tree is not None and tree.kill(marker):
+        if tree is not None and tree.kill(marker, grace_s):
             log.warning("job %s: processes were left in its cgroup; killed them", job)
         reaper.sweep(marker, grace_s, job=job)
     except Exception:

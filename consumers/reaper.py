@@ -8,9 +8,10 @@ those escapees:
   writable cgroup v2 hierarchy with ``cgroup.kill`` (Linux 5.14+): :class:`CgroupTree`. The
   worker moves itself into a leaf (``<unit>/worker``) at start and each job's program into
   ``<unit>/job-<run>`` as soon as it has started; when the job ends (or is stopped),
-  ``cgroup.kill`` kills whatever is left in it, escapees included, and the directory is
-  removed. A process cannot leave a cgroup without write access to the worker's delegated
-  tree, which job code (another user under ``--run-as``) does not have.
+  whatever is left in it, escapees included, gets SIGTERM, the grace period, then
+  ``cgroup.kill``, and the directory is removed. A process cannot leave a cgroup without
+  write access to the worker's delegated tree, which job code (another user under
+  ``--run-as``) does not have.
 * **The worker as child subreaper** everywhere else, and as a net under the cgroup (a process
   forked between the program's start and its move to the job cgroup stays in the worker's):
   ``prctl(PR_SET_CHILD_SUBREAPER)`` makes orphans of the jobs re-parent to the worker instead
@@ -339,14 +340,28 @@ class CgroupTree:
             return False
         return "populated 1" in events.splitlines()
 
-    def kill(self, marker: str, wait_s: float = KILL_WAIT_S) -> bool:
-        """SIGKILL everything in the run's cgroup, wait until it is empty and remove it;
-        returns whether something was still running in it."""
+    def pids(self, marker: str) -> list[int]:
+        try:
+            text = (self.path(marker) / "cgroup.procs").read_text(encoding="ascii")
+        except OSError:
+            return []
+        return [int(line) for line in text.split() if line.isdigit()]
+
+    def kill(self, marker: str, grace_s: float = 0.0, wait_s: float = KILL_WAIT_S) -> bool:
+        """Stop everything in the run's cgroup (SIGTERM, up to ``grace_s`` seconds, then
+        ``cgroup.kill``), wait until it is empty and remove it; returns whether something was
+        still running in it."""
         if marker not in self.created:
             return False
         path = self.path(marker)
         was_populated = self.populated(marker)
-        if was_populated:
+        if was_populated and grace_s > 0:
+            _signal(self.pids(marker), signal.SIGTERM)
+            until = time.monotonic() + grace_s
+            while self.populated(marker) and time.monotonic() < until:
+                reap()
+                time.sleep(POLL_S)
+        if self.populated(marker):
             try:
                 (path / "cgroup.kill").write_text("1", encoding="ascii")
             except OSError as exc:

@@ -228,18 +228,27 @@ def test_job_cgroups_are_used_only_under_systemd_with_a_writable_v2_tree(tmp_pat
     assert detect(tmp_path, systemd) is None  # kernel older than 5.14
 
 
-def test_a_job_cgroup_is_created_joined_killed_and_removed(tmp_path: Path) -> None:
+def test_a_job_cgroup_is_created_joined_stopped_and_removed(tmp_path: Path) -> None:
     root = fake_cgroup(tmp_path)
     tree = CgroupTree(root)
     tree.enter(pid=4242)
     assert (root / "worker" / "cgroup.procs").read_text() == "4242"
-    assert tree.add("run1", 5151)
-    job = root / "job-run1"
-    assert (job / "cgroup.procs").read_text() == "5151"
-    (job / "cgroup.events").write_text("populated 1\nfrozen 0\n")
-    (job / "cgroup.kill").write_text("")
-    assert tree.kill("run1", wait_s=0)
-    assert (job / "cgroup.kill").read_text() == "1"
+    with reaper.spawning() as register:  # a process subprocess waits for is never reaped here
+        member = subprocess.Popen(["sleep", "30"])
+        register(member.pid)
+    try:
+        assert tree.add("run1", member.pid)
+        job = root / "job-run1"
+        assert (job / "cgroup.procs").read_text() == str(member.pid)
+        (job / "cgroup.events").write_text("populated 1\nfrozen 0\n")  # it never empties
+        (job / "cgroup.kill").write_text("")
+        assert tree.kill("run1", grace_s=0.2, wait_s=0)
+        assert member.wait(5) == -15  # SIGTERM first, to what the cgroup lists
+        assert (job / "cgroup.kill").read_text() == "1"  # then cgroup.kill
+    finally:
+        member.kill()
+        member.wait()
+        reaper.release_leader(member.pid)
     assert not tree.kill("never-created")
 
 
@@ -276,7 +285,7 @@ def test_cgroup_kill_stops_an_escapee_for_real(real_cgroup: Path, tag: str) -> N
     assert tree.add("run1", proc.pid)  # before it forks: all it starts is in the cgroup
     assert proc.communicate(b"go\n", timeout=10)[0] == b"started\n"
     assert len(alive(f"sleep {tag}")) == 1 and tree.populated("run1")
-    assert tree.kill("run1")
+    assert tree.kill("run1", grace_s=1)
     assert alive(f"sleep {tag}") == []
     assert not (real_cgroup / "job-run1").exists()
 
