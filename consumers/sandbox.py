@@ -8,7 +8,8 @@ One :class:`Sandbox` per worker, built from ``--pass-env``, ``--run-as`` and ``-
   the job's own ``BRIDGE_JOB_*`` and ``BRIDGE_EXECUTION_ARN``, and the names the operator lists
   with ``--pass-env``. AWS credentials, queue URLs and the worker's other settings stay with the
   worker. ``--pass-env`` refuses ``AWS_*`` and ``BRIDGE_*`` names (the instance's credentials and
-  the bridge's own settings: a job that needs AWS gets its own role or credentials another way),
+  the bridge's own settings: a job that needs AWS gets its own role or credentials another way)
+  except ``AWS_REGION`` and ``AWS_DEFAULT_REGION``,
   and warns about names that look secret (``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ...): the
   operator named them, so they pass, but the log says so.
 * **User** (:class:`RunAs`): with ``--run-as USER`` job processes run as that user, its primary
@@ -50,6 +51,8 @@ ALLOWED_ENV_PREFIXES = ("LC_",)
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 #: ``--pass-env`` names that are refused: the instance's credentials, the bridge's settings.
 REFUSED_ENV_PREFIXES = ("AWS_", "BRIDGE_")
+#: ... except these, which say where, not who: a job with credentials of its own needs a region.
+PASSABLE_AWS_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION")
 #: ``--pass-env`` names containing one of these words are passed with a warning.
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE", "KEY")
 #: What a handler's ``job.token`` reads when the token is withheld: ``withheld:…abc123(1024)``.
@@ -191,7 +194,7 @@ def parse_pass_env(text: str | None) -> tuple[str, ...]:
     for name in filter(None, (part.strip() for part in (text or "").split(","))):
         if not _NAME.match(name):
             raise ValueError(f"--pass-env: {name!r} is not an environment variable name")
-        if name.upper().startswith(REFUSED_ENV_PREFIXES):
+        if name.upper().startswith(REFUSED_ENV_PREFIXES) and name not in PASSABLE_AWS_ENV:
             raise ValueError(
                 f"--pass-env {name}: AWS_* and BRIDGE_* variables never reach jobs (the "
                 "worker's credentials and settings); give the job its own configuration"

@@ -255,7 +255,8 @@ def worker(
         _opt(
             "BRIDGE_PASS_ENV",
             "Comma-separated worker environment variables jobs also get, beyond PATH, HOME, "
-            "LANG, LC_*, TZ, PYTHONPATH and their BRIDGE_JOB_* (AWS_* and BRIDGE_* refused).",
+            "LANG, LC_*, TZ, PYTHONPATH and their BRIDGE_JOB_* (AWS_* but the region, and "
+            "BRIDGE_*, refused).",
         ),
     ] = None,
     expose_token: Annotated[

@@ -169,6 +169,7 @@ def test_pass_env_refuses_the_workers_own_variables_and_warns_about_secrets(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     assert parse_pass_env(" HTTP_PROXY, NO_PROXY,HTTP_PROXY ") == ("HTTP_PROXY", "NO_PROXY")
+    assert parse_pass_env("AWS_REGION,AWS_DEFAULT_REGION") == ("AWS_REGION", "AWS_DEFAULT_REGION")
     for name in ("AWS_PROFILE", "aws_secret_access_key", "BRIDGE_JOBS_QUEUE_URL"):
         with pytest.raises(ValueError, match="never reach jobs"):
             parse_pass_env(f"HTTP_PROXY,{name}")
