@@ -155,8 +155,9 @@ class Sandbox:
 
 
 def withhold_token(job: Job) -> Job:
-    """``job`` with ``token`` replaced by ``withheld:<mask>``, and so is every string of its
-    input equal to the token (a message adopted with ``--token-path`` may carry it there)."""
+    """``job`` with ``token`` replaced by ``withheld:<mask>``, and so is every string (value or
+    key) of its input equal to the token (a message adopted with ``--token-path`` may carry it
+    there)."""
     masked = WITHHELD_PREFIX + mask_token(job.token)
     return job.model_copy(update={"token": masked, "input": _scrub(job.input, job.token, masked)})
 
@@ -181,7 +182,7 @@ def _scrub(value: Any, token: str, masked: str) -> Any:
             elif isinstance(item, str) and item == token:
                 item = masked
             if isinstance(target, dict):
-                target[key] = item
+                target[masked if key == token else key] = item
             else:
                 target.append(item)
     return root

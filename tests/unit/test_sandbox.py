@@ -336,13 +336,13 @@ def see(job: Job, context: JobContext) -> dict[str, Any]:
 
 
 def test_a_thread_handler_never_sees_the_token() -> None:
-    the_job = job(input={"keep": "this", "copy": TOKEN})
+    the_job = job(input={"keep": "this", "copy": TOKEN, TOKEN: 1})
     context = JobContext(the_job)
     outcome = PythonRunner(lambda data, j, ctx: see(j, ctx)).run(the_job, context)
     assert outcome.output == {
         "token": WITHHELD,
         "context_token": WITHHELD,
-        "input": {"keep": "this", "copy": WITHHELD},
+        "input": {"keep": "this", "copy": WITHHELD, WITHHELD: 1},
     }
     assert TOKEN not in json.dumps(outcome.output)
     assert context.job.token == TOKEN  # the worker's own context keeps it
