@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,3 +112,16 @@ JOB_VARIABLES = {
     "BRIDGE_JOB_RUN",
     "BRIDGE_EXECUTION_ARN",
 }
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="--run-as needs a root (or capable) worker")
+def test_run_as_runs_the_command_as_that_user(stack: LocalStack, workers: WorkerFactory) -> None:
+    assert stack.clients
+    nobody = pwd.getpwnam("nobody")
+    probe = 'echo "{\\"uid\\": $(id -u), \\"gid\\": $(id -g), \\"cwd\\": \\"$(pwd)\\"}"'
+    workers("--command", probe, "--run-as", "nobody", *FAST)
+    arn = run(stack, [{}, {}], "run-as")
+    described = wait_for_execution(stack.clients.sfn, arn, timeout_s=60)
+    assert described["status"] == "SUCCEEDED", described
+    expected = {"uid": nobody.pw_uid, "gid": nobody.pw_gid, "cwd": "/"}  # its home is missing
+    assert [entry["output"] for entry in json.loads(described["output"])] == [expected] * 2
