@@ -268,10 +268,13 @@ def real_cgroup() -> Iterator[Path]:
         root.rmdir()
         pytest.skip("no cgroup.kill (Linux < 5.14)")
     yield root
-    for child in sorted(root.iterdir(), reverse=True):
-        if child.is_dir():
-            child.rmdir()
-    root.rmdir()
+    for cgroup in [*(child for child in root.iterdir() if child.is_dir()), root]:
+        (cgroup / "cgroup.kill").write_text("1")  # whatever a failed test left running
+        deadline = time.monotonic() + 5
+        while "populated 1" in (cgroup / "cgroup.events").read_text():
+            assert time.monotonic() < deadline, f"{cgroup} does not empty"
+            time.sleep(0.05)
+        cgroup.rmdir()
 
 
 def test_cgroup_kill_stops_an_escapee_for_real(real_cgroup: Path, tag: str) -> None:
