@@ -25,6 +25,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import threading
 import time
 import traceback
@@ -52,7 +53,7 @@ from bridge.contract import (
 )
 from consumers.context import CancelReason, JobContext
 from consumers.process import DEFAULT_GRACE_S, ProcessResult, run_process
-from consumers.sandbox import Sandbox
+from consumers.sandbox import RunAs, Sandbox
 
 #: Inputs larger than this are passed on stdin only (Linux caps one env string at 128 KiB).
 MAX_ENV_INPUT_BYTES = 65_536
@@ -361,7 +362,7 @@ class CommandRunner:
     def check(self) -> None:
         """Refuse, at worker start, a command whose program does not exist (raises
         :class:`ValueError` with one line), instead of failing every job with exit 127."""
-        check_program(self.command)
+        check_program(self.command, self.sandbox.run_as)
 
     def environment(self, job: Job, input_text: str) -> dict[str, str]:
         return job_environment(job, input_text, self.sandbox)
@@ -426,10 +427,11 @@ _SHELL_WORDS_TEXT = """
 SHELL_WORDS = frozenset(_SHELL_WORDS_TEXT.split())
 
 
-def check_program(command: str) -> None:
-    """Check that the first program of a shell command exists: on PATH, or an executable path.
-    Leading ``NAME=value`` assignments are skipped; shell keywords, builtins, compound commands
-    and words the shell must expand (``$TOOL``) are accepted as they are."""
+def check_program(command: str, run_as: RunAs | None = None) -> None:
+    """Check that the first program of a shell command exists: on PATH, or an executable path
+    (executable by ``run_as``, when given). Leading ``NAME=value`` assignments are skipped;
+    shell keywords, builtins, compound commands and words the shell must expand (``$TOOL``) are
+    accepted as they are."""
     lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     try:
@@ -442,8 +444,27 @@ def check_program(command: str) -> None:
     if "/" in program:
         if not os.path.isfile(program) or not os.access(program, os.X_OK):
             raise ValueError(f"--command: {program!r} is not an executable file")
-    elif shutil.which(program) is None:
-        raise ValueError(f"--command: program {program!r} not found on PATH")
+        found = program
+    else:
+        on_path = shutil.which(program)
+        if on_path is None:
+            raise ValueError(f"--command: program {program!r} not found on PATH")
+        found = on_path
+    if run_as is not None and not _executable_by(found, run_as):
+        raise ValueError(f"--command: {found!r} is not executable by --run-as {run_as.name}")
+
+
+def _executable_by(path: str, user: RunAs) -> bool:
+    """Whether the file's mode lets ``user`` execute it (its directories are not checked)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if st.st_uid == user.uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    if st.st_gid == user.gid or st.st_gid in user.groups:
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
 
 
 def _is_assignment(word: str) -> bool:

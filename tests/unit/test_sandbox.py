@@ -234,6 +234,19 @@ def test_a_worker_without_privilege_refuses_run_as_in_one_line() -> None:
     ]
 
 
+def test_run_as_refuses_at_start_a_program_the_user_cannot_run(tmp_path: Path) -> None:
+    program = tmp_path / "private-tool"
+    program.write_text("#!/bin/sh\necho ok\n")
+    program.chmod(0o700)
+    owner = RunAs("owner", os.geteuid(), os.getegid(), (), "/")
+    CommandRunner(str(program), sandbox=Sandbox(run_as=owner)).check()
+    CommandRunner(str(program)).check()
+    with pytest.raises(ValueError, match="not executable by --run-as nobody"):
+        CommandRunner(f"{program} --flag", sandbox=Sandbox(run_as=NOBODY)).check()
+    program.chmod(0o755)
+    CommandRunner(str(program), sandbox=Sandbox(run_as=NOBODY)).check()
+
+
 def test_run_as_with_a_thread_handler_isolates_every_job() -> None:
     runner = build_runner("json:loads", None, "thread", 1, sandbox=Sandbox(run_as=NOBODY))
     assert isinstance(runner, IsolatedPythonRunner) and runner.sandbox.run_as == NOBODY
