@@ -6,9 +6,5 @@ terraform {
       source  = "hashicorp/aws"
       version = "~> 5.100"
     }
-    archive = {
-      source  = "hashicorp/archive"
-      version = ">= 2.2"
-    }
   }
 }

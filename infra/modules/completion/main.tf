@@ -11,10 +11,7 @@ locals {
 
   runtime = "python3.12"
 
-  use_source_dir = var.source_dir != null
-
-  package_file = local.use_source_dir ? data.archive_file.package[0].output_path : var.package_path
-  package_hash = local.use_source_dir ? data.archive_file.package[0].output_base64sha256 : one([for p in compact([var.package_path]) : filebase64sha256(p)])
+  package_hash = one([for p in compact([var.package_path]) : filebase64sha256(p)])
 
   environment = merge(var.environment_variables, {
     BRIDGE_RESULTS_DLQ_URL       = var.results_dlq_url
@@ -26,19 +23,6 @@ locals {
   tracing_active = var.tracing_mode == "Active"
 
   powertools_v3_layer = can(regex(":layer:AWSLambdaPowertoolsPythonV3", var.powertools_layer_arn))
-}
-
-################################################################################
-# Package
-################################################################################
-
-data "archive_file" "package" {
-  count = local.create && local.use_source_dir ? 1 : 0
-
-  type        = "zip"
-  source_dir  = var.source_dir
-  output_path = "${path.root}/.terraform/callback-bridge/${var.function_name}.zip"
-  excludes    = ["**/__pycache__/**", "**/*.pyc"]
 }
 
 ################################################################################
@@ -168,7 +152,7 @@ resource "aws_lambda_function" "this" {
   memory_size   = var.memory_size
   timeout       = var.timeout
 
-  filename         = local.package_file
+  filename         = var.package_path
   source_code_hash = local.package_hash
 
   layers = [var.powertools_layer_arn]
@@ -193,8 +177,8 @@ resource "aws_lambda_function" "this" {
 
   lifecycle {
     precondition {
-      condition     = (var.package_path == null) != (var.source_dir == null)
-      error_message = "Set exactly one of package_path (a prebuilt zip) or source_dir (a staged directory zipped by archive_file)."
+      condition     = var.package_path != null
+      error_message = "Set package_path: the zip of `make lambda` (infra/README.md, Artifacts)."
     }
 
     precondition {

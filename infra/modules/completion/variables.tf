@@ -17,7 +17,7 @@ variable "function_name" {
 }
 
 variable "package_path" {
-  description = "Path to a prebuilt deployment zip containing the bridge package and pydantic (built for python3.12 and the function's architecture; see README). Set this or source_dir, not both."
+  description = "Path to a prebuilt deployment zip containing the bridge package and pydantic (built for python3.12 and the function's architecture; see README)."
   type        = string
   default     = null
 
@@ -25,12 +25,6 @@ variable "package_path" {
     condition     = var.package_path == null || can(regex("\\.zip$", var.package_path))
     error_message = "package_path must point at a .zip file."
   }
-}
-
-variable "source_dir" {
-  description = "Directory already staged with the bridge package and pydantic (pip install --target, see README); it is zipped with archive_file. Set this or package_path, not both."
-  type        = string
-  default     = null
 }
 
 variable "handler" {
@@ -165,8 +159,8 @@ variable "results_dlq_url" {
   type        = string
 
   validation {
-    condition     = can(regex("^https://", var.results_dlq_url))
-    error_message = "results_dlq_url must be an SQS queue URL (https://...)."
+    condition     = can(regex("^(https://|http://(127\\.0\\.0\\.1|localhost)(:[0-9]+)?/)", var.results_dlq_url))
+    error_message = "results_dlq_url must be an SQS queue URL (https://..., or http:// on a loopback endpoint: 127.0.0.1 or localhost)."
   }
 }
 

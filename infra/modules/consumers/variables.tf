@@ -24,8 +24,8 @@ variable "jobs_queue_url" {
   type        = string
 
   validation {
-    condition     = can(regex("^https://", var.jobs_queue_url))
-    error_message = "jobs_queue_url must be an SQS queue URL (https://...)."
+    condition     = can(regex("^(https://|http://(127\\.0\\.0\\.1|localhost)(:[0-9]+)?/)", var.jobs_queue_url))
+    error_message = "jobs_queue_url must be an SQS queue URL (https://..., or http:// on a loopback endpoint: 127.0.0.1 or localhost)."
   }
 }
 
@@ -44,8 +44,8 @@ variable "results_queue_url" {
   type        = string
 
   validation {
-    condition     = can(regex("^https://", var.results_queue_url))
-    error_message = "results_queue_url must be an SQS queue URL (https://...)."
+    condition     = can(regex("^(https://|http://(127\\.0\\.0\\.1|localhost)(:[0-9]+)?/)", var.results_queue_url))
+    error_message = "results_queue_url must be an SQS queue URL (https://..., or http:// on a loopback endpoint: 127.0.0.1 or localhost)."
   }
 }
 
@@ -64,8 +64,8 @@ variable "jobs_dlq_url" {
   type        = string
 
   validation {
-    condition     = can(regex("^https://", var.jobs_dlq_url))
-    error_message = "jobs_dlq_url must be an SQS queue URL (https://...)."
+    condition     = can(regex("^(https://|http://(127\\.0\\.0\\.1|localhost)(:[0-9]+)?/)", var.jobs_dlq_url))
+    error_message = "jobs_dlq_url must be an SQS queue URL (https://..., or http:// on a loopback endpoint: 127.0.0.1 or localhost)."
   }
 }
 

@@ -157,8 +157,8 @@ variable "jobs_dlq_url" {
   type        = string
 
   validation {
-    condition     = can(regex("^https://", var.jobs_dlq_url))
-    error_message = "jobs_dlq_url must be an SQS queue URL (https://...)."
+    condition     = can(regex("^(https://|http://(127\\.0\\.0\\.1|localhost)(:[0-9]+)?/)", var.jobs_dlq_url))
+    error_message = "jobs_dlq_url must be an SQS queue URL (https://..., or http:// on a loopback endpoint: 127.0.0.1 or localhost)."
   }
 }
 
@@ -183,8 +183,8 @@ variable "results_dlq_url" {
   type        = string
 
   validation {
-    condition     = can(regex("^https://", var.results_dlq_url))
-    error_message = "results_dlq_url must be an SQS queue URL (https://...)."
+    condition     = can(regex("^(https://|http://(127\\.0\\.0\\.1|localhost)(:[0-9]+)?/)", var.results_dlq_url))
+    error_message = "results_dlq_url must be an SQS queue URL (https://..., or http:// on a loopback endpoint: 127.0.0.1 or localhost)."
   }
 }
 
@@ -210,8 +210,8 @@ variable "jobs_archive_url" {
   default     = null
 
   validation {
-    condition     = var.jobs_archive_url == null || can(regex("^https://", var.jobs_archive_url))
-    error_message = "jobs_archive_url must be an SQS queue URL (https://...) or null."
+    condition     = var.jobs_archive_url == null || can(regex("^(https://|http://(127\\.0\\.0\\.1|localhost)(:[0-9]+)?/)", var.jobs_archive_url))
+    error_message = "jobs_archive_url must be an SQS queue URL (https://..., or http:// on a loopback endpoint: 127.0.0.1 or localhost) or null."
   }
 }
 
@@ -232,8 +232,8 @@ variable "results_archive_url" {
   default     = null
 
   validation {
-    condition     = var.results_archive_url == null || can(regex("^https://", var.results_archive_url))
-    error_message = "results_archive_url must be an SQS queue URL (https://...) or null."
+    condition     = var.results_archive_url == null || can(regex("^(https://|http://(127\\.0\\.0\\.1|localhost)(:[0-9]+)?/)", var.results_archive_url))
+    error_message = "results_archive_url must be an SQS queue URL (https://..., or http:// on a loopback endpoint: 127.0.0.1 or localhost) or null."
   }
 }
 

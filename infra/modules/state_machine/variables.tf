@@ -21,8 +21,8 @@ variable "jobs_queue_url" {
   type        = string
 
   validation {
-    condition     = can(regex("^https://", var.jobs_queue_url))
-    error_message = "jobs_queue_url must be an SQS queue URL (https://...)."
+    condition     = can(regex("^(https://|http://(127\\.0\\.0\\.1|localhost)(:[0-9]+)?/)", var.jobs_queue_url))
+    error_message = "jobs_queue_url must be an SQS queue URL (https://..., or http:// on a loopback endpoint: 127.0.0.1 or localhost)."
   }
 }
 
