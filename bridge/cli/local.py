@@ -7,7 +7,9 @@ import signal
 import socket
 import sys
 import threading
+import time
 from enum import StrEnum
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 from urllib.parse import urlparse
@@ -115,7 +117,7 @@ def up(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    stack = LocalStack(settings, state_file=path)
+    stack = LocalStack(settings, state_file=path, port=port)
     try:
         stack.start()
     except CompatError as exc:
@@ -217,3 +219,53 @@ def announce(
             f"termination announced for {answer['instance_id']}: target lifecycle state "
             f"{answer['target_lifecycle_state']}"
         )
+
+
+@app.command()
+def deploy(
+    workdir: Annotated[
+        Path,
+        typer.Option(
+            help="Terraform working directory (the example's files, the provider override, "
+            "the variables, the state); plain 'terraform plan' / 'destroy' work there."
+        ),
+    ] = Path(".callback-bridge/deploy"),
+    name: Annotated[
+        str, typer.Option(help="The example's 'name' variable: every resource's prefix.")
+    ] = "callback-bridge-tf",
+    state_file: StateFile = None,
+) -> None:
+    """terraform apply of infra/examples/complete onto the running stack ('local up'), then
+    print its outputs: a rehearsal of a deployment (infra/README.md)."""
+    from bridge.aws import build_clients
+    from bridge.local_stack import deploy as rehearsal
+
+    path = state_file or DEFAULT_STATE_FILE
+    try:
+        config = load_state_file(path) if path.exists() else None
+    except ConfigError as exc:
+        fail(str(exc))
+    if config is None or not config.endpoint_url or not server_alive(config.endpoint_url):
+        fail(f"no embedded stack is running ({path}); start one with 'callback-bridge local up'")
+    try:
+        run = rehearsal.Rehearsal(config, workdir=workdir, name=name)
+        rehearsal.build_lambda_zip(run.package, run.say)
+        ec2 = build_clients(config, autoscaling=False, ec2=True).ec2
+        vpc_id, subnet_ids = rehearsal.default_network(ec2)
+        run.write_files(subnet_ids, vpc_id)
+        run.say(
+            f"terraform init in {run.workdir}"
+            + (f" (provider mirror {run.mirror})" if run.mirror else "")
+        )
+        run.init()
+        started = time.monotonic()
+        outputs = run.apply()
+    except rehearsal.DeployError as exc:
+        fail(str(exc))
+    typer.echo(f"applied in {time.monotonic() - started:.0f} s; outputs:")
+    for line in rehearsal.summary(outputs):
+        typer.echo(line)
+    typer.echo(
+        f"working directory: {run.workdir} (terraform plan / destroy run there as is; "
+        f"outputs in {run.workdir / rehearsal.OUTPUTS})"
+    )

@@ -16,6 +16,7 @@ from typing import IO, Any
 from bridge.aws import Clients, build_clients
 from bridge.config import BridgeConfig
 from bridge.local_stack import compat
+from bridge.local_stack.adopt import Adopter
 from bridge.local_stack.compat.stepfunctions import warm_interpreter_sqs_client
 from bridge.local_stack.event_source import (
     EventSourceSettings,
@@ -67,6 +68,8 @@ class LocalStack:
         self.dead_letter_sources: list[LocalEventSourceMapping] = []
         #: The loopback IMDS of the consumers group's one instance (settings.instance_group).
         self.imds: InstanceMetadataServer | None = None
+        #: Runs the event source mappings others create here (``local deploy``: Terraform).
+        self.adopter: Adopter | None = None
 
     def start(self) -> LocalStack:
         # The completion handler's CloudWatch metrics (EMF on stdout) mean nothing locally.
@@ -113,6 +116,7 @@ class LocalStack:
         ).start()
         if self.settings.dead_letter_handling:
             self._start_dead_letter_handling()
+        self.adopter = self._adopter().start()
         if self.patched:
             warm_interpreter_sqs_client(REGION)
         if self.state_file:
@@ -131,6 +135,20 @@ class LocalStack:
             mapping = LocalEventSourceMapping(clients.sqs, dlq_url, handler.handle, region=REGION)
             mapping.start()
             self.dead_letter_sources.append(mapping)  # only started ones: stop() joins them
+
+    def _adopter(self) -> Adopter:
+        """What runs the event source mappings Terraform creates (bridge.local_stack.adopt):
+        each function's own clients, answered in process like the stack's own mappings'."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        from bridge import completion
+
+        assert self.config is not None
+
+        def clients_for(config: BridgeConfig, pool_size: int) -> Clients:
+            return self._in_process(completion.build_lambda_clients(config, pool_size=pool_size))
+
+        return Adopter(self.config, clients_for, DEFAULT_ACCOUNT_ID)
 
     def _in_process(self, clients: Clients) -> Clients:
         """The SQS and Step Functions clients of what runs inside AWS's services (the local
@@ -181,6 +199,8 @@ class LocalStack:
         path.write_text(json.dumps(state, indent=2) + "\n")
 
     def stop(self) -> None:
+        if self.adopter:
+            self.adopter.stop()
         if self.event_source:
             self.event_source.stop()
         for source in self.dead_letter_sources:
