@@ -67,6 +67,9 @@ class Fleet:
     #: "consumer-I.G" of generations that died by SIGKILL or a crash (theirs, or a job's in
     #: their process): what they started may be left behind without a bug of theirs.
     killed_generations: set[str] = field(default_factory=set)
+    #: "consumer-I.G" of generations stopped with SIGSTOP (frozen past the visibility timeout:
+    #: their jobs go to other consumers, finished or not).
+    stopped_generations: set[str] = field(default_factory=set)
 
     def command(self, slot: Slot, health_port: int) -> list[str]:
         plan = self.plan
@@ -146,6 +149,7 @@ class Fleet:
         slot.process.send_signal(signal.SIGSTOP)
         slot.stopped = slot.generation
         self.stops += 1
+        self.stopped_generations.add(self.name(slot))
         return slot.generation
 
     def cont(self, index: int, generation: int | None = None) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,7 +213,9 @@ def summarise(obs: Observed) -> dict[str, Any]:
     )
     healthy_lettered, foreign_outputs = tally.healthy_dead_lettered, tally.foreign_outputs
     stale = _stale_runs(obs, closes)
-    reran = reruns_after_result(obs.journal, obs.delivered)
+    fleet = obs.fleet
+    unreliable = (fleet.killed_generations | fleet.stopped_generations) if fleet else set()
+    reran = reruns_after_result(obs.journal, obs.delivered, unreliable)
     escaped, orphaned = _daemons(obs)
     duplicates_history = sum(1 for n in successes.values() if n > 1)
     injected = {m for m, refused in obs.poison_sent.items() if refused is None}
@@ -267,6 +270,7 @@ def summarise(obs: Observed) -> dict[str, Any]:
         "stale_runs_in_full": len(stale),
         "consumers_killed": fleet.killed if fleet else 0,
         "consumers_sigterm": fleet.terminated if fleet else 0,
+        "consumers_sigstopped": fleet.stops if fleet else 0,
         "consumer_restarts": fleet.restarts if fleet else 0,
         "consumers_downed_by_poison_pills": fleet.pill_deaths if fleet else 0,
         "consumer_crashes": len(crashes),
@@ -405,19 +409,36 @@ def _classify(execution: Execution, events: list[dict[str, Any]], tally: Tally) 
             tally.mismatched.append(f"{job}: asked {mode}, failed {error}")
 
 
-def reruns_after_result(journal: list[dict[str, Any]], delivered: dict[str, float]) -> list[str]:
-    """Runs of a job that started after a result of it had reached the results queue (more
-    than :data:`STALE_SLACK_S` after its ``SentTimestamp``): the job's work was done and
-    delivered, and it ran again. Runs of the campaign's own copies of job messages (duplicate
-    deliveries, ``copy`` in the journal) are left out: a copy that arrives before the task has
-    closed may run (its late runs are :func:`_stale_runs`' business)."""
+def reruns_after_result(
+    journal: list[dict[str, Any]], delivered: dict[str, float], unreliable: Collection[str] = ()
+) -> list[str]:
+    """Runs of a job that started after its result had been delivered: its work was done, and
+    it ran again. A result is delivered when it reaches the results queue (its
+    ``SentTimestamp``), or when a run finished in full in a consumer process that was neither
+    killed, crashed nor frozen (``unreliable``: "consumer-I.G" names) afterwards: that worker
+    then holds the result (being sent, or in its spool) and must not let the job run again
+    meanwhile. A run counts when it started more than :data:`STALE_SLACK_S` after either.
+
+    Runs of the campaign's own copies of job messages (duplicate deliveries, ``copy`` in the
+    journal) are left out: a copy that arrives before the task has closed may run (its late
+    runs are :func:`_stale_runs`' business)."""
+    finished: dict[str, float] = {}
+    for entry in journal:
+        if entry.get("event") == "finished" and entry.get("consumer") not in unreliable:
+            job_id = str(entry.get("job_id"))
+            finished[job_id] = min(entry["t"], finished.get(job_id, entry["t"]))
     out = []
     for entry in journal:
         if entry.get("event") != "start" or entry.get("copy"):
             continue
-        at = delivered.get(str(entry.get("job_id")))
-        if at is not None and entry["t"] > at + STALE_SLACK_S:
-            out.append(f"{entry['job_id']} started {entry['t'] - at:.1f} s after its result")
+        job_id = str(entry.get("job_id"))
+        for what, at in (
+            ("its result", delivered.get(job_id)),
+            ("a run finished", finished.get(job_id)),
+        ):
+            if at is not None and entry["t"] > at + STALE_SLACK_S:
+                out.append(f"{job_id} started {entry['t'] - at:.1f} s after {what}")
+                break
     return out
 
 

@@ -21,15 +21,23 @@ ROWS = [
     ("duplicate SendTaskSuccess accepted (must be 0)", "duplicate_successes"),
     ("stale jobs run in full (must be 0)", "stale_runs_in_full"),
     ("ended otherwise than asked (must be 0)", "mismatched"),
+    ("healthy jobs dead-lettered (must be 0)", "healthy_dead_lettered"),
+    ("jobs run again after their result was delivered (must be 0)", "reran_after_result"),
+    ("successes with another job's output (must be 0)", "outputs_not_their_jobs"),
+    ("daemons started by jobs", "daemons_started"),
+    ("daemons that outlived their jobs (must be 0)", "daemons_escaped"),
+    ("daemons left by killed consumers (reported only)", "daemons_left_by_killed_consumers"),
     ("consumers killed (SIGKILL)", "consumers_killed"),
     ("consumers stopped (SIGTERM)", "consumers_sigterm"),
-    ("consumers downed by poison-pill jobs", "consumers_downed_by_poison_pills"),
+    ("consumers frozen (SIGSTOP past the visibility timeout)", "consumers_sigstopped"),
+    ("consumers downed by crashing jobs", "consumers_downed_by_poison_pills"),
     ("consumer restarts", "consumer_restarts"),
     ("consumer crashes (must be 0)", "consumer_crashes"),
     ("handler errors (must be 0)", "handler_errors"),
     ("malformed injected", "malformed_injected"),
     ("malformed accounted", "malformed_accounted"),
-    ("log lines with a full token (must be 0)", "token_leaks"),
+    ("log lines with a token or 32 characters of one (must be 0)", "token_leaks"),
+    ("tokens searched for", "tokens_checked"),
     ("calls through the fault proxy", "proxied_calls"),
     ("wall time s", "wall_s"),
 ]
@@ -66,8 +74,9 @@ def print_report(console: Console, summary: dict[str, Any]) -> None:
     console.print(table(summary))
     verdict = "PASSED" if summary["passed"] else "FAILED: " + "; ".join(summary["problems"])
     console.print(f"seed {summary['seed']}: {verdict}")
-    for key in ("lost_jobs", "mismatched_jobs", "malformed_unaccounted", "token_leak_lines",
-                "listeners_off_loopback"):  # fmt: skip
+    for key in ("lost_jobs", "mismatched_jobs", "healthy_dead_lettered_jobs",
+                "reran_after_result_jobs", "outputs_not_their_jobs_list", "daemons_escaped_list",
+                "malformed_unaccounted", "token_leak_lines", "listeners_off_loopback"):  # fmt: skip
         if summary.get(key):
             console.print(f"{key}: {summary[key]}")
     console.print(f"logs: {summary['work_dir']}")
@@ -83,6 +92,15 @@ MARKS = {
     "consumer_sigterm": ("tab:orange", "SIGTERM"),
     "termination_notice": ("tab:purple", "termination notice"),
     "execution_stopped": ("tab:brown", "execution stopped"),
+    "consumer_sigstop": ("tab:pink", "SIGSTOP"),
+}
+
+
+#: Fault windows on the plot: kind -> (label, colour).
+SPANS = {
+    "outage_sfn": ("Step Functions outage", "tab:blue"),
+    "outage_results": ("results queue outage", "tab:olive"),
+    "results_queue_missing": ("results queue missing", "tab:cyan"),
 }
 
 
@@ -103,9 +121,8 @@ def plot(observed: Any, path: Any) -> None:
     labelled: set[str] = set()
     for t, kind, seconds in observed.fault_times:
         x = t - t0
-        if kind.startswith("outage_"):
-            label = f"{kind.removeprefix('outage_')} outage"
-            shade = "tab:blue" if kind == "outage_sfn" else "tab:olive"
+        if kind in SPANS:
+            label, shade = SPANS[kind]
             ax.axvspan(x, x + seconds, color=shade, alpha=0.15,
                        label=None if label in labelled else label)  # fmt: skip
             labelled.add(label)

@@ -12,10 +12,10 @@ works, even when the replacement starts after the visibility timeout (a slow sta
 so the campaign cannot see what happens on AWS then: the message is visible, another worker
 receives it, its stale check finds the task open (the result is still in the spool) and it runs
 the job again. The 1,000-job campaign's ``reran_after_result`` counted two such runs
-(``callback-bridge chaos --seed 2026`` at 9462f8f, consumers restarted 12 s after a SIGKILL with a 6 s
-visibility timeout, before the take-back existed): they started half a second after the
-restarted worker had sent the spooled results, before the completion handler had closed their
-tasks.
+(``callback-bridge chaos --seed 2026`` at 9462f8f, consumers restarted 12 s after a SIGKILL
+with a 6 s visibility timeout, before the take-back existed): they started half a second after
+the restarted worker had sent the spooled results, before the completion handler had closed
+their tasks.
 """
 
 from __future__ import annotations

@@ -131,7 +131,6 @@ def test_a_job_run_again_after_its_result_was_delivered_is_counted(tmp_path: Pat
     job = "a/RunJob/0/0"
     journal = [
         {"event": "start", "job_id": job, "t": 99.0, "pid": 1, "copy": False},
-        {"event": "finished", "job_id": job, "t": 99.5, "pid": 1},
         # a copy the campaign sent (a duplicate delivery) is not the job running again
         {"event": "start", "job_id": job, "t": 105.0, "pid": 2, "copy": True},
         # started within the slack of the result's arrival: still the same delivery
@@ -145,6 +144,31 @@ def test_a_job_run_again_after_its_result_was_delivered_is_counted(tmp_path: Pat
     assert summary["reran_after_result_jobs"] == [f"{job} started 4.0 s after its result"]
 
 
+def test_a_job_run_again_while_a_live_worker_held_its_result_is_counted(tmp_path: Path) -> None:
+    """The results queue missing: the result waits in the worker's spool, and the job must
+    not run again meanwhile, though no result has reached the queue yet."""
+    run = finished("a", ["ok"], [own("a", 0)])
+    job = "a/RunJob/0/0"
+    journal = [
+        {"event": "start", "job_id": job, "t": 99.0, "pid": 1, "consumer": "consumer-1.1"},
+        {"event": "finished", "job_id": job, "t": 99.5, "pid": 1, "consumer": "consumer-1.1"},
+        {"event": "start", "job_id": job, "t": 120.0, "pid": 2, "consumer": "consumer-2.1"},
+    ]
+    fleet = SimpleNamespace(killed=0, terminated=0, restarts=0, pill_deaths=0, crashes=[],
+                            killed_generations=set(), stopped_generations=set(),
+                            stops=0)  # fmt: skip
+    obs = observed(tmp_path, run, journal=journal, fleet=fleet, delivered={job: 130.0})
+    summary = summarise(obs)
+    assert summary["reran_after_result"] == 1 and not summary["passed"]
+    assert summary["reran_after_result_jobs"] == [f"{job} started 20.5 s after a run finished"]
+    # the worker that finished it was killed, or frozen past its visibility timeout: a new run
+    # is how the job gets done
+    for gone in ("killed_generations", "stopped_generations"):
+        setattr(fleet, gone, {"consumer-1.1"})
+        assert summarise(obs)["reran_after_result"] == 0, gone
+        setattr(fleet, gone, set())
+
+
 def test_a_daemon_alive_after_its_job_escaped_unless_its_consumer_was_killed(
     tmp_path: Path,
 ) -> None:
@@ -156,7 +180,8 @@ def test_a_daemon_alive_after_its_job_escaped_unless_its_consumer_was_killed(
          "consumer": "consumer-2.1"},
     ]  # fmt: skip
     fleet = SimpleNamespace(killed=0, terminated=0, restarts=0, pill_deaths=0, crashes=[],
-                            killed_generations={"consumer-2.1"}, stops=0)  # fmt: skip
+                            killed_generations={"consumer-2.1"}, stopped_generations=set(),
+                            stops=0)  # fmt: skip
     obs = observed(tmp_path, run, journal=journal, fleet=fleet, daemons_alive=[])
     summary = summarise(obs)
     assert summary["daemons_started"] == 2 and summary["daemons_escaped"] == 0
