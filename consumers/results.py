@@ -129,6 +129,9 @@ class Pending:
 DoneCallback = Callable[[str, bool], None]
 #: Metrics hook: ("results_spooled" | "results_unspooled", n).
 CountCallback = Callable[[str, float], None]
+#: Keep a job message hidden for a result loaded from the spool: (message id, receipt handle,
+#: token, job id).
+HoldCallback = Callable[[str, str, str, str], None]
 #: Put on the sender's queue to make it look at its spool now.
 _WAKE = object()
 
@@ -203,11 +206,14 @@ class ResultSender:
         count: CountCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        on_hold: HoldCallback | None = None,
+        hold_s: int = 300,
     ) -> None:
         """``on_death``: told if the sender's thread dies (:mod:`consumers.threads`); the
         results it held are then never sent (see :attr:`died`). ``spool``: where results that
         cannot be sent are kept (a place: claimed by :meth:`start`; None: in memory only,
-        lost if the process ends)."""
+        lost if the process ends). ``on_hold``: told to keep hidden a job message taken back
+        at start (:meth:`load_spool`), for ``hold_s`` at a time."""
         self.sqs = sqs
         self.results_queue_url = results_queue_url
         self.jobs_queue_url = jobs_queue_url
@@ -220,6 +226,8 @@ class ResultSender:
         self.spool = spool if isinstance(spool, Spool) else None
         self.count = count or (lambda _name, _n: None)
         self.clock, self.wall_clock = clock, wall_clock
+        self.on_hold = on_hold or (lambda _m, _h, _t, _j: None)
+        self.hold_s = hold_s
         self._queue: queue.Queue[Pending | object | None] = queue.Queue()
         self._thread = CriticalThread("result-sender", self._run, on_death)
         #: Spooled results, and sent ones whose job message is still to delete, by message id.
@@ -284,7 +292,7 @@ class ResultSender:
         results still to send. Called by :meth:`start`."""
         if self.spool is None:
             return 0
-        loaded = 0
+        loaded, handed = 0, []
         for entry in self.spool.load():
             try:
                 result = parse_result(entry.body)
@@ -296,6 +304,9 @@ class ResultSender:
             with self._lock:
                 self._held.setdefault(entry.message_id, pending)
             loaded += not entry.sent
+            if entry.receipt_handle and not entry.sent:
+                handed.append(pending)
+        self._take_back(handed)
         if loaded:
             log.warning(
                 "%d results spooled in %s before this start: sending them (their jobs are "
@@ -306,6 +317,46 @@ class ResultSender:
             self._condition, self._condition_since = "spooled before this start", self.clock()
             self._retry_at = self.clock()
         return loaded
+
+    def _take_back(self, pendings: list[Pending]) -> None:
+        """Hide again the job messages of results spooled before this start, with the receipt
+        handles the spool kept: while a message's visibility timeout has not lapsed, SQS still
+        takes its last handle, and no other worker can receive (and run) it meanwhile. A
+        message no longer in flight is taken when it comes back (:meth:`answer_delivery`)."""
+        for start in range(0, len(pendings), SQS_MAX_BATCH):
+            chunk = pendings[start : start + SQS_MAX_BATCH]
+            handles = [p.spooled.receipt_handle if p.spooled else None for p in chunk]
+            try:
+                response = self.sqs.change_message_visibility_batch(
+                    QueueUrl=self.jobs_queue_url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": self.hold_s}
+                        for i, h in enumerate(handles)
+                    ],
+                )
+            except (BotoCoreError, ClientError) as exc:
+                log.warning(
+                    "could not take back %d job messages held before this start (%s); each "
+                    "is taken when it comes back",
+                    len(chunk),
+                    exc,
+                )
+                continue
+            refused = {int(f["Id"]): f.get("Code") for f in response.get("Failed", [])}
+            for i, (pending, handle) in enumerate(zip(chunk, handles, strict=True)):
+                if i in refused or handle is None:
+                    log.info(
+                        "the job message of %s is no longer held (%s): taken when it comes back",
+                        pending.spooled.describe() if pending.spooled else pending.message_id,
+                        refused.get(i),
+                    )
+                    continue
+                with self._lock:
+                    if pending.receipt_handle is None:
+                        pending.receipt_handle = handle
+                self.on_hold(
+                    pending.message_id, handle, pending.result.token, pending.result.job_id
+                )
 
     def answer_delivery(
         self, message_id: str, job_id: str, token: str, receipt_handle: str
@@ -495,6 +546,7 @@ class ResultSender:
                 pending.result.token,
                 pending.body or encode(pending.result),
                 self.wall_clock(),
+                receipt_handle=pending.receipt_handle,
             )
             try:
                 if self.spool is not None:
@@ -551,9 +603,32 @@ class ResultSender:
             due = self._retry_at is not None and self.clock() >= self._retry_at
         if answered:
             self._answered(answered)
+        self._keep_handles()
         if due:
             self._retry()
         self._prune_markers()
+
+    def _keep_handles(self) -> None:
+        """Write a spooled result's new receipt handle (its job message was received again),
+        so that a restart can take the message back with it."""
+        with self._lock:
+            changed = [
+                p
+                for p in self._held.values()
+                if p.spooled is not None
+                and not p.sent
+                and p.receipt_handle is not None
+                and p.receipt_handle != p.spooled.receipt_handle
+            ]
+        for p in changed:
+            assert p.spooled is not None and p.receipt_handle is not None
+            entry = replace(p.spooled, receipt_handle=p.receipt_handle)
+            try:
+                if self.spool is not None:
+                    self.spool.put(entry)
+            except SpoolError as exc:
+                log.warning("%s (a restart takes the job message when it comes back)", exc)
+            p.spooled = entry
 
     def _retry(self) -> None:
         with self._lock:
@@ -686,7 +761,7 @@ class ResultSender:
     def _mark_sent(self, pending: Pending) -> None:
         """Remember on disk that the result went out, so a restart does not send it again."""
         assert pending.spooled is not None and self.spool is not None
-        marker = replace(pending.spooled, sent=True)
+        marker = replace(pending.spooled, sent=True, receipt_handle=None)
         try:
             self.spool.put(marker)
         except SpoolError as exc:

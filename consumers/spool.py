@@ -11,9 +11,10 @@ renamed over its final name, then the directory is fsync'd, so a power cut leave
 old state or the new one. The directory is created 0700 and the files 0600: a result carries
 its task token, a bearer credential (logs show only its mask).
 
-Each file is a JSON object (:data:`FORMAT_VERSION`): the job message's id, when it was spooled,
-whether the result already went out (``sent``: only the job message is left to delete when it
-comes back), and the result message's body exactly as it will be sent. Anything read back is
+Each file is a JSON object (:data:`FORMAT_VERSION`): the job message's id and latest receipt
+handle, when it was spooled, whether the result already went out (``sent``: only the job
+message is left to delete when it comes back), and the result message's body exactly as it
+will be sent. Anything read back is
 hostile until checked: a file that is truncated, not strict JSON, too deep, too large, or whose
 body is not a valid result is moved aside into :data:`REJECTED_DIR` with one log line; a file
 that is not ours (another name, a directory, a symbolic link) is reported and left alone.
@@ -112,6 +113,10 @@ class Spooled:
     spooled_at: float
     #: The result went out; only the job message is left to delete when it comes back.
     sent: bool = False
+    #: The job message's latest receipt handle: a worker restarted before the message's
+    #: visibility timeout lapses takes it back with this (SQS accepts the handle until the
+    #: message is received again), so no other worker can receive it meanwhile.
+    receipt_handle: str | None = None
 
     def describe(self) -> str:
         """For logs: the job and its masked token, never the token itself."""
@@ -240,6 +245,7 @@ class Spool:
                 "message_id": entry.message_id,
                 "spooled_at": entry.spooled_at,
                 "sent": entry.sent,
+                **({"receipt_handle": entry.receipt_handle} if entry.receipt_handle else {}),
                 "body": entry.body,
             }
         )
@@ -335,11 +341,16 @@ class Spool:
             raise ValueError("no sent flag")
         if not isinstance(body, str):
             raise ValueError("no result body")
+        handle = data.get("receipt_handle")
+        if handle is not None and not (isinstance(handle, str) and 0 < len(handle) <= 8192):
+            raise ValueError("a receipt handle that is not one")
         try:
             result = parse_result(body)
         except ContractError as exc:
             raise ValueError(f"its result is not valid: {exc}") from None
-        return Spooled(message_id, result.job_id, result.token, body, float(spooled_at), sent)
+        return Spooled(
+            message_id, result.job_id, result.token, body, float(spooled_at), sent, handle
+        )
 
     def _reject(self, path: Path, reason: str) -> None:
         """Move an unreadable spool file aside (never deleted: an operator may want it)."""

@@ -125,6 +125,8 @@ class Worker:
             on_death=self.thread_died,
             spool=spool,
             count=lambda name, n: self.count(name, n),
+            on_hold=self._hold,
+            hold_s=self.keepalive.visibility_timeout_s,
         )
         self.supervisor = Supervisor(
             self.table, settings.timing, clock, release=self.release, report_hung=self._report_hung
@@ -318,6 +320,12 @@ class Worker:
         self.table.add(active)
         self.keepalive.track(active.message_id, active.receipt_handle, job.token, job.job_id)
         self._pool.submit(self._execute, active)
+
+    def _hold(self, message_id: str, receipt_handle: str, token: str, job_id: str) -> None:
+        """Keep hidden a job message the sender holds for a spooled result (taken back at
+        start): the keep-alive extends it until the sender deletes it."""
+        redaction.register(token)
+        self.keepalive.track(message_id, receipt_handle, token, job_id)
 
     def _answered_by_spool(self, message: dict[str, Any], job: Job) -> bool:
         """A job whose result is spooled (by this run, or before a restart on this host) is not

@@ -1,7 +1,7 @@
 """A real worker killed while its result is spooled (the results queue is gone): a new worker
-process on the same state directory holds the job message when it comes back, without running
-the job again, and delivers the result once the queue is back. The execution succeeds; the job
-ran once."""
+process on the same state directory takes the job message back, so another worker of the fleet
+never runs the job again, and delivers the result once the queue is back. The execution
+succeeds; the job ran once."""
 
 from __future__ import annotations
 
@@ -53,9 +53,13 @@ def test_a_killed_workers_spooled_result_is_delivered_by_its_successor_without_a
 
     workers(*args)  # on the same host: the same state directory
     log = tmp_path / "worker-1.log"
-    assert eventually(lambda: "is answered by a spooled result" in log.read_text(), 30), (
-        log.read_text()
-    )
+    assert eventually(lambda: "before this start" in log.read_text(), 30), log.read_text()
+    other = ("--command", str(job), "--state-dir", str(tmp_path / "elsewhere"), *FAST)
+    workers(*other)  # another worker of the fleet: it must never get the job
+    other_log = tmp_path / "worker-2.log"
+    assert eventually(lambda: "polling" in other_log.read_text(), 30)
+    # Past the visibility timeout (2 s; the queue's 3 s until the first extension).
+    assert not eventually(lambda: runs.read_text() != "run\n", timeout_s=5)
     assert sqs.create_queue(QueueName=results_url.rsplit("/", 1)[1])["QueueUrl"] == results_url
     described = wait_for_execution(sfn, arn, timeout_s=60)
     assert described["status"] == "SUCCEEDED", described

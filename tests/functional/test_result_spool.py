@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from bridge.aws import Clients
 from bridge.contract import encode, parse_result
@@ -179,14 +180,16 @@ def run_until_spooled(
 def test_a_restarted_worker_sends_the_spooled_result_and_never_runs_its_job_again(
     aws: Clients, stack: dict[str, str], tmp_path: Path
 ) -> None:
-    """The results queue is back before the restart: the result goes out at start; the job
-    message, when it reappears, is deleted and not run."""
+    """The results queue is back before the restart, which came too late to take the job
+    message back: the result goes out at start; the job message, when it reappears, is deleted
+    and not run."""
     name = delete_results_queue(aws, stack)
     put_jobs(aws, stack, 1)
     runs = Runs()
     held = run_until_spooled(aws, stack, Spool(tmp_path), runs)
     job_id = held["job"].job_id
     recreate_results_queue(aws, stack, name)
+    not_in_flight_once(aws.sqs)
 
     spool = Spool(tmp_path)  # the same directory, a new process
     worker = Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(runs), spool=spool)
@@ -206,13 +209,32 @@ def test_a_restarted_worker_sends_the_spooled_result_and_never_runs_its_job_agai
     assert depth(aws.sqs, stack["results_queue_url"]) == 1  # sent once, not again
 
 
+def not_in_flight_once(sqs: Any) -> None:
+    """The next ChangeMessageVisibilityBatch answers as SQS does for a message that is no
+    longer in flight (moto takes any handle it ever issued)."""
+    calls: list[int] = []
+
+    def refuse(**_kwargs: Any) -> None:
+        if not calls:
+            calls.append(1)
+            raise ClientError(
+                {
+                    "Error": {"Code": "AWS.SimpleQueueService.MessageNotInflight"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "ChangeMessageVisibilityBatch",
+            )
+
+    sqs.meta.events.register("before-call.sqs.ChangeMessageVisibilityBatch", refuse)
+
+
 def test_a_redelivered_job_whose_result_is_spooled_is_held_not_run_until_the_queue_is_back(
     aws: Clients, stack: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The results queue is still gone at the restart: the job message comes back to the new
-    worker, which holds it without running it (a copy with the same task is held too), and
-    sends the result and deletes both once the queue is back. A garbage file beside the
-    result is moved aside and changes nothing."""
+    """The results queue is still gone at the restart, which came too late to take the job
+    message back: the message comes back to the new worker, which holds it without running it
+    (a copy with the same task is held too), and sends the result and deletes both once the
+    queue is back. A garbage file beside the result is moved aside and changes nothing."""
     name = delete_results_queue(aws, stack)
     put_jobs(aws, stack, 1)
     runs = Runs()
@@ -222,16 +244,16 @@ def test_a_redelivered_job_whose_result_is_spooled_is_held_not_run_until_the_que
     copy = encode(held["job"])  # the same task sent again (another message id)
     aws.sqs.send_message(QueueUrl=stack["jobs_queue_url"], MessageBody=copy)
 
+    aws.sqs.change_message_visibility(  # the old process's visibility lapsed
+        QueueUrl=stack["jobs_queue_url"], ReceiptHandle=held["ReceiptHandle"], VisibilityTimeout=0
+    )
+    not_in_flight_once(aws.sqs)
+
     spool = Spool(tmp_path)
     worker = Worker(
         aws.sqs, aws.sfn, settings(stack, concurrency=2), PythonRunner(runs), spool=spool
     )
     with caplog.at_level(logging.INFO), started(worker):
-        aws.sqs.change_message_visibility(
-            QueueUrl=stack["jobs_queue_url"],
-            ReceiptHandle=held["ReceiptHandle"],
-            VisibilityTimeout=0,
-        )
         assert eventually(lambda: visible(aws.sqs, stack["jobs_queue_url"]) == 0, timeout_s=10)
         assert worker.status()["results"]["spooled"] == 1
         assert not eventually(lambda: runs.total > 1, timeout_s=1)
@@ -245,6 +267,7 @@ def test_a_redelivered_job_whose_result_is_spooled_is_held_not_run_until_the_que
     assert runs.total == 1
     assert len(list((tmp_path / REJECTED_DIR).iterdir())) == 1
     assert sum("is answered by a spooled result" in r.getMessage() for r in caplog.records) == 2
+    assert sum("could not take back 1 job messages" in r.getMessage() for r in caplog.records) == 1
     assert no_token_in(caplog.records, [message])
 
 
@@ -273,3 +296,38 @@ def test_a_drain_keeps_trying_until_its_deadline_then_leaves_the_result_on_disk(
     assert len(spool_files(spool)) == 1 and runs.total == 1
     assert depth(aws.sqs, stack["jobs_queue_url"]) == 1  # not released: it stays answered
     assert any("stay spooled in" in r.getMessage() for r in caplog.records)
+
+
+def test_a_worker_restarted_in_time_takes_its_job_message_back_so_no_other_worker_runs_it(
+    aws: Clients, stack: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by the chaos campaign: the restarted worker sent the spooled result but did not
+    hold the job message, so another worker received it when its visibility lapsed, found the
+    task still open and ran the job again. The spool keeps the message's receipt handle; the
+    new worker hides the message again with it at start."""
+    fast = {"visibility_timeout_s": 2, "heartbeat_interval_s": 1}
+    name = delete_results_queue(aws, stack)
+    put_jobs(aws, stack, 1)
+    runs = Runs()
+    first = Worker(
+        aws.sqs, aws.sfn, settings(stack, concurrency=1, **fast), PythonRunner(runs),
+        spool=Spool(tmp_path),
+    )  # fmt: skip
+    with started(first, abandon=True):
+        assert eventually(lambda: len(spool_files(Spool(tmp_path))) == 1, timeout_s=10)
+    spool = Spool(tmp_path)
+    restarted = Worker(
+        aws.sqs, aws.sfn, settings(stack, concurrency=1, **fast), PythonRunner(runs), spool=spool
+    )
+    other = Worker(aws.sqs, aws.sfn, settings(stack, concurrency=1, **fast), PythonRunner(runs))
+    with caplog.at_level(logging.INFO), started(restarted), started(other):
+        # Well past the visibility timeout: the keep-alive of the restarted worker holds it.
+        assert not eventually(lambda: runs.total > 1, timeout_s=2.5)
+        assert visible(aws.sqs, stack["jobs_queue_url"]) == 0
+        recreate_results_queue(aws, stack, name)
+        [message] = receive_all(aws.sqs, stack["results_queue_url"], 1, timeout_s=10)
+        assert eventually(lambda: depth(aws.sqs, stack["jobs_queue_url"]) == 0, timeout_s=10)
+        assert eventually(lambda: spool_files(spool) == [], timeout_s=5)
+    assert runs.total == 1
+    assert not any("no longer held" in r.getMessage() for r in caplog.records)
+    assert no_token_in(caplog.records, [message])
