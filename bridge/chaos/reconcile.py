@@ -265,6 +265,9 @@ def summarise(obs: Observed) -> dict[str, Any]:
         "daemons_escaped": len(escaped),
         "daemons_escaped_list": escaped[:20],
         "daemons_started": sum(1 for e in obs.journal if e.get("event") == "daemon"),
+        "daemons_started_isolated": sum(
+            1 for e in obs.journal if e.get("event") == "daemon" and e.get("isolated")
+        ),
         "daemons_left_by_killed_consumers": len(orphaned),
         "duplicate_successes": duplicates,
         "stale_runs_in_full": len(stale),
@@ -446,17 +449,16 @@ def _daemons(obs: Observed) -> tuple[list[str], list[str]]:
     """Daemons alive after every job had ended: escaped (their consumer lived on: the worker
     should have killed them) and left by a consumer that was killed or crashed (reported:
     only a cgroup outlives a SIGKILLed worker)."""
-    started = {
-        e.get("daemon"): str(e.get("consumer", ""))
-        for e in obs.journal
-        if e.get("event") == "daemon"
-    }
+    started = {e.get("daemon"): e for e in obs.journal if e.get("event") == "daemon"}
     killed = set(obs.fleet.killed_generations) if obs.fleet else set()
     escaped: list[str] = []
     orphaned: list[str] = []
     for pid, job_id, ppid in obs.daemons_alive:
-        consumer = started.get(pid, "")
-        where = f"pid {pid} of job {job_id} (parent {ppid}, {consumer or 'consumer unknown'})"
+        entry = started.get(pid, {})
+        consumer = str(entry.get("consumer", ""))
+        isolated = entry.get("isolated")
+        run = "a run" if isolated is None else "an isolated run" if isolated else "a thread run"
+        where = f"pid {pid} of job {job_id}, {run} (parent {ppid}, {consumer or 'consumer ?'})"
         (orphaned if consumer in killed else escaped).append(where)
     return escaped, orphaned
 

@@ -43,6 +43,9 @@ DAEMON_MARKER = "chaos-daemon"
 #: A daemon nobody kills ends by itself after this long (longer than any campaign).
 DAEMON_LIFETIME_S = 1800
 CRASH_EXIT_STATUS = 13
+#: Set by the worker in the environment of a job's own process (an isolated handler, a
+#: command), absent in its thread (docs/reliability.md, "What job code can reach").
+RUN_MARKER = "BRIDGE_JOB_RUN"
 
 _lock = threading.Lock()
 
@@ -104,8 +107,9 @@ def run(job_input: Any, job: Job, context: Any) -> dict[str, Any]:
     if mode == "crash":  # it takes whatever process runs it down, every time
         journal("crash", job, style=params.get("crash", "sigkill"))
         crash(str(params.get("crash", "sigkill")))
-    if mode == "daemon":
-        journal("daemon", job, daemon=start_daemon(job.job_id))
+    if mode == "daemon":  # in a job process of its own (isolated), or in the worker's thread
+        isolated = RUN_MARKER in os.environ
+        journal("daemon", job, daemon=start_daemon(job.job_id), isolated=isolated)
     if context.wait(seconds):
         journal("cancelled", job)
         return {"job_id": job.job_id, "cancelled": True}
