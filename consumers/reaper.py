@@ -222,6 +222,62 @@ def sweep(marker: str, grace_s: float, *, job: str = "", proc: Path = Path("/pro
     return len(total)
 
 
+def unmarked_processes(processes: Mapping[int, ProcInfo]) -> set[int]:
+    """This process's children that carry no run marker (so no command's or isolated
+    handler's), that are no running job's program, and their descendants: what in-thread
+    handlers started and left behind (a handler's own subprocess is this process's child too,
+    so call this only when no in-thread handler runs)."""
+    me, prefix = os.getpid(), f"{MARKER}=".encode()
+    found = {
+        info.pid
+        for info in processes.values()
+        if info.ppid == me
+        and info.pid not in _leaders
+        and info.environ is not None
+        and not any(entry.startswith(prefix) for entry in info.environ.split(b"\0"))
+    }
+    children: dict[int, list[int]] = {}
+    for info in processes.values():
+        children.setdefault(info.ppid, []).append(info.pid)
+    stack = list(found)
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    found.discard(me)
+    return {pid for pid in found if processes[pid].state not in ("Z", "X")}
+
+
+def sweep_unmarked(grace_s: float, proc: Path = Path("/proc")) -> int:
+    """Stop what in-thread handlers left running (:func:`unmarked_processes`): SIGTERM,
+    ``grace_s`` seconds, SIGKILL. Only a subreaper sees a handler's double-forked daemon; the
+    caller makes sure no in-thread handler runs meanwhile. Returns how many were found."""
+    if not _subreaper:
+        return 0
+    found = unmarked_processes(_processes(proc))
+    if not found:
+        reap()
+        return 0
+    log.warning(
+        "%d process(es) started by in-thread handlers outlived them (%s); stopping them",
+        len(found),
+        ", ".join(str(pid) for pid in sorted(found)),
+    )
+    total = set(found)
+    for signum, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, KILL_WAIT_S)):
+        _signal(found, signum)
+        until = time.monotonic() + wait_s
+        while found and time.monotonic() < until:
+            time.sleep(POLL_S)
+            reap()
+            found = unmarked_processes(_processes(proc)) & total
+        if not found:
+            break
+    reap()
+    return len(total)
+
+
 def _signal(pids: Iterable[int], signum: int) -> None:
     for pid in pids:
         with _lock:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -51,9 +52,12 @@ from bridge.contract import (
     output_size,
     payload_problem,
 )
+from consumers import reaper
 from consumers.context import CancelReason, JobContext
 from consumers.process import DEFAULT_GRACE_S, ProcessResult, run_process
 from consumers.sandbox import RunAs, Sandbox
+
+log = logging.getLogger(__name__)
 
 #: Inputs larger than this are passed on stdin only (Linux caps one env string at 128 KiB).
 MAX_ENV_INPUT_BYTES = 65_536
@@ -239,6 +243,7 @@ class PythonRunner:
         context = context or JobContext(job)
         started = time.monotonic()
         timer = _deadline_timer(context)
+        _IN_THREAD.enter()
         try:
             view = self.sandbox.job_view(job)  # the token withheld, unless --expose-token
             outcome = call_handler(self.function, self.wants_context, view, context.seen_as(view))
@@ -252,6 +257,36 @@ class PythonRunner:
         finally:
             if timer is not None:
                 timer.cancel()
+            _IN_THREAD.leave()
+
+
+class _InThreadHandlers:
+    """Counts in-thread handlers running; when the last one returns, stops what they left
+    running (:func:`consumers.reaper.sweep_unmarked`: a daemon that double-forked away from a
+    handler re-parents to the worker, the child subreaper). A handler's own subprocesses are
+    the worker's children too, so the sweep waits until none runs, and holds new ones back
+    while it lasts (at most the grace period and two seconds, and only when something is left)."""
+
+    def __init__(self, grace_s: float = DEFAULT_GRACE_S) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self.grace_s = grace_s
+
+    def enter(self) -> None:
+        with self._lock:
+            self._running += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0:
+                try:
+                    reaper.sweep_unmarked(self.grace_s)
+                except Exception:  # the job's outcome stands whatever the sweep meets
+                    log.exception("stopping what in-thread handlers left running failed")
+
+
+_IN_THREAD = _InThreadHandlers()
 
 
 def _deadline_timer(context: JobContext) -> threading.Timer | None:

@@ -1,12 +1,12 @@
 """Found by the chaos campaign (issue 18, item 8): a daemon started by a handler running in the
 worker's thread (the default ``--isolation thread``, every first delivery) outlives its job.
 
-The worker is the child subreaper of its jobs, so the daemon re-parents to it, but it is swept
-only by ``consumers.process.run_process`` (commands and isolated handlers). Nothing sweeps after
-an in-thread job, so the orphan lives on even once no job of the worker is running, which
-``consumers/reaper.py`` says is when unattributable orphans are stopped. The campaign's
-``daemons_escaped`` counts it (``callback-bridge chaos --quick --seed 7``: a daemon of job
-``chaos-007-.../RunJob/1/0``, parent the consumer, alive after every job had ended).
+The worker is the child subreaper of its jobs, so the daemon re-parents to it, but it was swept
+only by ``consumers.process.run_process`` (commands and isolated handlers). The campaign's
+``daemons_escaped`` counted it (``callback-bridge chaos --quick --seed 7``: a daemon of job
+``chaos-007-.../RunJob/1/0``, parent the consumer, alive after every job had ended). Now, when
+the last in-thread handler returns, the worker stops its unmarked children
+(``consumers.reaper.sweep_unmarked``).
 """
 
 from __future__ import annotations
@@ -26,11 +26,6 @@ from tests.support.stack import WorkerFactory
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an in-thread handler's escaped daemon is never swept: only run_process sweeps "
-    "(consumers/process.py), so the orphan outlives its job with the worker idle",
-)
 def test_a_daemon_started_by_an_in_thread_handler_does_not_outlive_its_job(
     stack: LocalStack, workers: WorkerFactory
 ) -> None:

@@ -172,6 +172,23 @@ def test_a_run_is_its_marked_processes_and_their_descendants() -> None:
     assert reaper.run_processes("run-c", processes, include_unattributed=False) == set()
 
 
+def test_what_in_thread_handlers_left_is_the_unmarked_children_and_their_descendants() -> None:
+    me = os.getpid()
+    plain = ProcInfo(0, 0, "S", b"PATH=/bin\0HOME=/root\0")
+    processes = {
+        p.pid: p
+        for p in [
+            ProcInfo(100, me, "S", plain.environ),  # a handler's double-forked daemon
+            info(101, 100),  # its child, environment unreadable
+            info(200, me, "run-b"),  # a command job's escapee: its own sweep's
+            info(300, me),  # unreadable: another user's, left to the run's own sweep
+            ProcInfo(400, me, "Z", plain.environ),  # dead already
+            ProcInfo(500, 1, "S", plain.environ),  # not ours
+        ]
+    }
+    assert reaper.unmarked_processes(processes) == {100, 101}
+
+
 def test_reap_never_takes_a_status_subprocess_waits_for(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reaper, "_subreaper", True)  # the worker's mode: reap any stray zombie
     with reaper.spawning() as register:
