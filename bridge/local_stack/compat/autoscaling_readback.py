@@ -32,10 +32,11 @@ POLICY = "autoscaling-policy-enabled"
 
 
 def default_instance_warmup() -> list[Replacement]:
-    """AWS: DescribeAutoScalingGroups returns the ``DefaultInstanceWarmup`` the group was
-    created or last updated with (-1 removes it). moto 5.2.5 ignores the parameter. Wraps
-    ``AutoScalingResponse.create_auto_scaling_group`` and ``update_auto_scaling_group`` to keep
-    it on the group as ``default_instance_warmup``, which moto's serializer returns."""
+    """AWS (API reference, UpdateAutoScalingGroup): DescribeAutoScalingGroups returns the
+    ``DefaultInstanceWarmup`` the group was created or last updated with (-1 removes it). moto
+    5.2.5 ignores the parameter. Wraps ``AutoScalingResponse.create_auto_scaling_group`` and
+    ``update_auto_scaling_group`` to keep it on the group as ``default_instance_warmup``, which
+    moto's serializer returns."""
     from moto.autoscaling.responses import AutoScalingResponse
 
     create = expect(AutoScalingResponse, "create_auto_scaling_group")
@@ -62,9 +63,9 @@ def default_instance_warmup() -> list[Replacement]:
 
 
 def lifecycle_hook_targets() -> list[Replacement]:
-    """AWS: a hook has the ``RoleARN`` and ``NotificationTargetARN`` PutLifecycleHook gave it,
-    or none. moto 5.2.5 gives every hook two placeholder ARNs. Wraps
-    ``AutoScalingBackend.create_lifecycle_hook`` to clear them, and
+    """AWS (API reference, PutLifecycleHook): a hook has the ``RoleARN`` and
+    ``NotificationTargetARN`` PutLifecycleHook gave it, or none. moto 5.2.5 gives every hook two
+    placeholder ARNs. Wraps ``AutoScalingBackend.create_lifecycle_hook`` to clear them, and
     ``AutoScalingResponse.put_lifecycle_hook`` to set the ones the request names."""
     from moto.autoscaling.models import AutoScalingBackend
     from moto.autoscaling.responses import AutoScalingResponse
@@ -92,10 +93,11 @@ def lifecycle_hook_targets() -> list[Replacement]:
 
 
 def policy_enabled() -> list[Replacement]:
-    """AWS: DescribePolicies returns ``Enabled`` (default true) and, only for a predictive
-    policy, its ``PredictiveScalingConfiguration``. moto 5.2.5 returns no ``Enabled`` and an
-    empty configuration for every policy. Wraps ``AutoScalingResponse.put_scaling_policy`` to
-    keep ``Enabled`` on the policy and drop an empty predictive configuration."""
+    """AWS (API reference, PutScalingPolicy): DescribePolicies returns ``Enabled`` (default true)
+    and, only for a predictive policy, its ``PredictiveScalingConfiguration``. moto 5.2.5 returns
+    no ``Enabled`` and an empty configuration for every policy. Wraps
+    ``AutoScalingResponse.put_scaling_policy`` to keep ``Enabled`` on the policy and drop an
+    empty predictive configuration."""
     from moto.autoscaling.responses import AutoScalingResponse
 
     put = expect(AutoScalingResponse, "put_scaling_policy")

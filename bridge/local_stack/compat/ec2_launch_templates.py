@@ -21,9 +21,9 @@ OWN_TAGS = "ec2-launch-template-own-tags"
 
 
 def own_tags() -> list[Replacement]:
-    """AWS: CreateLaunchTemplate's ``TagSpecifications`` tag the template, not its launch data.
-    moto 5.2.5 appends them to ``LaunchTemplateData.TagSpecifications``. Replaces
-    ``LaunchTemplates.create_launch_template`` with moto's steps, minus that copy."""
+    """AWS (EC2 API reference, CreateLaunchTemplate): its ``TagSpecifications`` tag the template,
+    not its launch data. moto 5.2.5 appends them to ``LaunchTemplateData.TagSpecifications``.
+    Replaces ``LaunchTemplates.create_launch_template`` with moto's steps, minus that copy."""
     from moto.core.responses import ActionResult
     from moto.ec2.responses.launch_templates import LaunchTemplates
     from moto.ec2.utils import parse_user_data

@@ -30,10 +30,11 @@ def _known(arn: str) -> dict[str, Any] | None:
 
 
 def aws_managed_policies() -> list[Replacement]:
-    """AWS: every AWS managed policy exists in every account and can be attached and read.
-    moto 5.2.5 (without ``load_aws_managed_policies``) has none. Wraps
-    ``IAMBackend.attach_role_policy`` and ``IAMBackend.get_policy`` to create the named
-    policy from moto's data first (an ARN moto's data does not have stays ``NoSuchEntity``)."""
+    """AWS (IAM user guide, "AWS managed policies"): every AWS managed policy exists in every
+    account and can be attached and read. moto 5.2.5 (without ``load_aws_managed_policies``) has
+    none. Wraps ``IAMBackend.attach_role_policy`` and ``IAMBackend.get_policy`` to create the
+    named policy from moto's data first (an ARN moto's data does not have stays
+    ``NoSuchEntity``)."""
     from moto.iam.models import AWSManagedPolicy, IAMBackend
 
     attach = expect(IAMBackend, "attach_role_policy")

@@ -36,11 +36,11 @@ def layer_account(arn: str) -> str | None:
 
 
 def shared_layers() -> list[Replacement]:
-    """AWS: CreateFunction accepts a layer version shared by another account. moto 5.2.5
-    resolves every layer in the function's own account. Wraps
-    ``LambdaFunction._get_layers_data``: a layer in another account is looked up there and,
-    when that account has not published it here either (the public layers of AWS and its
-    partners cannot be published locally), recorded as given with a code size of 0. A layer
+    """AWS (developer guide, "Adding layers to functions"): CreateFunction accepts a layer
+    version shared by another account. moto 5.2.5 resolves every layer in the function's own
+    account. Wraps ``LambdaFunction._get_layers_data``: a layer in another account is looked up
+    there and, when that account has not published it here either (the public layers of AWS and
+    its partners cannot be published locally), recorded as given with a code size of 0. A layer
     of the function's own account that does not exist is still refused, as AWS does."""
     from moto.awslambda.models import LambdaFunction, lambda_backends
 
@@ -65,9 +65,10 @@ def shared_layers() -> list[Replacement]:
 
 
 def polled_mappings() -> list[Replacement]:
-    """AWS: Lambda polls an SQS event source; SendMessage never runs the function. moto 5.2.5
-    registers each SQS mapping on its queue and invokes the function (in Docker) inside every
-    SendMessage. Wraps ``LambdaBackend.create_event_source_mapping`` to keep the mapping
+    """AWS (developer guide, "Using Lambda with Amazon SQS"): Lambda polls an SQS event source;
+    SendMessage never runs the function. moto 5.2.5 registers each SQS mapping on its queue and
+    invokes the function (in Docker) inside every SendMessage. Wraps
+    ``LambdaBackend.create_event_source_mapping`` to keep the mapping
     (Get/List/Update/DeleteEventSourceMapping answer as before) but take it off the queue, so
     moto never invokes it; the embedded stack polls adopted mappings itself."""
     from moto.awslambda.models import LambdaBackend

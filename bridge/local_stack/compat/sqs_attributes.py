@@ -31,11 +31,11 @@ COMPACT = "sqs-compact-redrive-policy"
 
 
 def redrive_allow_policy() -> list[Replacement]:
-    """AWS: GetQueueAttributes returns ``RedriveAllowPolicy`` once set (by name or with
-    ``All``). moto 5.2.5 keeps it on the queue object but leaves it out of
-    ``Queue.BASE_ATTRIBUTES``, so it is never returned and naming it is
-    ``InvalidAttributeName``. Adds it to ``BASE_ATTRIBUTES`` and gives queues a
-    ``redrive_allow_policy`` of ``None`` until one is set."""
+    """AWS (API reference, GetQueueAttributes): it returns ``RedriveAllowPolicy`` once set (by
+    name or with ``All``). moto 5.2.5 keeps it on the queue object but leaves it out of
+    ``Queue.BASE_ATTRIBUTES``, so it is never returned and naming it is ``InvalidAttributeName``.
+    Adds it to ``BASE_ATTRIBUTES`` and gives queues a ``redrive_allow_policy`` of ``None`` until
+    one is set."""
     from moto.sqs.models import Queue
 
     base = expect(Queue, "BASE_ATTRIBUTES")
@@ -48,9 +48,9 @@ def redrive_allow_policy() -> list[Replacement]:
 
 
 def set_attributes_keeps_policy() -> list[Replacement]:
-    """AWS: SetQueueAttributes leaves every attribute it does not name as it was; an empty
-    ``Policy`` removes the policy. moto 5.2.5's ``Queue._set_attributes`` sets ``policy`` to
-    ``attributes.get("Policy")``, so any call without ``Policy`` removes it. Wraps
+    """AWS (API reference, SetQueueAttributes): it leaves every attribute it does not name as it
+    was; an empty ``Policy`` removes the policy. moto 5.2.5's ``Queue._set_attributes`` sets
+    ``policy`` to ``attributes.get("Policy")``, so any call without ``Policy`` removes it. Wraps
     ``_set_attributes`` to put the previous policy back when the call did not name one."""
     from moto.sqs.models import Queue
 
@@ -68,10 +68,10 @@ def set_attributes_keeps_policy() -> list[Replacement]:
 
 
 def compact_redrive_policy() -> list[Replacement]:
-    """AWS: GetQueueAttributes returns ``RedrivePolicy`` as compact JSON (no spaces after
-    ``:`` and ``,``). moto 5.2.5 returns ``json.dumps(policy)`` with them, which the Terraform
-    provider reports as a change on every plan. Wraps ``Queue.attributes`` to re-encode it, and
-    to leave out a ``RedriveAllowPolicy`` that was never set."""
+    """AWS (API reference, GetQueueAttributes, examples): it returns ``RedrivePolicy`` as compact
+    JSON (no spaces after ``:`` and ``,``). moto 5.2.5 returns ``json.dumps(policy)`` with them,
+    which the Terraform provider reports as a change on every plan. Wraps ``Queue.attributes`` to
+    re-encode it, and to leave out a ``RedriveAllowPolicy`` that was never set."""
     from moto.sqs.models import Queue
 
     original = expect(Queue, "attributes")
