@@ -238,10 +238,15 @@ class DeadLetterHandler:
             return None
 
     def cause(self, letter: DeadLetter, reason: str, detail: str = "") -> str:
+        """The task's failure cause. It names ids that find the archived letter: the job id
+        and the message id first logged for it (the archived copy's own id does not exist
+        yet: the task is told before the copy is made)."""
+        lookup = letter.job_id or letter.source_message_id
         text = (
             f"job {letter.job_id or '<unknown job id>'} was dead-lettered: {reason}; "
             f"receive count {letter.receive_count}; source queue {letter.source_queue}; "
-            f"message {letter.message_id} is kept in {archive_name(queue_name(letter.dlq_arn))}"
+            f"message {letter.source_message_id} is kept in "
+            f"{archive_name(queue_name(letter.dlq_arn))}: callback-bridge dlq show {lookup}"
         )
         return clip(text + (f"; {detail}" if detail else ""), MAX_CAUSE_CHARS)
 
@@ -285,9 +290,7 @@ class DeadLetterHandler:
         """Copy the letter to its archive: the body unchanged, the attributes enriched."""
         ours = {
             REASON_ATTRIBUTE: reason[:MAX_REASON_CHARS] or "unspecified",
-            SOURCE_ATTRIBUTE: (
-                letter.attributes.get(SOURCE_ATTRIBUTE, {}).get("StringValue") or letter.message_id
-            ),
+            SOURCE_ATTRIBUTE: letter.source_message_id,
             JOB_ID_ATTRIBUTE: letter.job_id,
             EXECUTION_ATTRIBUTE: letter.execution_arn,
             RECEIVE_COUNT_ATTRIBUTE: str(letter.receive_count),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.contract import read_text, read_token
-from bridge.quarantine import MAX_REASON_CHARS, REASON_ATTRIBUTE
+from bridge.quarantine import MAX_REASON_CHARS, REASON_ATTRIBUTE, SOURCE_ATTRIBUTE
 
 DLQ_SUFFIX = "-dlq"
 
@@ -88,6 +88,14 @@ class DeadLetter:
             job_id=_field(body, "job_id"),
             execution_arn=_field(body, "execution_arn"),
         )
+
+    @property
+    def source_message_id(self) -> str:
+        """The id first logged for this message: the quarantining code's
+        (``bridge-source-message-id``, the id the worker or completion handler logged), else
+        this record's own. The archived copy carries it, so it finds the archived letter."""
+        value = self.attributes.get(SOURCE_ATTRIBUTE, {}).get("StringValue")
+        return str(value) if value else self.message_id
 
     def recorded_reason(self) -> str | None:
         """The reason the worker or completion handler gave when it quarantined the message."""

@@ -17,3 +17,20 @@ def progress_bar(console: Console, transient: bool) -> Progress:
         console=console,
         transient=transient,
     )
+
+
+def field_lines(pairs: list[tuple[str, str]], indent: str = "  ") -> list[str]:
+    """``key  value`` lines, keys aligned: ids, ARNs, URLs and paths stay whole on one line
+    (never wrapped or shortened, on a terminal or not), so they can be copied."""
+    width = max((len(key) for key, _ in pairs), default=0)
+    return [f"{indent}{key.ljust(width)}  {value}" for key, value in pairs]
+
+
+def first_line(text: str | None, limit: int = 300) -> str:
+    """The first non-empty line of ``text`` (a cause, a reason), at most ``limit`` characters:
+    the whole text is in ``--json``."""
+    for line in (text or "").splitlines():
+        if line.strip():
+            line = line.strip()
+            return line if len(line) <= limit else line[: limit - 3] + "..."
+    return ""

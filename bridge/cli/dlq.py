@@ -1,7 +1,9 @@
-"""``callback-bridge dlq``: list, show, redrive, fail and purge dead letters.
+"""``callback-bridge dlq``: list, show, redrive, fail, delete and purge dead letters.
 
-Thin: parses, builds the configuration and the clients, calls :mod:`bridge.ops.inspect` and
-:mod:`bridge.ops.redrive`, renders. ``--json`` prints exactly one JSON document on stdout; notes
+Thin: parses, builds the configuration and the clients, calls :mod:`bridge.ops.inspect`,
+:mod:`bridge.ops.letters` (letters chosen by any id, :mod:`bridge.ops.resolve`) and
+:mod:`bridge.ops.redrive`, renders. Output is plain lines with every id, ARN and URL whole on
+one line (on a terminal or not); ``--json`` prints exactly one JSON document on stdout; notes
 and errors go to stderr.
 """
 
@@ -18,10 +20,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from bridge.aws import Clients, build_clients
+from bridge.cli.display import field_lines, first_line
 from bridge.cli.options import (
     EndpointUrl,
     Region,
@@ -32,13 +33,15 @@ from bridge.cli.options import (
     resolve_config,
 )
 from bridge.config import BridgeConfig
+from bridge.ops import letters
 from bridge.ops.inspect import dead_letters
 from bridge.ops.inspect.executions import ExecutionLens
 from bridge.ops.inspect.queues import Side, choose_sides
 from bridge.ops.redrive import RedriveResult, redrive_side
+from bridge.ops.resolve import MANY
 
 app = typer.Typer(
-    help="Dead letters: list, show, redrive, fail, purge (DLQs and their archives).",
+    help="Dead letters: list, show, redrive, fail, delete, purge (DLQs and their archives).",
     no_args_is_help=True,
 )
 
@@ -94,27 +97,28 @@ def age(seconds: float | None) -> str:
     return f"{value // 60}m{value % 60:02d}s" if value >= 60 else f"{value}s"
 
 
-def letters_table(letters: list[dead_letters.DeadLetter]) -> Table:
-    table = Table(title=f"{len(letters)} dead letter(s)", show_lines=True, title_justify="left")
-    for column in ("queue", "message id", "job", "execution", "age", "receives", "reason"):
-        table.add_column(column, overflow="fold")
-    table.add_column("task now", overflow="fold")
-    table.add_column("token", no_wrap=True)
-    for letter in letters:  # message data is escaped: a '[' in a reason is not rich markup
-        table.add_row(
-            escape(letter.queue),
-            escape(letter.message_id),
-            f"{escape(letter.job_id or '?')}\n[dim]type {escape(letter.job_type or '?')}[/dim]",
-            f"{escape(letter.execution_name or '?')}\n"
-            f"[dim]{escape(letter.execution_arn or '')}[/dim]",
-            age(letter.age_s),
-            "?" if letter.receive_count is None else str(letter.receive_count),
-            escape(letter.reason)
-            + ("" if letter.reason_source == "attribute" else " [dim](derived)[/dim]"),
-            escape(letter.task_state),
-            escape(letter.token),
-        )
-    return table
+def letter_lines(letter: dead_letters.DeadLetter) -> list[str]:
+    """One dead letter as plain lines: every id whole on its own line."""
+    receives = "?" if letter.receive_count is None else str(letter.receive_count)
+    reason = letter.reason + ("" if letter.reason_source == "attribute" else " (derived)")
+    pairs = [("message", letter.message_id)]
+    if letter.source_message_id and letter.source_message_id != letter.message_id:
+        pairs.append(("original", letter.source_message_id))
+    pairs += [
+        ("job", f"{letter.job_id or '?'} (type {letter.job_type or '?'})"),
+        ("execution", letter.execution_arn or "?"),
+        ("reason", first_line(reason, 1000)),
+        ("task now", letter.task_state),
+        ("token", letter.token),
+    ]
+    head = f"{letter.queue}  age {age(letter.age_s)}  receives {receives}"
+    return [head, *field_lines(pairs)]
+
+
+def print_letters(letters: list[dead_letters.DeadLetter]) -> None:
+    typer.echo(f"{len(letters)} dead letter(s)")
+    for letter in letters:
+        typer.echo("\n".join(letter_lines(letter)))
 
 
 @app.command("list")
@@ -129,8 +133,9 @@ def list_(
 ) -> None:
     """Peek the dead letters: nothing is consumed, all stay visible.
 
-    Each row: what the dead letter says about itself and what Step Functions says about its
-    task now. A peek counts as one receive of each message (ApproximateReceiveCount + 1)."""
+    Each letter: what it says about itself and what Step Functions says about its task now,
+    one id per line, never wrapped. A peek counts as one receive of each message
+    (ApproximateReceiveCount + 1)."""
     config, clients = connect(state_file, tf_outputs, region, endpoint_url)
     sides = sides_for(config, queue)
     with aws_errors():
@@ -141,14 +146,20 @@ def list_(
     if as_json:
         emit_json([letter.to_json() for letter in letters])
     else:
-        console().print(letters_table(letters))
+        print_letters(letters)
     for name, text in listing.notes.items():
         note(f"{name}: {text}")
 
 
+AnyId = (
+    "Any id: the archived or original message id, a job id, an execution name or ARN, "
+    "a Map Run ARN."
+)
+
+
 @app.command()
 def show(
-    message_id: Annotated[str, typer.Argument(help="The dead letter's SQS message id.")],
+    letter_id: Annotated[str, typer.Argument(metavar="ID", help=AnyId)],
     queue: QueueChoice = "all",
     events: Annotated[int, typer.Option(min=1, max=1000, help="History events shown.")] = 10,
     as_json: JsonFlag = False,
@@ -157,38 +168,42 @@ def show(
     region: Region = None,
     endpoint_url: EndpointUrl = None,
 ) -> None:
-    """One dead letter in full.
+    """One dead letter in full, or an execution's dead letters.
 
     The decoded message and job input (token masked), the execution's status and its last
-    history events."""
+    history events. An execution's name or ARN (or a Map Run ARN) lists its dead letters."""
     config, clients = connect(state_file, tf_outputs, region, endpoint_url)
     sides = sides_for(config, queue)
     with aws_errors():
         lens = ExecutionLens(clients.sfn)
         explainer = dead_letters.Explainer(lens, config.state_machine_arn)
-        found = dead_letters.find(clients.sqs, sides, explainer, message_id)
-        document = dead_letters.detail(found, lens, events)
+        peeked = letters.peek_letters(clients.sqs, sides, config.state_machine_arn)
+        target = letters.resolver_over(clients.sfn, config.state_machine_arn, peeked).resolve(
+            letter_id
+        )
+        if target.kind in MANY:
+            chosen = letters.pick(peeked, [target]) if target.letters else []
+            found = letters.explain_all(explainer, chosen)
+            if as_json:
+                emit_json([item.letter.to_json() for item in found])
+            else:
+                typer.echo(f"execution {target.execution_arn}")
+                print_letters([item.letter for item in found])
+            return
+        (one,) = letters.pick(peeked, [target])
+        document = dead_letters.detail(explainer.explain(one.keys.ref, one.message), lens, events)
     if as_json:
         emit_json(document)
         return
-    out = console()
-    summary = Table(show_header=False, box=None)
-    for key in dead_letters.DeadLetter.__dataclass_fields__:
-        summary.add_row(f"[bold]{key}[/bold]", escape(str(document.get(key))))
-    out.print(summary)
+    pairs = [(key, str(document.get(key))) for key in dead_letters.DeadLetter.__dataclass_fields__]
+    typer.echo("\n".join(field_lines(pairs, indent="")))
     for title in ("message", "attributes", "job_input", "execution"):
-        out.rule(title.replace("_", " "))
-        out.print_json(json.dumps(document.get(title), default=str))
-    out.rule(f"last {len(document['events'])} events")
-    history = Table("id", "time", "type", "details")
+        typer.echo(f"--- {title.replace('_', ' ')} ---")
+        typer.echo(json.dumps(document.get(title), indent=2, default=str, ensure_ascii=False))
+    typer.echo(f"--- last {len(document['events'])} events ---")
     for event in document["events"]:
-        history.add_row(
-            str(event["id"]),
-            event["timestamp"],
-            escape(str(event["type"])),
-            escape(json.dumps(event["details"], default=str)[:500]),
-        )
-    out.print(history)
+        details = json.dumps(event["details"], default=str, ensure_ascii=False)
+        typer.echo(f"{event['id']}  {event['timestamp']}  {event['type']}  {details[:500]}")
 
 
 @contextmanager
@@ -207,28 +222,39 @@ def stop_on_signal() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-def redrive_table(results: list[RedriveResult]) -> Table:
-    table = Table(title="redrive", title_justify="left")
-    for column in ("from", "to", "method", "moved", "failed", "to move", "status", "note"):
-        table.add_column(column, overflow="fold")
+def queue_lines(results: list[RedriveResult]) -> list[str]:
+    lines = []
     for r in results:
-        to_move = "" if r.to_move is None else str(r.to_move)
-        table.add_row(
-            r.queue,
-            r.destination,
-            r.method,
-            str(r.moved),
-            str(r.failed),
-            to_move,
-            r.status,
-            escape(r.note),
+        to_move = "" if r.to_move is None else f" of {r.to_move}"
+        lines.append(
+            f"{r.queue} -> {r.destination}: {r.status} by {r.method}, moved {r.moved}{to_move}, "
+            f"failed {r.failed}" + (f"; {r.note}" if r.note else "")
         )
-    return table
+    return lines
+
+
+def outcome_line(outcome: letters.LetterOutcome) -> str:
+    job = f" (job {outcome.job_id})" if outcome.job_id else ""
+    where = f" -> {outcome.destination}" if outcome.destination else ""
+    text = f"{outcome.action} {outcome.message_id}{job} from {outcome.queue}{where}"
+    return text + (f": {outcome.note}" if outcome.note else "")
+
+
+Ids = Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help=AnyId)]
 
 
 @app.command()
 def redrive(
+    ids: Ids = None,
     queue: QueueChoice = "all",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Also malformed letters and letters whose task is closed (a queue-wide "
+            "redrive then moves every letter).",
+        ),
+    ] = False,
     max_per_second: Annotated[
         int | None, typer.Option(min=1, max=500, help="Rate limit (SQS allows up to 500).")
     ] = None,
@@ -243,38 +269,55 @@ def redrive(
     region: Region = None,
     endpoint_url: EndpointUrl = None,
 ) -> None:
-    """Move dead letters (DLQ and archive) back to their source queue.
+    """Send dead letters back to their source queue: the letters named, or every one.
 
-    StartMessageMoveTask where the endpoint has it, else copy then delete. Ctrl-C / SIGTERM
-    stop between batches: nothing is lost or duplicated."""
+    Malformed letters (their queue would refuse them again) and letters whose task is closed
+    (nothing would run: use 'callback-bridge rerun') are skipped unless --force. Without ids
+    and with nothing to skip, the whole DLQ and archive move at once (StartMessageMoveTask
+    where the endpoint has it, else copy then delete; Ctrl-C / SIGTERM stop between batches).
+    Exit code 1 when a letter was skipped or a move failed."""
     if method not in ("auto", "move-task", "copy"):
         fail(f"unknown method {method!r}: choose auto, move-task or copy")
     config, clients = connect(state_file, tf_outputs, region, endpoint_url)
     sides = sides_for(config, queue)
     results: list[RedriveResult] = []
+    outcomes: list[letters.LetterOutcome] = []
+    explainer = explainer_for(config, clients)
     with aws_errors(), stop_on_signal() as stop:
-        for side in sides:
-            results += redrive_side(
-                clients.sqs,
-                side,
-                max_per_second=max_per_second,
-                method=method,  # type: ignore[arg-type]
-                timeout_s=timeout,
-                stop=stop.is_set,
-            )
+        whole_queues = force and not ids
+        if not ids and not force:
+            peeked = letters.peek_letters(clients.sqs, sides, config.state_machine_arn)
+            whole_queues = not letters.review(letters.explain_all(explainer, peeked))
+        if whole_queues:
+            for side in sides:
+                results += redrive_side(
+                    clients.sqs,
+                    side,
+                    max_per_second=max_per_second,
+                    method=method,  # type: ignore[arg-type]
+                    timeout_s=timeout,
+                    stop=stop.is_set,
+                )
+        else:
+            with letters.holding(
+                clients.sqs, clients.sfn, sides, config.state_machine_arn, ids or None
+            ) as chosen:
+                outcomes = letters.redrive_letters(clients.sqs, chosen, sides, explainer, force)
     if as_json:
-        emit_json([vars(result) for result in results])
+        emit_json(
+            {"queues": [vars(r) for r in results], "letters": [o.to_json() for o in outcomes]}
+        )
     else:
-        console().print(redrive_table(results))
-    if any(result.status in ("FAILED", "STOPPED", "CANCELLED") for result in results):
+        for line in queue_lines(results) + [outcome_line(o) for o in outcomes]:
+            typer.echo(line)
+    failed = any(r.status in ("FAILED", "STOPPED", "CANCELLED") for r in results)
+    if failed or any(o.action != "redriven" for o in outcomes):
         raise typer.Exit(1)
 
 
 @app.command("fail")
 def fail_tasks(
-    message_ids: Annotated[
-        list[str] | None, typer.Argument(help="Message ids of the dead letters.")
-    ] = None,
+    ids: Ids = None,
     all_: Annotated[bool, typer.Option("--all", help="Every dead letter of --queue.")] = False,
     queue: QueueChoice = "all",
     as_json: JsonFlag = False,
@@ -285,22 +328,26 @@ def fail_tasks(
 ) -> None:
     """Fail the waiting tasks of dead letters (Bridge.DeadLettered), then delete them.
 
-    Dead letters whose task is already over, or without a readable token, are kept and
-    counted."""
-    if all_ == bool(message_ids):
-        fail("give either --all or one or more message ids")
+    Dead letters whose task is already over, or without a readable token, are kept; with ids
+    given, each kept one is named with what to do instead, and the exit code is 1."""
+    if all_ == bool(ids):
+        fail("give either --all or one or more ids")
     config, clients = connect(state_file, tf_outputs, region, endpoint_url)
     sides = sides_for(config, queue)
+    explainer = explainer_for(config, clients)
     with aws_errors():
-        report = dead_letters.fail_dead_letters(
-            clients.sqs,
-            clients.sfn,
-            sides,
-            explainer_for(config, clients),
-            None if all_ else set(message_ids or []),
-        )
+        if all_:
+            report = dead_letters.fail_dead_letters(clients.sqs, clients.sfn, sides, explainer)
+            job_of: dict[str, str | None] = {}
+        else:
+            with letters.holding(
+                clients.sqs, clients.sfn, sides, config.state_machine_arn, ids or []
+            ) as chosen:
+                report = letters.fail_letters(clients.sfn, chosen, explainer)
+                job_of = {letter.keys.message_id: letter.keys.job_id for letter in chosen}
+    advice = letters.advice(report, job_of)
     if as_json:
-        emit_json(vars(report))
+        emit_json({**vars(report), "advice": advice})
     else:
         typer.echo(
             f"failed {len(report.failed)} task(s) and deleted their dead letters; kept: "
@@ -310,7 +357,45 @@ def fail_tasks(
         )
         for mid, error in report.errors.items():
             note(f"{mid}: {error}")
-    if report.errors or report.not_deleted:
+        if not all_:
+            for mid, text in advice.items():
+                note(f"{mid}: {text}")
+    kept = report.already_closed or report.no_token
+    if report.errors or report.not_deleted or (kept and not all_):
+        raise typer.Exit(1)
+
+
+@app.command()
+def delete(
+    ids: Ids = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: delete these letters.")] = False,
+    queue: QueueChoice = "all",
+    as_json: JsonFlag = False,
+    state_file: StateFile = None,
+    tf_outputs: TfOutputs = None,
+    region: Region = None,
+    endpoint_url: EndpointUrl = None,
+) -> None:
+    """Delete the dead letters named, for good (their tasks are not told: see 'dlq fail')."""
+    if not ids:
+        fail("give one or more ids of the dead letters to delete ('dlq purge' empties queues)")
+    if not yes:
+        fail("delete removes these dead letters for good; add --yes")
+    config, clients = connect(state_file, tf_outputs, region, endpoint_url)
+    sides = sides_for(config, queue)
+    with (
+        aws_errors(),
+        letters.holding(clients.sqs, clients.sfn, sides, config.state_machine_arn, ids) as chosen,
+    ):
+        report = letters.delete_letters(chosen)
+    if as_json:
+        emit_json(vars(report))
+    else:
+        for mid in report.deleted:
+            typer.echo(f"deleted {mid}")
+        for mid in report.not_deleted:
+            note(f"{mid}: SQS refused the delete; it is still there")
+    if report.not_deleted:
         raise typer.Exit(1)
 
 

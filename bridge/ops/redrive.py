@@ -180,7 +180,7 @@ def copy_messages(
     return result
 
 
-def _attributes_for_send(message: dict[str, Any]) -> dict[str, Any]:
+def attributes_for_send(message: dict[str, Any]) -> dict[str, Any]:
     kept = {}
     for name, value in message.get("MessageAttributes", {}).items():
         entry = {"DataType": value["DataType"]}
@@ -198,7 +198,7 @@ def _send(
     entries = []
     for index, message in enumerate(messages):
         entry: dict[str, Any] = {"Id": str(index), "MessageBody": message["Body"]}
-        if attributes := _attributes_for_send(message):
+        if attributes := attributes_for_send(message):
             entry["MessageAttributes"] = attributes
         entries.append(entry)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -145,6 +146,33 @@ def test_dlq_show_then_fail_ends_a_waiting_task(quiet_stack: LocalStack) -> None
     assert output[0]["error"] == ERROR_DEAD_LETTERED and "stuck/RunJob/0/0" in output[0]["cause"]
 
 
+@pytest.mark.slow
+def test_dlq_show_finds_a_letter_by_every_id_its_execution_names(stack: LocalStack) -> None:
+    """The cause names the job id and the message id first logged; the archived copy has an
+    id of its own; the execution's name and ARN list its dead letters."""
+    execution = start(stack, [{"n": 5}], "found")
+    dead_letter_jobs(stack, 1)
+    output = json.loads(wait_for_execution(clients(stack).sfn, execution)["output"])
+    cause = output[0]["cause"]
+    named = re.search(r"message (\S+) is kept in", cause)
+    assert named and "callback-bridge dlq show found/RunJob/0/0" in cause, cause
+    (archived,) = peek(clients(stack).sqs, urls(stack).jobs_archive_url).messages
+    assert archived != named[1]
+
+    for given in (named[1], "found/RunJob/0/0", archived):
+        shown = cli(stack, "dlq", "show", given, "--json")
+        assert shown.returncode == 0, (given, shown.stderr)
+        document = json.loads(shown.stdout)
+        assert document["message_id"] == archived and document["job_input"] == {"n": 5}
+    for given in ("found", execution):
+        shown = cli(stack, "dlq", "show", given, "--json")
+        assert shown.returncode == 0, (given, shown.stderr)
+        assert [letter["message_id"] for letter in json.loads(shown.stdout)] == [archived]
+    plain = cli(stack, "dlq", "show", "found", env={**os.environ, "COLUMNS": "80"})
+    assert f"  execution  {execution}\n" in plain.stdout  # whole, on one line
+    assert f"  message    {archived}\n" in plain.stdout
+
+
 # --- redrive --------------------------------------------------------------------------------
 
 
@@ -153,10 +181,10 @@ def test_dlq_redrive_by_move_task_reports_counts(quiet_stack: LocalStack) -> Non
     config = urls(quiet_stack)
     sent = seed(quiet_stack, config.jobs_dlq_url, 12)
 
-    done = cli(quiet_stack, "dlq", "redrive", "--queue", "jobs", "--json")
+    done = cli(quiet_stack, "dlq", "redrive", "--queue", "jobs", "--force", "--json")
 
     assert done.returncode == 0, done.stderr
-    (report,) = json.loads(done.stdout)
+    (report,) = json.loads(done.stdout)["queues"]
     assert (report["method"], report["moved"], report["status"]) == ("move task", 12, "COMPLETED")
     assert bodies(quiet_stack, config.jobs_queue_url) == sent
 
@@ -172,10 +200,10 @@ def test_dlq_redrive_copies_where_the_endpoint_has_no_move_task(
         with LocalStack(settings, state_file=tmp_path / "moto.json", patched=False) as no_move:
             sent = seed(no_move, urls(no_move).jobs_dlq_url, 3)
 
-            done = cli(no_move, "dlq", "redrive", "--queue", "jobs", "--json")
+            done = cli(no_move, "dlq", "redrive", "--queue", "jobs", "--force", "--json")
 
             assert done.returncode == 0, done.stderr
-            (report,) = json.loads(done.stdout)
+            (report,) = json.loads(done.stdout)["queues"]
             assert (report["method"], report["moved"], report["status"]) == (
                 "copy",
                 3,
@@ -192,7 +220,7 @@ def test_an_interrupted_copy_redrive_loses_and_duplicates_nothing(quiet_stack: L
     config = urls(quiet_stack)
     sqs = clients(quiet_stack).sqs
     sent = seed(quiet_stack, config.jobs_dlq_url, 40)
-    command = [*CLI, "dlq", "redrive", "--queue", "jobs", "--method", "copy"]
+    command = [*CLI, "dlq", "redrive", "--queue", "jobs", "--method", "copy", "--force"]
     command += ["--max-per-second", "10", "--json", "--state-file", str(quiet_stack.state_file)]
     running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -202,7 +230,7 @@ def test_an_interrupted_copy_redrive_loses_and_duplicates_nothing(quiet_stack: L
     finally:
         if running.poll() is None:
             running.kill()
-    (report,) = json.loads(out)
+    (report,) = json.loads(out)["queues"]
     assert running.returncode == 1, err
     assert report["status"] == "STOPPED" and 10 <= report["moved"] < 40
     moved, left = (
@@ -212,10 +240,12 @@ def test_an_interrupted_copy_redrive_loses_and_duplicates_nothing(quiet_stack: L
     assert sum(moved.values()) == report["moved"]
     assert moved + left == sent and max((moved + left).values()) == 1
 
-    again = cli(quiet_stack, "dlq", "redrive", "--queue", "jobs", "--method", "copy", "--json")
+    again = cli(
+        quiet_stack, "dlq", "redrive", "--queue", "jobs", "--method", "copy", "--force", "--json"
+    )
 
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)[0]["moved"] == 40 - report["moved"]
+    assert json.loads(again.stdout)["queues"][0]["moved"] == 40 - report["moved"]
     assert bodies(quiet_stack, config.jobs_queue_url) == sent
     assert visible(sqs, config.jobs_dlq_url) == 0
 
@@ -346,7 +376,8 @@ def one_error_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
     [
         (("dlq", "list", "--queue", "dlq"), ("unknown queue 'dlq'", "jobs, results or all")),
         (("dlq", "show", "no-such-id"), ("no dead letter with message id 'no-such-id'",)),
-        (("dlq", "fail", "no-such-id"), ("no dead letter with message id no-such-id",)),
+        (("dlq", "fail", "no-such-id"), ("no dead letter with message id 'no-such-id'",)),
+        (("dlq", "show", "nobody/RunJob/0/0"), ("job 'nobody/RunJob/0/0' has no dead letter",)),
         (("dlq", "fail"), ("--all",)),
         (("dlq", "redrive", "--method", "teleport"), ("unknown method",)),
         (("dlq", "list", "--endpoint-url", "http://127.0.0.1:9"), ("cannot reach AWS",)),

@@ -197,14 +197,16 @@ def fail_dead_letters(
             raise InspectError(f"no dead letter with message id {unknown} in {names}")
         done: dict[int, tuple[Held, list[str]]] = {}
         for batch, ref, message in chosen:
-            if _fail_one(sfn, explainer.explain(ref, message), report):
+            if fail_one(sfn, explainer.explain(ref, message), report):
                 done.setdefault(id(batch), (batch, []))[1].append(message["MessageId"])
         for batch, ids in done.values():
             report.not_deleted.extend(batch.delete(ids))
     return report
 
 
-def _fail_one(sfn: Any, found: Found, report: FailReport) -> bool:
+def fail_one(sfn: Any, found: Found, report: FailReport) -> bool:
+    """Fail ``found``'s waiting task (``Bridge.DeadLettered``); whether it did, and the
+    outcome recorded in ``report`` either way."""
     mid = found.letter.message_id
     if not found.token:
         report.no_token.append(mid)

@@ -34,7 +34,7 @@ from bridge.dead_letter import (
 )
 from bridge.ops.inspect.executions import ExecutionLens, TaskState
 from bridge.ops.inspect.queues import QueueRef, queue_name
-from bridge.quarantine import REASON_ATTRIBUTE
+from bridge.quarantine import REASON_ATTRIBUTE, SOURCE_ATTRIBUTE
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class DeadLetter:
     side: str
     role: str
     message_id: str
+    #: The id first logged for the message (``bridge-source-message-id``), when recorded.
+    source_message_id: str | None
     job_id: str | None
     job_type: str | None
     execution_name: str | None
@@ -118,7 +120,7 @@ class Explainer:
         attributes = attributes_of(message)
         system = message.get("Attributes", {})
         decoded = _decode(body)
-        problem = self._problem(ref.side, body)
+        problem = self.problem(ref.side, body)
         token = read_token(body)
         job_id = attributes.get(JOB_ID_ATTRIBUTE) or read_text(body, "job_id")
         execution_arn = (
@@ -144,6 +146,7 @@ class Explainer:
             side=ref.side,
             role=ref.role,
             message_id=message["MessageId"],
+            source_message_id=attributes.get(SOURCE_ATTRIBUTE) or None,
             job_id=job_id,
             job_type=job_type,
             execution_name=execution_arn.rsplit(":", 1)[-1] if execution_arn else None,
@@ -162,7 +165,8 @@ class Explainer:
         return Found(letter, ref, message, token, state, decoded)
 
     @staticmethod
-    def _problem(side: str, body: str) -> str | None:
+    def problem(side: str, body: str) -> str | None:
+        """Why ``body`` breaks the contract of its side, or None."""
         try:
             (parse_job if side == "jobs" else parse_result)(body)
         except ContractError as exc:
