@@ -177,6 +177,37 @@ def test_dlq_show_finds_a_letter_by_every_id_its_execution_names(stack: LocalSta
 
 
 @pytest.mark.slow
+def test_one_letter_is_deleted_and_closed_ones_are_not_redriven(stack: LocalStack) -> None:
+    """Dead-letter handling on (the default): the handler failed both tasks before archiving,
+    so redriving would run nothing; the commands say what to do instead."""
+    execution = start(stack, [{"n": 0}, {"n": 1}], "two")
+    dead_letter_jobs(stack, 2)
+    sqs, archive = clients(stack).sqs, urls(stack).jobs_archive_url
+    assert eventually(lambda: visible(sqs, archive) == 2)
+    wait_for_execution(clients(stack).sfn, execution)
+
+    one = cli(stack, "dlq", "redrive", "two/RunJob/0/0")
+    every = cli(stack, "dlq", "redrive", "--json")
+    failing = cli(stack, "dlq", "fail", "two/RunJob/0/0")
+    unconfirmed = cli(stack, "dlq", "delete", "two/RunJob/1/0")
+    deleted = cli(stack, "dlq", "delete", "two/RunJob/1/0", "--yes")
+
+    assert one.returncode == 1 and one.stdout.startswith("skipped "), one
+    assert "callback-bridge rerun two/RunJob/0/0" in one.stdout
+    assert every.returncode == 1, every.stderr
+    outcomes = json.loads(every.stdout)
+    assert outcomes["queues"] == [] and {o["action"] for o in outcomes["letters"]} == {"skipped"}
+    assert failing.returncode == 1 and "task already closed" in failing.stderr
+    assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
+    assert deleted.returncode == 0, deleted.stderr
+    (line,) = deleted.stdout.splitlines()
+    (left,) = peek(sqs, archive).messages.values()
+    assert json.loads(left["Body"])["job_id"] == "two/RunJob/0/0"
+    assert line.startswith("deleted ") and line != f"deleted {left['MessageId']}"
+    assert visible(sqs, urls(stack).jobs_queue_url) == 0  # nothing was redriven
+
+
+@pytest.mark.slow
 def test_dlq_redrive_by_move_task_reports_counts(quiet_stack: LocalStack) -> None:
     config = urls(quiet_stack)
     sent = seed(quiet_stack, config.jobs_dlq_url, 12)
