@@ -115,6 +115,8 @@ class Pending:
     in_table: bool = True
     #: The result is on the results queue; what is left is deleting its job message(s).
     sent: bool = False
+    #: Its task is over (the execution stopped or timed out): the result can never be taken.
+    closed: bool = False
 
     def take_handles(self) -> list[tuple[str, str]]:
         """The job messages to delete now (message id, receipt handle), forgotten here."""
@@ -392,6 +394,21 @@ class ResultSender:
         self._queue.put(_WAKE)
         return True
 
+    def task_closed(self, message_id: str) -> bool:
+        """Step Functions says the task of a held result is over (its execution stopped or
+        timed out: a keep-alive heartbeat answered so). The result can never complete it:
+        drop it, delete its job message(s) and free its slot, on the sender's thread. False if
+        no unsent result of that message is held."""
+        with self._lock:
+            pending = self._held.get(message_id) or next(
+                (p for p in self._held.values() if message_id in p.copies), None
+            )
+            if pending is None or pending.sent:
+                return False
+            pending.closed = True
+        self._queue.put(_WAKE)
+        return True
+
     # --- the job threads' side -----------------------------------------------------------
     def prepare(self, result: Result, oversized_output: Any = None) -> Result:
         """The result as it will be sent: a large output stored in S3 and replaced by its
@@ -600,13 +617,31 @@ class ResultSender:
         spooled results when due, forget old sent markers."""
         with self._lock:
             answered = [p for p in self._held.values() if p.sent and (p.receipt_handle or p.copies)]
+            closed = [p for p in self._held.values() if p.closed and not p.sent]
             due = self._retry_at is not None and self.clock() >= self._retry_at
         if answered:
             self._answered(answered)
+        for pending in closed:
+            self._discard_closed(pending)
         self._keep_handles()
         if due:
             self._retry()
         self._prune_markers()
+
+    def _discard_closed(self, pending: Pending) -> None:
+        with self._lock:
+            self._held.pop(pending.message_id, None)
+            pending.sent = True  # nothing more to send
+            handles = [(pending, m, h) for m, h in pending.take_handles()]
+        log.warning(
+            "the task of %s is over (its execution stopped or timed out): its spooled result "
+            "is dropped, its job message deleted",
+            pending.spooled.describe() if pending.spooled else pending.result.job_id,
+        )
+        self._delete_jobs(handles)
+        if self.spool is not None:
+            self.spool.remove(pending.message_id)
+        self._all_sent("no result is spooled any more")
 
     def _keep_handles(self) -> None:
         """Write a spooled result's new receipt handle (its job message was received again),
@@ -632,7 +667,7 @@ class ResultSender:
 
     def _retry(self) -> None:
         with self._lock:
-            unsent = [p for p in self._held.values() if not p.sent]
+            unsent = [p for p in self._held.values() if not p.sent and not p.closed]
         if not unsent:
             self._all_sent()
             return
@@ -650,7 +685,9 @@ class ResultSender:
         else:
             self._all_sent()
 
-    def _all_sent(self) -> None:
+    def _all_sent(
+        self, how: str = "the results queue takes results again: every spooled result sent"
+    ) -> None:
         """Every spooled result went out (those held may still await their job message)."""
         with self._lock:
             if any(not p.sent for p in self._held.values()):
@@ -660,10 +697,7 @@ class ResultSender:
             self._backoff_s = SPOOL_RETRY_FIRST_S
         if condition is not None:
             log.warning(
-                "the results queue takes results again: every spooled result sent (held "
-                "%.0f s: %s)",
-                self.clock() - (since or self.clock()),
-                condition,
+                "%s (held %.0f s: %s)", how, self.clock() - (since or self.clock()), condition
             )
 
     def _prune_markers(self) -> None:

@@ -571,6 +571,8 @@ class Worker:
         active = self.table.get(message_id)
         if active is not None:
             active.context.cancel("task-closed")
+        # A result spooled for a task that is over can never be taken: the sender drops it.
+        self.sender.task_closed(message_id)
 
     def _delivered(self, message_id: str, delivered: bool) -> None:
         self.keepalive.untrack(message_id)

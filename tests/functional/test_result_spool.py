@@ -331,3 +331,25 @@ def test_a_worker_restarted_in_time_takes_its_job_message_back_so_no_other_worke
     assert runs.total == 1
     assert not any("no longer held" in r.getMessage() for r in caplog.records)
     assert no_token_in(caplog.records, [message])
+
+
+def test_a_spooled_result_whose_execution_is_stopped_is_dropped_and_frees_its_slot(
+    aws: Clients, stack: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The keep-alive's heartbeat tells the task is over: the result can never be taken, so
+    holding it (and its slot) until the queue is back would serve nothing."""
+    delete_results_queue(aws, stack)
+    arn = start(aws.sfn, stack["state_machine_arn"], [{"n": 0}])
+    runs, spool = Runs(), Spool(tmp_path)
+    worker = Worker(
+        aws.sqs, aws.sfn, settings(stack, concurrency=1, heartbeat_interval_s=1),
+        PythonRunner(runs), spool=spool,
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO), started(worker):
+        assert eventually(lambda: len(spool_files(spool)) == 1, timeout_s=10)
+        aws.sfn.stop_execution(executionArn=arn)
+        assert eventually(lambda: worker.table.busy == 0, timeout_s=10)
+        assert spool_files(spool) == [] and worker.sender.spooled == 0
+        assert eventually(lambda: depth(aws.sqs, stack["jobs_queue_url"]) == 0, timeout_s=5)
+    assert runs.total == 1
+    assert any("is over (its execution stopped" in r.getMessage() for r in caplog.records)
