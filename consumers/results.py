@@ -23,11 +23,13 @@ results receives nothing more: at most ``--concurrency`` results are held, each 
 queue's ``MaximumMessageSize``.
 
 A new worker on the same host (a restart) loads the spool at start and sends what is there.
-The old receipt handles died with the old process: a job message whose result is spooled comes
-back after its visibility timeout, and the worker that receives it (:meth:`answer_delivery`)
-holds it without running it, then deletes it once the result is out. A result sent before its
-job message came back leaves a marker (``sent``) for :data:`SENT_MARKER_TTL_S`, so the message
-is deleted when it arrives rather than run again.
+It hides the job messages again with the receipt handles the spool kept (SQS takes a handle
+while its message is in flight), so no other worker receives them meanwhile. A message whose
+visibility lapsed first comes back through the queue, and the worker that receives it
+(:meth:`answer_delivery`) holds it without running it, then deletes it once the result is out.
+A result sent before its job message came back leaves a marker (``sent``) for
+:data:`SENT_MARKER_TTL_S`, so the message is deleted when it arrives rather than run again. A
+held result whose task is over (:meth:`task_closed`) is dropped: nothing can take it any more.
 """
 
 from __future__ import annotations
