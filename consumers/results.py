@@ -797,7 +797,10 @@ class ResultSender:
     def _mark_sent(self, pending: Pending) -> None:
         """Remember on disk that the result went out, so a restart does not send it again."""
         assert pending.spooled is not None and self.spool is not None
-        marker = replace(pending.spooled, sent=True, receipt_handle=None)
+        # A marker's time is when it was sent: SENT_MARKER_TTL_S counts from there.
+        marker = replace(
+            pending.spooled, sent=True, receipt_handle=None, spooled_at=self.wall_clock()
+        )
         try:
             self.spool.put(marker)
         except SpoolError as exc:

@@ -109,7 +109,8 @@ class Spooled:
     token: str
     #: The result message's body, fitted to the results queue, exactly as it will be sent.
     body: str
-    #: Wall-clock time (epoch seconds) it was first spooled.
+    #: Wall-clock time (epoch seconds) it was first spooled; for a ``sent`` marker, when the
+    #: result was sent.
     spooled_at: float
     #: The result went out; only the job message is left to delete when it comes back.
     sent: bool = False

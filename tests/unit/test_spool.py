@@ -398,3 +398,33 @@ def test_a_spool_place_is_checked_at_once_and_claimed_only_when_the_sender_start
     with pytest.raises(SpoolError):
         (tmp_path / "file").write_text("")
         SpoolPlace(tmp_path / "file").check()
+
+
+def test_a_result_sent_before_its_job_message_came_back_is_remembered_then_forgotten(
+    tmp_path: Path,
+) -> None:
+    from consumers.results import SENT_MARKER_TTL_S, ResultSender
+
+    now, wall = [0.0], [1_765_000_000.0]
+    spool = Spool(tmp_path)
+    done: dict[str, bool] = {}
+    spool.put(entry(spooled_at=wall[0] - 3600))  # spooled an hour before this start
+    sqs = FlakySqs()
+    sqs.back = True
+    sender = ResultSender(
+        sqs, "results-url", "jobs-url", lambda m, d: done.__setitem__(m, d), spool=spool,
+        clock=lambda: now[0], wall_clock=lambda: wall[0],
+    )  # fmt: skip
+    assert sender.load_spool() == 1 and sender.outside_slots == 1
+    sender.service()
+    assert sqs.sends == [1] and sender.spooled == 0 and sender.outside_slots == 0
+    [marker] = spool.load()
+    assert marker.sent and marker.spooled_at == wall[0]  # its TTL counts from the send
+    now[0] += 120
+    wall[0] += SENT_MARKER_TTL_S - 60
+    sender.service()
+    assert len(spool.load()) == 1  # still within its time: a late job message is deleted
+    now[0] += 120
+    wall[0] += 120
+    sender.service()
+    assert spool.load() == [] and not sender.holding and done == {}
