@@ -157,7 +157,7 @@ class IsolatedPythonRunner:
         failure = Outcome.failure(
             ERROR_HANDLER_CRASHED,
             f"the handler process ended ({describe_exit(done.returncode)}) without "
-            f"reporting an outcome; stderr tail:\n{stderr_tail(done)}",
+            f"reporting an outcome{stderr_tail(done)}",
         )
         return replace(failure, crashed=True)
 

@@ -336,7 +336,9 @@ def describe_exit(returncode: int) -> str:
 
 
 def stderr_tail(done: ProcessResult) -> str:
-    return done.stderr_tail.decode("utf-8", errors="replace")[-STDERR_TAIL_CHARS:]
+    """``; stderr tail:`` and the last of what the process wrote there, or ``; no stderr``."""
+    tail = done.stderr_tail.decode("utf-8", errors="replace")[-STDERR_TAIL_CHARS:]
+    return f"; stderr tail:\n{tail}" if tail.strip() else "; no stderr"
 
 
 def stopped_outcome(done: ProcessResult, context: JobContext, grace_s: float) -> Outcome | None:
@@ -430,7 +432,7 @@ class CommandRunner:
         if done.returncode != 0:
             error = ERROR_RETRYABLE if done.returncode == EXIT_RETRYABLE else ERROR_COMMAND_FAILED
             return Outcome.failure(
-                error, f"{describe_exit(done.returncode)}; stderr tail:\n{stderr_tail(done)}"
+                error, f"{describe_exit(done.returncode)}{stderr_tail(done)}"
             )
         text = decode_stdout(done.stdout)
         if isinstance(text, Outcome):

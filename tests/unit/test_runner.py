@@ -446,3 +446,10 @@ def test_isolated_cooperative_handler_gets_to_clean_up(handlers: str, tmp_path: 
 def test_isolated_runner_refuses_a_handler_it_cannot_import() -> None:
     with pytest.raises(ValueError, match="cannot be loaded"):
         IsolatedPythonRunner("no_such_module:f")
+
+
+def test_a_failed_command_says_so_when_it_wrote_no_stderr() -> None:
+    outcome = CommandRunner("exit 3").run(make_job())
+    assert outcome.cause == "exit status 3; no stderr"
+    outcome = CommandRunner("echo oops >&2; exit 3").run(make_job())
+    assert outcome.cause == "exit status 3; stderr tail:\noops\n"
