@@ -338,7 +338,8 @@ class Worker:
         self.keepalive.track(message_id, handle, job.token, job.job_id)
         if self.sender.answer_delivery(message_id, job.job_id, job.token, handle):
             return True
-        self.keepalive.untrack(message_id)
+        if self.table.get(message_id) is None:  # (a job in the table keeps its tracking)
+            self.keepalive.untrack(message_id)
         return False
 
     # --- one job -------------------------------------------------------------------------
