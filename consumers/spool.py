@@ -14,11 +14,10 @@ its task token, a bearer credential (logs show only its mask).
 Each file is a JSON object (:data:`FORMAT_VERSION`): the job message's id and latest receipt
 handle, when it was spooled, whether the result already went out (``sent``: only the job
 message is left to delete when it comes back), and the result message's body exactly as it
-will be sent. Anything read back is
-hostile until checked: a file that is truncated, not strict JSON, too deep, too large, or whose
-body is not a valid result is moved aside into :data:`REJECTED_DIR` with one log line; a file
-that is not ours (another name, a directory, a symbolic link) is reported and left alone.
-Neither stops the worker.
+will be sent. Anything read back is hostile until checked: a file that is truncated, not strict
+JSON, too deep, too large, or whose body is not a valid result is moved aside into
+:data:`REJECTED_DIR` with one log line; a file that is not ours (another name, a directory, a
+symbolic link) is reported and left alone. Neither stops the worker.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ import secrets
 import stat
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -371,10 +370,6 @@ def _dumps(data: dict[str, Any]) -> bytes:
     """The envelope as ASCII JSON (the body is a string inside it, so the result keeps its exact
     text; escaping everything non-ASCII means no text can fail to encode)."""
     return json.dumps(data, ensure_ascii=True, separators=(",", ":")).encode("ascii")
-
-
-def marked_sent(entry: Spooled) -> Spooled:
-    return replace(entry, sent=True)
 
 
 def _is_regular(path: Path) -> bool:
