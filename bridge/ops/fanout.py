@@ -233,6 +233,14 @@ def _s3_json(s3: Any, bucket: str, key: str) -> Any:
         raise FanOutError(f"s3://{bucket}/{key} is not valid JSON: {exc}") from None
 
 
+def read_items(s3: Any, bucket: str, key: str) -> list[Any]:
+    """The jobs of an item file (what :func:`start_from_items` uploaded), in order."""
+    items = _s3_json(s3, bucket, key)
+    if not isinstance(items, list):
+        raise FanOutError(f"s3://{bucket}/{key} is not a JSON array of jobs")
+    return items
+
+
 def _read(text: str | bytes) -> Any:
     """A document Step Functions wrote around jobs' inputs and outputs (result files, an
     execution's input and output): strictly, with room for the envelope."""

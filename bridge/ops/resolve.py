@@ -185,10 +185,14 @@ class Resolver:
         sfn: Any,
         state_machine_arn: str | None,
         letters: Callable[[], Iterable[LetterKeys]] = lambda: (),
+        letters_of_jobs: bool = True,
     ) -> None:
         self.sfn = sfn
         self.state_machine_arn = state_machine_arn
         self._read_letters = letters
+        #: False: a job id or an execution resolves without reading the dead letters (a peek
+        #: counts as a receive); only a bare id, maybe a message id, reads them.
+        self.letters_of_jobs = letters_of_jobs
         self._letters: list[LetterKeys] | None = None
 
     @property
@@ -221,6 +225,10 @@ class Resolver:
     # --- kinds ------------------------------------------------------------------------------
 
     def _job(self, text: str, job: JobRef) -> Target:
+        if not self.letters_of_jobs:
+            return Target(
+                text, "job", execution_arn_for(self.state_machine_arn, job.execution_name), job
+            )
         arn = self._letter_execution(job) or execution_arn_for(
             self.state_machine_arn, job.execution_name
         )
@@ -235,6 +243,8 @@ class Resolver:
         return None
 
     def _execution(self, text: str, arn: str, kind: Kind) -> Target:
+        if not self.letters_of_jobs:
+            return Target(text, kind, arn)
         letters = tuple(letter for letter in self.letters if letter.execution_arn == arn)
         return Target(text, kind, arn, None, letters)
 
