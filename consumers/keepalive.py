@@ -119,6 +119,16 @@ class Keepalive:
                 receipt_handle, token, job_id, now, now + self._jittered()
             )
 
+    def renew(self, message_id: str, receipt_handle: str) -> bool:
+        """The message was received again: extend it with its new receipt handle from now on.
+        False when it is no longer tracked."""
+        with self._lock:
+            tracked = self._tracked.get(message_id)
+            if tracked is None:
+                return False
+            tracked.receipt_handle = receipt_handle
+            return True
+
     def untrack(self, message_id: str) -> None:
         with self._lock:
             self._tracked.pop(message_id, None)

@@ -297,6 +297,10 @@ class Worker:
         return messages
 
     def accept(self, message: dict[str, Any]) -> None:
+        held = self.table.get(message["MessageId"])
+        if held is not None:
+            self._delivered_again(held, message)
+            return
         try:
             job = self.settings.intake.parse(message)
         except Rejection as rejection:
@@ -341,6 +345,20 @@ class Worker:
         if self.table.get(message_id) is None:  # (a job in the table keeps its tracking)
             self.keepalive.untrack(message_id)
         return False
+
+    def _delivered_again(self, held: ActiveJob, message: dict[str, Any]) -> None:
+        """SQS delivered a message this worker already holds (at-least-once delivery, or its
+        visibility lapsed: a paused process, extensions that failed). One run is enough: keep
+        it, and use the new receipt handle, the one SQS now honours for visibility changes."""
+        held.receipt_handle = message["ReceiptHandle"]
+        renewed = self.keepalive.renew(held.message_id, held.receipt_handle)
+        self.count("jobs_redelivered_while_held", 1)
+        log.warning(
+            "job %s was delivered again while this worker holds it (%s): not run twice%s",
+            held.job.job_id,
+            held.state.value,
+            "" if renewed else "; it is no longer kept hidden and will be found stale",
+        )
 
     # --- one job -------------------------------------------------------------------------
     def _execute(self, active: ActiveJob) -> None:

@@ -247,3 +247,34 @@ def test_a_runner_that_fails_reports_bridge_worker_error(
     assert (result.outcome, result.error) == ("failed", ERROR_WORKER)
     assert "runner bug" in (result.cause or "")
     assert depth(aws.sqs, stack["jobs_queue_url"]) == 0
+
+
+def test_a_message_delivered_again_while_its_job_runs_is_not_run_twice(
+    aws: Clients, stack: dict[str, str]
+) -> None:
+    """SQS delivers at least once, and a held message whose visibility lapsed (a paused
+    worker) comes back to whoever asks, this worker too: one run, and the worker lives on."""
+    runs, started, release = [], threading.Event(), threading.Event()
+
+    def held(data: Any, job: Any) -> Any:
+        runs.append(job.job_id)
+        started.set()
+        release.wait(10)
+        return data
+
+    start(aws.sfn, stack["state_machine_arn"], [{"n": 0}])
+    worker = Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(held))
+    with running(worker):
+        assert started.wait(10)
+        [active] = worker.table.snapshot()
+        first_handle = active.receipt_handle
+        aws.sqs.change_message_visibility(  # as if its visibility lapsed
+            QueueUrl=stack["jobs_queue_url"], ReceiptHandle=first_handle, VisibilityTimeout=0
+        )
+        assert eventually(lambda: active.receipt_handle != first_handle, timeout_s=10)
+        release.set()
+        [result] = receive_all(aws.sqs, stack["results_queue_url"], 1)
+        assert eventually(lambda: depth(aws.sqs, stack["jobs_queue_url"]) == 0, timeout_s=10)
+        assert worker.failure is None
+    assert runs == ["run-1/RunJob/0/0"]
+    assert parse_result(result["Body"]).output == {"n": 0}
