@@ -39,7 +39,6 @@ from bridge import redaction
 from bridge.batching import SQS_MAX_BATCH
 from bridge.claim_check import ClaimCheck
 from bridge.contract import (
-    ERROR_HANDLER_CRASHED,
     ERROR_JOB_TIMEOUT,
     Job,
     Result,
@@ -47,10 +46,12 @@ from bridge.contract import (
     mask_token,
 )
 from bridge.contract import Worker as WorkerInfo
+from consumers import stale
 from consumers.context import JobContext
+from consumers.crashes import CrashPolicy
 from consumers.intake import Rejection
 from consumers.jobs import OPEN, ActiveJob, JobState, JobTable
-from consumers.keepalive import Keepalive, probe_task, release_handles
+from consumers.keepalive import Keepalive, release_handles
 from consumers.rejects import reject
 from consumers.results import ResultSender
 from consumers.runner import Outcome, Runner
@@ -69,8 +70,6 @@ SHORT_POLL_PAUSE_S = 0.5
 #: a fan-out's jobs, which arrive one by one, share receives instead of taking one each; a
 #: quarter of a second is nothing beside jobs that take minutes (cf. results.LINGER_S).
 RECEIVE_LINGER_S = 0.25
-#: Pauses between stale checks Step Functions did not answer (15.5 s in all; then the job runs).
-STALE_CHECK_RETRIES_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 #: Error name of a job that ended because the worker itself failed (a runner bug).
 ERROR_WORKER = "Bridge.WorkerError"
 
@@ -95,12 +94,12 @@ class Worker:
     ) -> None:
         """``claim_check``: where outputs too large for a result message go (S3 client, bucket,
         threshold, the results queue's size limit); without one they fail Bridge.OutputTooLarge.
-        ``isolated_runner``: runs a job whose delivery may follow a crash (see
-        :meth:`runner_for`); None when ``runner`` already runs each job in a process.
+        ``isolated_runner``: runs a job whose delivery may follow a crash
+        (:class:`~consumers.crashes.CrashPolicy`); None when ``runner`` already isolates.
         ``spool``: where results that cannot be sent are kept across restarts
         (:mod:`consumers.spool`; None: in memory only)."""
         self.sqs, self.sfn, self.settings, self.runner = sqs, sfn, settings, runner
-        self.isolated_runner = isolated_runner
+        self.crashes = CrashPolicy(runner, isolated_runner, settings.effective_crash_limit)
         self.identity = WorkerInfo(id=settings.worker_id, instance_id=settings.instance_id)
         #: Metrics hook: count("jobs_succeeded", 1), count("job_duration", seconds), ...
         self.count = count or (lambda _name, _value: None)
@@ -383,7 +382,7 @@ class Worker:
             if self._is_stale(active) or not self.table.start(active.message_id, self.clock()):
                 return None, False
             self.count("jobs_started", 1)
-            runner = self.runner_for(active)
+            runner = self.crashes.runner_for(active)
             log.info(
                 "job %s (%s) started%s",
                 active.job.job_id,
@@ -395,26 +394,12 @@ class Worker:
             log.exception("job %s: the runner failed", active.job.job_id)
             return Outcome.failure(ERROR_WORKER, "".join(traceback.format_exception(exc))), True
 
-    def runner_for(self, active: ActiveJob) -> Runner:
-        """A job delivered before may have crashed the process that ran it (``os._exit``, a
-        segfault, the OOM killer), taking its neighbours down too: a redelivery runs in a
-        process of its own, so a crash costs only the job that causes it."""
-        if active.receive_count > 1 and self.isolated_runner is not None:
-            return self.isolated_runner
-        return self.runner
-
     def _is_stale(self, active: ActiveJob) -> bool:
-        """A redelivered or old message may belong to a task that is already over (worker
-        crash, DLQ redrive, execution stopped while queued): one heartbeat tells, before any
-        work is done. Fresh first deliveries skip the check, so the steady state costs
-        nothing extra."""
-        # From the task's start when the job says (a DLQ redrive resets SQS's own timestamps).
-        since = active.job.task_started_at or active.enqueued_at
-        age = (datetime.now(UTC) - since).total_seconds() if since else 0
-        threshold = self.settings.timing.stale_check_age_s
-        if active.receive_count <= 1 and (threshold is None or age < threshold):
+        """Delete, unrun, a job whose task is already over (:mod:`consumers.stale`)."""
+        if not stale.needs_check(active, self.settings.timing.stale_check_age_s):
             return False
-        code = self._stale_check(active)
+        code = stale.closed_task_error(self.sfn, active)
+        age = stale.age_s(active)
         log.debug("stale check of job %s (%.1f s old): %s", active.job.job_id, age, code or "open")
         if code is None:
             return False
@@ -430,21 +415,6 @@ class Worker:
         self._discard(active, JobState.STALE)
         return True
 
-    def _stale_check(self, active: ActiveJob) -> str | None:
-        """The closed-task error of the job's token, or None (open, or still unknown after
-        :data:`STALE_CHECK_RETRIES_S`). An unanswered heartbeat (throttling, an outage) is
-        asked again rather than taken for "open": a chaos campaign found stale jobs run in full
-        because their one check fell in a Step Functions outage. The keep-alive holds the
-        message meanwhile; a cancellation ends the wait (task closed: stale)."""
-        code, answered = probe_task(self.sfn, active.job.token)
-        for delay in STALE_CHECK_RETRIES_S:
-            if answered:
-                break
-            if active.context.wait(delay):
-                return "TaskTimedOut" if active.context.reason == "task-closed" else None
-            code, answered = probe_task(self.sfn, active.job.token)
-        return code
-
     def _conclude(self, active: ActiveJob, outcome: Outcome, crashed: bool) -> None:
         reason = active.context.reason
         if reason == "task-closed":
@@ -457,8 +427,10 @@ class Worker:
             self.release([active])
             return
         if outcome.crashed:
-            final = self._after_crash(active, outcome)
+            self.count("jobs_crashed", 1)
+            final = self.crashes.after_crash(active, outcome)
             if final is None:
+                self.release([active])
                 return
             outcome = final
         if crashed:
@@ -466,34 +438,6 @@ class Worker:
         else:
             timed_out = reason == "timeout"
             self.submit(active, outcome, JobState.TIMED_OUT if timed_out else JobState.FINISHED)
-
-    def _after_crash(self, active: ActiveJob, outcome: Outcome) -> Outcome | None:
-        """A job's process crashed: below the crash limit, release the message for another
-        (isolated) try and return None; at the limit, the ``Bridge.HandlerCrashed`` failure to
-        send. Every delivery that ended without a result counts (``ApproximateReceiveCount``):
-        a crash that took the whole worker down left no other trace."""
-        limit = self.settings.effective_crash_limit
-        self.count("jobs_crashed", 1)
-        if active.receive_count >= limit:
-            log.error(
-                "job %s crashed its process on delivery %d (crash limit %d): failing its task",
-                active.job.job_id,
-                active.receive_count,
-                limit,
-            )
-            return Outcome.failure(
-                outcome.error or ERROR_HANDLER_CRASHED,
-                f"delivery {active.receive_count} of this job crashed its process, and no "
-                f"delivery before it returned a result (crash limit {limit}): {outcome.cause}",
-            )
-        log.warning(
-            "job %s crashed its process on delivery %d (crash limit %d): released to try again",
-            active.job.job_id,
-            active.receive_count,
-            limit,
-        )
-        self.release([active])
-        return None
 
     def submit(self, active: ActiveJob, outcome: Outcome, state: JobState) -> bool:
         """Take charge of the job as ``state`` and hand its result to the sender (once); the

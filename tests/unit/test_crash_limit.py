@@ -39,3 +39,25 @@ def test_a_lowered_limit_is_said_at_start(caplog: pytest.LogCaptureFixture) -> N
 def test_a_limit_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="--crash-limit must be 1 or more, got 0"):
         settings(0, 5)
+
+
+def test_a_redelivery_runs_isolated_and_a_crash_fails_only_at_the_limit() -> None:
+    from dataclasses import replace
+
+    from consumers.crashes import CrashPolicy
+    from consumers.runner import Outcome, PythonRunner
+    from tests.support.jobs import active_job
+
+    in_thread, isolated = PythonRunner(lambda data, job: data), PythonRunner(lambda d, j: d)
+    policy = CrashPolicy(in_thread, isolated, limit=3)
+    crash = replace(Outcome.failure("Bridge.HandlerCrashed", "killed by signal 9"), crashed=True)
+    first, third = active_job(), replace(active_job(), receive_count=3)
+    assert policy.runner_for(first) is in_thread and policy.runner_for(third) is isolated
+    assert policy.after_crash(replace(first, receive_count=2), crash) is None
+    final = policy.after_crash(third, crash)
+    assert final is not None and final.error == "Bridge.HandlerCrashed"
+    assert final.cause == (
+        "delivery 3 of this job crashed its process, and no delivery before it returned a "
+        "result (crash limit 3): killed by signal 9"
+    )
+    assert CrashPolicy(in_thread, None, 3).runner_for(third) is in_thread
