@@ -43,6 +43,8 @@ def workers(stack: LocalStack, tmp_path: Path) -> Iterator[WorkerFactory]:
                 str(stack.state_file),
                 "--wait-seconds",
                 "1",
+                "--state-dir",  # the result spool: here, not in ~/.local/state
+                str(tmp_path / "worker-state"),
                 *args,
             ],
             stdout=log,
