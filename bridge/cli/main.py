@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bridge.cli import bench, chaos, demo, dlq, jobs, local, run, worker
+from bridge.cli import bench, chaos, demo, dlq, jobs, local, rerun, run, worker
 from bridge.cli import status as status_command
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.command("chaos")(chaos.chaos)
 app.command("run")(run.run)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(jobs.app, name="jobs")
+app.command("rerun")(rerun.rerun)
 app.command("status")(status_command.status)
 
 

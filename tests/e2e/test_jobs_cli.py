@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridge.local_stack import LocalStack
+from tests.support.aws import depth
 from tests.support.polling import wait_for_execution
 from tests.support.stack import WorkerFactory
 
@@ -113,3 +116,55 @@ def test_jobs_of_a_jobs_file_run_come_from_its_result_files(
         (2, "SUCCEEDED"),
     ]
     assert "result file(s)" in listed.stderr
+
+
+def test_rerun_failed_runs_the_failed_jobs_again_to_success(
+    stack: LocalStack, workers: WorkerFactory, tmp_path: Path
+) -> None:
+    workers("--command", command(tmp_path), "--concurrency", "4")
+    marks = str(tmp_path)
+    jobs = [{"n": n, "marks": marks, "flaky": n in (1, 2)} for n in range(4)]
+    run_jobs(stack, jobs, "flaky")
+    assert stack.clients
+
+    again = cli(stack, "rerun", "--failed")
+
+    assert again.returncode == 0, again.stderr
+    (line,) = again.stdout.splitlines()  # nothing but the new execution's ARN
+    assert line.startswith("arn:aws:states:") and ":execution:callback-bridge:flaky-rerun-" in line
+    described = wait_for_execution(stack.clients.sfn, line, timeout_s=60)
+    assert [entry["output"]["n"] for entry in json.loads(described["output"])] == [1, 2]
+    listed = cli(stack, "jobs", "list", "--failed", "--execution", line, "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
+
+
+def test_a_dead_lettered_job_is_rerun_by_the_id_its_cause_names(
+    stack: LocalStack, workers: WorkerFactory, tmp_path: Path
+) -> None:
+    """Something failed (the cause), fixed in three commands: rerun, then delete the letter."""
+    assert stack.clients and stack.config
+    sqs, sfn, config = stack.clients.sqs, stack.clients.sfn, stack.config
+    lost = sfn.start_execution(
+        stateMachineArn=config.state_machine_arn,
+        name="lost",
+        input=json.dumps({"jobs": [{"n": 7, "marks": str(tmp_path)}]}),
+    )["executionArn"]
+    for _ in range(200):  # nobody finishes it: received until the redrive policy moves it
+        sqs.receive_message(QueueUrl=config.jobs_queue_url, VisibilityTimeout=0, WaitTimeSeconds=0)
+        if sfn.describe_execution(executionArn=lost)["status"] != "RUNNING":
+            break
+        time.sleep(0.05)
+    cause = json.loads(wait_for_execution(sfn, lost)["output"])[0]["cause"]
+    named = re.search(r"message (\S+) is kept in", cause)
+    assert named, cause
+    workers("--command", command(tmp_path))
+
+    again = cli(stack, "rerun", named[1])
+    deleted = cli(stack, "dlq", "delete", named[1], "--yes")
+
+    assert again.returncode == 0, again.stderr
+    (arn,) = again.stdout.splitlines()
+    described = wait_for_execution(sfn, arn, timeout_s=60)
+    assert json.loads(described["output"])[0]["output"] == {"n": 7}
+    assert deleted.returncode == 0, deleted.stderr
+    assert depth(sqs, str(config.jobs_archive_url)) == 0
