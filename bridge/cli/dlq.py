@@ -133,9 +133,10 @@ def list_(
 ) -> None:
     """Peek the dead letters: nothing is consumed, all stay visible.
 
-    Each letter: what it says about itself and what Step Functions says about its task now,
-    one id per line, never wrapped. A peek counts as one receive of each message
-    (ApproximateReceiveCount + 1)."""
+    Each letter: what it says about itself and what Step Functions says about
+    its task now, one id per line, never wrapped. A peek counts as one receive
+    of each message (ApproximateReceiveCount + 1).
+    """
     config, clients = connect(state_file, tf_outputs, region, endpoint_url)
     sides = sides_for(config, queue)
     with aws_errors():
@@ -170,8 +171,10 @@ def show(
 ) -> None:
     """One dead letter in full, or an execution's dead letters.
 
-    The decoded message and job input (token masked), the execution's status and its last
-    history events. An execution's name or ARN (or a Map Run ARN) lists its dead letters."""
+    The decoded message and job input (token masked), the execution's status and
+    its last history events. An execution's name or ARN (or a Map Run ARN) lists
+    its dead letters.
+    """
     config, clients = connect(state_file, tf_outputs, region, endpoint_url)
     sides = sides_for(config, queue)
     with aws_errors():
@@ -269,13 +272,16 @@ def redrive(
     region: Region = None,
     endpoint_url: EndpointUrl = None,
 ) -> None:
-    """Send dead letters back to their source queue: the letters named, or every one.
+    """Send dead letters back to their source queue: the letters named, or every
+    one.
 
-    Malformed letters (their queue would refuse them again) and letters whose task is closed
-    (nothing would run: use 'callback-bridge rerun') are skipped unless --force. Without ids
-    and with nothing to skip, the whole DLQ and archive move at once (StartMessageMoveTask
-    where the endpoint has it, else copy then delete; Ctrl-C / SIGTERM stop between batches).
-    Exit code 1 when a letter was skipped or a move failed."""
+    Malformed letters (their queue would refuse them again) and letters whose
+    task is closed (nothing would run: use 'callback-bridge rerun') are skipped
+    unless --force. Without ids and with nothing to skip, the whole DLQ and
+    archive move at once (StartMessageMoveTask where the endpoint has it, else
+    copy then delete; Ctrl-C / SIGTERM stop between batches). Exit code 1 when a
+    letter was skipped or a move failed.
+    """
     if method not in ("auto", "move-task", "copy"):
         fail(f"unknown method {method!r}: choose auto, move-task or copy")
     config, clients = connect(state_file, tf_outputs, region, endpoint_url)
@@ -326,10 +332,13 @@ def fail_tasks(
     region: Region = None,
     endpoint_url: EndpointUrl = None,
 ) -> None:
-    """Fail the waiting tasks of dead letters (Bridge.DeadLettered), then delete them.
+    """Fail the waiting tasks of dead letters (Bridge.DeadLettered), then delete
+    them.
 
-    Dead letters whose task is already over, or without a readable token, are kept; with ids
-    given, each kept one is named with what to do instead, and the exit code is 1."""
+    Dead letters whose task is already over, or without a readable token, are
+    kept; with ids given, each kept one is named with what to do instead, and
+    the exit code is 1.
+    """
     if all_ == bool(ids):
         fail("give either --all or one or more ids")
     config, clients = connect(state_file, tf_outputs, region, endpoint_url)
@@ -376,7 +385,9 @@ def delete(
     region: Region = None,
     endpoint_url: EndpointUrl = None,
 ) -> None:
-    """Delete the dead letters named, for good (their tasks are not told: see 'dlq fail')."""
+    """Delete the dead letters named, for good (their tasks are not told: see 'dlq
+    fail').
+    """
     if not ids:
         fail("give one or more ids of the dead letters to delete ('dlq purge' empties queues)")
     if not yes:

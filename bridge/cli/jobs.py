@@ -132,11 +132,13 @@ def list_(
     region: Region = None,
     endpoint_url: EndpointUrl = None,
 ) -> None:
-    """List the jobs of recent executions: id, status, attempts, type, error, cause.
+    """List the jobs of recent executions: id, status, attempts, type, error,
+    cause.
 
     Reads the newest executions started within --since (default 24h), at most
-    --max-executions, each one's history (INLINE Map) or output and result files (Distributed
-    Map); stderr says what it read. --json: a list of objects."""
+    --max-executions, each one's history (INLINE Map) or output and result files
+    (Distributed Map); stderr says what it read. --json: a list of objects.
+    """
     if failed + running + dead_lettered > 1:
         fail("give at most one of --failed, --running, --dead-lettered")
     which: Filter = (
@@ -188,8 +190,9 @@ def show(
     region: Region = None,
     endpoint_url: EndpointUrl = None,
 ) -> None:
-    """One job: its input, every attempt with error and cause, its dead letters, its
-    execution."""
+    """One job: its input, every attempt with error and cause, its dead letters,
+    its execution.
+    """
     config, clients = connect(state_file, tf_outputs, region, endpoint_url)
     with aws_errors():
         try:

@@ -64,11 +64,14 @@ def rerun(
     region: Region = None,
     endpoint_url: EndpointUrl = None,
 ) -> None:
-    """Run jobs again in a new execution (one per source execution) with their inputs.
+    """Run jobs again in a new execution (one per source execution) with their
+    inputs.
 
-    Prints each new execution's ARN on a line of its own; follow one with 'callback-bridge
-    jobs list --execution ARN'. Never prompts. Exit code 0 also when there was nothing to
-    run (stderr says so), 2 for an id that names no job."""
+    Prints each new execution's ARN on a line of its own; follow one with
+    'callback-bridge jobs list --execution ARN'. Never prompts. Exit code 0 also
+    when there was nothing to run (stderr says so), 2 for an id that names no
+    job.
+    """
     if bool(ids) == failed:
         fail("give job ids, or --failed (with --execution / --since to narrow it)")
     if (execution or since) and not failed:
