@@ -164,6 +164,11 @@ def run_processes(
             for info in processes.values()
             if info.ppid == me and info.environ is None and info.pid not in _leaders
         }
+    return _alive_with_descendants(found, processes)
+
+
+def _alive_with_descendants(found: set[int], processes: Mapping[int, ProcInfo]) -> set[int]:
+    """``found`` and every descendant of theirs, less this process and the dead."""
     children: dict[int, list[int]] = {}
     for info in processes.values():
         children.setdefault(info.ppid, []).append(info.pid)
@@ -173,7 +178,7 @@ def run_processes(
             if child not in found:
                 found.add(child)
                 stack.append(child)
-    found.discard(me)
+    found.discard(os.getpid())
     return {pid for pid in found if processes[pid].state not in ("Z", "X")}
 
 
@@ -236,17 +241,7 @@ def unmarked_processes(processes: Mapping[int, ProcInfo]) -> set[int]:
         and info.environ is not None
         and not any(entry.startswith(prefix) for entry in info.environ.split(b"\0"))
     }
-    children: dict[int, list[int]] = {}
-    for info in processes.values():
-        children.setdefault(info.ppid, []).append(info.pid)
-    stack = list(found)
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    found.discard(me)
-    return {pid for pid in found if processes[pid].state not in ("Z", "X")}
+    return _alive_with_descendants(found, processes)
 
 
 def sweep_unmarked(grace_s: float, proc: Path = Path("/proc")) -> int:
