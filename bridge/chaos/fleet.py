@@ -7,7 +7,9 @@ notice meant for one instance does not drain the whole fleet. One consumer logs 
 without having been signalled has crashed: it is counted and restarted (as systemd's
 ``Restart=on-failure`` would). Each slot keeps its state directory (``state-N``: the result
 spool) across restarts, as a replacement process on the same host would. A consumer may also be
-stopped (SIGSTOP) and continued (SIGCONT) later.
+stopped (SIGSTOP) and continued (SIGCONT) later. The last ``isolated_consumers`` slots run
+every job in a process of its own (``--isolation process``); the others run a job's first
+delivery in one of their threads, where a crashing job takes them down.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class Fleet:
             sys.executable, "-m", "bridge.cli.main", "worker",
             "--state-file", str(self.state_file), "--endpoint-url", self.endpoint_url,
             "--handler", HANDLER, "--concurrency", str(plan.concurrency),
+            "--isolation", "process" if self.isolated(slot.index) else "thread",
             "--wait-seconds", "1", "--visibility-timeout", str(plan.visibility_timeout_s),
             "--heartbeat-interval", str(plan.heartbeat_interval_s),
             "--job-timeout", str(plan.job_timeout_s),
@@ -161,6 +164,10 @@ class Fleet:
         if slot.process is not None and slot.process.poll() is None:
             slot.process.send_signal(signal.SIGCONT)
         return True
+
+    def isolated(self, index: int) -> bool:
+        """Slot ``index`` runs every job in a process of its own."""
+        return index >= self.plan.consumers - self.plan.isolated_consumers
 
     @staticmethod
     def name(slot: Slot) -> str:

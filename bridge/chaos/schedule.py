@@ -35,6 +35,9 @@ class ChaosPlan:
     jobs_per_execution: int = 20
     consumers: int = 4
     concurrency: int = 8
+    #: The last this many consumers run every job in a process of its own (``--isolation
+    #: process``); the others run first deliveries in their own threads.
+    isolated_consumers: int = 1
     seed: int = 1
     #: Seconds over which executions start and faults are injected.
     duration_s: float = 120.0
@@ -79,6 +82,8 @@ class ChaosPlan:
     settle_s: float = 240.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.isolated_consumers < self.consumers:
+            raise ValueError("isolated_consumers must leave at least one consumer in threads")
         if self.jobs < 1 or self.consumers < 2 or self.concurrency < 1:
             raise ValueError(
                 "jobs >= 1, consumers >= 2 (one is the EC2 instance), concurrency >= 1"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from bridge.chaos.fleet import Fleet, Slot
 from bridge.chaos.schedule import CRASH_STYLES, MODES, QUICK, ChaosPlan, build
+from bridge.chaos.work import JOURNAL_ENV
 from bridge.timing import TimingModel
 
 
@@ -83,3 +86,18 @@ def test_the_plan_fits_the_timing_model() -> None:
 def test_impossible_plans_are_refused(bad: dict) -> None:
     with pytest.raises(ValueError):
         ChaosPlan(**bad)
+
+
+def test_the_last_consumer_isolates_every_job_and_each_slot_keeps_its_state(
+    tmp_path: Path,
+) -> None:
+    fleet = Fleet(QUICK, tmp_path / "local.json", "http://127.0.0.1:9", tmp_path)
+    commands = [fleet.command(Slot(i), 8000 + i) for i in range(QUICK.consumers)]
+    modes = [c[c.index("--isolation") + 1] for c in commands]
+    assert modes == ["thread"] * (QUICK.consumers - 1) + ["process"]
+    assert [c[c.index("--state-dir") + 1] for c in commands] == [
+        str(tmp_path / f"state-{i}") for i in range(QUICK.consumers)
+    ]
+    assert all(c[c.index("--pass-env") + 1] == JOURNAL_ENV for c in commands)
+    with pytest.raises(ValueError, match="isolated_consumers"):
+        replace(QUICK, isolated_consumers=QUICK.consumers)
