@@ -7,9 +7,12 @@ A job is one Map iteration: ``<execution name>/RunJob/<index>``, each attempt (a
   message (job id, attempt, type, input); the events chained after it say how it ended, with
   the error and cause. Jobs not scheduled yet are PENDING (their input is in the execution's).
 * **Distributed Map from ``{"jobs": [...]}``**: the tasks run in child executions; once the
-  execution SUCCEEDED its output lists each job's outcome (attempts unknown).
+  execution SUCCEEDED its output lists each job's outcome (attempts unknown); before that, or
+  when it failed without an output, the children themselves (:mod:`bridge.ops.map_children`,
+  at most ``max_children``).
 * **Distributed Map from S3** (``run --jobs-file``): the ``ResultWriter``'s manifest and result
-  files (:func:`bridge.ops.fanout.read_results`), inputs from the item file.
+  files (:func:`bridge.ops.fanout.read_results`), inputs from the item file; the children
+  while it runs.
 
 Reads are bounded and counted (:class:`Reads`): ``ListExecutions`` stops at ``since`` or after
 ``max_executions``; each execution costs one ``DescribeExecution`` and up to
@@ -21,21 +24,35 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from bridge import strict_json
-from bridge.contract import ERROR_DEAD_LETTERED, MAX_ENVELOPE_DEPTH
+from bridge.contract import MAX_ENVELOPE_DEPTH
 from bridge.ops.fanout import FanOutError, read_items, read_results
 from bridge.ops.inspect.executions import TASK_ENDS, ExecutionLens, details, scheduled_message
+from bridge.ops.job_record import FAILED, STATE, Attempt, Job, Reads
+from bridge.ops.map_children import DEFAULT_LIMIT as DEFAULT_CHILDREN
+from bridge.ops.map_children import ChildrenUnavailable, children
+
+__all__ = [
+    "FAILED",
+    "STATE",
+    "Attempt",
+    "Job",
+    "JobReader",
+    "JobsError",
+    "Reads",
+    "find_job",
+    "list_jobs",
+    "parse_since",
+    "select",
+    "since_time",
+]
 
 DEFAULT_MAX_EXECUTIONS = 50
 DEFAULT_SINCE = timedelta(hours=24)
-STATE = "RunJob"
 Filter = Literal["all", "failed", "running", "dead-lettered"]
-#: Job statuses that count as failed (``--failed``, ``rerun --failed``).
-FAILED = frozenset({"FAILED", "TIMED_OUT", "ABORTED", "NOT_RUN"})
 #: TASK_ENDS' words as job statuses.
 _STATUS = {
     "succeeded": "SUCCEEDED",
@@ -60,116 +77,6 @@ def parse_since(text: str) -> timedelta:
     return timedelta(**{_UNIT[match[2]]: int(match[1])})
 
 
-@dataclass
-class Attempt:
-    """One attempt of a job (one task)."""
-
-    job_id: str
-    attempt: int
-    status: str  # RUNNING | SUCCEEDED | FAILED | TIMED_OUT
-    error: str | None = None
-    cause: str | None = None
-    started: str | None = None
-    ended: str | None = None
-
-
-@dataclass
-class Job:
-    """One job of one execution, as the execution's record shows it."""
-
-    execution_arn: str
-    execution_name: str
-    index: int
-    #: PENDING (waits for a Map slot) | RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED (its
-    #: execution ended while it ran) | NOT_RUN (its execution ended first) | UNKNOWN (a
-    #: Distributed Map that did not succeed: the outcome is in its child executions)
-    status: str
-    type: str | None = None
-    #: Attempts made; None where the record does not say (Distributed Map outputs).
-    attempts: int | None = None
-    error: str | None = None
-    cause: str | None = None
-    input: Any = None
-    history: list[Attempt] = field(default_factory=list)
-    #: history | output | result files
-    source: str = "history"
-
-    @property
-    def job_id(self) -> str:
-        """The last attempt's job id, or the job's (no attempt) when attempts are unknown."""
-        if self.history:
-            return self.history[-1].job_id
-        return f"{self.execution_name}/{STATE}/{self.index}"
-
-    @property
-    def dead_lettered(self) -> bool:
-        return self.error == ERROR_DEAD_LETTERED
-
-    @property
-    def failed(self) -> bool:
-        """Over without success: failed, timed out, aborted with its execution, or never run
-        because its execution ended first."""
-        return self.status in FAILED
-
-    def row(self) -> dict[str, Any]:
-        """What ``jobs list --json`` prints: the fields of a row, the cause's first line."""
-        return {
-            "job_id": self.job_id,
-            "execution_arn": self.execution_arn,
-            "index": self.index,
-            "type": self.type,
-            "attempts": self.attempts,
-            "status": self.status,
-            "error": self.error,
-            "cause": _first_line(self.cause),
-            "dead_lettered": self.dead_lettered,
-        }
-
-    def document(self) -> dict[str, Any]:
-        """What ``jobs show --json`` prints: everything, causes in full."""
-        return {
-            **self.row(),
-            "execution_name": self.execution_name,
-            "cause": self.cause,
-            "input": self.input,
-            "attempt_history": [vars(attempt) for attempt in self.history],
-            "source": self.source,
-        }
-
-
-def _first_line(text: str | None) -> str | None:
-    for line in (text or "").splitlines():
-        if line.strip():
-            return line.strip()
-    return None
-
-
-@dataclass
-class Reads:
-    """What a listing read, so the CLI can say it."""
-
-    executions_listed: int = 0
-    executions_read: int = 0
-    history_events: int = 0
-    result_files: int = 0
-    #: Executions whose history was cut at ``max_events`` (their jobs may be incomplete).
-    truncated: list[str] = field(default_factory=list)
-    #: True when ``max_executions`` stopped the listing before ``since``.
-    capped: bool = False
-
-    def describe(self, since: datetime | None) -> str:
-        text = (
-            f"read {self.executions_read} execution(s)"
-            + (f" started since {since.isoformat(timespec='seconds')}" if since else "")
-            + f": {self.history_events} history event(s), {self.result_files} result file(s)"
-        )
-        if self.capped:
-            text += "; stopped at --max-executions (older ones not read)"
-        if self.truncated:
-            text += f"; history cut short for {', '.join(self.truncated)}"
-        return text
-
-
 def _json(text: Any) -> Any:
     if not isinstance(text, str):
         return text
@@ -188,9 +95,12 @@ class JobReader:
         s3: Any = None,
         lens: ExecutionLens | None = None,
         reads: Reads | None = None,
+        max_children: int = DEFAULT_CHILDREN,
     ) -> None:
         self.sfn = sfn
         self.s3 = s3
+        #: Child executions read per Distributed Map without an outcome (one call each).
+        self.max_children = max_children
         self.lens = lens or ExecutionLens(sfn)
         self.reads = reads or Reads()
 
@@ -236,12 +146,20 @@ class JobReader:
         self.reads.history_events += len(events)
         if truncated:
             self.reads.truncated.append(execution_arn)
+        run = next(
+            (
+                str(details(event).get("mapRunArn"))
+                for event in events
+                if event.get("type") == "MapRunStarted"
+            ),
+            None,
+        )
         if isinstance(document, dict) and isinstance(document.get("items"), dict):
-            return self._from_result_files(execution_arn, name, described, document["items"])
+            return self._from_result_files(execution_arn, name, described, document["items"], run)
         inputs = document.get("jobs") if isinstance(document, dict) else None
         inputs = inputs if isinstance(inputs, list) else []
-        if any(event.get("type") == "MapRunStarted" for event in events):
-            return self._from_output(execution_arn, name, described, inputs)
+        if run is not None:
+            return self._from_output(execution_arn, name, described, inputs, run)
         return self._from_history(execution_arn, name, described, events, inputs)
 
     def _from_history(
@@ -280,16 +198,11 @@ class JobReader:
         return [jobs[index] for index in sorted(jobs)]
 
     def _from_output(
-        self, arn: str, name: str, described: dict[str, Any], inputs: list[Any]
+        self, arn: str, name: str, described: dict[str, Any], inputs: list[Any], run: str
     ) -> list[Job]:
         output = _json(described.get("output"))
-        status = str(described.get("status"))
         if not isinstance(output, list):  # running or failed: outcomes are in the children
-            still = "RUNNING" if status == "RUNNING" else "UNKNOWN"
-            return [
-                Job(arn, name, i, still, input=item, source="input")
-                for i, item in enumerate(inputs)
-            ]
+            return self._from_children(arn, name, described, inputs, run)
         jobs = []
         for index, entry in enumerate(output):
             entry = entry if isinstance(entry, dict) else {}
@@ -309,8 +222,48 @@ class JobReader:
             )
         return jobs
 
+    def _from_children(
+        self, arn: str, name: str, described: dict[str, Any], inputs: list[Any], run: str
+    ) -> list[Job]:
+        """Jobs from the Map Run's child executions (up to ``max_children``); the others from
+        the inputs: PENDING while the execution runs, else UNKNOWN."""
+        jobs: dict[int, Job] = {}
+        try:
+            for child in children(self.sfn, run, self.max_children):
+                self.reads.child_executions += 1
+                if child.index is None:
+                    continue
+                jobs[child.index] = Job(
+                    arn,
+                    name,
+                    child.index,
+                    child.status,
+                    type=_type_of(child.item),
+                    error=child.error,
+                    cause=child.cause,
+                    input=child.item,
+                    source="child executions",
+                )
+        except ChildrenUnavailable as exc:
+            self.reads.notes.append(f"child executions of {run} not read: {exc}")
+        else:
+            if self.reads.child_executions >= self.max_children:
+                self.reads.notes.append(f"stopped at {self.max_children} child executions")
+        still = "PENDING" if described.get("status") == "RUNNING" else "UNKNOWN"
+        for index, item in enumerate(inputs):
+            if index not in jobs:
+                jobs[index] = Job(
+                    arn, name, index, still, type=_type_of(item), input=item, source="input"
+                )
+        return [jobs[index] for index in sorted(jobs)]
+
     def _from_result_files(
-        self, arn: str, name: str, described: dict[str, Any], items: dict[str, Any]
+        self,
+        arn: str,
+        name: str,
+        described: dict[str, Any],
+        items: dict[str, Any],
+        run: str | None = None,
     ) -> list[Job]:
         if self.s3 is None:
             raise JobsError(f"{arn} read its jobs from S3: reading them needs an S3 client")
@@ -320,8 +273,10 @@ class JobReader:
             inputs = []
         self.reads.result_files += 1
         if described.get("status") == "RUNNING":
+            if run is not None:
+                return self._from_children(arn, name, described, inputs, run)
             return [
-                Job(arn, name, i, "RUNNING", type=_type_of(item), input=item, source="input")
+                Job(arn, name, i, "PENDING", type=_type_of(item), input=item, source="input")
                 for i, item in enumerate(inputs)
             ]
         results = read_results(self.sfn, self.s3, arn)

@@ -115,6 +115,24 @@ def test_a_distributed_map_reads_outcomes_from_the_output(aws: Clients) -> None:
     assert jobs[1].input == {"n": 1} and jobs[1].attempts is None
 
 
+def test_a_failed_distributed_map_without_children_says_why(aws: Clients) -> None:
+    """Bridge.JobsFailed leaves no output; moto cannot list a Map Run's children."""
+    settings = StackSettings(map_mode="DISTRIBUTED", prefix="strict", failure_policy="fail")
+    stack = create_resources(aws, settings)
+    execution = start(aws.sfn, stack["state_machine_arn"], [{"n": 0}, {"n": 1}], name="strict")
+    answer(aws, stack, {1: ["fail"]}, count=2)
+    assert wait_for_execution(aws.sfn, execution)["status"] == "FAILED"
+    reader = JobReader(aws.sfn)
+
+    jobs = reader.jobs(execution)
+
+    assert [(j.index, j.status, j.input) for j in jobs] == [
+        (0, "UNKNOWN", {"n": 0}),
+        (1, "UNKNOWN", {"n": 1}),
+    ]
+    assert "child executions of arn:aws:states:" in reader.reads.describe(None)
+
+
 @pytest.mark.parametrize(
     ("text", "span"), [("90s", timedelta(seconds=90)), ("15m", timedelta(minutes=15))]
 )
