@@ -233,6 +233,9 @@ def print_job(document: dict[str, Any]) -> None:
     typer.echo("\n".join(field_lines([(k, str(document.get(k))) for k in keys], indent="")))
     typer.echo("--- input ---")
     typer.echo(json.dumps(document["input"], indent=2, default=str, ensure_ascii=False))
+    if document["output"] is not None:
+        typer.echo("--- output ---")
+        typer.echo(json.dumps(document["output"], indent=2, default=str, ensure_ascii=False))
     typer.echo(f"--- {len(document['attempt_history'])} attempt(s) ---")
     for attempt in document["attempt_history"]:
         typer.echo(f"{attempt['job_id']}  {attempt['status']}  {attempt['started'] or ''}")

@@ -26,6 +26,8 @@ class Attempt:
     cause: str | None = None
     started: str | None = None
     ended: str | None = None
+    #: What a successful attempt returned (the task's output, the worker's result).
+    output: Any = None
 
 
 @dataclass
@@ -37,7 +39,7 @@ class Job:
     index: int
     #: PENDING (waits for a Map slot) | RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED (its
     #: execution ended while it ran) | NOT_RUN (its execution ended first) | UNKNOWN (a
-    #: Distributed Map that did not succeed: the outcome is in its child executions)
+    #: Distributed Map's job whose child execution could not be read)
     status: str
     type: str | None = None
     #: Attempts made; None where the record does not say (Distributed Map outputs).
@@ -45,8 +47,10 @@ class Job:
     error: str | None = None
     cause: str | None = None
     input: Any = None
+    #: What the job returned, when it succeeded and the record holds it.
+    output: Any = None
     history: list[Attempt] = field(default_factory=list)
-    #: history | output | result files
+    #: history | output | result files | child executions | input
     source: str = "history"
 
     @property
@@ -87,6 +91,7 @@ class Job:
             "execution_name": self.execution_name,
             "cause": self.cause,
             "input": self.input,
+            "output": self.output,
             "attempt_history": [vars(attempt) for attempt in self.history],
             "source": self.source,
         }

@@ -187,6 +187,7 @@ class JobReader:
             job.history.append(attempt)
             job.attempts = len(job.history)
             job.status, job.error, job.cause = attempt.status, attempt.error, attempt.cause
+            job.output = attempt.output
         closed = described.get("status") != "RUNNING"
         for index, item in enumerate(inputs):
             if index not in jobs:  # never scheduled: waiting for a Map slot, or never will be
@@ -217,6 +218,7 @@ class JobReader:
                     error=entry.get("error") if failed else None,
                     cause=entry.get("cause") if failed else None,
                     input=inputs[index] if index < len(inputs) else None,
+                    output=None if failed else entry.get("output"),
                     source="output",
                 )
             )
@@ -242,6 +244,7 @@ class JobReader:
                     error=child.error,
                     cause=child.cause,
                     input=child.item,
+                    output=child.output,
                     source="child executions",
                 )
         except ChildrenUnavailable as exc:
@@ -294,6 +297,7 @@ class JobReader:
                     error=result.error,
                     cause=result.cause,
                     input=item,
+                    output=result.output if result.status == "SUCCEEDED" else None,
                     source="result files",
                 )
             )
@@ -330,6 +334,8 @@ def _attempt(
             attempt.status = _STATUS[TASK_ENDS[current["type"]]]
             attempt.error = found.get("error") or None
             attempt.cause = found.get("cause") or None
+            if attempt.status == "SUCCEEDED":
+                attempt.output = _json(found.get("output"))
             attempt.ended = str(current.get("timestamp")) if current.get("timestamp") else None
             return attempt
 

@@ -42,6 +42,7 @@ class Child:
     status: str
     error: str | None = None
     cause: str | None = None
+    output: Any = None
 
 
 def _json(text: Any) -> Any:
@@ -63,8 +64,7 @@ def child_job(described: dict[str, Any]) -> Child:
     output = _json(described.get("output"))
     if status == "SUCCEEDED" and isinstance(output, dict) and output.get("status") == "FAILED":
         status, error, cause = "FAILED", output.get("error"), output.get("cause")
-    elif status == "TIMED_OUT":
-        status = "TIMED_OUT"
+    result = output.get("output") if status == "SUCCEEDED" and isinstance(output, dict) else None
     return Child(
         str(described.get("executionArn")),
         index if isinstance(index, int) else None,
@@ -72,6 +72,7 @@ def child_job(described: dict[str, Any]) -> Child:
         status,
         error,
         cause,
+        result,
     )
 
 

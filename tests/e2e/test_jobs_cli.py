@@ -90,6 +90,9 @@ def test_failed_command_jobs_are_listed_and_shown(
     )
     assert shown.returncode == 0, shown.stderr
     assert '"n": 3' in shown.stdout and "  | boom on 3" in shown.stdout
+    assert "--- output ---" not in shown.stdout
+    succeeded = cli(stack, "jobs", "show", "nightly/RunJob/1/0", "--json")
+    assert json.loads(succeeded.stdout)["output"] == {"n": 1}
     assert by_name.returncode == 2
     assert "jobs list --execution nightly" in by_name.stderr
 

@@ -62,11 +62,13 @@ def test_inline_jobs_come_from_the_history_with_every_attempt(
         ("mixed/RunJob/1/1", "SUCCEEDED", 2, "render"),
         ("mixed/RunJob/2/0", "FAILED", 1, "default"),
     ]
+    assert every[0].output == {"i": 0} and every[0].document()["output"] == {"i": 0}
     retried = every[1]
     assert [(a.status, a.error) for a in retried.history] == [
         ("FAILED", ERROR_RETRYABLE),
         ("SUCCEEDED", None),
     ]
+    assert [a.output for a in retried.history] == [None, {"i": 1}]
     assert retried.input == {"n": 1, "type": "render"}
     (third,) = failed
     row = third.row()
@@ -113,6 +115,7 @@ def test_a_distributed_map_reads_outcomes_from_the_output(aws: Clients) -> None:
         ("wide/RunJob/1", "FAILED", ERROR_COMMAND_FAILED, "output"),
     ]
     assert jobs[1].input == {"n": 1} and jobs[1].attempts is None
+    assert (jobs[0].output, jobs[1].output) == ({"i": 0}, None)
 
 
 def test_a_failed_distributed_map_without_children_says_why(aws: Clients) -> None:

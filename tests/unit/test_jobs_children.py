@@ -85,6 +85,7 @@ def test_a_failed_distributed_map_lists_its_jobs_from_its_children() -> None:
         ("wide/RunJob/2", "FAILED", "render", "child executions"),
     ]
     assert reader.reads.child_executions == 3 and jobs[1].cause == "x"
+    assert [j.output for j in jobs] == [1, None, None]
 
 
 def test_children_are_read_up_to_the_limit_and_the_rest_is_unknown() -> None:
