@@ -237,10 +237,10 @@ def test_versions_pin_terraform_and_aws(module_dir: Path) -> None:
     assert terraform["required_version"] == ">= 1.5"
     providers = terraform["required_providers"][0]
     assert providers["aws"]["source"] == "hashicorp/aws"
-    # The tested major version (the provider mirror holds 5.100.0; event source mapping tags
-    # and the instance refresh preferences need a recent 5.x). v6 deprecates attributes the
-    # modules use (data.aws_region.current.name), so the pin stops below it.
-    assert providers["aws"]["version"] == "~> 5.100"
+    # 5.100 at least (the provider mirror holds 5.100.0; event source mapping tags and the
+    # instance refresh preferences need a recent 5.x), and 6.x too: the modules read no
+    # attribute 6.x deprecates (test_no_attribute_that_aws_6_deprecates).
+    assert providers["aws"]["version"] == ">= 5.100, < 7"
     uses_archive = any(labelled2(tf, "data", "archive_file") for tf in module_dir.glob("*.tf"))
     if uses_archive:
         assert providers["archive"]["source"] == "hashicorp/archive"
@@ -1590,3 +1590,18 @@ def test_complete_example_wires_dead_letter_handling() -> None:
         "${var.termination_heartbeat_timeout_seconds}"
     )
     assert _default(module_variables(EXAMPLES_DIR / "complete"), "dead_letter_handling") is True
+
+
+def test_no_attribute_that_aws_6_deprecates() -> None:
+    """hashicorp/aws 6.0 deprecates data.aws_region's ``name`` and ``id`` for ``region``, which
+    5.100 lacks: a module that reads any of them works on one major only (or warns), so none
+    does. The region comes from a queue ARN instead."""
+    offenders = [
+        f"{_rel(tf)}: {line.strip()}"
+        for tf in TF_FILES
+        if "examples" not in tf.parts
+        for line in tf.read_text(encoding="utf-8").splitlines()
+        if not line.strip().startswith("#")
+        and re.search(r'data\.aws_region\.|data "aws_region"', line)
+    ]
+    assert offenders == []

@@ -10,8 +10,6 @@
 # heartbeats the lifecycle hook every third of its heartbeat timeout meanwhile,
 # and completes the lifecycle action when it is done.
 
-data "aws_region" "current" {}
-
 data "aws_partition" "current" {}
 
 data "aws_caller_identity" "current" {}
@@ -19,7 +17,10 @@ data "aws_caller_identity" "current" {}
 locals {
   create = var.create
 
-  region = data.aws_region.current.name
+  # The jobs queue's region (the workers' AWS_REGION): read from its ARN rather than from
+  # data.aws_region, whose region attribute is `name` in hashicorp/aws 5.x and deprecated
+  # (with `id`) in 6.x for `region`, which 5.100 lacks; this works on both.
+  region = split(":", var.jobs_queue_arn)[3]
 
   # Names derived from var.name, not read from the resources: the user data (launch
   # template) must carry them, and the group depends on the launch template.

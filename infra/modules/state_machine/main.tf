@@ -4,11 +4,15 @@
 # this module only fills its placeholders.
 
 data "aws_partition" "current" {}
-data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
   create = var.create
+
+  # The region of the jobs queue this machine sends to, from its ARN: data.aws_region's
+  # attribute is `name` in hashicorp/aws 5.x and deprecated for `region` (absent from 5.100)
+  # in 6.x, so the modules read neither (they work on both majors).
+  region = split(":", var.jobs_queue_arn)[3]
 
   distributed = var.map_mode == "DISTRIBUTED"
   # S3-fed fan-outs (FanOutFromS3: a Distributed Map whatever map_mode) can run: the role may
@@ -74,10 +78,10 @@ locals {
 
   # Constructed instead of taken from aws_sfn_state_machine.this.arn: the role
   # policy must not depend on the state machine that depends on the role.
-  state_machine_arn = "arn:${data.aws_partition.current.partition}:states:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:stateMachine:${var.name}"
+  state_machine_arn = "arn:${data.aws_partition.current.partition}:states:${local.region}:${data.aws_caller_identity.current.account_id}:stateMachine:${var.name}"
   # Child workflow executions of a Distributed Map are labelled executions:
   # execution:<state machine name>/<map run label>:<execution id>.
-  child_executions_arn = "arn:${data.aws_partition.current.partition}:states:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:execution:${var.name}/*"
+  child_executions_arn = "arn:${data.aws_partition.current.partition}:states:${local.region}:${data.aws_caller_identity.current.account_id}:execution:${var.name}/*"
 }
 
 ################################################################################

@@ -15,11 +15,6 @@ mock_provider "aws" {
     }
   }
 
-  mock_data "aws_region" {
-    defaults = {
-      name = "eu-west-1"
-    }
-  }
 
   mock_data "aws_caller_identity" {
     defaults = {
