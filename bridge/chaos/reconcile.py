@@ -419,26 +419,33 @@ def reruns_after_result(
     it ran again. A result is delivered when it reaches the results queue (its
     ``SentTimestamp``), or when a run finished in full in a consumer process that was neither
     killed, crashed nor frozen (``unreliable``: "consumer-I.G" names) afterwards: that worker
-    then holds the result (being sent, or in its spool) and must not let the job run again
-    meanwhile. A run counts when it started more than :data:`STALE_SLACK_S` after either.
+    then holds the result (being sent, or in its spool) and must not let the job's message run
+    again meanwhile. A run counts when it started more than :data:`STALE_SLACK_S` after either.
 
-    Runs of the campaign's own copies of job messages (duplicate deliveries, ``copy`` in the
-    journal) are left out: a copy that arrives before the task has closed may run (its late
-    runs are :func:`_stale_runs`' business)."""
-    finished: dict[str, float] = {}
+    A job the campaign also sent a copy of (a duplicate delivery: ``copy`` in the journal) has
+    two messages for one task, and each may run until the task closes, whichever comes first
+    (runs after the close are :func:`_stale_runs`' business): for such a job only a run of the
+    same message after a finished run of it counts."""
+    kinds: dict[tuple[str, Any], bool] = {}  # (job id, pid) -> run of a copy
+    copied: set[str] = set()
+    for entry in journal:
+        if entry.get("event") == "start":
+            kinds[(str(entry.get("job_id")), entry.get("pid"))] = bool(entry.get("copy"))
+            if entry.get("copy"):
+                copied.add(str(entry.get("job_id")))
+    finished: dict[tuple[str, bool], float] = {}  # (job id, copy) -> first finished run
     for entry in journal:
         if entry.get("event") == "finished" and entry.get("consumer") not in unreliable:
             job_id = str(entry.get("job_id"))
-            finished[job_id] = min(entry["t"], finished.get(job_id, entry["t"]))
+            key = (job_id, kinds.get((job_id, entry.get("pid")), False))
+            finished[key] = min(entry["t"], finished.get(key, entry["t"]))
     out = []
     for entry in journal:
-        if entry.get("event") != "start" or entry.get("copy"):
+        if entry.get("event") != "start":
             continue
-        job_id = str(entry.get("job_id"))
-        for what, at in (
-            ("its result", delivered.get(job_id)),
-            ("a run finished", finished.get(job_id)),
-        ):
+        job_id, copy = str(entry.get("job_id")), bool(entry.get("copy"))
+        result = None if job_id in copied else delivered.get(job_id)
+        for what, at in (("its result", result), ("a run finished", finished.get((job_id, copy)))):
             if at is not None and entry["t"] > at + STALE_SLACK_S:
                 out.append(f"{job_id} started {entry['t'] - at:.1f} s after {what}")
                 break

@@ -131,8 +131,6 @@ def test_a_job_run_again_after_its_result_was_delivered_is_counted(tmp_path: Pat
     job = "a/RunJob/0/0"
     journal = [
         {"event": "start", "job_id": job, "t": 99.0, "pid": 1, "copy": False},
-        # a copy the campaign sent (a duplicate delivery) is not the job running again
-        {"event": "start", "job_id": job, "t": 105.0, "pid": 2, "copy": True},
         # started within the slack of the result's arrival: still the same delivery
         {"event": "start", "job_id": job, "t": 100.3, "pid": 3, "copy": False},
     ]
@@ -142,6 +140,27 @@ def test_a_job_run_again_after_its_result_was_delivered_is_counted(tmp_path: Pat
     summary = summarise(obs)
     assert summary["reran_after_result"] == 1 and not summary["passed"]
     assert summary["reran_after_result_jobs"] == [f"{job} started 4.0 s after its result"]
+
+
+def test_a_duplicate_delivery_may_run_until_its_task_closes_but_not_run_twice(
+    tmp_path: Path,
+) -> None:
+    """Two messages for one task (the campaign's copy): whichever runs second, before the task
+    closes, is at-least-once delivery; the same message running after it finished is not."""
+    run = finished("a", ["ok"], [own("a", 0)])
+    job = "a/RunJob/0/0"
+    journal = [
+        {"event": "start", "job_id": job, "t": 99.0, "pid": 1, "copy": True},
+        {"event": "finished", "job_id": job, "t": 99.3, "pid": 1, "consumer": "consumer-1.1"},
+        # the original message, after the copy's result reached the queue: not counted
+        {"event": "start", "job_id": job, "t": 103.0, "pid": 2, "copy": False},
+        {"event": "finished", "job_id": job, "t": 103.3, "pid": 2, "consumer": "consumer-2.1"},
+    ]
+    obs = observed(tmp_path, run, journal=journal, delivered={job: 99.5})
+    assert summarise(obs)["reran_after_result"] == 0
+    journal.append({"event": "start", "job_id": job, "t": 106.0, "pid": 5, "copy": True})
+    summary = summarise(obs)
+    assert summary["reran_after_result_jobs"] == [f"{job} started 6.7 s after a run finished"]
 
 
 def test_a_job_run_again_while_a_live_worker_held_its_result_is_counted(tmp_path: Path) -> None:
