@@ -60,6 +60,14 @@ def test_redrive_allow_policy_set_later_is_returned_with_all(target: Target) -> 
     assert json.loads(attributes(target, url, "All")["RedriveAllowPolicy"]) == DENY_ALL
 
 
+@pytest.mark.gap(REDRIVE_ALLOW)
+def test_an_empty_redrive_allow_policy_removes_it(target: Target) -> None:
+    url = target.queue("allow-removed", RedriveAllowPolicy=json.dumps(DENY_ALL))
+    assert "RedriveAllowPolicy" in attributes(target, url, "RedriveAllowPolicy")
+    target.sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedriveAllowPolicy": ""})
+    assert "RedriveAllowPolicy" not in attributes(target, url, "All")
+
+
 def test_a_queue_without_redrive_allow_policy_returns_none(target: Target) -> None:
     url = target.queue("no-allow")
     assert "RedriveAllowPolicy" not in attributes(target, url, "All")

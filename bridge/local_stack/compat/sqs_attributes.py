@@ -5,7 +5,8 @@ back after every write (``aws_sqs_queue``, ``aws_sqs_queue_policy``,
 AWS behaviour and sources (SQS API reference, SetQueueAttributes and GetQueueAttributes):
 
 * ``RedriveAllowPolicy`` is a queue attribute like any other: set by CreateQueue or
-  SetQueueAttributes, returned by GetQueueAttributes (by name or with ``All``).
+  SetQueueAttributes, returned by GetQueueAttributes (by name or with ``All``); setting it to
+  an empty string removes it (what ``terraform destroy`` of the resource does, then waits for).
 * SetQueueAttributes changes only the attributes it names: a call without ``Policy`` leaves the
   queue's policy as it was.
 * ``RedrivePolicy`` comes back as compact JSON, ``{"deadLetterTargetArn":"arn:...",
@@ -80,7 +81,7 @@ def compact_redrive_policy() -> list[Replacement]:
         result: dict[str, Any] = original.fget(self)
         if self.redrive_policy:
             result["RedrivePolicy"] = json.dumps(self.redrive_policy, separators=(",", ":"))
-        if result.get("RedriveAllowPolicy") is None:
+        if not result.get("RedriveAllowPolicy"):  # never set, or removed with ""
             result.pop("RedriveAllowPolicy", None)
         return result
 
