@@ -94,5 +94,10 @@ wheels: | $(BIN)/python          ## dist/wheels/*.whl for the workers: aws s3 sy
 	rm -rf dist/wheels
 	$(BIN)/python -m tools.build_artifacts wheels --architecture $(WORKER_ARCH) --python-version $(WORKER_PYTHON) $(HANDLER_PACKAGES)
 
+# A rehearsal of a deployment (infra/README.md): terraform apply of infra/examples/complete onto
+# the embedded stack `callback-bridge local up` runs (start it first, in another terminal).
+deploy-local: $(VENV)/.installed-local   ## terraform apply of the complete example onto 'local up'
+	$(BIN)/callback-bridge local deploy
+
 clean:
 	rm -rf $(VENV) $(VENV312) .pytest_cache .mypy_cache .ruff_cache .callback-bridge
