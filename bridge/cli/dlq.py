@@ -410,8 +410,9 @@ def delete(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True})
 def purge(
+    context: typer.Context,
     queue: QueueChoice = "all",
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: delete every dead letter.")] = False,
     as_json: JsonFlag = False,
@@ -421,6 +422,11 @@ def purge(
     endpoint_url: EndpointUrl = None,
 ) -> None:
     """Delete every dead letter of --queue (PurgeQueue on each DLQ and archive)."""
+    if context.args:  # ids: the operator meant 'dlq delete'
+        fail(
+            "purge empties whole queues and takes no ids; to delete these letters: "
+            f"callback-bridge dlq delete {' '.join(context.args)} --yes"
+        )
     if not yes:
         fail("purge deletes every dead letter of the chosen queues for good; add --yes")
     config, clients = connect(state_file, tf_outputs, region, endpoint_url)

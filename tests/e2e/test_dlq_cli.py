@@ -410,6 +410,8 @@ def one_error_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
         (("dlq", "fail", "no-such-id"), ("no dead letter with message id 'no-such-id'",)),
         (("dlq", "show", "nobody/RunJob/0/0"), ("job 'nobody/RunJob/0/0' has no dead letter",)),
         (("dlq", "fail"), ("--all",)),
+        (("dlq", "purge", "--yes", "m-1"), ("callback-bridge dlq delete m-1 --yes",)),
+        (("dlq", "delete"), ("give one or more ids",)),
         (("dlq", "redrive", "--method", "teleport"), ("unknown method",)),
         (("dlq", "list", "--endpoint-url", "http://127.0.0.1:9"), ("cannot reach AWS",)),
         (("status", "--watch", "--json"), ("--watch",)),
