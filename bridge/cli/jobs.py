@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from bridge.aws import Clients, build_clients
-from bridge.cli.display import field_lines, first_line
+from bridge.cli.display import field_lines
 from bridge.cli.options import (
     EndpointUrl,
     Region,
@@ -90,7 +90,7 @@ def job_line(job: Job) -> str:
     if job.error:
         text += f"  {job.error}"
         if job.cause:
-            text += f": {first_line(job.cause, 100_000)}"
+            text += f": {job.row()['cause']}"
     return text
 
 

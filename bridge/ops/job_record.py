@@ -98,10 +98,14 @@ class Job:
 
 
 def _first_line(text: str | None) -> str | None:
-    for line in (text or "").splitlines():
-        if line.strip():
-            return line.strip()
-    return None
+    """The cause's first line; when it only announces what follows (it ends with a colon: a
+    traceback, a command's stderr tail), the last line joins it: the exception, the error."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if not lines:
+        return None
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[-1]}"
+    return lines[0]
 
 
 @dataclass

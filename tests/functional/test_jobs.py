@@ -72,7 +72,8 @@ def test_inline_jobs_come_from_the_history_with_every_attempt(
     assert retried.input == {"n": 1, "type": "render"}
     (third,) = failed
     row = third.row()
-    assert row["cause"] == "exit status 3; stderr tail:" and row["execution_arn"] == execution
+    assert row["cause"] == "exit status 3; stderr tail: boom 2"
+    assert row["execution_arn"] == execution
     assert row["error"] == ERROR_COMMAND_FAILED and third.input == {"n": 2}
     assert third.document()["cause"].endswith("boom 2")  # in full for `jobs show`
     assert find_job(reader, execution, 2, "mixed/RunJob/2").job_id == "mixed/RunJob/2/0"
