@@ -160,7 +160,7 @@ class JobReader:
         inputs = inputs if isinstance(inputs, list) else []
         if run is not None:
             return self._from_output(execution_arn, name, described, inputs, run)
-        return self._from_history(execution_arn, name, described, events, inputs)
+        return self._from_history(execution_arn, name, described, events, inputs, truncated)
 
     def _from_history(
         self,
@@ -169,7 +169,10 @@ class JobReader:
         described: dict[str, Any],
         events: list[dict[str, Any]],
         inputs: list[Any],
+        truncated: bool = False,
     ) -> list[Job]:
+        """Jobs from the history. One cut short at ``max_events`` does not show every job: the
+        rest come from the output once the execution succeeded, else they are UNKNOWN."""
         after: dict[int, list[dict[str, Any]]] = {}
         for event in events:
             after.setdefault(int(event.get("previousEventId", 0)), []).append(event)
@@ -189,20 +192,39 @@ class JobReader:
             job.status, job.error, job.cause = attempt.status, attempt.error, attempt.cause
             job.output = attempt.output
         closed = described.get("status") != "RUNNING"
+        if truncated:
+            later = {job.index: job for job in self._from_output(arn, name, described, inputs)}
         for index, item in enumerate(inputs):
-            if index not in jobs:  # never scheduled: waiting for a Map slot, or never will be
-                status = "NOT_RUN" if closed else "PENDING"
-                jobs[index] = Job(arn, name, index, status, attempts=0, input=item)
+            if index in jobs:
+                continue
+            if truncated:  # beyond the history read: its outcome, if the output has one
+                jobs[index] = later.get(index) or Job(arn, name, index, "UNKNOWN", input=item)
+                continue
+            # never scheduled: waiting for a Map slot, or never will be
+            status = "NOT_RUN" if closed else "PENDING"
+            jobs[index] = Job(arn, name, index, status, attempts=0, input=item)
         for job in jobs.values():
-            if closed and job.status == "RUNNING":  # the execution ended while it waited
+            if closed and job.status == "RUNNING" and truncated:  # its end is beyond the cut
+                known = later.get(job.index)
+                job.status = known.status if known else "UNKNOWN"
+                if known:
+                    job.error, job.cause, job.output = known.error, known.cause, known.output
+            elif closed and job.status == "RUNNING":  # the execution ended while it waited
                 job.status = "ABORTED"
         return [jobs[index] for index in sorted(jobs)]
 
     def _from_output(
-        self, arn: str, name: str, described: dict[str, Any], inputs: list[Any], run: str
+        self,
+        arn: str,
+        name: str,
+        described: dict[str, Any],
+        inputs: list[Any],
+        run: str | None = None,
     ) -> list[Job]:
         output = _json(described.get("output"))
         if not isinstance(output, list):  # running or failed: outcomes are in the children
+            if run is None:
+                return []
             return self._from_children(arn, name, described, inputs, run)
         jobs = []
         for index, entry in enumerate(output):
