@@ -26,9 +26,10 @@ from typing import Any
 
 from benchmarks.report import machine
 from bridge.contract import Job
+from consumers.command import CommandRunner
 from consumers.context import JobContext
 from consumers.isolated import IsolatedPythonRunner
-from consumers.runner import CommandRunner, PythonRunner, Runner
+from consumers.runner import PythonRunner, Runner
 
 #: A handler that does nothing: what is measured is the mode's cost.
 HANDLER = "consumers.demo_handler:work"

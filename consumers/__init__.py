@@ -11,13 +11,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from consumers.runner import CommandRunner, Outcome, PythonRunner, RetryableError, Runner
+    from consumers.command import CommandRunner
+    from consumers.runner import Outcome, PythonRunner, RetryableError, Runner
     from consumers.settings import WorkerSettings
     from consumers.worker import Worker
 
 #: Public name -> the module that defines it.
 _HOMES = {
-    "CommandRunner": "consumers.runner",
+    "CommandRunner": "consumers.command",
     "Outcome": "consumers.runner",
     "PythonRunner": "consumers.runner",
     "RetryableError": "consumers.runner",

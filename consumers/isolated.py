@@ -45,22 +45,18 @@ from typing import Any
 
 from bridge import strict_json
 from bridge.contract import ERROR_HANDLER_CRASHED, ERROR_INVALID_OUTPUT, MAX_JSON_DEPTH, Job
-from consumers.context import CANCEL_REASONS, CancelReason, JobContext
-from consumers.process import DEFAULT_GRACE_S, ProcessResult, StopCause, run_process
-from consumers.runner import (
+from consumers.command import (
     MAX_STDOUT_BYTES,
     STDERR_TAIL_CHARS,
-    Outcome,
-    accepts_context,
-    call_handler,
     decode_stdout,
     describe_exit,
     job_environment,
-    load_handler,
-    runner_failure,
     stderr_tail,
     stopped_outcome,
 )
+from consumers.context import CANCEL_REASONS, CancelReason, JobContext
+from consumers.process import DEFAULT_GRACE_S, ProcessResult, StopCause, run_process
+from consumers.runner import Outcome, accepts_context, call_handler, load_handler, runner_failure
 from consumers.sandbox import Sandbox
 
 

@@ -17,7 +17,8 @@ from bridge.dead_letter import TASK_TOLD_ATTRIBUTE, DeadLetterHandler, archive_r
 from bridge.limits import QUEUE_MESSAGE_BYTES
 from bridge.local_stack.event_source import LocalLambdaContext
 from bridge.quarantine import REASON_ATTRIBUTE
-from consumers.runner import CommandRunner, PythonRunner, Runner
+from consumers.command import CommandRunner
+from consumers.runner import PythonRunner, Runner
 from consumers.worker import Worker
 from tests.support.aws import depth, receive_all, start
 from tests.support.completion import complete, lambda_event

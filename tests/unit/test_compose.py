@@ -13,9 +13,10 @@ from botocore.exceptions import EndpointConnectionError
 
 from bridge.aws import Clients
 from bridge.config import BridgeConfig
+from consumers.command import CommandRunner
 from consumers.compose import build_service
 from consumers.isolated import IsolatedPythonRunner
-from consumers.runner import CommandRunner, PythonRunner
+from consumers.runner import PythonRunner
 from consumers.settings import ServiceSettings
 
 JOBS = "http://sqs.local/123456789012/jobs"

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from consumers import process, reaper
+from consumers.command import CommandRunner
 from consumers.context import JobContext
 from consumers.reaper import MARKER, CgroupTree, ProcInfo
-from consumers.runner import CommandRunner
 from tests.support.messages import make_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ SCENARIO = textwrap.dedent(
     import json, os, sys, threading, time
     from consumers import reaper
     from consumers.context import JobContext
-    from consumers.runner import CommandRunner
+    from consumers.command import CommandRunner
     from tests.support.messages import make_job
 
     command, cancel_after = sys.argv[1], float(sys.argv[2])

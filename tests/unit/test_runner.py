@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from bridge.contract import MAX_CAUSE_CHARS, MAX_OUTPUT_BYTES, Job
+from consumers.command import CommandRunner
 from consumers.compose import build_runner
 from consumers.context import JobContext
 from consumers.isolated import IsolatedPythonRunner
-from consumers.runner import CommandRunner, Outcome, PythonRunner, RetryableError
+from consumers.runner import Outcome, PythonRunner, RetryableError
 from tests.support.messages import make_job
 
 PY = sys.executable

@@ -23,11 +23,12 @@ import pytest
 
 from bridge.contract import Job, mask_token
 from consumers import isolated
+from consumers.command import CommandRunner, job_environment
 from consumers.compose import build_pieces, build_runner
 from consumers.context import JobContext
 from consumers.intake import Intake
 from consumers.isolated import IsolatedPythonRunner
-from consumers.runner import CommandRunner, PythonRunner, job_environment
+from consumers.runner import PythonRunner
 from consumers.sandbox import (
     CAP_KILL,
     CAP_SETGID,
@@ -463,7 +464,7 @@ CAPS_STAGE1 = textwrap.dedent(
 CAPS_STAGE2 = textwrap.dedent(
     """
     import json, sys
-    from consumers.runner import CommandRunner
+    from consumers.command import CommandRunner
     from consumers.sandbox import Sandbox, confine_capabilities, effective_capabilities
     from tests.support.messages import make_job
 
