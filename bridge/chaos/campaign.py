@@ -256,6 +256,8 @@ class Campaign:
             if generation is not None:
                 obs.count_fault("consumer_sigstop", event.seconds)
                 return Event(at + event.seconds, "cont", (event.target, generation))
+            if at < self.plan.duration_s:  # down, draining or restarting: try again soon
+                return Event(at + 1.0, kind, event.target, event.seconds)
         elif kind == "cont":
             index, generation = event.target
             fleet.cont(index, generation)
