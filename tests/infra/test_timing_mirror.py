@@ -351,7 +351,8 @@ def test_user_data_writes_the_stop_timeout_drop_in() -> None:
     drop_in = "/etc/systemd/system/callback-bridge-worker.service.d/timing.conf"
     assert drop_in in template
     assert "[Service]\nTimeoutStopSec=${stop_timeout_seconds}\n" in template
-    assert template.index(drop_in) < template.index("systemctl daemon-reload")
+    # Before the reload that precedes enabling the worker (the job user step reloads earlier).
+    assert template.index(drop_in) < template.rindex("systemctl daemon-reload")
     main = (MODULES_DIR / "consumers" / "main.tf").read_text()
     assert re.search(r"stop_timeout_seconds\s*=\s*local\.stop_timeout_seconds", main)
 

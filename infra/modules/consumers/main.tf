@@ -69,6 +69,9 @@ locals {
       for k, v in {
         BRIDGE_WORKER_HANDLER = var.worker_handler
         BRIDGE_WORKER_COMMAND = var.worker_command
+        # Job processes run as this user (created, and refused the metadata endpoint, by
+        # the user data: templates/user_data.sh.tftpl, step 3b).
+        BRIDGE_RUN_AS = var.job_user
       } : k => v if v != null
     },
     # Claim checks (bridge/claim_check.py): outputs too large for a result message go to S3.
@@ -103,6 +106,7 @@ locals {
     install_script_b64   = base64encode(file("${path.module}/templates/install_worker.sh"))
     worker_env_b64       = base64encode(local.worker_env_file)
     worker_unit_b64      = base64encode(file("${local.systemd_dir}/callback-bridge-worker.service"))
+    job_user             = var.job_user == null ? "" : var.job_user
   })
 
   security_group_ids = concat(aws_security_group.this[*].id, var.additional_security_group_ids)

@@ -188,6 +188,22 @@ variable "worker_command" {
   }
 }
 
+variable "job_user" {
+  description = "Unprivileged system user the worker runs job processes as (BRIDGE_RUN_AS; the worker keeps CAP_SETUID, CAP_SETGID and CAP_KILL for it). The user data creates it (no home, nologin shell) and refuses it the instance metadata endpoint (iptables and ip6tables owner-match REJECT to 169.254.169.254 and fd00:ec2::254, restored at boot by callback-bridge-imds-block.service, ordered before the worker), so a job cannot use the instance role. null: jobs run as the worker's own user, with the role's credentials in reach."
+  type        = string
+  default     = "callback-bridge-job"
+
+  validation {
+    condition     = var.job_user == null || can(regex("^[a-z_][a-z0-9_-]{0,31}$", coalesce(var.job_user, "x")))
+    error_message = "job_user must be a Linux user name (a lowercase letter or _, then up to 31 of a-z, 0-9, _ and -) or null."
+  }
+
+  validation {
+    condition     = !contains(["root", "callback-bridge"], coalesce(var.job_user, "x"))
+    error_message = "job_user must be a user of its own: not root, not the worker's user callback-bridge."
+  }
+}
+
 variable "worker_concurrency" {
   description = "BRIDGE_WORKER_CONCURRENCY: jobs one instance runs at the same time."
   type        = number
