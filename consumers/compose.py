@@ -28,12 +28,12 @@ from bridge.aws import Clients
 from bridge.claim_check import ClaimCheck, queue_limit
 from bridge.config import BridgeConfig
 from consumers.command import CommandRunner
+from consumers.containment import Containment
 from consumers.ec2 import InstanceHandling, InstanceSettings
 from consumers.intake import Intake
 from consumers.isolated import IsolatedPythonRunner
 from consumers.metrics import WorkerMetrics
 from consumers.process import DEFAULT_GRACE_S
-from consumers.reaper import Containment
 from consumers.runner import Isolation, PythonRunner, Runner
 from consumers.sandbox import Sandbox
 from consumers.service import Service

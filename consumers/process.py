@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from consumers import reaper
+from consumers import containment, reaper
 from consumers.context import CancelReason, JobContext
 from consumers.sandbox import RunAs
 
@@ -129,7 +129,7 @@ def run_process(
             extra_groups=extra_groups,
         )
         register(proc.pid)
-    tree = reaper.cgroups()
+    tree = containment.cgroups()
     if tree is not None:
         tree.add(marker, proc.pid)
     supervisor: _Supervisor | None = None
@@ -165,7 +165,7 @@ def _end_run(pid: int, marker: str, grace_s: float, job: str) -> None:
         if pid not in _live_groups:
             return
     try:
-        tree = reaper.cgroups()
+        tree = containment.cgroups()
         if tree is not None and tree.kill(marker, grace_s):
             log.warning("job %s: processes were left in its cgroup; killed them", job)
         reaper.sweep(marker, grace_s, job=job)
@@ -193,7 +193,7 @@ def kill_all_groups(signum: int = signal.SIGKILL) -> int:
             os.killpg(pgid, signum)
     if signum == signal.SIGKILL:
         with contextlib.suppress(Exception):
-            reaper.kill_now(runs.values())
+            containment.kill_now(runs.values())
     return len(runs)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consumers.reaper import CgroupTree
+from consumers.containment import CgroupTree
 from consumers.sandbox import RUN_AS_CAPABILITIES
 from tests.support.terraform import unit_directives
 

@@ -128,7 +128,7 @@ def test_sigint_to_the_workers_process_group_never_reaches_the_command(tmp_path:
     ready = tmp_path / "ready"
     worker = (
         "import json, signal, sys\n"
-        "from consumers.runner import CommandRunner\n"
+        "from consumers.command import CommandRunner\n"
         "from tests.support.messages import make_job\n"
         "got = []\n"
         "signal.signal(signal.SIGINT, lambda s, f: got.append(s))\n"

@@ -21,8 +21,9 @@ import pytest
 
 from consumers import process, reaper
 from consumers.command import CommandRunner
+from consumers.containment import CgroupTree
 from consumers.context import JobContext
-from consumers.reaper import MARKER, CgroupTree, ProcInfo
+from consumers.reaper import MARKER, ProcInfo
 from tests.support.messages import make_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -314,14 +315,14 @@ def test_cgroup_kill_stops_an_escapee_for_real(real_cgroup: Path, tag: str) -> N
 CONTAINMENT = textwrap.dedent(
     """
     import json, os, subprocess, sys, time
-    from consumers import reaper
-    containment = reaper.Containment(detect_cgroups=lambda: None)
-    containment.start()
+    from consumers import containment, reaper
+    contained = containment.Containment(detect_cgroups=lambda: None)
+    contained.start()
     # A process no job claims: started outside run_process, orphaned into this subreaper.
     subprocess.run(["/bin/sh", "-c", f"setsid sleep {sys.argv[1]} >/dev/null 2>&1 &"], check=True)
     time.sleep(0.2)
     before = [p.pid for p in reaper._processes_of(os.getpid(), reaper.Path("/proc"))]
-    containment.stop()
+    contained.stop()
     time.sleep(0.2)
     reaper.reap()
     after = [p.pid for p in reaper._processes_of(os.getpid(), reaper.Path("/proc"))]
