@@ -393,6 +393,7 @@ if [ "$1" = s3 ] && [ "$2" = sync ]; then
   exit 0
 fi
 if [ "$1" = autoscaling ] && [ "$2" = set-instance-health ]; then exit 0; fi
+if [ "$1" = autoscaling ] && [ "$2" = complete-lifecycle-action ]; then exit 0; fi
 echo "aws stub: unexpected call: $*" >&2
 exit 255
 """
@@ -684,3 +685,88 @@ def test_the_worker_runs_jobs_as_the_job_user() -> None:
     assert 'job_user             = var.job_user == null ? "" : var.job_user' in main
     variables = module_variables(CONSUMERS)
     assert variables["job_user"]["default"] == "callback-bridge-job"
+
+
+class _TerminatingImds(_Imds):
+    """The same, and the group terminating the instance (target lifecycle state)."""
+
+    def do_GET(self) -> None:
+        ok = self.headers.get("X-aws-ec2-metadata-token") == "token-1"
+        terminating = self.path.endswith("/autoscaling/target-lifecycle-state")
+        self._answer(
+            200 if ok else 401, ("Terminated" if terminating else INSTANCE_ID) if ok else None
+        )
+
+
+def _install_script(tmp: Path) -> Path:
+    rendered = render_user_data(_user_data_values("acme_jobs.tasks:run", "python3.12"))
+    embedded = re.search(
+        r"echo '([A-Za-z0-9+/=]+)' \| base64 -d > /usr/local/sbin/callback-bridge-install", rendered
+    )
+    assert embedded
+    script = tmp / "callback-bridge-install"
+    script.write_bytes(base64.b64decode(embedded.group(1)))
+    script.chmod(0o755)
+    return script
+
+
+def test_a_broken_instance_ends_its_termination_hook_with_abandon(tmp_path: Path) -> None:
+    """mark-unhealthy, given the group and hook (as the user data and the OnFailure unit give
+    them), waits for the group to terminate the instance, then completes the hook's action with
+    ABANDON: nothing to drain, so the instance does not wait out the hook timeout."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TerminatingImds)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "aws").write_text(AWS_STUB, encoding="utf-8")
+    (stubs / "aws").chmod(0o755)
+    log = tmp_path / "aws.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "AWS_"))}
+    env.update(
+        PATH=f"{stubs}:{env.get('PATH', '/usr/bin:/bin')}",
+        AWS_STUB_LOG=str(log),
+        BRIDGE_IMDS_URL=f"http://127.0.0.1:{server.server_address[1]}",
+        BRIDGE_UNHEALTHY_MARKER=str(tmp_path / "marked"),
+        BRIDGE_ASG_NAME="acme-worker",
+        BRIDGE_LIFECYCLE_HOOK_NAME="acme-drain",
+        BRIDGE_ABANDON_FOREGROUND="1",
+    )
+    try:
+        run = subprocess.run(
+            [str(_install_script(tmp_path)), "mark-unhealthy"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        server.shutdown()
+    assert run.returncode == 0, run.stderr
+    assert log.read_text(encoding="utf-8").splitlines() == [
+        UNHEALTHY_CALL,
+        "autoscaling complete-lifecycle-action --lifecycle-action-result ABANDON "
+        f"--instance-id {INSTANCE_ID} --auto-scaling-group-name acme-worker "
+        "--lifecycle-hook-name acme-drain",
+    ]
+
+
+def test_user_data_passes_the_group_and_hook_to_every_unhealthy_mark() -> None:
+    values = _user_data_values("acme_jobs.tasks:run", "python3.12")
+    values.update(asg_name="acme-worker", lifecycle_hook_name="acme-drain")
+    rendered = render_user_data(values)
+    head = rendered.split("# 1. Python")[0]
+    assert "export BRIDGE_ASG_NAME='acme-worker' BRIDGE_LIFECYCLE_HOOK_NAME='acme-drain'" in head
+    assert head.index("export BRIDGE_ASG_NAME") < head.index("trap ")
+    # A worker systemd gives up on (past its restarts) marks the instance too.
+    drop_in = re.search(r"on-failure\.conf <<'UNIT'\n(.*?)\nUNIT\n", rendered, re.S)
+    assert drop_in and "OnFailure=callback-bridge-unhealthy.service" in drop_in.group(1)
+    unit = re.search(r"callback-bridge-unhealthy\.service <<UNIT\n(.*?)\nUNIT\n", rendered, re.S)
+    assert unit, "no callback-bridge-unhealthy.service"
+    lines = unit.group(1).splitlines()
+    assert "ExecStart=/usr/local/sbin/callback-bridge-install mark-unhealthy" in lines
+    assert "Environment=BRIDGE_ASG_NAME=acme-worker BRIDGE_LIFECYCLE_HOOK_NAME=acme-drain" in lines
+    assert "Environment=BRIDGE_ABANDON_FOREGROUND=1" in lines
+    assert rendered.index("on-failure.conf") < rendered.index(
+        "systemctl enable --now callback-bridge-worker.service"
+    )

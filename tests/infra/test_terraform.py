@@ -1326,6 +1326,8 @@ def test_consumers_user_data_installs_the_repository_units() -> None:
         "worker_env_b64",
         "worker_unit_b64",
         "job_user",
+        "asg_name",
+        "lifecycle_hook_name",
     }
     # The unit content must not be duplicated in the module.
     for path in module.rglob("*"):

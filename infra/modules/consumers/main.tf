@@ -107,6 +107,8 @@ locals {
     worker_env_b64       = base64encode(local.worker_env_file)
     worker_unit_b64      = base64encode(file("${local.systemd_dir}/callback-bridge-worker.service"))
     job_user             = var.job_user == null ? "" : var.job_user
+    asg_name             = local.autoscaling_group_name
+    lifecycle_hook_name  = local.lifecycle_hook_name
   })
 
   security_group_ids = concat(aws_security_group.this[*].id, var.additional_security_group_ids)

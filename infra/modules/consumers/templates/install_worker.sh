@@ -6,6 +6,11 @@
 #
 #   callback-bridge-install install         sync the wheels, install, check the handler imports
 #   callback-bridge-install mark-unhealthy  tell the Auto Scaling group to replace this instance
+#                                           and, with BRIDGE_ASG_NAME and
+#                                           BRIDGE_LIFECYCLE_HOOK_NAME set, end its termination
+#                                           hook with ABANDON once the group terminates it (in the
+#                                           background: a worker that never ran has nothing to
+#                                           drain, so the instance does not wait out the hook)
 #
 # install: copies the wheels the deployment controls (BRIDGE_WHEELS_S3_URI, uploaded with
 # `make wheels` + `aws s3 sync dist/wheels s3://...`) to BRIDGE_WHEELS_DIR, creates the venv
@@ -38,13 +43,36 @@ UNHEALTHY_MARKER="${BRIDGE_UNHEALTHY_MARKER:-/run/callback-bridge-marked-unhealt
 
 log() { echo "callback-bridge-install: $*" >&2; }
 
-# IMDSv2: a session token first (the launch template requires tokens), then the instance id.
-instance_id() {
+# IMDSv2: a session token first (the launch template requires tokens), then the path.
+metadata() {
   local token
   token="$(curl -fsS --max-time 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' \
     "$IMDS_URL/latest/api/token")"
-  curl -fsS --max-time 5 -H "X-aws-ec2-metadata-token: $token" \
-    "$IMDS_URL/latest/meta-data/instance-id"
+  curl -fsS --max-time 5 -H "X-aws-ec2-metadata-token: $token" "$IMDS_URL/latest/meta-data/$1"
+}
+
+instance_id() {
+  metadata instance-id
+}
+
+# Once the group has started terminating this instance (target lifecycle state Terminated:
+# the termination hook holds it), complete the hook's action with ABANDON; gives up after
+# BRIDGE_ABANDON_WAIT seconds (default 900), polling every 5 s.
+abandon_when_terminating() {
+  local id="$1" waited=0 state
+  while [ "$waited" -lt "${BRIDGE_ABANDON_WAIT:-900}" ]; do
+    state="$(metadata autoscaling/target-lifecycle-state 2>/dev/null || true)"
+    if [ "$state" = "Terminated" ]; then
+      log "ending the termination hook of $id (ABANDON): there is nothing to drain"
+      aws autoscaling complete-lifecycle-action --lifecycle-action-result ABANDON \
+        --instance-id "$id" --auto-scaling-group-name "$BRIDGE_ASG_NAME" \
+        --lifecycle-hook-name "$BRIDGE_LIFECYCLE_HOOK_NAME"
+      return
+    fi
+    sleep 5
+    waited=$((waited + 5))
+  done
+  log "the group did not terminate $id within ${BRIDGE_ABANDON_WAIT:-900} s"
 }
 
 mark_unhealthy() {
@@ -63,6 +91,14 @@ mark_unhealthy() {
   aws autoscaling set-instance-health --instance-id "$id" --health-status Unhealthy \
     --no-should-respect-grace-period
   : >"$UNHEALTHY_MARKER"
+  if [ -z "${BRIDGE_ASG_NAME:-}" ] || [ -z "${BRIDGE_LIFECYCLE_HOOK_NAME:-}" ]; then
+    return 0
+  fi
+  if [ "${BRIDGE_ABANDON_FOREGROUND:-}" = 1 ]; then  # a systemd oneshot: its cgroup ends with it
+    abandon_when_terminating "$id"
+  else
+    abandon_when_terminating "$id" </dev/null >>/var/log/callback-bridge-abandon.log 2>&1 &
+  fi
 }
 
 check_import() {
