@@ -323,6 +323,7 @@ VALIDATED = {
     ],
     "consumers": [
         "job_user",
+        "worker_wheels_kms_key_arn",
         "ami_id",
         "subnet_ids",
         "min_size",
@@ -1609,3 +1610,15 @@ def test_no_attribute_that_aws_6_deprecates() -> None:
         and re.search(r'data\.aws_region\.|data "aws_region"', line)
     ]
     assert offenders == []
+
+
+def test_consumers_decrypt_the_wheels_only_with_their_key() -> None:
+    (wheels,) = [s for s in policy_statements("consumers") if s.get("sid") == "DecryptWorkerWheels"]
+    assert wheels["actions"] == ["kms:Decrypt"]
+    assert wheels.get("dynamic") is True
+    assert wheels["resources"] == ["${statement.value}"]
+    main = (MODULES_DIR / "consumers" / "main.tf").read_text(encoding="utf-8")
+    assert (
+        "for_each = var.worker_wheels_kms_key_arn == null ? [] : [var.worker_wheels_kms_key_arn]"
+        in main
+    )

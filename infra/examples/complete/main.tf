@@ -169,6 +169,8 @@ module "consumers" {
 
   # Wheels built by `make wheels` and uploaded with `aws s3 sync dist/wheels <uri>`.
   worker_wheels_s3_uri = var.worker_wheels_s3_uri
+  # SSE-KMS on the wheels bucket with a customer managed key: kms:Decrypt for the workers.
+  worker_wheels_kms_key_arn = var.worker_wheels_kms_key_arn
   handler_packages     = var.handler_packages
 
   target_backlog_per_slot = var.target_backlog_per_slot

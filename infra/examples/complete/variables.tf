@@ -245,6 +245,12 @@ variable "worker_wheels_s3_uri" {
   type        = string
 }
 
+variable "worker_wheels_kms_key_arn" {
+  description = "Customer managed KMS key ARN of the wheels bucket's SSE-KMS, if any (the workers get kms:Decrypt on it); null: SSE-S3."
+  type        = string
+  default     = null
+}
+
 variable "handler_packages" {
   description = "Requirements of the handler packages installed beside callback-bridge from those wheels, e.g. [\"mypackage==1.4.0\"]."
   type        = list(string)

@@ -227,6 +227,17 @@ data "aws_iam_policy_document" "this" {
     }
   }
 
+  # SSE-KMS with a customer managed key on the wheels bucket: GetObject needs kms:Decrypt.
+  dynamic "statement" {
+    for_each = var.worker_wheels_kms_key_arn == null ? [] : [var.worker_wheels_kms_key_arn]
+
+    content {
+      sid       = "DecryptWorkerWheels"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+    }
+  }
+
   # DescribeAutoScalingInstances has no resource types in the IAM service
   # authorization reference: "*" is the only valid resource. The worker uses it
   # to find its group when BRIDGE_ASG_NAME is not set (consumers.instance.discover_group).

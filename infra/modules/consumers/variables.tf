@@ -188,6 +188,17 @@ variable "worker_command" {
   }
 }
 
+variable "worker_wheels_kms_key_arn" {
+  description = "ARN of the customer managed KMS key the wheels bucket encrypts worker_wheels_s3_uri with (SSE-KMS), if any: the instance role gets kms:Decrypt on it, without which the bootstrap cannot read the wheels. null: SSE-S3 or an AWS managed key."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.worker_wheels_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/.+$", coalesce(var.worker_wheels_kms_key_arn, "x")))
+    error_message = "worker_wheels_kms_key_arn must be a KMS key or alias ARN, or null."
+  }
+}
+
 variable "job_user" {
   description = "Unprivileged system user the worker runs job processes as (BRIDGE_RUN_AS; the worker keeps CAP_SETUID, CAP_SETGID and CAP_KILL for it). The user data creates it (no home, nologin shell) and refuses it the instance metadata endpoint (iptables and ip6tables owner-match REJECT to 169.254.169.254 and fd00:ec2::254, restored at boot by callback-bridge-imds-block.service, ordered before the worker), so a job cannot use the instance role. null: jobs run as the worker's own user, with the role's credentials in reach."
   type        = string
