@@ -425,19 +425,13 @@ def reruns_after_result(
     A job the campaign also sent a copy of (a duplicate delivery: ``copy`` in the journal) has
     two messages for one task, and each may run until the task closes, whichever comes first
     (runs after the close are :func:`_stale_runs`' business): for such a job only a run of the
-    same message after a finished run of it counts."""
-    kinds: dict[tuple[str, Any], bool] = {}  # (job id, pid) -> run of a copy
-    copied: set[str] = set()
-    for entry in journal:
-        if entry.get("event") == "start":
-            kinds[(str(entry.get("job_id")), entry.get("pid"))] = bool(entry.get("copy"))
-            if entry.get("copy"):
-                copied.add(str(entry.get("job_id")))
+    same message after a finished run of it counts (the journal's lines say which message a
+    run is of: one process may run both, even at once)."""
+    copied = {str(e.get("job_id")) for e in journal if e.get("event") == "start" and e.get("copy")}
     finished: dict[tuple[str, bool], float] = {}  # (job id, copy) -> first finished run
     for entry in journal:
         if entry.get("event") == "finished" and entry.get("consumer") not in unreliable:
-            job_id = str(entry.get("job_id"))
-            key = (job_id, kinds.get((job_id, entry.get("pid")), False))
+            key = (str(entry.get("job_id")), bool(entry.get("copy")))
             finished[key] = min(entry["t"], finished.get(key, entry["t"]))
     out = []
     for entry in journal:

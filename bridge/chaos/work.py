@@ -99,8 +99,8 @@ def output(job: Job, params: dict[str, Any]) -> dict[str, Any]:
 
 def run(job_input: Any, job: Job, context: Any) -> dict[str, Any]:
     params = job_input if isinstance(job_input, dict) else {}
-    mode = params.get("mode")
-    journal("start", job, copy=bool(params.get("chaos_copy")))
+    mode, copy = params.get("mode"), bool(params.get("chaos_copy"))
+    journal("start", job, copy=copy)
     seconds = float(params.get("sleep_ms", 100)) / 1000
     if mode == "hang":
         seconds = 3600.0  # past any job timeout: the worker must end it
@@ -111,12 +111,12 @@ def run(job_input: Any, job: Job, context: Any) -> dict[str, Any]:
         isolated = RUN_MARKER in os.environ
         journal("daemon", job, daemon=start_daemon(job.job_id), isolated=isolated)
     if context.wait(seconds):
-        journal("cancelled", job)
+        journal("cancelled", job, copy=copy)
         return {"job_id": job.job_id, "cancelled": True}
     if mode == "fail":
-        journal("finished", job)
+        journal("finished", job, copy=copy)
         raise ChaosFailure(f"job {params.get('n')} was asked to fail")
-    journal("finished", job)
+    journal("finished", job, copy=copy)
     result = output(job, params)
     if mode == "nan":  # not JSON: the worker must fail the task, not send null
         result["values"] = [1.0, float(params.get("nan", "nan"))]

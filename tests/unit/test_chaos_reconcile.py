@@ -149,12 +149,13 @@ def test_a_duplicate_delivery_may_run_until_its_task_closes_but_not_run_twice(
     closes, is at-least-once delivery; the same message running after it finished is not."""
     run = finished("a", ["ok"], [own("a", 0)])
     job = "a/RunJob/0/0"
+    one = {"job_id": job, "pid": 1, "consumer": "consumer-1.1"}  # one process runs both
     journal = [
-        {"event": "start", "job_id": job, "t": 99.0, "pid": 1, "copy": True},
-        {"event": "finished", "job_id": job, "t": 99.3, "pid": 1, "consumer": "consumer-1.1"},
+        {**one, "event": "start", "t": 99.0, "copy": True},
+        {**one, "event": "finished", "t": 99.3, "copy": True},
         # the original message, after the copy's result reached the queue: not counted
-        {"event": "start", "job_id": job, "t": 103.0, "pid": 2, "copy": False},
-        {"event": "finished", "job_id": job, "t": 103.3, "pid": 2, "consumer": "consumer-2.1"},
+        {**one, "event": "start", "t": 103.0, "copy": False},
+        {**one, "event": "finished", "t": 103.3, "copy": False},
     ]
     obs = observed(tmp_path, run, journal=journal, delivered={job: 99.5})
     assert summarise(obs)["reran_after_result"] == 0
