@@ -1622,3 +1622,29 @@ def test_consumers_decrypt_the_wheels_only_with_their_key() -> None:
         "for_each = var.worker_wheels_kms_key_arn == null ? [] : [var.worker_wheels_kms_key_arn]"
         in main
     )
+
+
+def _arch_precondition(module: str) -> str:
+    main = (MODULES_DIR / module / "main.tf").read_text(encoding="utf-8")
+    (condition,) = re.findall(r"condition\s*=\s*(!can\(regex\(\"\(x86_64.*)", main)
+    return condition
+
+
+def _zip_accepted(condition: str, path: str, architecture: str) -> bool:
+    """The precondition, evaluated in Python (RE2 and re agree on these patterns)."""
+    named = re.search(r'^!can\(regex\("([^"]+)"', condition)
+    choice = re.search(r'\? "([^"]+)" : "([^"]+)"', condition)
+    assert named and choice, condition
+    name = path.rsplit("/", 1)[-1]
+    matching = choice.group(1) if architecture == "arm64" else choice.group(2)
+    return not re.search(named.group(1), name) or bool(re.search(matching, name))
+
+
+@pytest.mark.parametrize("module", ["completion", "dead_letter"])
+def test_lambda_zip_built_for_another_architecture_is_refused(module: str) -> None:
+    condition = _arch_precondition(module)
+    assert _zip_accepted(condition, "dist/callback-bridge-lambda.zip", "arm64")  # unnamed
+    assert _zip_accepted(condition, "dist/callback-bridge-lambda-py3.12-x86_64.zip", "x86_64")
+    assert _zip_accepted(condition, "dist/callback-bridge-lambda-py3.12-arm64.zip", "arm64")
+    assert not _zip_accepted(condition, "dist/callback-bridge-lambda-py3.12-x86_64.zip", "arm64")
+    assert not _zip_accepted(condition, "dist/callback-bridge-lambda-py3.12-arm64.zip", "x86_64")

@@ -204,6 +204,13 @@ resource "aws_lambda_function" "this" {
   ]
 
   lifecycle {
+    # A zip whose name says which architecture it was built for (make lambda names it so)
+    # must match the function's: pydantic_core is compiled per architecture.
+    precondition {
+      condition     = !can(regex("(x86_64|amd64|arm64|aarch64)", basename(coalesce(var.package_path, "x")))) || can(regex(var.architecture == "arm64" ? "(arm64|aarch64)" : "(x86_64|amd64)", basename(coalesce(var.package_path, "x"))))
+      error_message = "package_path ${coalesce(var.package_path, "")} was built for another architecture than the function's (${var.architecture}): build it with make lambda LAMBDA_ARCH=${var.architecture}."
+    }
+
     precondition {
       condition     = var.package_path != null
       error_message = "package_path must name the Lambda zip (the completion module's package: the bridge package and pydantic)."
