@@ -93,6 +93,10 @@ def build_service(
         crash_limit=settings.crash_limit,
     )
     attributes = queue_attributes(clients.sqs, worker_settings.jobs_queue_url)
+    # A wrong results queue would otherwise be found job by job, each result spooled.
+    queue_attributes(
+        clients.sqs, worker_settings.results_queue_url, "results queue", ("MaximumMessageSize",)
+    )
     claim_check = build_claim_check(settings, config, clients)
     redrive = json.loads(attributes.get("RedrivePolicy") or "{}")
     timing = settings.timing(
@@ -217,19 +221,25 @@ def build_metrics(where: str) -> WorkerMetrics:
     return WorkerMetrics(path)
 
 
-def queue_attributes(sqs: Any, queue_url: str) -> dict[str, str]:
-    """The jobs queue's settings; also proves the queue answers before anything runs."""
+def queue_attributes(
+    sqs: Any,
+    queue_url: str,
+    what: str = "jobs queue",
+    names: tuple[str, ...] = ("VisibilityTimeout", "RedrivePolicy"),
+) -> dict[str, str]:
+    """A queue's settings (the jobs queue's by default); also proves the queue answers before
+    anything runs, or raises :class:`ValueError` naming it."""
     try:
         attributes: dict[str, str] = sqs.get_queue_attributes(
-            QueueUrl=queue_url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"]
+            QueueUrl=queue_url, AttributeNames=list(names)
         )["Attributes"]
     except ClientError as exc:
         error = exc.response.get("Error", {})
         raise ValueError(
-            f"jobs queue {queue_url} cannot be used: {error.get('Code')}: {error.get('Message')}"
+            f"{what} {queue_url} cannot be used: {error.get('Code')}: {error.get('Message')}"
         ) from exc
     except BotoCoreError as exc:
-        raise ValueError(f"jobs queue {queue_url} does not answer: {exc}") from exc
+        raise ValueError(f"{what} {queue_url} does not answer: {exc}") from exc
     return attributes
 
 

@@ -158,7 +158,28 @@ def load_handler(spec: str) -> Callable[..., Any]:
         ) from None
     if not callable(function):
         raise ValueError(f"--handler {spec!r} is not callable")
+    check_signature(spec, function)
     return function  # type: ignore[no-any-return]
+
+
+def check_signature(spec: str, function: Callable[..., Any]) -> None:
+    """Refuse, at worker start, a handler that cannot be called as ``(input, job)`` or
+    ``(input, job, context)``, instead of failing every job with a ``TypeError``. A callable
+    whose signature Python cannot read (some builtins) is accepted as it is."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return
+    for arguments in ((None, None), (None, None, None)):
+        try:
+            signature.bind(*arguments)
+            return
+        except TypeError:
+            continue
+    raise ValueError(
+        f"--handler {spec!r} must take (input, job) or (input, job, context); "
+        f"its signature is {signature}"
+    )
 
 
 def accepts_context(function: Callable[..., Any]) -> bool:

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from bridge.aws import Clients
 from bridge.config import BridgeConfig
@@ -27,14 +27,24 @@ HANDLER = "consumers.demo_handler:work"
 class FakeSqs:
     """Answers GetQueueAttributes like the jobs and results queues; records every call."""
 
-    def __init__(self, visibility: int = 120, max_receives: int | None = 5, down: bool = False):
+    def __init__(
+        self,
+        visibility: int = 120,
+        max_receives: int | None = 5,
+        down: bool = False,
+        missing: str | None = None,
+    ):
         self.visibility, self.max_receives, self.down = visibility, max_receives, down
+        self.missing = missing
         self.calls: list[dict[str, Any]] = []
 
     def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(kwargs)
         if self.down:
             raise EndpointConnectionError(endpoint_url=kwargs["QueueUrl"])
+        if kwargs["QueueUrl"] == self.missing:
+            error = {"Code": "AWS.SimpleQueueService.NonExistentQueue", "Message": "no queue"}
+            raise ClientError({"Error": error}, "GetQueueAttributes")
         if kwargs["AttributeNames"] == ["MaximumMessageSize"]:
             return {"Attributes": {"MaximumMessageSize": "262144"}}
         attributes = {"VisibilityTimeout": str(self.visibility)}
@@ -181,6 +191,14 @@ def test_the_queues_visibility_timeout_is_checked_too() -> None:
 def test_a_queue_that_does_not_answer_is_refused() -> None:
     with pytest.raises(ValueError, match=rf"^jobs queue {re.escape(JOBS)} does not answer"):
         build_service(settings(), Connect(FakeSqs(down=True)))
+
+
+@pytest.mark.parametrize(("missing", "what"), [(JOBS, "jobs queue"), (RESULTS, "results queue")])
+def test_a_queue_that_does_not_exist_is_refused_by_name(missing: str, what: str) -> None:
+    """Before any job: a wrong results queue would be found job by job, each result spooled."""
+    pattern = rf"^{what} {re.escape(missing)} cannot be used: AWS.SimpleQueueService.NonExist"
+    with pytest.raises(ValueError, match=pattern):
+        build_service(settings(), Connect(FakeSqs(missing=missing)))
 
 
 def test_required_instance_metadata_that_does_not_answer_is_refused() -> None:

@@ -18,7 +18,7 @@ from consumers.command import CommandRunner
 from consumers.compose import build_runner
 from consumers.context import JobContext
 from consumers.isolated import IsolatedPythonRunner
-from consumers.runner import Outcome, PythonRunner, RetryableError
+from consumers.runner import Outcome, PythonRunner, RetryableError, load_handler
 from tests.support.messages import make_job
 
 PY = sys.executable
@@ -323,8 +323,10 @@ def test_build_runner_refuses_bad_configuration(
 
 
 def test_build_runner_picks_the_runner() -> None:
-    assert isinstance(build_runner("json:loads", None, "thread", 1), PythonRunner)
-    assert isinstance(build_runner("json:loads", None, "process", 1), IsolatedPythonRunner)
+    assert isinstance(build_runner("consumers.demo_handler:work", None, "thread", 1), PythonRunner)
+    assert isinstance(
+        build_runner("consumers.demo_handler:work", None, "process", 1), IsolatedPythonRunner
+    )
     command = build_runner(None, "true", "thread", 2.5)
     assert isinstance(command, CommandRunner) and command.grace_s == 2.5
 
@@ -454,3 +456,22 @@ def test_a_failed_command_says_so_when_it_wrote_no_stderr() -> None:
     assert outcome.cause == "exit status 3; no stderr"
     outcome = CommandRunner("echo oops >&2; exit 3").run(make_job())
     assert outcome.cause == "exit status 3; stderr tail:\noops\n"
+
+
+def one_argument(data: Any) -> Any:
+    return data
+
+
+def keyword_only(data: Any, *, job: Any) -> Any:
+    return data
+
+
+@pytest.mark.parametrize("name", ["one_argument", "keyword_only"])
+def test_a_handler_with_the_wrong_signature_is_refused_at_start(name: str) -> None:
+    with pytest.raises(ValueError, match=r"must take \(input, job\) or \(input, job, context\); "):
+        load_handler(f"tests.unit.test_runner:{name}")
+
+
+@pytest.mark.parametrize("spec", ["consumers.demo_handler:work", "builtins:print"])
+def test_handlers_of_two_or_three_arguments_are_accepted(spec: str) -> None:
+    assert callable(load_handler(spec))

@@ -249,7 +249,9 @@ def test_run_as_refuses_at_start_a_program_the_user_cannot_run(tmp_path: Path) -
 
 
 def test_run_as_with_a_thread_handler_isolates_every_job() -> None:
-    runner = build_runner("json:loads", None, "thread", 1, sandbox=Sandbox(run_as=NOBODY))
+    runner = build_runner(
+        "consumers.demo_handler:work", None, "thread", 1, sandbox=Sandbox(run_as=NOBODY)
+    )
     assert isinstance(runner, IsolatedPythonRunner) and runner.sandbox.run_as == NOBODY
     with pytest.raises(ValueError, match="cannot run as another user"):
         PythonRunner(lambda data, job: data, Sandbox(run_as=NOBODY))
@@ -261,7 +263,9 @@ def test_the_worker_settings_reach_every_runner() -> None:
     with pytest.raises(ValueError, match="--run-as: no user"):
         build_pieces(ServiceSettings(command="true", run_as="no-such-user-here"))
     pieces = build_pieces(
-        ServiceSettings(handler="json:loads", expose_token=True, pass_env="HTTP_PROXY")
+        ServiceSettings(
+            handler="consumers.demo_handler:work", expose_token=True, pass_env="HTTP_PROXY"
+        )
     )
     assert isinstance(pieces.runner, PythonRunner)
     assert isinstance(pieces.isolated_runner, IsolatedPythonRunner)
