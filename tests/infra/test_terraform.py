@@ -1648,3 +1648,31 @@ def test_lambda_zip_built_for_another_architecture_is_refused(module: str) -> No
     assert _zip_accepted(condition, "dist/callback-bridge-lambda-py3.12-arm64.zip", "arm64")
     assert not _zip_accepted(condition, "dist/callback-bridge-lambda-py3.12-x86_64.zip", "arm64")
     assert not _zip_accepted(condition, "dist/callback-bridge-lambda-py3.12-arm64.zip", "x86_64")
+
+
+QUEUE_URL_VALIDATION = r'can\(regex\("(\^\(https://\|http://[^"]+)", var\.(\w+)\)\)'
+
+
+def test_queue_url_validations_accept_https_and_loopback_http_only() -> None:
+    """Nine queue-URL variables: an SQS https:// URL, or a local emulator's http:// URL on
+    127.0.0.1 or localhost (the rehearsal, infra/README.md), and nothing else."""
+    found: list[tuple[str, str]] = []
+    for module in MODULES:
+        for tf in (MODULES_DIR / module).glob("variables.tf"):
+            found += re.findall(QUEUE_URL_VALIDATION, tf.read_text(encoding="utf-8"))
+    assert len(found) == 9
+    for pattern, variable in found:
+        regex = re.compile(pattern.replace("\\\\", "\\"))
+        for good in (
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/cb-jobs",
+            "http://127.0.0.1:45123/123456789012/cb-jobs",
+            "http://localhost:4566/000000000000/cb-jobs",
+        ):
+            assert regex.search(good), (variable, good)
+        for bad in (
+            "http://sqs.eu-west-1.amazonaws.com/123456789012/cb-jobs",
+            "http://127.0.0.1.example.com/123456789012/cb-jobs",
+            "http://localhost.example.com:4566/q",
+            "ftp://127.0.0.1/q",
+        ):
+            assert not regex.search(bad), (variable, bad)
