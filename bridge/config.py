@@ -86,6 +86,18 @@ class BridgeConfig(BaseModel):
             )
         return self
 
+    def require_any(self, *fields: str) -> BridgeConfig:
+        """Fail unless at least one of ``fields`` is set (a command that inspects whatever is
+        configured still needs something to inspect), naming where the configuration came from."""
+        if not any(getattr(self, f) for f in fields):
+            raise ConfigError(
+                f"nothing configured: none of {', '.join(fields)} is set; configuration came "
+                f"from {self.source}. Start the embedded stack with 'callback-bridge local up', "
+                "pass --state-file or --tf-outputs, or export the BRIDGE_* variables "
+                "(see README, 'Real AWS')."
+            )
+        return self
+
     def with_overrides(self, **values: str | None) -> BridgeConfig:
         """Apply CLI flags: only values that were actually given replace configured ones."""
         given = {k: v for k, v in values.items() if v is not None}
@@ -161,4 +173,6 @@ def load_config(
     if path.exists():
         config = load_state_file(path)
         return config.model_copy(update={"region": region or config.region}) if region else config
-    return BridgeConfig(region=region, **from_env, source="environment (no state file)")
+    return BridgeConfig(
+        region=region, **from_env, source=f"environment (no state file at {path.resolve()})"
+    )

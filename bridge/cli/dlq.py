@@ -53,6 +53,16 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="One JSON document on std
 CLI_MAX_ATTEMPTS = 3
 
 
+#: What ``status``, ``dlq`` and ``jobs`` look at: one of these must be configured.
+INSPECTED = (
+    "jobs_queue_url",
+    "results_queue_url",
+    "jobs_dlq_url",
+    "results_dlq_url",
+    "state_machine_arn",
+)
+
+
 def connect(
     state_file: Path | None, tf_outputs: Path | None, region: str | None, endpoint_url: str | None
 ) -> tuple[BridgeConfig, Clients]:
@@ -61,7 +71,8 @@ def connect(
     config = resolve_config(
         state_file, tf_outputs=tf_outputs, region=region, endpoint_url=endpoint_url
     )
-    with aws_errors():
+    with aws_errors():  # before the region or credentials: nothing to look at is the news
+        config.require_any(*INSPECTED)
         return config, build_clients(config, max_attempts=CLI_MAX_ATTEMPTS)
 
 
