@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import Annotated
+
 import typer
 
 from bridge.cli import bench, chaos, demo, dlq, jobs, local, rerun, run, worker
@@ -22,6 +26,32 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(jobs.app, name="jobs")
 app.command("rerun")(rerun.rerun)
 app.command("status")(status_command.status)
+
+
+def installed_version() -> str:
+    """The installed distribution's version (pyproject.toml's), or "unknown" from a bare tree."""
+    try:
+        return package_version("callback-bridge")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"callback-bridge {installed_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Hand Step Functions work to EC2 consumers through SQS, with task tokens."""
 
 
 def main() -> None:

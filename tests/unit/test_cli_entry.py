@@ -1,5 +1,5 @@
-"""``status``, ``dlq`` and ``jobs`` with nothing configured: exit 2 naming where they looked
-(the state file's absolute path), before any region or credential is asked for."""
+"""The entry point: ``--version``; ``status``, ``dlq`` and ``jobs`` with nothing configured exit 2
+naming where they looked (the state file's absolute path), before asking for a region."""
 
 from __future__ import annotations
 
@@ -25,3 +25,11 @@ def test_nothing_configured_is_an_error_naming_the_state_file(
     assert "nothing configured" in said or "missing configuration: state_machine_arn" in said
     assert f"no state file at {expected}" in said
     assert "region" not in said
+
+
+def test_version_prints_the_installed_version() -> None:
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"callback-bridge {version('callback-bridge')}\n"
