@@ -42,7 +42,10 @@ def chaos(
         from bridge.chaos.report import plot as plot_outcomes
         from bridge.chaos.schedule import QUICK, ChaosPlan
     except ImportError as exc:
-        fail(f"chaos needs the 'chaos' extra (hypothesis): {exc}")
+        fail(
+            f"chaos needs the 'chaos' extra (hypothesis): pip install 'callback-bridge[chaos]' "
+            f"(in a checkout: .venv/bin/pip install -e '.[local,chaos]'; make demo does): {exc}"
+        )
     chosen = seed if seed is not None else random.SystemRandom().randrange(1, 2**31)
     try:
         plan = replace(QUICK if quick else ChaosPlan(), seed=chosen)
