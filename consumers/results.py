@@ -11,35 +11,19 @@ SendMessageBatch carries more than :data:`MAX_BATCH_BYTES`. Should SQS still ref
 request for one entry, the entries are sent one by one: one bad entry never makes the innocent
 results next to it run again.
 
-Results that cannot be sent are never thrown away. When the results queue refuses a result for
-a reason of its own (deleted, access denied, a KMS key disabled: any error but the few that
-blame the message itself, :data:`ENTRY_ERRORS`) or keeps failing past
-:data:`MAX_SEND_ATTEMPTS`, the result goes to the spool (:mod:`consumers.spool`, fsync'd on
-local disk) and its job stays in its slot, state ``sending``, its message kept hidden by the
-keep-alive. Spooled results are retried every :data:`SPOOL_RETRY_FIRST_S`, doubling up to
-:data:`SPOOL_RETRY_MAX_S`, and sent as soon as the queue takes them; then the job message is
-deleted and the file removed. The job never runs again. A worker whose slots all hold spooled
-results receives nothing more: at most ``--concurrency`` results are held, each at most the
-queue's ``MaximumMessageSize``.
-
-A new worker on the same host (a restart) loads the spool at start and sends what is there.
-It hides the job messages again with the receipt handles the spool kept (SQS takes a handle
-while its message is in flight), so no other worker receives them meanwhile. A message whose
-visibility lapsed first comes back through the queue, and the worker that receives it
-(:meth:`answer_delivery`) holds it without running it, then deletes it once the result is out.
-A result sent before its job message came back leaves a marker (``sent``) for
-:data:`SENT_MARKER_TTL_S`, so the message is deleted when it arrives rather than run again. A
-held result whose task is over (:meth:`task_closed`) is dropped: nothing can take it any more.
+Results that cannot be sent are never thrown away: when the results queue refuses a result for
+a reason of its own or keeps failing past :data:`MAX_SEND_ATTEMPTS`, the sender hands it to the
+:class:`~consumers.held_results.HeldResults` it composes, which spools it, holds its job (not
+run again) and says when to try again (:meth:`ResultSender.service`). The sender keeps the
+thread, the requests and the deletes.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -50,15 +34,14 @@ from bridge.contract import (
     ERROR_CLAIM_CHECK_FAILED,
     ERROR_OUTPUT_TOO_LARGE,
     MAX_MESSAGE_BYTES,
-    ContractError,
     Result,
     clip,
     encode,
-    mask_token,
-    parse_result,
 )
 from bridge.errors import RETRYABLE_ERRORS, error_code
-from consumers.spool import Spool, Spooled, SpoolError, SpoolPlace
+from consumers.held_results import CountCallback, HeldResults, HoldCallback
+from consumers.pending import DoneCallback, Handles, Pending
+from consumers.spool import Spool, SpoolPlace
 from consumers.threads import CriticalThread, OnDeath
 
 log = logging.getLogger(__name__)
@@ -70,14 +53,6 @@ LINGER_S = 0.25
 #: Per-entry send failures are retried this many times before the result is spooled.
 MAX_SEND_ATTEMPTS = 5
 RETRY_BACKOFF_S = 0.2
-#: Spooled results are tried again after this long, then twice as long each time up to
-#: :data:`SPOOL_RETRY_MAX_S` (back to the first pause once the spool is empty).
-SPOOL_RETRY_FIRST_S = 1.0
-SPOOL_RETRY_MAX_S = 60.0
-#: How long a result sent without its job message in hand (loaded at start) is remembered, so
-#: that the message, when it comes back, is deleted rather than run: a message reappears
-#: within its visibility timeout (at most 12 h) plus its wait in the queue.
-SENT_MARKER_TTL_S = 24 * 3600.0
 #: Errors that blame the message itself, which no wait can fix: such a result is not spooled
 #: (its job is left to run again, as before). Every other refusal is the queue's (missing,
 #: access denied, KMS, throttled, down) and the result is spooled until the queue takes it.
@@ -98,44 +73,6 @@ MAX_BATCH_BYTES = 262_144
 TRANSIENT_REQUEST_ERRORS = RETRYABLE_ERRORS
 #: Rounds of clipping a cause before giving up on fitting a result (each removes the excess).
 _FIT_ROUNDS = 8
-
-
-@dataclass
-class Pending:
-    result: Result
-    message_id: str
-    #: None: the job message is not in hand (a result loaded from the spool at start).
-    receipt_handle: str | None
-    #: The message body, once fitted (:func:`fit_result`).
-    body: str = ""
-    #: Other copies of the job message this result answers (message id -> receipt handle),
-    #: received while the result was spooled: deleted with it.
-    copies: dict[str, str] = field(default_factory=dict)
-    #: Its spool entry, once spooled.
-    spooled: Spooled | None = None
-    #: Whether the worker's job table holds its job (submitted by a job thread: a slot).
-    in_table: bool = True
-    #: The result is on the results queue; what is left is deleting its job message(s).
-    sent: bool = False
-    #: Its task is over (the execution stopped or timed out): the result can never be taken.
-    closed: bool = False
-
-    def take_handles(self) -> list[tuple[str, str]]:
-        """The job messages to delete now (message id, receipt handle), forgotten here."""
-        handles = list(self.copies.items())
-        if self.receipt_handle is not None:
-            handles.insert(0, (self.message_id, self.receipt_handle))
-        self.receipt_handle, self.copies = None, {}
-        return handles
-
-
-#: Called once per job message when the sender is done with it: (message_id, delivered).
-DoneCallback = Callable[[str, bool], None]
-#: Metrics hook: ("results_spooled" | "results_unspooled", n).
-CountCallback = Callable[[str, float], None]
-#: Keep a job message hidden for a result loaded from the spool: (message id, receipt handle,
-#: token, job id).
-HoldCallback = Callable[[str, str, str, str], None]
 #: Put on the sender's queue to make it look at its spool now.
 _WAKE = object()
 
@@ -226,29 +163,24 @@ class ResultSender:
         self.claim_check = claim_check or ClaimCheck()
         self.max_message_bytes = self.claim_check.max_message_bytes
         self.max_batch_bytes = max_batch_bytes
-        self._place = spool if isinstance(spool, SpoolPlace) else None
-        self.spool = spool if isinstance(spool, Spool) else None
-        self.count = count or (lambda _name, _n: None)
-        self.clock, self.wall_clock = clock, wall_clock
-        self.on_hold = on_hold or (lambda _m, _h, _t, _j: None)
-        self.hold_s = hold_s
         self._queue: queue.Queue[Pending | object | None] = queue.Queue()
         self._thread = CriticalThread("result-sender", self._run, on_death)
-        #: Spooled results, and sent ones whose job message is still to delete, by message id.
-        self._held: dict[str, Pending] = {}
-        self._lock = threading.Lock()
-        self._retry_at: float | None = None
-        self._backoff_s = SPOOL_RETRY_FIRST_S
-        #: The refusal that keeps results spooled (an error code), None while they flow.
-        self._condition: str | None = None
-        self._condition_since: float | None = None
-        self._next_prune = 0.0
+        #: Results that cannot be sent yet: spooled, retried, their jobs held.
+        self.held = HeldResults(
+            sqs,
+            jobs_queue_url,
+            on_done,
+            lambda: self._queue.put(_WAKE),
+            spool=spool,
+            count=count,
+            clock=clock,
+            wall_clock=wall_clock,
+            on_hold=on_hold,
+            hold_s=hold_s,
+        )
 
     def start(self) -> ResultSender:
-        if self._place is not None and self.spool is None:
-            self.spool = self._place.claim()
-            log.info("results that cannot be sent are spooled in %s", self.spool.directory)
-        self.load_spool()
+        self.held.start()
         self._thread.start()
         return self
 
@@ -257,159 +189,36 @@ class ResultSender:
         """What killed the sender's thread, if it died (it then sends nothing more)."""
         return self._thread.died
 
-    # --- what is held --------------------------------------------------------------------
+    # --- what is held (see HeldResults) --------------------------------------------------
+    @property
+    def spool(self) -> Spool | None:
+        return self.held.spool
+
     @property
     def spooled(self) -> int:
-        """Results not sent yet, held for a retry."""
-        with self._lock:
-            return sum(1 for p in self._held.values() if not p.sent)
+        return self.held.spooled
 
     @property
     def holding(self) -> bool:
-        """Whether any result is held (spooled, or sent and awaiting its job message)."""
-        return bool(self._held)
+        return self.held.holding
 
     @property
     def outside_slots(self) -> int:
-        """Unsent results whose job is not in the worker's table (loaded from the spool at
-        start): they count against ``--concurrency`` all the same, so what a worker holds stays
-        bounded by its slots."""
-        with self._lock:
-            return sum(1 for p in self._held.values() if not p.sent and not p.in_table)
+        return self.held.outside_slots
 
     def status(self) -> dict[str, Any]:
-        """For the health endpoint: what is spooled and why."""
-        now = self.wall_clock()
-        with self._lock:
-            unsent = [p for p in self._held.values() if not p.sent]
-            oldest = min((p.spooled.spooled_at for p in unsent if p.spooled), default=None)
-            return {
-                "spooled": len(unsent),
-                "oldest_s": None if oldest is None else round(max(0.0, now - oldest), 1),
-                "awaiting_job_message": len(self._held) - len(unsent),
-                **({"error": self._condition} if unsent and self._condition else {}),
-                "spool": str(self.spool.directory) if self.spool else None,
-            }
+        return self.held.status()
 
     def load_spool(self) -> int:
-        """Take over what an earlier worker on this host spooled; returns the number of
-        results still to send. Called by :meth:`start`."""
-        if self.spool is None:
-            return 0
-        loaded, handed = 0, []
-        for entry in self.spool.load():
-            try:
-                result = parse_result(entry.body)
-            except ContractError:  # Spool.load checked it: cannot happen
-                log.exception("spooled result of %s unreadable", entry.describe())
-                continue
-            pending = Pending(result, entry.message_id, None, entry.body, spooled=entry)
-            pending.in_table, pending.sent = False, entry.sent
-            with self._lock:
-                self._held.setdefault(entry.message_id, pending)
-            loaded += not entry.sent
-            if entry.receipt_handle and not entry.sent:
-                handed.append(pending)
-        self._take_back(handed)
-        if loaded:
-            log.warning(
-                "%d results spooled in %s before this start: sending them (their jobs are "
-                "not run again)",
-                loaded,
-                self.spool.directory,
-            )
-            self._condition, self._condition_since = "spooled before this start", self.clock()
-            self._retry_at = self.clock()
-        return loaded
-
-    def _take_back(self, pendings: list[Pending]) -> None:
-        """Hide again the job messages of results spooled before this start, with the receipt
-        handles the spool kept: while a message's visibility timeout has not lapsed, SQS still
-        takes its last handle, and no other worker can receive (and run) it meanwhile. A
-        message no longer in flight is taken when it comes back (:meth:`answer_delivery`)."""
-        for start in range(0, len(pendings), SQS_MAX_BATCH):
-            chunk = pendings[start : start + SQS_MAX_BATCH]
-            handles = [p.spooled.receipt_handle if p.spooled else None for p in chunk]
-            try:
-                response = self.sqs.change_message_visibility_batch(
-                    QueueUrl=self.jobs_queue_url,
-                    Entries=[
-                        {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": self.hold_s}
-                        for i, h in enumerate(handles)
-                    ],
-                )
-            except (BotoCoreError, ClientError) as exc:
-                log.warning(
-                    "could not take back %d job messages held before this start (%s); each "
-                    "is taken when it comes back",
-                    len(chunk),
-                    exc,
-                )
-                continue
-            refused = {int(f["Id"]): f.get("Code") for f in response.get("Failed", [])}
-            for i, (pending, handle) in enumerate(zip(chunk, handles, strict=True)):
-                if i in refused or handle is None:
-                    log.info(
-                        "the job message of %s is no longer held (%s): taken when it comes back",
-                        pending.spooled.describe() if pending.spooled else pending.message_id,
-                        refused.get(i),
-                    )
-                    continue
-                with self._lock:
-                    if pending.receipt_handle is None:
-                        pending.receipt_handle = handle
-                self.on_hold(
-                    pending.message_id, handle, pending.result.token, pending.result.job_id
-                )
+        return self.held.load_spool()
 
     def answer_delivery(
         self, message_id: str, job_id: str, token: str, receipt_handle: str
     ) -> bool:
-        """A job message just received: if a held result answers it (the same message, or a
-        copy of the same task: job id and token), take the message instead of running the job,
-        and return True. The message is deleted once the result is out (at once if it is)."""
-        with self._lock:
-            pending = self._held.get(message_id)
-            if pending is None:
-                pending = next(
-                    (
-                        p
-                        for p in self._held.values()
-                        if p.result.token == token and p.result.job_id == job_id
-                    ),
-                    None,
-                )
-            if pending is None:
-                return False
-            if pending.message_id == message_id:
-                pending.receipt_handle = receipt_handle
-            else:
-                pending.copies[message_id] = receipt_handle
-            sent = pending.sent
-        log.info(
-            "job %s (token %s) is answered by a %s result: message %s held, not run",
-            job_id,
-            mask_token(token),
-            "sent" if sent else "spooled",
-            message_id,
-        )
-        self._queue.put(_WAKE)
-        return True
+        return self.held.answer_delivery(message_id, job_id, token, receipt_handle)
 
     def task_closed(self, message_id: str) -> bool:
-        """Step Functions says the task of a held result is over (its execution stopped or
-        timed out: a keep-alive heartbeat answered so). The result can never complete it:
-        drop it, delete its job message(s) and free its slot, on the sender's thread. False if
-        no unsent result of that message is held."""
-        with self._lock:
-            pending = self._held.get(message_id) or next(
-                (p for p in self._held.values() if message_id in p.copies), None
-            )
-            if pending is None or pending.sent:
-                return False
-            pending.closed = True
-        self._queue.put(_WAKE)
-        return True
+        return self.held.task_closed(message_id)
 
     # --- the job threads' side -----------------------------------------------------------
     def prepare(self, result: Result, oversized_output: Any = None) -> Result:
@@ -451,7 +260,7 @@ class ResultSender:
     # --- the sender's thread -------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            first = self._get(self._wait_s())
+            first = self._get(self.held.wait_s())
             if first is None:  # FIFO: everything submitted before stop() is handled
                 break
             batch: list[Pending] = [first] if isinstance(first, Pending) else []
@@ -481,16 +290,6 @@ class ResultSender:
             return self._queue.get(timeout=timeout_s)
         except queue.Empty:
             return _WAKE
-
-    def _wait_s(self) -> float | None:
-        """How long the thread may sleep: until the next retry, or a minute while anything is
-        held (sent markers expire), or until something arrives."""
-        with self._lock:
-            if not self._held:
-                return None
-            retry_at = self._retry_at
-        wait = SPOOL_RETRY_MAX_S if retry_at is None else retry_at - self.clock()
-        return max(0.0, min(wait, SPOOL_RETRY_MAX_S))
 
     def _report_at_stop(self) -> None:
         unsent = self.spooled
@@ -529,9 +328,16 @@ class ResultSender:
                 )
             pending.result, pending.body = fitted
             ready.append(pending)
+        for request in self._requests(ready):
+            self._send_with_retries(request)
+
+    def _requests(self, ready: list[Pending]) -> list[list[Pending]]:
+        """Fitted results grouped into requests within SQS's limits (:func:`split_by_size`)."""
         sizes = [body_bytes(p.body) for p in ready]
-        for indices in split_by_size(sizes, SQS_MAX_BATCH, self.max_batch_bytes):
-            self._send_with_retries([ready[i] for i in indices])
+        return [
+            [ready[i] for i in indices]
+            for indices in split_by_size(sizes, SQS_MAX_BATCH, self.max_batch_bytes)
+        ]
 
     def _send_with_retries(self, batch: list[Pending]) -> None:
         """Send one request's worth, retrying entries SQS failed for reasons of its own; what
@@ -549,182 +355,39 @@ class ResultSender:
             time.sleep(RETRY_BACKOFF_S * attempt)
 
     def _not_sent(self, pending: Pending, code: str) -> None:
-        """A result SQS did not take: spool it, unless SQS blamed the message itself."""
+        """A result SQS did not take: held and spooled, unless SQS blamed the message itself."""
         if code in ENTRY_ERRORS:
             log.error(
                 "result for job %s refused by the results queue (%s); the job will be redelivered",
                 pending.result.job_id,
                 code,
             )
-            self._drop(pending)
+            self.held.drop(pending)
             return
-        if pending.spooled is None:
-            entry = Spooled(
-                pending.message_id,
-                pending.result.job_id,
-                pending.result.token,
-                pending.body or encode(pending.result),
-                self.wall_clock(),
-                receipt_handle=pending.receipt_handle,
-            )
-            try:
-                if self.spool is not None:
-                    self.spool.put(entry)
-            except SpoolError as exc:
-                log.error("%s; the job will be redelivered", exc)
-                self.on_done(pending.message_id, False)
-                return
-            pending.spooled = entry
-            with self._lock:
-                self._held[pending.message_id] = pending
-            self.count("results_spooled", 1)
-            log.info("result for %s not sent (%s): spooled", entry.describe(), code)
-        self._condition_changed(code)
-
-    def _drop(self, pending: Pending) -> None:
-        """Give a result up (SQS refuses its content): its job message(s) reappear and run."""
-        with self._lock:
-            self._held.pop(pending.message_id, None)
-            handles = pending.take_handles()
-        if pending.spooled is not None and self.spool is not None:
-            self.spool.remove(pending.message_id)
-        for message_id, _handle in handles:
-            self.on_done(message_id, False)
-
-    def _condition_changed(self, code: str) -> None:
-        """Log at WARNING when results start being spooled or the reason changes; schedule
-        the next retry."""
-        now = self.clock()
-        with self._lock:
-            if self._retry_at is None:
-                self._retry_at = now + self._backoff_s
-            previous = self._condition
-            self._condition = code
-            if previous is None:
-                self._condition_since = now
-            unsent = sum(1 for p in self._held.values() if not p.sent)
-        if previous != code:
-            where = self.spool.directory if self.spool else "memory (no spool: lost on exit)"
-            log.warning(
-                "the results queue refuses results (%s): %d spooled in %s, retried with "
-                "backoff up to %.0f s; their jobs are held, not run again",
-                code,
-                unsent,
-                where,
-                SPOOL_RETRY_MAX_S,
-            )
+        self.held.keep(pending, code)
 
     def service(self) -> None:
-        """On the sender's thread: delete job messages answered by sent results, retry the
-        spooled results when due, forget old sent markers."""
-        with self._lock:
-            answered = [p for p in self._held.values() if p.sent and (p.receipt_handle or p.copies)]
-            closed = [p for p in self._held.values() if p.closed and not p.sent]
-            due = self._retry_at is not None and self.clock() >= self._retry_at
-        if answered:
-            self._answered(answered)
-        for pending in closed:
-            self._discard_closed(pending)
-        self._keep_handles()
-        if due:
+        """On the sender's thread: delete job messages answered by sent results, drop results
+        whose task is over, retry the spooled results when due, forget old sent markers."""
+        chores = self.held.chores()
+        if chores.answered:
+            self._answered(chores.answered)
+        for pending in chores.closed:
+            self.held.discard_closed(pending, self._delete_jobs)
+        self.held.keep_handles()
+        if chores.retry_due:
             self._retry()
-        self._prune_markers()
-
-    def _discard_closed(self, pending: Pending) -> None:
-        with self._lock:
-            self._held.pop(pending.message_id, None)
-            pending.sent = True  # nothing more to send
-            handles = [(pending, m, h) for m, h in pending.take_handles()]
-        log.warning(
-            "the task of %s is over (its execution stopped or timed out): its spooled result "
-            "is dropped, its job message deleted",
-            pending.spooled.describe() if pending.spooled else pending.result.job_id,
-        )
-        self._delete_jobs(handles)
-        if self.spool is not None:
-            self.spool.remove(pending.message_id)
-        self._all_sent("no result is spooled any more")
-
-    def _keep_handles(self) -> None:
-        """Write a spooled result's new receipt handle (its job message was received again),
-        so that a restart can take the message back with it."""
-        with self._lock:
-            changed = [
-                p
-                for p in self._held.values()
-                if p.spooled is not None
-                and not p.sent
-                and p.receipt_handle is not None
-                and p.receipt_handle != p.spooled.receipt_handle
-            ]
-        for p in changed:
-            assert p.spooled is not None and p.receipt_handle is not None
-            entry = replace(p.spooled, receipt_handle=p.receipt_handle)
-            try:
-                if self.spool is not None:
-                    self.spool.put(entry)
-            except SpoolError as exc:
-                log.warning("%s (a restart takes the job message when it comes back)", exc)
-            p.spooled = entry
+        self.held.prune_markers()
 
     def _retry(self) -> None:
-        with self._lock:
-            unsent = [p for p in self._held.values() if not p.sent and not p.closed]
-        if not unsent:
-            self._all_sent()
-            return
-        log.debug("retrying %d spooled results", len(unsent))
-        failures: list[tuple[Pending, str, bool]] = []
-        sizes = [body_bytes(p.body) for p in unsent]
-        for indices in split_by_size(sizes, SQS_MAX_BATCH, self.max_batch_bytes):
-            failures.extend(self._send_once([unsent[i] for i in indices]))
+        """Send the spooled results again, each once; the hold schedules the next retry."""
+        unsent = self.held.to_retry()
+        if unsent:
+            log.debug("retrying %d spooled results", len(unsent))
+        failures = [f for request in self._requests(unsent) for f in self._send_once(request)]
         for p, code, _sender_fault in failures:
             self._not_sent(p, code)
-        if failures:
-            with self._lock:
-                self._backoff_s = min(SPOOL_RETRY_MAX_S, self._backoff_s * 2)
-                self._retry_at = self.clock() + self._backoff_s
-        else:
-            self._all_sent()
-
-    def _all_sent(
-        self, how: str = "the results queue takes results again: every spooled result sent"
-    ) -> None:
-        """Every spooled result went out (those held may still await their job message)."""
-        with self._lock:
-            if any(not p.sent for p in self._held.values()):
-                return
-            condition, since = self._condition, self._condition_since
-            self._condition = self._condition_since = self._retry_at = None
-            self._backoff_s = SPOOL_RETRY_FIRST_S
-        if condition is not None:
-            log.warning(
-                "%s (held %.0f s: %s)", how, self.clock() - (since or self.clock()), condition
-            )
-
-    def _prune_markers(self) -> None:
-        now = self.clock()
-        if now < self._next_prune:
-            return
-        self._next_prune = now + SPOOL_RETRY_MAX_S
-        wall = self.wall_clock()
-        with self._lock:
-            old = [
-                p
-                for p in self._held.values()
-                if p.sent
-                and not (p.receipt_handle or p.copies)
-                and p.spooled is not None
-                and wall - p.spooled.spooled_at > SENT_MARKER_TTL_S
-            ]
-            for p in old:
-                del self._held[p.message_id]
-        for p in old:
-            if self.spool is not None:
-                self.spool.remove(p.message_id)
-            log.info(
-                "forgot the sent result of job %s: its job message never came back", p.result.job_id
-            )
+        self.held.retried(failed=bool(failures))
 
     def _send_once(self, batch: list[Pending]) -> list[tuple[Pending, str, bool]]:
         entries = [
@@ -757,58 +420,15 @@ class ResultSender:
         ]
 
     def _answered(self, sent: list[Pending]) -> None:
-        """Results on the results queue: delete the job messages they answer and forget them
-        (a result sent without its job message in hand stays as a sent marker)."""
+        """Results on the results queue: delete the job messages they answer, then let the hold
+        forget them (or keep a sent marker, for a job message not in hand)."""
         if not sent:
             return
-        was_unsent = [p for p in sent if p.spooled is not None and not p.sent]
-        handles: list[tuple[Pending, str, str]] = []
-        with self._lock:
-            for p in sent:
-                p.sent = True
-                handles.extend((p, message_id, h) for message_id, h in p.take_handles())
+        handles, unspooled = self.held.mark_sent(sent)
         self._delete_jobs(handles)
-        deleted = {id(p) for p, _, _ in handles}
-        for p in sent:
-            if p.spooled is None:
-                continue
-            with self._lock:
-                # Still awaited: no job message was in hand, or a copy arrived meanwhile.
-                awaited = id(p) not in deleted or bool(p.receipt_handle or p.copies)
-                if not awaited:
-                    self._held.pop(p.message_id, None)
-            if self.spool is not None:
-                if awaited and not p.spooled.sent:
-                    self._mark_sent(p)
-                elif not awaited:
-                    self.spool.remove(p.message_id)
-        if was_unsent:
-            self.count("results_unspooled", len(was_unsent))
-            for p in was_unsent:
-                log.info("spooled result for job %s sent", p.result.job_id)
-            with self._lock:
-                if self._retry_at is not None:
-                    self._retry_at = self.clock()  # the queue is back: the rest at once
-            self._all_sent()
-        elif self._condition is not None:
-            with self._lock:
-                self._retry_at = self.clock()  # a fresh result went out: retry the spool now
+        self.held.settle(sent, unspooled, handles)
 
-    def _mark_sent(self, pending: Pending) -> None:
-        """Remember on disk that the result went out, so a restart does not send it again."""
-        assert pending.spooled is not None and self.spool is not None
-        # A marker's time is when it was sent: SENT_MARKER_TTL_S counts from there.
-        marker = replace(
-            pending.spooled, sent=True, receipt_handle=None, spooled_at=self.wall_clock()
-        )
-        try:
-            self.spool.put(marker)
-        except SpoolError as exc:
-            log.error("%s (the result was sent; a restart may send it again)", exc)
-            return
-        pending.spooled = marker
-
-    def _delete_jobs(self, sent: list[tuple[Pending, str, str]]) -> None:
+    def _delete_jobs(self, sent: Handles) -> None:
         if not sent:
             return
         for start in range(0, len(sent), SQS_MAX_BATCH):

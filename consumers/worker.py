@@ -255,7 +255,7 @@ class Worker:
 
     def _receive_loop(self) -> None:
         while not self.stopping:
-            # Results spooled before a restart hold slots too (consumers.results).
+            # Results spooled before a restart hold slots too (consumers.held_results).
             free = self.settings.concurrency - self.table.busy - self.sender.outside_slots
             if free <= 0:
                 self._slot_freed.wait(timeout=0.5)

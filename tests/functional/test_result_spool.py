@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from bridge.aws import Clients
 from bridge.contract import encode, parse_result
-from consumers import results
+from consumers import held_results
 from consumers.health import HealthServer
 from consumers.jobs import JobState
 from consumers.runner import PythonRunner
@@ -33,8 +33,8 @@ from tests.support.worker import settings
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Spooled results retried every 0.2 s (doubling up to 1 s), not 1 s up to a minute."""
-    monkeypatch.setattr(results, "SPOOL_RETRY_FIRST_S", 0.2)
-    monkeypatch.setattr(results, "SPOOL_RETRY_MAX_S", 1.0)
+    monkeypatch.setattr(held_results, "SPOOL_RETRY_FIRST_S", 0.2)
+    monkeypatch.setattr(held_results, "SPOOL_RETRY_MAX_S", 1.0)
 
 
 class Runs:

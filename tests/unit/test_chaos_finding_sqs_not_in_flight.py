@@ -6,7 +6,7 @@ is in flight between its receipt and its deletion, and a call for a message whos
 timeout has lapsed fails with ``MessageNotInflight`` (SQS API reference, the error list of
 ChangeMessageVisibility). moto accepts the old handle and hides the message again.
 
-Why it matters: the result spool (``ResultSender._take_back``) takes back, after a restart, the
+Why it matters: the result spool (``spool_takeover.take_back``) takes back, after a restart, the
 job messages of spooled results with the receipt handles the spool kept. Locally that always
 works, even when the replacement starts after the visibility timeout (a slow start, a reboot),
 so the campaign cannot see what happens on AWS then: the message is visible, another worker

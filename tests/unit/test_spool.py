@@ -304,7 +304,8 @@ class FlakySqs:
 
 
 def test_spooled_results_are_retried_with_capped_exponential_backoff(tmp_path: Path) -> None:
-    from consumers.results import SPOOL_RETRY_MAX_S, Pending, ResultSender
+    from consumers.held_results import SPOOL_RETRY_MAX_S
+    from consumers.results import Pending, ResultSender
 
     now = [1000.0]
     sqs = FlakySqs()
@@ -403,7 +404,8 @@ def test_a_spool_place_is_checked_at_once_and_claimed_only_when_the_sender_start
 def test_a_result_sent_before_its_job_message_came_back_is_remembered_then_forgotten(
     tmp_path: Path,
 ) -> None:
-    from consumers.results import SENT_MARKER_TTL_S, ResultSender
+    from consumers.held_results import SENT_MARKER_TTL_S
+    from consumers.results import ResultSender
 
     now, wall = [0.0], [1_765_000_000.0]
     spool = Spool(tmp_path)

@@ -7,8 +7,8 @@ received and being deleted or its visibility timeout expiring (developer guide, 
 visibility timeout"). In ChangeMessageVisibilityBatch such an entry fails alone, in ``Failed``.
 
 Why the bridge relies on it: a worker restarted over its result spool takes the spooled jobs'
-messages back with the receipt handles it kept (``consumers.results``). On AWS that fails once
-the visibility timeout has lapsed (the message is visible, another worker may receive it);
+messages back with the receipt handles it kept (``consumers.spool_takeover``). On AWS that fails
+once the visibility timeout has lapsed (the message is visible, another worker may receive it);
 locally it must fail too, or the chaos campaign cannot see what happens then
 (``tests/unit/test_chaos_finding_sqs_not_in_flight.py``).
 """
