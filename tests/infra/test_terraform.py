@@ -716,6 +716,8 @@ def policy_statements(module: str) -> list[dict[str, Any]]:
                     assert label == "statement", (
                         f"{module}/{name}: unexpected dynamic block {label}"
                     )
+                    if "var.iam_role_policy_statements" in str(body.get("for_each")):
+                        continue  # the caller's own statements (test_caller_statements...)
                     for content in as_list(body.get("content")):
                         statements.append({"doc": name, "dynamic": True, **content})
     return statements
@@ -1676,3 +1678,36 @@ def test_queue_url_validations_accept_https_and_loopback_http_only() -> None:
             "ftp://127.0.0.1/q",
         ):
             assert not regex.search(bad), (variable, bad)
+
+
+def test_caller_statements_and_a_brought_role_in_the_terraform_aws_modules_way() -> None:
+    """create_iam_role / iam_role_arn / iam_role_policy_statements: the module's policy goes on
+    the created or the brought role, the caller's statements are appended to it verbatim."""
+    module = MODULES_DIR / "consumers"
+    variables = module_variables(module)
+    assert _default(variables, "create_iam_role") is True
+    assert _default(variables, "iam_role_arn") is None
+    assert _default(variables, "iam_role_policy_statements") == {}
+    main = (module / "main.tf").read_text(encoding="utf-8")
+    assert 'resource "aws_iam_role" "this" {\n  count = local.create && var.create_iam_role' in main
+    assert "aws_iam_role.this[0]" not in main, "a brought role has no aws_iam_role.this[0]"
+    for resource in (
+        "aws_iam_role_policy",
+        "aws_iam_role_policy_attachment",
+        "aws_iam_instance_profile",
+    ):
+        for _, body in labelled2(module / "main.tf", "resource", resource):
+            assert body["role"] == "${local.iam_role_name}", resource
+    (caller,) = [
+        body
+        for _, doc in labelled2(module / "main.tf", "data", "aws_iam_policy_document")
+        for dynamic in as_list(doc.get("dynamic"))
+        for body in dynamic.values()
+        if "var.iam_role_policy_statements" in str(body.get("for_each"))
+    ]
+    (content,) = as_list(caller["content"])
+    assert content["sid"] == "${statement.key}"
+    assert content["actions"] == "${statement.value.actions}"
+    assert content["resources"] == "${statement.value.resources}"
+    outputs = (module / "outputs.tf").read_text(encoding="utf-8")
+    assert "local.iam_role_arn" in outputs and "local.iam_role_name" in outputs

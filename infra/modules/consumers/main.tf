@@ -42,6 +42,14 @@ locals {
 
   systemd_dir = "${path.module}/../../../consumers/systemd"
 
+  # The workers' role: created here, or brought (create_iam_role = false, iam_role_arn); the
+  # module's policy goes on it either way. A role ARN's name is its last path segment.
+  iam_role_name = var.create_iam_role ? one(aws_iam_role.this[*].name) : (
+    # "" (never applied): the role policy's precondition refuses a missing iam_role_arn first.
+    var.iam_role_arn == null ? "" : element(split("/", var.iam_role_arn), length(split("/", var.iam_role_arn)) - 1)
+  )
+  iam_role_arn = var.create_iam_role ? one(aws_iam_role.this[*].arn) : var.iam_role_arn
+
   worker_env = merge(
     {
       AWS_REGION                = local.region
@@ -125,7 +133,7 @@ locals {
 ################################################################################
 
 data "aws_iam_policy_document" "assume" {
-  count = local.create ? 1 : 0
+  count = local.create && var.create_iam_role ? 1 : 0
 
   statement {
     sid     = "EC2Assume"
@@ -139,7 +147,7 @@ data "aws_iam_policy_document" "assume" {
 }
 
 resource "aws_iam_role" "this" {
-  count = local.create ? 1 : 0
+  count = local.create && var.create_iam_role ? 1 : 0
 
   name                 = var.use_name_prefix ? null : "${var.name}-worker"
   name_prefix          = var.use_name_prefix ? "${substr("${var.name}-worker", 0, 37)}-" : null
@@ -279,20 +287,48 @@ data "aws_iam_policy_document" "this" {
       resources = [statement.value]
     }
   }
+  # The caller's own statements (iam_role_policy_statements), e.g. what a handler calls.
+  dynamic "statement" {
+    for_each = var.iam_role_policy_statements
+
+    content {
+      sid       = statement.key
+      effect    = statement.value.effect
+      actions   = statement.value.actions
+      resources = statement.value.resources
+
+      dynamic "condition" {
+        for_each = statement.value.conditions
+
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "this" {
   count = local.create ? 1 : 0
 
   name   = "callback-bridge-worker"
-  role   = aws_iam_role.this[0].id
+  role   = local.iam_role_name
   policy = data.aws_iam_policy_document.this[0].json
+
+  lifecycle {
+    precondition {
+      condition     = var.create_iam_role == (var.iam_role_arn == null)
+      error_message = "Set iam_role_arn (the workers' role) exactly when create_iam_role is false."
+    }
+  }
 }
 
 resource "aws_iam_role_policy_attachment" "ssm" {
   count = local.create && var.enable_ssm ? 1 : 0
 
-  role       = aws_iam_role.this[0].name
+  role       = local.iam_role_name
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
 }
 
@@ -301,7 +337,7 @@ resource "aws_iam_instance_profile" "this" {
 
   name        = var.use_name_prefix ? null : "${var.name}-worker"
   name_prefix = var.use_name_prefix ? "${substr("${var.name}-worker", 0, 37)}-" : null
-  role        = aws_iam_role.this[0].name
+  role        = local.iam_role_name
 
   tags = local.tags
 }

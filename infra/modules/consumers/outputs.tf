@@ -20,12 +20,12 @@ output "launch_template_id" {
 
 output "role_arn" {
   description = "ARN of the workers' instance role."
-  value       = try(aws_iam_role.this[0].arn, null)
+  value       = local.create ? local.iam_role_arn : null
 }
 
 output "role_name" {
   description = "Name of the workers' instance role."
-  value       = try(aws_iam_role.this[0].name, null)
+  value       = local.create && local.iam_role_name != "" ? local.iam_role_name : null
 }
 
 output "instance_profile_arn" {

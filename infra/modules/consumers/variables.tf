@@ -188,6 +188,43 @@ variable "worker_command" {
   }
 }
 
+variable "create_iam_role" {
+  description = "Create the workers' IAM role (and trust ec2.amazonaws.com). false: bring one with iam_role_arn. Either way the module puts its least-privilege policy (callback-bridge-worker, plus iam_role_policy_statements) on the role and builds the instance profile from it."
+  type        = bool
+  default     = true
+}
+
+variable "iam_role_arn" {
+  description = "ARN of an existing role for the workers (create_iam_role = false): it must trust ec2.amazonaws.com; the module adds its inline policy to it. null when the module creates the role."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.iam_role_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", coalesce(var.iam_role_arn, "x")))
+    error_message = "iam_role_arn must be an IAM role ARN (arn:aws:iam::<account>:role/<path/name>) or null."
+  }
+}
+
+variable "iam_role_policy_statements" {
+  description = "Extra statements for the workers' policy, keyed by Sid (e.g. what the handler itself calls): effect (default Allow), actions, resources and optional conditions (test, variable, values)."
+  type = map(object({
+    effect    = optional(string, "Allow")
+    actions   = list(string)
+    resources = list(string)
+    conditions = optional(list(object({
+      test     = string
+      variable = string
+      values   = list(string)
+    })), [])
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for sid, s in var.iam_role_policy_statements : can(regex("^[A-Za-z0-9]+$", sid)) && contains(["Allow", "Deny"], s.effect) && length(s.actions) > 0 && length(s.resources) > 0])
+    error_message = "iam_role_policy_statements: each key is a Sid (letters and digits), effect Allow or Deny, at least one action and one resource."
+  }
+}
+
 variable "worker_wheels_kms_key_arn" {
   description = "ARN of the customer managed KMS key the wheels bucket encrypts worker_wheels_s3_uri with (SSE-KMS), if any: the instance role gets kms:Decrypt on it, without which the bootstrap cannot read the wheels. null: SSE-S3 or an AWS managed key."
   type        = string
