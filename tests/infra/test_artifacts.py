@@ -394,6 +394,7 @@ if [ "$1" = s3 ] && [ "$2" = sync ]; then
 fi
 if [ "$1" = autoscaling ] && [ "$2" = set-instance-health ]; then exit 0; fi
 if [ "$1" = autoscaling ] && [ "$2" = complete-lifecycle-action ]; then exit 0; fi
+if [ "$1" = cloudwatch ] && [ "$2" = put-metric-data ]; then exit 0; fi
 echo "aws stub: unexpected call: $*" >&2
 exit 255
 """
@@ -745,6 +746,9 @@ def test_a_broken_instance_ends_its_termination_hook_with_abandon(tmp_path: Path
     assert run.returncode == 0, run.stderr
     assert log.read_text(encoding="utf-8").splitlines() == [
         UNHEALTHY_CALL,
+        "cloudwatch put-metric-data --namespace CallbackBridge --metric-name WorkersReplaced "
+        "--dimensions service=callback-bridge-worker,AutoScalingGroupName=acme-worker "
+        "--value 1 --unit Count",
         "autoscaling complete-lifecycle-action --lifecycle-action-result ABANDON "
         f"--instance-id {INSTANCE_ID} --auto-scaling-group-name acme-worker "
         "--lifecycle-hook-name acme-drain",

@@ -615,8 +615,10 @@ ALLOWED_ACTIONS = {
         "autoscaling:RecordLifecycleActionHeartbeat",
         "autoscaling:CompleteLifecycleAction",
         "autoscaling:DescribeAutoScalingInstances",
-        # The bootstrap (user data): fetch the worker wheels, replace a broken instance.
+        # The bootstrap (user data): fetch the worker wheels, replace a broken instance (and
+        # count it: the alarms module's workers-replaced).
         "autoscaling:SetInstanceHealth",
+        "cloudwatch:PutMetricData",
         "s3:GetObject",
         "s3:ListBucket",
         # bridge/claim_check.py: outputs too large for a result message, with claim_check_bucket.
@@ -649,6 +651,7 @@ WILDCARD_RESOURCE_ACTIONS = {
         "xray:PutTelemetryRecords",
     },
     "consumers": {
+        "cloudwatch:PutMetricData",  # no resource type; scoped by cloudwatch:namespace
         "states:SendTaskHeartbeat",
         "states:SendTaskFailure",
         "autoscaling:DescribeAutoScalingInstances",
@@ -856,7 +859,13 @@ ROLE_CODE = {
 }
 CLIENT_SERVICES = {"sqs": "sqs", "sfn": "states", "autoscaling": "autoscaling", "s3": "s3"}
 # AWS CLI services and the IAM prefix of their actions.
-CLI_SERVICES = {"autoscaling": "autoscaling", "sqs": "sqs", "stepfunctions": "states", "s3": "s3"}
+CLI_SERVICES = {
+    "autoscaling": "autoscaling",
+    "sqs": "sqs",
+    "stepfunctions": "states",
+    "s3": "s3",
+    "cloudwatch": "cloudwatch",
+}
 # The AWS CLI's high-level s3 commands are several API calls each.
 CLI_S3_ACTIONS = {
     "sync": {"s3:ListBucket", "s3:GetObject"},  # ListObjectsV2 needs s3:ListBucket
@@ -1711,3 +1720,29 @@ def test_caller_statements_and_a_brought_role_in_the_terraform_aws_modules_way()
     assert content["resources"] == "${statement.value.resources}"
     outputs = (module / "outputs.tf").read_text(encoding="utf-8")
     assert "local.iam_role_arn" in outputs and "local.iam_role_name" in outputs
+
+
+def test_the_workers_replaced_alarm_reads_what_the_bootstrap_counts() -> None:
+    script = (MODULES_DIR / "consumers" / "templates" / "install_worker.sh").read_text()
+    call = re.search(
+        r"aws cloudwatch put-metric-data --namespace (\S+) --metric-name (\S+) \\\n\s+"
+        r'--dimensions "service=([^,]+),AutoScalingGroupName=\$BRIDGE_ASG_NAME"',
+        script,
+    )
+    assert call, "the bootstrap no longer counts replaced workers"
+    namespace, metric, service = call.groups()
+    alarms = dict(
+        labelled2(MODULES_DIR / "alarms" / "main.tf", "resource", "aws_cloudwatch_metric_alarm")
+    )
+    alarm = alarms["workers_replaced"]
+    assert alarm["metric_name"] == metric
+    assert alarm["namespace"] == "${var.metrics_namespace}"
+    assert _default(module_variables(MODULES_DIR / "alarms"), "metrics_namespace") == namespace
+    assert alarm["dimensions"] == {
+        "service": service,
+        "AutoScalingGroupName": "${var.autoscaling_group_name}",
+    }
+    assert alarm["comparison_operator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["threshold"] == "${var.workers_replaced_threshold}"
+    example = (EXAMPLES_DIR / "complete" / "main.tf").read_text()
+    assert "autoscaling_group_name = module.consumers.autoscaling_group_name" in example

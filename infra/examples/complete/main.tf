@@ -250,6 +250,9 @@ module "alarms" {
 
   state_machine_arn = module.state_machine.state_machine_arn
 
+  # Workers replaced after a failed bootstrap or a worker systemd gave up on.
+  autoscaling_group_name = module.consumers.autoscaling_group_name
+
   oldest_job_age_threshold_seconds = var.oldest_job_age_threshold_seconds
 
   tags = var.tags

@@ -238,6 +238,33 @@ resource "aws_cloudwatch_metric_alarm" "handler_metrics" {
   tags = var.tags
 }
 
+# Workers the bootstrap or the OnFailure unit asked the group to replace (a worker that cannot
+# install, import its handler or stay up): one can be bad luck, several mean a broken release.
+resource "aws_cloudwatch_metric_alarm" "workers_replaced" {
+  count = local.create && var.autoscaling_group_name != null ? 1 : 0
+
+  alarm_name        = "${var.name}-workers-replaced"
+  alarm_description = "callback-bridge: ${var.workers_replaced_threshold} or more workers of ${coalesce(var.autoscaling_group_name, "-")} failed their bootstrap or died for good within an hour and were replaced (${var.metrics_namespace} WorkersReplaced; /var/log/callback-bridge-bootstrap.log on the instance)."
+
+  namespace   = var.metrics_namespace
+  metric_name = "WorkersReplaced"
+  dimensions = {
+    service              = "callback-bridge-worker"
+    AutoScalingGroupName = var.autoscaling_group_name
+  }
+  statistic           = "Sum"
+  period              = 3600
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  threshold           = var.workers_replaced_threshold
+  treat_missing_data  = "notBreaching"
+
+  alarm_actions = var.alarm_actions
+  ok_actions    = local.ok_actions
+
+  tags = var.tags
+}
+
 resource "aws_cloudwatch_metric_alarm" "executions" {
   for_each = local.create ? local.executions : {}
 

@@ -174,3 +174,20 @@ variable "dead_letter_service_name" {
   type        = string
   default     = "callback-bridge-dead-letters"
 }
+
+variable "autoscaling_group_name" {
+  description = "The workers' Auto Scaling group (consumers module output autoscaling_group_name): alarms when workers_replaced_threshold of its workers are replaced within an hour (CallbackBridge WorkersReplaced, counted by their bootstrap). null: no such alarm."
+  type        = string
+  default     = null
+}
+
+variable "workers_replaced_threshold" {
+  description = "Workers replaced within an hour (failed bootstrap, or a worker systemd gave up on) that raise the workers-replaced alarm."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.workers_replaced_threshold >= 1 && floor(var.workers_replaced_threshold) == var.workers_replaced_threshold
+    error_message = "workers_replaced_threshold must be a whole number, at least 1."
+  }
+}

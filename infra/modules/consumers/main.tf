@@ -235,6 +235,20 @@ data "aws_iam_policy_document" "this" {
     }
   }
 
+  # The bootstrap counts the instances it asks the group to replace (CallbackBridge
+  # WorkersReplaced): PutMetricData has no resource type, so the namespace is the condition.
+  statement {
+    sid       = "CountReplacedWorkers"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = ["CallbackBridge"]
+    }
+  }
+
   # SSE-KMS with a customer managed key on the wheels bucket: GetObject needs kms:Decrypt.
   dynamic "statement" {
     for_each = var.worker_wheels_kms_key_arn == null ? [] : [var.worker_wheels_kms_key_arn]

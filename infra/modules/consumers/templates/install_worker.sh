@@ -94,6 +94,10 @@ mark_unhealthy() {
   if [ -z "${BRIDGE_ASG_NAME:-}" ] || [ -z "${BRIDGE_LIFECYCLE_HOOK_NAME:-}" ]; then
     return 0
   fi
+  # Counted, so that repeated replacements alarm (the alarms module's workers-replaced).
+  aws cloudwatch put-metric-data --namespace CallbackBridge --metric-name WorkersReplaced \
+    --dimensions "service=callback-bridge-worker,AutoScalingGroupName=$BRIDGE_ASG_NAME" \
+    --value 1 --unit Count || log "could not count the replacement (PutMetricData)"
   if [ "${BRIDGE_ABANDON_FOREGROUND:-}" = 1 ]; then  # a systemd oneshot: its cgroup ends with it
     abandon_when_terminating "$id"
   else
