@@ -93,10 +93,7 @@ def build_service(
         crash_limit=settings.crash_limit,
     )
     attributes = queue_attributes(clients.sqs, worker_settings.jobs_queue_url)
-    # A wrong results queue would otherwise be found job by job, each result spooled.
-    queue_attributes(
-        clients.sqs, worker_settings.results_queue_url, "results queue", ("MaximumMessageSize",)
-    )
+    warn_unless_answers(clients.sqs, worker_settings.results_queue_url)
     claim_check = build_claim_check(settings, config, clients)
     redrive = json.loads(attributes.get("RedrivePolicy") or "{}")
     timing = settings.timing(
@@ -241,6 +238,16 @@ def queue_attributes(
     except BotoCoreError as exc:
         raise ValueError(f"{what} {queue_url} does not answer: {exc}") from exc
     return attributes
+
+
+def warn_unless_answers(sqs: Any, results_queue_url: str) -> None:
+    """Say at once, naming the queue, when the results queue cannot be used; but start: a
+    worker restarted during a results queue outage must come back to send what its spool holds
+    (results are spooled until the queue takes them, and a full set of slots stops receives)."""
+    try:
+        queue_attributes(sqs, results_queue_url, "results queue", ("MaximumMessageSize",))
+    except ValueError as exc:
+        log.warning("%s; results will be spooled until it can be", exc)
 
 
 def build_claim_check(

@@ -193,12 +193,22 @@ def test_a_queue_that_does_not_answer_is_refused() -> None:
         build_service(settings(), Connect(FakeSqs(down=True)))
 
 
-@pytest.mark.parametrize(("missing", "what"), [(JOBS, "jobs queue"), (RESULTS, "results queue")])
-def test_a_queue_that_does_not_exist_is_refused_by_name(missing: str, what: str) -> None:
-    """Before any job: a wrong results queue would be found job by job, each result spooled."""
-    pattern = rf"^{what} {re.escape(missing)} cannot be used: AWS.SimpleQueueService.NonExist"
+def test_a_jobs_queue_that_does_not_exist_is_refused_by_name() -> None:
+    pattern = rf"^jobs queue {re.escape(JOBS)} cannot be used: AWS.SimpleQueueService.NonExist"
     with pytest.raises(ValueError, match=pattern):
-        build_service(settings(), Connect(FakeSqs(missing=missing)))
+        build_service(settings(), Connect(FakeSqs(missing=JOBS)))
+
+
+def test_a_results_queue_that_does_not_exist_is_named_at_start_but_the_worker_starts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker restarted during a results queue outage must come back to send its spool."""
+    with caplog.at_level(logging.WARNING, logger="consumers.compose"):
+        build_service(settings(), Connect(FakeSqs(missing=RESULTS)))
+    assert f"results queue {RESULTS} cannot be used: AWS.SimpleQueueService.NonExist" in (
+        caplog.text
+    )
+    assert "results will be spooled until it can be" in caplog.text
 
 
 def test_required_instance_metadata_that_does_not_answer_is_refused() -> None:
