@@ -13,6 +13,11 @@ restarted with the new ones.
 
 A function whose handler is not the bridge's is left alone, with one warning: its code is in
 a zip this process does not run.
+
+With ``follow_group``, each pass also names an Auto Scaling group someone else created (the
+first by name, with an instance) and its instance and termination hook, or ``None`` once there
+is none: the stack points its instance metadata at that instance, so a worker started from
+Terraform's outputs sees the Terraform-made group's lifecycle.
 """
 
 from __future__ import annotations
@@ -52,6 +57,41 @@ def _settings(mapping: Any, function: Any) -> EventSourceSettings:
         function_timeout_s=float(function.timeout or 3),
         maximum_concurrency=int(concurrency),
     )
+
+
+@dataclass(frozen=True)
+class GroupInstance:
+    """An instance of a group someone else created, and the group's termination hook."""
+
+    group: str
+    instance_id: str
+    lifecycle_hook: str | None
+
+
+def foreign_group(account_id: str, region: str, own: str | None) -> GroupInstance | None:
+    """The first group by name, other than ``own``, with an instance not yet terminating."""
+    from moto.autoscaling.models import autoscaling_backends
+
+    backend = autoscaling_backends[account_id][region]
+    for name in sorted(backend.autoscaling_groups):
+        if name == own:
+            continue
+        group = backend.autoscaling_groups[name]
+        live = [
+            state.instance.id
+            for state in group.instance_states
+            if str(state.lifecycle_state) in ("InService", "Pending")
+        ]
+        if not live:
+            continue
+        hooks = [
+            hook.name
+            for hook in list(backend.lifecycle_hooks.values())
+            if hook.auto_scaling_group_name == name
+            and hook.lifecycle_transition == "autoscaling:EC2_INSTANCE_TERMINATING"
+        ]
+        return GroupInstance(name, sorted(live)[0], hooks[0] if hooks else None)
+    return None
 
 
 def mappings_in(account_id: str, region: str) -> list[MappingSpec]:
@@ -94,12 +134,17 @@ class Adopter:
         account_id: str,
         interval_s: float = 1.0,
         skip: Callable[[str], bool] = lambda arn: False,
+        follow_group: Callable[[GroupInstance | None], None] | None = None,
+        own_group: str | None = None,
     ) -> None:
         self.base = base
         self.clients_for = clients_for
         self.account_id = account_id
         self.interval_s = interval_s
         self.skip = skip
+        self.follow_group = follow_group
+        self.own_group = own_group
+        self._followed: GroupInstance | None = None
         self.running: dict[str, tuple[MappingSpec, LocalEventSourceMapping]] = {}
         self._warned: set[str] = set()
         self._stop = threading.Event()
@@ -128,6 +173,11 @@ class Adopter:
     def sync(self) -> None:
         """Start, restart and stop local mappings to match moto's (one pass)."""
         assert self.base.region
+        if self.follow_group is not None:
+            found = foreign_group(self.account_id, self.base.region, self.own_group)
+            if found != self._followed:
+                self.follow_group(found)
+                self._followed = found
         wanted = {
             spec.uuid: spec
             for spec in mappings_in(self.account_id, self.base.region)

@@ -16,7 +16,7 @@ from typing import IO, Any
 from bridge.aws import Clients, build_clients
 from bridge.config import BridgeConfig
 from bridge.local_stack import compat
-from bridge.local_stack.adopt import Adopter
+from bridge.local_stack.adopt import Adopter, GroupInstance
 from bridge.local_stack.compat.stepfunctions import warm_interpreter_sqs_client
 from bridge.local_stack.event_source import (
     EventSourceSettings,
@@ -70,6 +70,8 @@ class LocalStack:
         self.imds: InstanceMetadataServer | None = None
         #: Runs the event source mappings others create here (``local deploy``: Terraform).
         self.adopter: Adopter | None = None
+        #: The stack's own instance and configuration while the IMDS follows another group.
+        self._own_instance: tuple[Any, BridgeConfig] | None = None
 
     def start(self) -> LocalStack:
         # The completion handler's CloudWatch metrics (EMF on stdout) mean nothing locally.
@@ -148,7 +150,35 @@ class LocalStack:
         def clients_for(config: BridgeConfig, pool_size: int) -> Clients:
             return self._in_process(completion.build_lambda_clients(config, pool_size=pool_size))
 
-        return Adopter(self.config, clients_for, DEFAULT_ACCOUNT_ID)
+        return Adopter(
+            self.config,
+            clients_for,
+            DEFAULT_ACCOUNT_ID,
+            follow_group=self._follow_group if self.imds else None,
+            own_group=self.config.asg_name,
+        )
+
+    def _follow_group(self, found: GroupInstance | None) -> None:
+        """Point the instance metadata at an instance of a group Terraform made (or back at
+        the stack's own once it is gone), and say so in the configuration and state file."""
+        assert self.imds and self.clients and self.config
+        if self._own_instance is None:
+            self._own_instance = (self.imds.instance, self.config)
+        if found is None:
+            self.imds.instance, self.config = self._own_instance
+        else:
+            self.imds.instance = EmbeddedInstance(
+                self.clients.autoscaling, found.group, found.instance_id, REGION
+            )
+            self.config = self._own_instance[1].model_copy(
+                update={
+                    "asg_name": found.group,
+                    "instance_id": found.instance_id,
+                    "lifecycle_hook_name": found.lifecycle_hook,
+                }
+            )
+        if self.state_file:
+            self.write_state(self.state_file)
 
     def _in_process(self, clients: Clients) -> Clients:
         """The SQS and Step Functions clients of what runs inside AWS's services (the local

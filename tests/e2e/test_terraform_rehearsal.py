@@ -24,7 +24,7 @@ import pytest
 
 from bridge.local_stack import LocalStack
 from bridge.local_stack.deploy import LAMBDA_ZIP, Rehearsal, default_network, provider_mirror
-from tests.support.polling import wait_for_execution
+from tests.support.polling import eventually, wait_for_execution
 from tests.support.stack import e2e_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -103,6 +103,14 @@ def test_the_complete_example_applies_runs_jobs_plans_empty_and_destroys(
     )
     assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-2000:]
 
+    # The instance metadata follows the Terraform-made group: a worker started from its outputs
+    # sees that group's instance (and the state file names it for `local env` / `announce`).
+    group = outputs["autoscaling_group_name"]["value"]
+    assert eventually(lambda: stack.config is not None and stack.config.asg_name == group, 10)
+    assert stack.imds is not None
+    assert stack.imds.metadata("autoscaling/target-lifecycle-state") == "InService"
+    assert json.loads((tmp_path / "local.json").read_text())["asg_name"] == group
+
     # A dead-lettered job fails its task with Bridge.DeadLettered, through the dead-letter
     # function's mapping on the Terraform-made jobs DLQ (moved by hand, as the redrive would).
     lost = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"jobs": [{"n": 0}]}))
@@ -153,3 +161,5 @@ def test_the_complete_example_applies_runs_jobs_plans_empty_and_destroys(
     left = sqs.list_queues(QueueNamePrefix=NAME).get("QueueUrls", [])
     assert left == []
     assert not [m for m in sfn.list_state_machines()["stateMachines"] if m["name"] == NAME]
+    # ... and the instance metadata is the stack's own again.
+    assert eventually(lambda: stack.config is not None and stack.config.asg_name != group, 10)
