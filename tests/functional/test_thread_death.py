@@ -272,9 +272,9 @@ def test_an_instance_watcher_that_dies_releases_and_exits(
     start(aws.sfn, stack["state_machine_arn"], [{"n": 0}])
     worker = Worker(aws.sqs, aws.sfn, settings(stack), PythonRunner(blocking))
     run, handling = on_ec2(worker, imds, Autoscaling())
-    handling.watcher.poll = boom(AttributeError("watcher bug"))  # type: ignore[method-assign]
     run.start()
-    blocking.wait_started()
+    blocking.wait_started()  # the job runs: its message must be released
+    handling.watcher.poll = boom(AttributeError("watcher bug"))  # type: ignore[method-assign]
     assert_died(run, "instance-watcher")
     blocking.release.set()
     assert_redone(aws, stack)
