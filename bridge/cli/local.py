@@ -252,6 +252,7 @@ def deploy(
         rehearsal.build_lambda_zip(run.package, run.say)
         ec2 = build_clients(config, autoscaling=False, ec2=True).ec2
         vpc_id, subnet_ids = rehearsal.default_network(ec2)
+        run.forget_stale_state()
         run.write_files(subnet_ids, vpc_id)
         run.say(
             f"terraform init in {run.workdir}"

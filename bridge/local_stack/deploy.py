@@ -24,6 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,8 @@ SERVICES = (
 OVERRIDE = "rehearsal_override.tf"
 TFVARS = "rehearsal.auto.tfvars"
 OUTPUTS = "outputs.json"
+#: The stack the working directory's state was written against (see forget_stale_state).
+STACK_MARKER = ".embedded-stack"
 MIRROR_DEFAULT = Path("/opt/tf-plugins")
 INSTALL_HINT = (
     "terraform not found on PATH: install Terraform >= 1.5 "
@@ -131,6 +134,25 @@ class Rehearsal:
 
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
+
+    def stack_identity(self) -> str:
+        """What tells one embedded stack from the next: moto keeps nothing across restarts, so
+        Terraform state written against an earlier stack describes nothing that exists."""
+        return f"{self.config.endpoint_url} {self.config.instance_id or ''}".strip()
+
+    def forget_stale_state(self) -> Path | None:
+        """Move aside a terraform.tfstate written against another (stopped) stack; returns
+        where it went, or ``None``."""
+        state, marker = self.workdir / "terraform.tfstate", self.workdir / STACK_MARKER
+        previous = marker.read_text(encoding="utf-8").strip() if marker.exists() else None
+        moved = None
+        if state.exists() and previous != self.stack_identity():
+            moved = state.with_name(f"terraform.tfstate.stale-{int(time.time())}")
+            state.rename(moved)
+            self.say(f"{state} described another embedded stack ({previous}); moved to {moved}")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(self.stack_identity() + "\n", encoding="utf-8")
+        return moved
 
     def write_files(self, subnet_ids: list[str], vpc_id: str) -> None:
         """The example (module sources re-pointed), the override and the variables."""

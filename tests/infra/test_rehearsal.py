@@ -123,3 +123,22 @@ def test_the_mirror_is_found_where_tests_infra_finds_it(
     assert deploy.provider_mirror() in (None, deploy.MIRROR_DEFAULT)
     (tmp_path / "registry.terraform.io/hashicorp/aws").mkdir(parents=True)
     assert deploy.provider_mirror() == tmp_path
+
+
+def test_state_written_against_another_stack_is_moved_aside(tmp_path: Path) -> None:
+    run = _rehearsal(tmp_path)
+    assert run.forget_stale_state() is None  # nothing yet
+    state = run.workdir / "terraform.tfstate"
+    state.write_text("{}")
+    assert run.forget_stale_state() is None  # the same stack: kept
+    assert state.exists()
+    restarted = deploy.Rehearsal(
+        CONFIG.model_copy(update={"instance_id": "i-0fedcba9876543210"}),
+        workdir=run.workdir,
+        terraform="terraform",
+        mirror=None,
+        out=run.out,
+    )
+    moved = restarted.forget_stale_state()
+    assert moved is not None and moved.read_text() == "{}"
+    assert not state.exists()
