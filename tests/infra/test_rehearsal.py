@@ -4,6 +4,7 @@ example points back at infra/modules, and the variables it sets exist in the exa
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -142,3 +143,35 @@ def test_state_written_against_another_stack_is_moved_aside(tmp_path: Path) -> N
     moved = restarted.forget_stale_state()
     assert moved is not None and moved.read_text() == "{}"
     assert not state.exists()
+
+
+@pytest.mark.slow
+def test_the_example_validates_without_deprecations_on_aws_6(tmp_path: Path) -> None:
+    """Where the provider mirror holds a 6.x hashicorp/aws, terraform init picks it (the modules
+    allow < 7) and the example validates with no deprecation warning; elsewhere the constraint
+    and the absence of data.aws_region are checked statically (tests/infra/test_terraform.py)."""
+    import shutil
+    import subprocess
+
+    terraform, mirror = shutil.which("terraform"), deploy.provider_mirror()
+    found = mirror / "registry.terraform.io/hashicorp/aws" if mirror else None
+    versions = sorted(p.name for p in found.iterdir()) if found else []
+    if not terraform or not any(v.startswith("6.") for v in versions):
+        pytest.skip(f"needs terraform and a 6.x hashicorp/aws in the mirror (found {versions})")
+    run = _rehearsal(tmp_path)
+    run.write_files(["subnet-1"], "vpc-1")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CLI_CONFIG_FILE"}
+    for command in (["init", "-backend=false", f"-plugin-dir={mirror}"], ["validate", "-no-color"]):
+        done = subprocess.run(
+            [terraform, *command],
+            cwd=run.workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "Deprecated" not in done.stdout + done.stderr
+    lock = (run.workdir / ".terraform.lock.hcl").read_text()
+    assert re.search(r'version\s*=\s*"6\.', lock), lock
