@@ -15,6 +15,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from bridge import strict_json
+from bridge.contract import MAX_JSON_DEPTH
+
 DEFAULT_STATE_FILE = Path(".callback-bridge/local.json")
 
 #: Environment variable for each configuration field.
@@ -128,10 +131,10 @@ def load_tf_outputs(path: Path) -> BridgeConfig:
     """The deployment's settings from a file holding ``terraform output -json`` of
     ``infra/examples/complete``: ``{"jobs_queue_url": {"value": "...", ...}, ...}``."""
     try:
-        data = json.loads(path.read_text())
+        data = strict_json.loads(path.read_text(), max_depth=MAX_JSON_DEPTH)
     except OSError as exc:
         raise ConfigError(f"cannot read Terraform outputs {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
+    except (strict_json.JSONError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Terraform outputs {path} are not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"Terraform outputs {path} must hold a JSON object")

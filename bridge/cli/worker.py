@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from bridge.aws import Clients, build_clients
-from bridge.cli.options import EndpointUrl, Region, StateFile, fail, resolve_config
+from bridge.cli.options import EndpointUrl, Region, StateFile, TfOutputs, fail, resolve_config
 from bridge.config import BridgeConfig
 from bridge.logs import configure_logging
 from bridge.timing import (
@@ -42,6 +42,7 @@ WHERE = (
     "lifecycle_hook_name",
     "instance_id",
     "state_file",
+    "tf_outputs",
     "region",
     "endpoint_url",
 )
@@ -267,6 +268,7 @@ def worker(
         ),
     ] = False,
     state_file: StateFile = None,
+    tf_outputs: TfOutputs = None,
     region: Region = None,
     endpoint_url: EndpointUrl = None,
 ) -> None:
@@ -300,12 +302,14 @@ def worker(
 
 
 def connect(settings: ServiceSettings, where: dict[str, Any]) -> tuple[BridgeConfig, Clients]:
-    """Where the queues are (flags > environment > state file) and the clients to reach them."""
+    """Where the queues are (flags > Terraform outputs, else environment > state file) and the
+    clients to reach them."""
     config = resolve_config(
         where["state_file"],
         "jobs_queue_url",
         "results_queue_url",
-        **{k: where[k] for k in WHERE if k != "state_file"},
+        tf_outputs=where["tf_outputs"],
+        **{k: where[k] for k in WHERE if k not in ("state_file", "tf_outputs")},
     )
     clients = build_clients(
         config, pool_size=settings.concurrency + 12, s3=bool(config.claim_check_bucket)
