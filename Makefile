@@ -87,7 +87,7 @@ check: lint typecheck test
 bench: $(VENV)/.installed-test   ## embedded SQS cost with queue depth (minutes; see benchmarks/)
 	$(BIN)/python -m benchmarks.sqs_depth
 
-lambda: | $(BIN)/python          ## dist/callback-bridge-lambda.zip (reproducible: same sources, same sha256)
+lambda: | $(BIN)/python          ## dist/callback-bridge-lambda-py3.12-x86_64.zip (reproducible: same sha256)
 	$(BIN)/python -m tools.build_artifacts lambda --architecture $(LAMBDA_ARCH) --python-version $(LAMBDA_PYTHON)
 
 wheels: | $(BIN)/python          ## dist/wheels/*.whl for the workers: aws s3 sync dist/wheels s3://BUCKET/PREFIX/

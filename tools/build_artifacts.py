@@ -2,7 +2,7 @@
 
 Two artifacts, both consumed by ``infra/``:
 
-* ``lambda``: ``dist/callback-bridge-lambda.zip``, the code of the completion Lambda
+* ``lambda``: ``dist/callback-bridge-lambda-py3.12-x86_64.zip``, the code of the completion Lambda
   (``bridge.completion.handler``) and the dead-letter Lambda
   (``bridge.dead_letter.handler``). It holds the ``bridge`` modules those handlers import
   (the product core: no embedded stack, chaos, CLI or operations code) and the runtime
@@ -40,13 +40,24 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LAMBDA_ZIP = REPO / "dist" / "callback-bridge-lambda.zip"
 WHEELS_DIR = REPO / "dist" / "wheels"
 
 # What the completion module deploys (infra/modules/completion: runtime "python3.12",
 # architecture default "x86_64"); tests/infra/test_artifacts.py keeps these in step.
 LAMBDA_PYTHON_VERSION = "3.12"
 LAMBDA_ARCHITECTURE = "x86_64"
+
+
+def lambda_zip(
+    python_version: str = LAMBDA_PYTHON_VERSION, architecture: str = LAMBDA_ARCHITECTURE
+) -> Path:
+    """Where ``make lambda`` writes the zip: its name carries what its compiled dependencies
+    (pydantic_core) were built for, so the modules' precondition can refuse a zip built for
+    another architecture than ``lambda_architecture``."""
+    return REPO / "dist" / f"callback-bridge-lambda-py{python_version}-{architecture}.zip"
+
+
+LAMBDA_ZIP = lambda_zip()
 # The workers' default interpreter (consumers module python_executable "python3.12").
 WORKER_PYTHON_VERSION = "3.12"
 
@@ -208,13 +219,15 @@ def write_reproducible_zip(source_dir: Path, output: Path) -> Path:
 
 
 def build_lambda(
-    output: Path = LAMBDA_ZIP,
+    output: Path | None = None,
     *,
     python_version: str = LAMBDA_PYTHON_VERSION,
     architecture: str = LAMBDA_ARCHITECTURE,
     requirements: Iterable[str] | None = None,
 ) -> Path:
-    """Build the Lambda zip for ``python_version`` on ``architecture``; return its path."""
+    """Build the Lambda zip for ``python_version`` on ``architecture`` (at ``output``, else at
+    :func:`lambda_zip`); return its path."""
+    output = output or lambda_zip(python_version, architecture)
     reqs = list(lambda_requirements() if requirements is None else requirements)
     with tempfile.TemporaryDirectory(prefix="callback-bridge-lambda-") as tmp:
         stage = Path(tmp) / "package"
@@ -292,7 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.build_artifacts", description=__doc__)
     sub = parser.add_subparsers(dest="artifact", required=True)
     lam = sub.add_parser("lambda", help="the completion and dead-letter Lambda zip")
-    lam.add_argument("--output", type=Path, default=LAMBDA_ZIP)
+    lam.add_argument(
+        "--output", type=Path, help="default: dist/callback-bridge-lambda-pyVERSION-ARCH.zip"
+    )
     lam.add_argument("--python-version", default=LAMBDA_PYTHON_VERSION)
     lam.add_argument("--architecture", default=LAMBDA_ARCHITECTURE, choices=["x86_64", "arm64"])
     whl = sub.add_parser("wheels", help="the wheels the workers install")

@@ -36,7 +36,9 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "infra" / "examples" / "complete"
 MODULES = REPO / "infra" / "modules"
 DEFAULT_WORKDIR = Path(".callback-bridge/deploy")
-LAMBDA_ZIP = REPO / "dist" / "callback-bridge-lambda.zip"
+#: ``make lambda``'s zip (``tools.build_artifacts.lambda_zip()``; tests/infra/test_artifacts.py
+#: keeps the two in step): its name carries the Python version and architecture.
+LAMBDA_ZIP = REPO / "dist" / "callback-bridge-lambda-py3.12-x86_64.zip"
 #: Every resource's name starts with it; the stack's own resources use ``callback-bridge``.
 DEFAULT_NAME = "callback-bridge-tf"
 #: A placeholder image: moto launches instances from any id (bridge.local_stack.resources).

@@ -23,7 +23,13 @@ from typing import Any
 import pytest
 
 from bridge.local_stack import LocalStack
-from bridge.local_stack.deploy import LAMBDA_ZIP, Rehearsal, default_network, provider_mirror
+from bridge.local_stack.deploy import (
+    LAMBDA_ZIP,
+    Rehearsal,
+    build_lambda_zip,
+    default_network,
+    provider_mirror,
+)
 from tests.support.polling import eventually, wait_for_execution
 from tests.support.stack import e2e_settings
 
@@ -38,8 +44,8 @@ def tools() -> tuple[str, Path]:
     terraform, mirror = shutil.which("terraform"), provider_mirror()
     if not terraform or not mirror:
         pytest.skip("needs a terraform binary and a provider mirror (TF_PLUGIN_DIR)")
-    if not LAMBDA_ZIP.exists():
-        pytest.skip(f"needs the Lambda zip ({LAMBDA_ZIP}): make lambda")
+    # What `local deploy` does too: build the zip when it is missing (a clean clone, CI).
+    build_lambda_zip(LAMBDA_ZIP, print)
     return terraform, mirror
 
 

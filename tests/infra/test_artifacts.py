@@ -40,6 +40,7 @@ from typing import Any
 import hcl2
 import pytest
 
+from bridge.local_stack import deploy
 from tests.support.terraform import module_locals, module_variables
 from tools.build_artifacts import (
     LAMBDA_ARCHITECTURE,
@@ -50,6 +51,7 @@ from tools.build_artifacts import (
     BuildError,
     build_lambda,
     lambda_requirements,
+    lambda_zip,
 )
 from tools.find_python import find_python
 
@@ -113,7 +115,9 @@ def test_lambda_build_targets_what_the_modules_deploy() -> None:
     assert [r.split(">")[0] for r in lambda_requirements()] == ["pydantic"]
     # `make lambda` writes the file the example hashes (paths relative to the example).
     default = _variables(EXAMPLE)["lambda_package_path"]["default"]
-    assert (EXAMPLE / default).resolve() == LAMBDA_ZIP
+    assert (EXAMPLE / default).resolve() == LAMBDA_ZIP == deploy.LAMBDA_ZIP
+    assert LAMBDA_ZIP.name == "callback-bridge-lambda-py3.12-x86_64.zip"  # what it was built for
+    assert lambda_zip("3.12", "arm64").name == "callback-bridge-lambda-py3.12-arm64.zip"
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^lambda:.*\n\t.*-m tools\.build_artifacts lambda", makefile, re.M)
     assert re.search(r"^LAMBDA_PYTHON\s*\?= 3\.12$", makefile, re.M)

@@ -181,7 +181,7 @@ variable "dead_letter_handling" {
 variable "lambda_package_path" {
   description = "Path of the Lambda zip (bridge package + pydantic) deployed as the completion and the dead-letter Lambda, built as described in infra/modules/completion/README.md."
   type        = string
-  default     = "../../../dist/callback-bridge-lambda.zip"
+  default     = "../../../dist/callback-bridge-lambda-py3.12-x86_64.zip"
 }
 
 variable "lambda_architecture" {
