@@ -101,6 +101,7 @@ def test_shell_command_worker(stack: LocalStack, workers: WorkerFactory, tmp_pat
     assert_queues_empty(stack)
 
 
+@pytest.mark.slow  # over 2.5 s: the full suite (make test stays under 3 min)
 def test_sigterm_lets_the_running_job_finish(
     stack: LocalStack, workers: WorkerFactory, tmp_path: Path
 ) -> None:

@@ -78,6 +78,7 @@ def test_a_job_longer_than_its_visibility_timeout_and_heartbeat_period_runs_once
     assert_queues_empty(stack)
 
 
+@pytest.mark.slow  # over 2.5 s: the full suite (make test stays under 3 min)
 def test_stop_execution_kills_the_command_and_its_grandchild_and_frees_the_slot(
     stack: LocalStack, workers: WorkerFactory, tmp_path: Path
 ) -> None:
@@ -170,6 +171,7 @@ def runs_in_flight(sqs: Any, url: str) -> bool:
     return int(attributes["ApproximateNumberOfMessagesNotVisible"]) == 1
 
 
+@pytest.mark.slow  # over 2.5 s: the full suite (make test stays under 3 min)
 def test_a_redriven_stale_job_is_deleted_without_running(
     stack: LocalStack, workers: WorkerFactory, tmp_path: Path
 ) -> None:
@@ -290,6 +292,7 @@ def task_tokens(sfn: Any, arn: str) -> list[str]:
     return tokens
 
 
+@pytest.mark.slow  # over 2.5 s: the full suite (make test stays under 3 min)
 def test_a_second_signal_leaves_no_job_process_behind(
     stack: LocalStack, workers: WorkerFactory, tmp_path: Path
 ) -> None:

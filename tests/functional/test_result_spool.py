@@ -114,6 +114,7 @@ def health(url: str) -> tuple[int, dict[str, Any]]:
         return error.code, json.loads(error.read())
 
 
+@pytest.mark.slow  # over 2.5 s: the full suite (make test stays under 3 min)
 def test_results_spool_while_the_results_queue_is_gone_and_go_out_when_it_is_back(
     aws: Clients, stack: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -298,6 +299,7 @@ def test_a_drain_keeps_trying_until_its_deadline_then_leaves_the_result_on_disk(
     assert any("stay spooled in" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow  # over 2.5 s: the full suite (make test stays under 3 min)
 def test_a_worker_restarted_in_time_takes_its_job_message_back_so_no_other_worker_runs_it(
     aws: Clients, stack: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
