@@ -53,6 +53,7 @@ def _opt(envvar: str, help: str, **kwargs: Any) -> Any:
 
 
 def worker(
+    ctx: typer.Context,
     handler: Annotated[
         str | None,
         _opt("BRIDGE_WORKER_HANDLER", "Python handler 'module:function(input, job[, context])'."),
@@ -274,7 +275,8 @@ def worker(
 ) -> None:
     """Long-poll the jobs queue, run each job, post its result. SIGTERM or Ctrl-C drains; a
     second one hands running jobs back to the queue and exits within seconds."""
-    values = dict(locals())
+    values = {k: v for k, v in locals().items() if k != "ctx"}
+    values = without_environment_under_tf_outputs(values, ctx)
     try:
         configure_logging(log_level, log_format, service="callback-bridge-worker")
         if logging.getLogger().level > logging.DEBUG:  # "Found credentials in ..." is noise
@@ -299,6 +301,22 @@ def worker(
     # cannot kill a thread) and would keep a normal exit waiting; their messages are already
     # settled (released or answered), so leave without waiting for them.
     os._exit(code)
+
+
+def without_environment_under_tf_outputs(
+    values: dict[str, Any], ctx: typer.Context
+) -> dict[str, Any]:
+    """With ``--tf-outputs``, where the queues are comes from that file and the flags typed on
+    the command line: a ``BRIDGE_*_URL`` left in the environment (``local env`` exports the
+    stack's own queues) must not quietly point the worker elsewhere."""
+    if values.get("tf_outputs") is None:
+        return values
+    kept = dict(values)
+    for name in WHERE:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name == "ENVIRONMENT":
+            kept[name] = None
+    return kept
 
 
 def connect(settings: ServiceSettings, where: dict[str, Any]) -> tuple[BridgeConfig, Clients]:

@@ -30,6 +30,8 @@ def test_a_worker_started_from_terraform_outputs_runs_jobs(
     path.write_text(json.dumps(outputs))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    # Left over from `local env` of another stack: the outputs file must win over it.
+    monkeypatch.setenv("BRIDGE_JOBS_QUEUE_URL", "http://127.0.0.1:9/123456789012/another-jobs")
     workers(
         "--tf-outputs",
         str(path),
