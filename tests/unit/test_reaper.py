@@ -25,6 +25,7 @@ from consumers.containment import CgroupTree
 from consumers.context import JobContext
 from consumers.reaper import MARKER, ProcInfo
 from tests.support.messages import make_job
+from tests.support.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -305,7 +306,9 @@ def test_cgroup_kill_stops_an_escapee_for_real(real_cgroup: Path, tag: str) -> N
     )
     assert tree.add("run1", proc.pid)  # before it forks: all it starts is in the cgroup
     assert proc.communicate(b"go\n", timeout=10)[0] == b"started\n"
-    assert len(alive(f"sleep {tag}")) == 1 and tree.populated("run1")
+    # The shell says "started" once it has forked, maybe before the child has exec'd sleep.
+    assert eventually(lambda: len(alive(f"sleep {tag}")) == 1, timeout_s=5)
+    assert tree.populated("run1")
     assert tree.kill("run1", grace_s=1)
     assert alive(f"sleep {tag}") == []
     assert not (real_cgroup / "job-run1").exists()
