@@ -129,6 +129,15 @@ class Keepalive:
             tracked.receipt_handle = receipt_handle
             return True
 
+    def settle(self, message_id: str) -> None:
+        """The job's result is sent: no more heartbeats (its task is closed by us, and a
+        heartbeat would read that as a cancellation), but keep its message hidden until
+        :meth:`untrack` (the delete may wait for a batch)."""
+        with self._lock:
+            tracked = self._tracked.get(message_id)
+            if tracked is not None:
+                tracked.task_closed = True
+
     def untrack(self, message_id: str) -> None:
         with self._lock:
             self._tracked.pop(message_id, None)
