@@ -3,15 +3,19 @@
 A job's life is one state, moved only by :class:`JobTable`, each move checked against
 :data:`TRANSITIONS`::
 
-    received → running → finished | timed out | crashed → sending result → deleted | left
+    received → running → finished | timed out | crashed → sending result → deleting → deleted | left
     received → stale → deleted | left                  (its task was closed before it ran)
     running → cancelled → deleted | left                (its task closed while it ran)
     received → crashed | timed out → ...       (the stale check failed, or outlasted the job)
     received | running | finished | timed out | crashed → released   (drain, stop, a failure)
 
-Two things hold a slot: the job's message, until its state is final, and the job's thread, until
-it returns (Python cannot kill a thread, so a handler that ignores its cancellation keeps its
-slot after its message is settled). The slot is freed when both are done, exactly once.
+Two things hold a slot: the job's message, until its state is final or ``deleting``, and the
+job's thread, until it returns (Python cannot kill a thread, so a handler that ignores its
+cancellation keeps its slot after its message is settled). The slot is freed when both are done,
+exactly once. ``deleting`` (the result is on the results queue, the message waits for a batched
+delete, :mod:`consumers.deletes`) holds no slot: the job's work is over and its task answered;
+the entry stays in the table until the delete, so a redelivery of the message is recognised and
+not run again.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class JobState(enum.Enum):
     CRASHED = "crashed"  # the worker failed around it: reports Bridge.WorkerError
     CANCELLED = "cancelled"  # its task closed while it ran: delete, no result
     SENDING = "sending result"  # the result is with the sender, which deletes the message after
+    DELETING = "deleting"  # the result is sent; the message waits for a batched delete (no slot)
     DELETED = "deleted"  # final: the message is gone from the jobs queue
     LEFT = "left in queue"  # final: not deleted (a send or delete failed); it will reappear
     RELEASED = "released"  # final: handed back to the queue (visibility 0) for another worker
@@ -55,7 +60,8 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.STALE: frozenset({JobState.DELETED, JobState.LEFT}),
     JobState.CANCELLED: frozenset({JobState.DELETED, JobState.LEFT}),
     **{state: frozenset({JobState.SENDING, JobState.RELEASED}) for state in _CONCLUDED},
-    JobState.SENDING: frozenset({JobState.DELETED, JobState.LEFT}),
+    JobState.SENDING: frozenset({JobState.DELETING, JobState.DELETED, JobState.LEFT}),
+    JobState.DELETING: frozenset({JobState.DELETED, JobState.LEFT}),
     **{state: frozenset() for state in FINAL},
 }
 
@@ -114,9 +120,10 @@ class JobTable:
 
     @property
     def busy(self) -> int:
-        """Slots in use: jobs whose thread runs or whose message is not settled yet."""
+        """Slots in use: jobs whose thread runs or whose message is not settled yet (a message
+        only awaiting its batched delete is settled enough: ``deleting`` holds no slot)."""
         with self._lock:
-            return len(self._jobs)
+            return sum(1 for a in self._jobs.values() if self._holds_slot(a))
 
     @property
     def running(self) -> int:
@@ -146,8 +153,9 @@ class JobTable:
             active = self._jobs.get(message_id)
             if active is None or active.state not in OPEN:
                 return None
+            held = self._holds_slot(active)
             self._set(active, to)
-            freed = self._free_if_done(active)
+            freed = self._settle(active, held)
         if freed:
             self._freed()
         return active
@@ -159,8 +167,9 @@ class JobTable:
             active = self._jobs.get(message_id)
             if active is None:
                 raise IllegalTransition(f"job message {message_id} is not in the table ({to})")
+            held = self._holds_slot(active)
             self._set(active, to)
-            freed = self._free_if_done(active)
+            freed = self._settle(active, held)
         if freed:
             self._freed()
 
@@ -169,9 +178,10 @@ class JobTable:
         with self._lock:
             if message_id not in self._threads:
                 raise IllegalTransition(f"job message {message_id}: its thread ended twice")
-            self._threads.discard(message_id)
             active = self._jobs[message_id]
-            freed = self._free_if_done(active)
+            held = self._holds_slot(active)
+            self._threads.discard(message_id)
+            freed = self._settle(active, held)
         if freed:
             self._freed()
 
@@ -182,16 +192,21 @@ class JobTable:
             raise IllegalTransition(
                 f"job {active.job.job_id}: {active.state.value} → {to.value} is not allowed"
             )
-        if active.state is JobState.SENDING and to is JobState.DELETED:
+        if active.state in (JobState.SENDING, JobState.DELETING) and to is JobState.DELETED:
             self.completed += 1
         active.state = to
 
-    def _free_if_done(self, active: ActiveJob) -> bool:
-        """Called with the lock held: drop the job once its message and thread are done."""
-        if active.state not in FINAL or active.message_id in self._threads:
-            return False
-        del self._jobs[active.message_id]
-        return True
+    def _holds_slot(self, active: ActiveJob) -> bool:
+        """Called with the lock held: whether the job counts against the worker's slots."""
+        settled = active.state in FINAL or active.state is JobState.DELETING
+        return not settled or active.message_id in self._threads
+
+    def _settle(self, active: ActiveJob, held: bool) -> bool:
+        """Called with the lock held, after a step: drop the job once its message is final and
+        its thread returned. True when this step freed its slot (``held``: before the step)."""
+        if active.state in FINAL and active.message_id not in self._threads:
+            del self._jobs[active.message_id]
+        return held and not self._holds_slot(active)
 
     def _freed(self) -> None:
         if self._on_slot_freed:

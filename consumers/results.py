@@ -2,7 +2,12 @@
 
 A job is deleted from the jobs queue only after its result is on the results queue, so a crash
 in between means the job runs again (at-least-once), never that its result is lost. Results that
-finish close together go out in one SendMessageBatch and one DeleteMessageBatch.
+finish within :data:`LINGER_S` of each other go out in one SendMessageBatch: a short window,
+because the time from a job's end to its SendTaskSuccess is what callers wait for. Deletes have
+nobody waiting: once a result is sent the job's slot is freed (``on_answered``) and its message
+waits, hidden, for up to :data:`~consumers.deletes.DELETE_WINDOW_S` to share a
+DeleteMessageBatch with others (:mod:`consumers.deletes`), so jobs that finish seconds apart
+still share requests. A stop flushes every pending delete before the thread ends.
 
 Sizes: an output too large for a result message goes to S3 by claim check
 (:meth:`ResultSender.prepare`, on the job's thread); every message is then fitted under the
@@ -39,6 +44,7 @@ from bridge.contract import (
     encode,
 )
 from bridge.errors import RETRYABLE_ERRORS, error_code
+from consumers.deletes import DELETE_WINDOW_S, DeleteBatch
 from consumers.held_results import CountCallback, HeldResults, HoldCallback
 from consumers.pending import DoneCallback, Handles, Pending
 from consumers.spool import Spool, SpoolPlace
@@ -46,9 +52,10 @@ from consumers.threads import CriticalThread, OnDeath
 
 log = logging.getLogger(__name__)
 
-#: After the first result arrives, wait up to this long for more to share its SendMessageBatch
-#: (and the jobs' DeleteMessageBatch): at most a quarter of a second on work that takes minutes,
-#: and a burst of short jobs (a Map's fan-out) sends one request per ten results, not per one.
+#: After the first result arrives, wait up to this long for more to share its SendMessageBatch:
+#: at most a quarter of a second on work that takes minutes, and a burst of short jobs (a Map's
+#: fan-out) sends one request per ten results, not per one. (Deletes wait longer:
+#: :mod:`consumers.deletes`.)
 LINGER_S = 0.25
 #: Per-entry send failures are retried this many times before the result is spooled.
 MAX_SEND_ATTEMPTS = 5
@@ -149,12 +156,17 @@ class ResultSender:
         wall_clock: Callable[[], float] = time.time,
         on_hold: HoldCallback | None = None,
         hold_s: int = 300,
+        on_answered: Callable[[str], None] | None = None,
+        delete_window_s: float | None = None,
     ) -> None:
         """``on_death``: told if the sender's thread dies (:mod:`consumers.threads`); the
         results it held are then never sent (see :attr:`died`). ``spool``: where results that
         cannot be sent are kept (a place: claimed by :meth:`start`; None: in memory only,
         lost if the process ends). ``on_hold``: told to keep hidden a job message taken back
-        at start (:meth:`load_spool`), for ``hold_s`` at a time."""
+        at start (:meth:`load_spool`), for ``hold_s`` at a time. ``on_answered``: told (by
+        message id) that a job's result is sent and its message now only awaits a batched
+        delete (``on_done`` follows the delete). ``delete_window_s``: the longest a delete
+        waits for others (None: :data:`~consumers.deletes.DELETE_WINDOW_S`; 0: at once)."""
         self.sqs = sqs
         self.results_queue_url = results_queue_url
         self.jobs_queue_url = jobs_queue_url
@@ -163,6 +175,10 @@ class ResultSender:
         self.claim_check = claim_check or ClaimCheck()
         self.max_message_bytes = self.claim_check.max_message_bytes
         self.max_batch_bytes = max_batch_bytes
+        self.on_answered = on_answered or (lambda _message_id: None)
+        self.deletes = DeleteBatch(
+            DELETE_WINDOW_S if delete_window_s is None else delete_window_s, clock
+        )
         self._queue: queue.Queue[Pending | object | None] = queue.Queue()
         self._thread = CriticalThread("result-sender", self._run, on_death)
         #: Results that cannot be sent yet: spooled, retried, their jobs held.
@@ -248,10 +264,20 @@ class ResultSender:
     def submit(self, result: Result, message_id: str, receipt_handle: str) -> None:
         self._queue.put(Pending(result, message_id, receipt_handle))
 
+    def renew_delete(self, message_id: str, receipt_handle: str) -> bool:
+        """A job message received again while its delete waits: delete it by this handle.
+        False when no delete of it is pending."""
+        return self.deletes.renew(message_id, receipt_handle)
+
+    def flush_deletes(self) -> None:
+        """Delete every answered job message now. The sender's thread does it at stop; call it
+        from elsewhere only when that thread is not running (never started, or died)."""
+        self._delete_jobs(self.deletes.take(everything=True))
+
     def stop(self, timeout_s: float | None = None) -> bool:
-        """Send everything submitted so far, then end the thread (spooled results stay on
-        disk). With ``timeout_s`` (a worker told to stop now) give up waiting after that long;
-        returns whether all was handled."""
+        """Send everything submitted so far and delete the job messages answered, then end the
+        thread (spooled results stay on disk). With ``timeout_s`` (a worker told to stop now)
+        give up waiting after that long; returns whether all was handled."""
         self._queue.put(None)
         if self._thread.is_alive():
             self._thread.join(timeout_s)
@@ -260,7 +286,7 @@ class ResultSender:
     # --- the sender's thread -------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            first = self._get(self.held.wait_s())
+            first = self._get(self._wait_s())
             if first is None:  # FIFO: everything submitted before stop() is handled
                 break
             batch: list[Pending] = [first] if isinstance(first, Pending) else []
@@ -281,9 +307,15 @@ class ResultSender:
             self.service()
             if stop_after:
                 break
+        self.flush_deletes()
         self._report_at_stop()
         if self.spool is not None:
             self.spool.close()  # a worker started after this one may take it over
+
+    def _wait_s(self) -> float | None:
+        """How long the thread may sleep: until a retry or a batch of deletes is due."""
+        waits = [w for w in (self.held.wait_s(), self.deletes.wait_s()) if w is not None]
+        return min(waits) if waits else None
 
     def _get(self, timeout_s: float | None) -> Pending | object | None:
         try:
@@ -367,8 +399,11 @@ class ResultSender:
         self.held.keep(pending, code)
 
     def service(self) -> None:
-        """On the sender's thread: delete job messages answered by sent results, drop results
-        whose task is over, retry the spooled results when due, forget old sent markers."""
+        """On the sender's thread: delete job messages answered by sent results (a batch, when
+        due), drop results whose task is over, retry the spooled results when due, forget old
+        sent markers."""
+        if self.deletes.wait_s() == 0.0:
+            self._delete_jobs(self.deletes.take())
         chores = self.held.chores()
         if chores.answered:
             self._answered(chores.answered)
@@ -420,13 +455,21 @@ class ResultSender:
         ]
 
     def _answered(self, sent: list[Pending]) -> None:
-        """Results on the results queue: delete the job messages they answer, then let the hold
-        forget them (or keep a sent marker, for a job message not in hand)."""
+        """Results on the results queue: their job messages join the batch of deletes (their
+        slots are freed now), except those of results that were spooled, deleted at once so
+        that the hold can forget them (or keep a sent marker, for a job message not in hand)."""
         if not sent:
             return
         handles, unspooled = self.held.mark_sent(sent)
-        self._delete_jobs(handles)
-        self.held.settle(sent, unspooled, handles)
+        now = [h for h in handles if h[0].spooled is not None]
+        later = [h for h in handles if h[0].spooled is None]
+        self.deletes.add(later)  # first: a redelivery from now on renews the handle to delete
+        for _pending, message_id, _handle in later:
+            self.on_answered(message_id)
+        self._delete_jobs(now)
+        self.held.settle(sent, unspooled, now)
+        if self.deletes.wait_s() == 0.0:
+            self._delete_jobs(self.deletes.take())
 
     def _delete_jobs(self, sent: Handles) -> None:
         if not sent:

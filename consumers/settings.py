@@ -24,6 +24,7 @@ from bridge.timing import (
     TimingError,
     TimingModel,
 )
+from consumers.deletes import DELETE_WINDOW_S
 from consumers.intake import Intake
 
 #: Timing model field -> the flag a user sets, for error messages.
@@ -84,6 +85,9 @@ class WorkerSettings:
     instance_id: str | None = None
     #: See :attr:`ServiceSettings.crash_limit`.
     crash_limit: int = DEFAULT_CRASH_LIMIT
+    #: How long an answered job message may wait to share a DeleteMessageBatch
+    #: (:mod:`consumers.deletes`; 0: deleted with its result's batch).
+    delete_window_s: float = DELETE_WINDOW_S
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:

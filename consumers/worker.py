@@ -7,7 +7,9 @@ Threads, each with one job:
 * **job threads** check a redelivered or old message is not stale, run it
   (:mod:`consumers.runner`), and conclude: result, cancellation or release;
 * the **keep-alive** thread extends visibility and heartbeats (:mod:`consumers.keepalive`);
-* the **sender** sends results and deletes answered jobs in batches (:mod:`consumers.results`);
+* the **sender** sends results and deletes answered jobs in batches (:mod:`consumers.results`,
+  :mod:`consumers.deletes`: a job's slot is freed when its result is sent, and its message
+  waits a few seconds, hidden, to share a DeleteMessageBatch);
 * the **supervisor** (the thread that calls :meth:`Worker.run`, the main thread in the CLI)
   enforces job timeouts, drains and stops (:mod:`consumers.supervisor`).
 
@@ -15,6 +17,16 @@ The receiver, keep-alive and sender threads are :class:`~consumers.threads.Criti
 supervisor loop runs :func:`~consumers.threads.guarded`: if any of them dies,
 :meth:`Worker.thread_died` makes the worker unhealthy and stops it at once, releasing what it
 holds (:attr:`Worker.failure` says why; the service then exits non-zero).
+
+How the receiver asks: ``MaxNumberOfMessages`` is min(10, free slots), never more, with
+``WaitTimeSeconds`` = ``--wait-seconds`` (20 by default: an idle worker costs three receives a
+minute, and a long poll returns as soon as any message is there, so it adds no latency). Asking
+for more than the free slots would hold messages no thread can run, hidden from the workers that
+could: that is starving them, and on a fleet it is the larger cost. After a receive that returns
+fewer than it asked for, the receiver pauses :data:`RECEIVE_LINGER_S`, so messages of a fan-out,
+which arrive one by one, and slots freed close together share the next receive. When jobs finish
+at random times a slot frees alone and its receive asks for one message: that one receive per job
+is the floor of a worker that never takes more than it can run.
 
 Every job ends in exactly one way, taken under :meth:`JobTable.claim`: a result (success,
 failure, ``Bridge.JobTimeout``), a deletion (stale, or its task closed: cancelled), or a release
@@ -51,7 +63,7 @@ from consumers.context import JobContext
 from consumers.crashes import CrashPolicy
 from consumers.intake import Rejection
 from consumers.jobs import OPEN, ActiveJob, JobState, JobTable
-from consumers.keepalive import Keepalive, release_handles
+from consumers.keepalive import Keepalive, release_handles, task_deadline_in_s
 from consumers.rejects import reject
 from consumers.results import ResultSender
 from consumers.runner import Outcome, Runner
@@ -126,6 +138,8 @@ class Worker:
             count=lambda name, n: self.count(name, n),
             on_hold=self._hold,
             hold_s=self.keepalive.visibility_timeout_s,
+            on_answered=self._answered,
+            delete_window_s=settings.delete_window_s,
         )
         self.supervisor = Supervisor(
             self.table, settings.timing, clock, release=self.release, report_hung=self._report_hung
@@ -216,6 +230,8 @@ class Worker:
             log.warning("results still being sent at exit; their jobs will run again")
         if self.sender.died:
             self._safely(self._release_unsent)
+            # Answered jobs awaiting their batched delete: their results are out, delete them.
+            self._safely(self.sender.flush_deletes)
         self.keepalive.stop()
         log.info("stopped after %d jobs", self.table.completed)
 
@@ -321,7 +337,14 @@ class Worker:
         )
         redaction.register(job.token)  # logs show only its mask, whatever logs it
         self.table.add(active)
-        self.keepalive.track(active.message_id, active.receipt_handle, job.token, job.job_id)
+        self.keepalive.track(
+            active.message_id,
+            active.receipt_handle,
+            job.token,
+            job.job_id,
+            execution_arn=job.execution_arn,
+            task_deadline_in_s=task_deadline_in_s(job, self.settings.timing),
+        )
         self._pool.submit(self._execute, active)
 
     def _hold(self, message_id: str, receipt_handle: str, token: str, job_id: str) -> None:
@@ -338,7 +361,9 @@ class Worker:
             return False
         message_id, handle = message["MessageId"], message["ReceiptHandle"]
         redaction.register(job.token)
-        self.keepalive.track(message_id, handle, job.token, job.job_id)
+        self.keepalive.track(
+            message_id, handle, job.token, job.job_id, execution_arn=job.execution_arn
+        )
         if self.sender.answer_delivery(message_id, job.job_id, job.token, handle):
             return True
         if self.table.get(message_id) is None:  # (a job in the table keeps its tracking)
@@ -351,6 +376,8 @@ class Worker:
         it, and use the new receipt handle, the one SQS now honours for visibility changes."""
         held.receipt_handle = message["ReceiptHandle"]
         renewed = self.keepalive.renew(held.message_id, held.receipt_handle)
+        # Answered already? Its batched delete must use this handle (SQS ignores older ones).
+        self.sender.renew_delete(held.message_id, held.receipt_handle)
         self.count("jobs_redelivered_while_held", 1)
         log.warning(
             "job %s was delivered again while this worker holds it (%s): not run twice%s",
@@ -536,6 +563,13 @@ class Worker:
             active.context.cancel("task-closed")
         # A result spooled for a task that is over can never be taken: the sender drops it.
         self.sender.task_closed(message_id)
+
+    def _answered(self, message_id: str) -> None:
+        """The job's result is on the results queue: its slot is free now; its message stays
+        hidden, without heartbeats, until the sender's batched delete (then :meth:`_delivered`)."""
+        self.keepalive.settle(message_id)
+        if self.table.get(message_id) is not None:
+            self.table.move(message_id, JobState.DELETING)
 
     def _delivered(self, message_id: str, delivered: bool) -> None:
         self.keepalive.untrack(message_id)

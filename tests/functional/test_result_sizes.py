@@ -133,6 +133,7 @@ def test_a_262000_byte_output_next_to_small_ones_all_delivered_none_rerun(
     for pending in batch:
         pending.result = sender.prepare(pending.result)
     sender.send(batch)  # one batch, as the sender thread would gather it
+    sender.flush_deletes()  # the answered jobs' batch of deletes, due within its window
 
     assert done.done == {m["MessageId"]: True for m in messages}
     assert depth(aws.sqs, stack["jobs_queue_url"]) == 0  # every job answered and deleted
@@ -152,6 +153,7 @@ def test_without_a_bucket_the_large_output_fails_alone_and_its_neighbours_succee
     done = Outcomes()
     sender = ResultSender(aws.sqs, stack["results_queue_url"], stack["jobs_queue_url"], done)
     sender.send(batch)  # even without prepare(): the sender fits every message
+    sender.flush_deletes()
     assert done.done == {m["MessageId"]: True for m in messages}
     assert depth(aws.sqs, stack["jobs_queue_url"]) == 0
     results = sent_results(aws, stack["results_queue_url"], 3)
@@ -168,9 +170,9 @@ def test_batches_are_split_so_no_request_carries_more_than_the_limit(
     outputs = ["y" * 100_000 for _ in range(10)]  # each fits a message; together ~1 MB
     done = Outcomes()
     totals = count_batches(aws.sqs)
-    ResultSender(aws.sqs, stack["results_queue_url"], stack["jobs_queue_url"], done).send(
-        results_for(messages, outputs)
-    )
+    sender = ResultSender(aws.sqs, stack["results_queue_url"], stack["jobs_queue_url"], done)
+    sender.send(results_for(messages, outputs))
+    sender.flush_deletes()
     assert len(totals) >= 4 and max(totals) <= MAX_BATCH_BYTES
     assert all(done.done.values()) and len(done.done) == 10
     assert len(sent_results(aws, stack["results_queue_url"], 10)) == 10
@@ -197,6 +199,7 @@ def test_a_huge_cause_is_clipped_to_the_queue_limit_not_failing_its_batch(
         claim_check=ClaimCheck(max_message_bytes=8192),
     )
     sender.send(batch)
+    sender.flush_deletes()
     assert all(done.done.values()) and len(done.done) == 2
     results = sent_results(aws, small_queue, 2)
     clipped = results["run-1/j/1"]
@@ -216,7 +219,9 @@ def test_when_sqs_refuses_a_whole_batch_only_the_entry_at_fault_is_redelivered(
     messages = received_jobs(aws, stack, 3)
     batch = results_for(messages, [{"n": 0}, "z" * 5000, {"n": 2}])
     done = Outcomes()
-    ResultSender(aws.sqs, tiny_queue, stack["jobs_queue_url"], done).send(batch)
+    sender = ResultSender(aws.sqs, tiny_queue, stack["jobs_queue_url"], done)
+    sender.send(batch)
+    sender.flush_deletes()
     ids = [m["MessageId"] for m in messages]
     assert done.done == {ids[0]: True, ids[1]: False, ids[2]: True}
     assert set(sent_results(aws, tiny_queue, 2)) == {"run-1/j/0", "run-1/j/2"}

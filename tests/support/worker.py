@@ -20,6 +20,9 @@ def settings(stack: dict[str, str], **overrides: Any) -> WorkerSettings:
         "jobs_dlq_url": stack["jobs_dlq_url"],
         "wait_seconds": 0,
         "concurrency": 2,
+        # Deletes wait a fraction of a second, not DELETE_WINDOW_S: tests of other behaviours
+        # look for the jobs queue to empty; the tests of the delete window set their own.
+        "delete_window_s": 0.2,
     }
     timing = {k: overrides.pop(k) for k in list(overrides) if k in TimingModel.__dataclass_fields__}
     values["timing"] = TimingModel(visibility_timeout_s=30, task_timeout_s=None).with_values(

@@ -1,0 +1,97 @@
+"""Deletes of answered job messages, gathered over a window of seconds into DeleteMessageBatch.
+
+Why a window of seconds, when results keep their quarter of a second
+(:data:`consumers.results.LINGER_S`): jobs of minutes to hours finish at random times, so a
+window short enough for a result's latency catches nothing and every job pays one
+DeleteMessageBatch of its own. The delete has no one waiting for it: the result is already on
+the results queue, the job's slot is already free (state ``deleting``, :mod:`consumers.jobs`)
+and the keep-alive keeps the message hidden meanwhile, without heartbeats
+(:meth:`consumers.keepalive.Keepalive.settle`). So deletes wait until :data:`SQS_MAX_BATCH`
+are pending or :data:`DELETE_WINDOW_S` has passed since the oldest, then go in one request.
+
+What the wait costs: each message stays in flight a few seconds longer (SQS allows 120,000 in
+flight per standard queue; this adds completions per second times the window), and a worker
+that dies inside the window leaves those messages to reappear after their visibility timeout;
+they come back redelivered, so the stale check (:mod:`consumers.stale`) finds their task closed
+and deletes them unrun. A message delivered again while its delete waits (its visibility lapsed)
+is not run either: the worker still holds it, and :meth:`DeleteBatch.renew` takes its new
+receipt handle, the only one SQS now honours for the delete.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from bridge.batching import SQS_MAX_BATCH
+from consumers.pending import Handles, Pending
+
+#: The longest an answered job message waits for others to share its DeleteMessageBatch. With
+#: one completion a second per worker a batch fills in ten seconds; five seconds makes it about
+#: five deletes per request at that rate and full batches above two completions a second. It
+#: stays far inside any visibility timeout the timing model accepts (a minute or more), so the
+#: keep-alive rarely needs to extend a message that only awaits its delete, and a drain or a
+#: stop flushes what is pending at once.
+DELETE_WINDOW_S = 5.0
+
+
+class DeleteBatch:
+    """Job messages to delete, by message id, each with when it was answered. Thread-safe: the
+    sender's thread adds and takes; the receiver's thread renews a handle."""
+
+    def __init__(
+        self, window_s: float = DELETE_WINDOW_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if window_s < 0:
+            raise ValueError(f"the delete window must be 0 s or more, got {window_s}")
+        self.window_s = window_s
+        self.clock = clock
+        #: message id -> (the result that answers it, receipt handle, when it was added).
+        self._pending: dict[str, tuple[Pending, str, float]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def add(self, handles: Handles) -> None:
+        """Job messages whose results are sent: delete them with the next batch."""
+        now = self.clock()
+        with self._lock:
+            for pending, message_id, handle in handles:
+                self._pending.setdefault(message_id, (pending, handle, now))
+
+    def renew(self, message_id: str, receipt_handle: str) -> bool:
+        """The message was received again while its delete waits: delete it with this handle
+        (SQS ignores a delete by an older one). False when no delete of it is pending."""
+        with self._lock:
+            entry = self._pending.get(message_id)
+            if entry is None:
+                return False
+            self._pending[message_id] = (entry[0], receipt_handle, entry[2])
+            return True
+
+    def wait_s(self) -> float | None:
+        """How long until a batch is due: 0 when one is, None when nothing is pending."""
+        with self._lock:
+            if not self._pending:
+                return None
+            if len(self._pending) >= SQS_MAX_BATCH:
+                return 0.0
+            oldest = min(since for _p, _h, since in self._pending.values())
+        return max(0.0, oldest + self.window_s - self.clock())
+
+    def take(self, everything: bool = False) -> Handles:
+        """The deletes due now, oldest first, forgotten here: all of them once the oldest has
+        waited the window (or with ``everything``: a stop), else whole batches of ten."""
+        now = self.clock()
+        with self._lock:
+            entries = sorted(self._pending.items(), key=lambda item: item[1][2])
+            if not entries:
+                return []
+            if not everything and entries[0][1][2] + self.window_s > now:
+                entries = entries[: len(entries) - len(entries) % SQS_MAX_BATCH]
+            for message_id, _entry in entries:
+                del self._pending[message_id]
+        return [(pending, message_id, handle) for message_id, (pending, handle, _) in entries]
