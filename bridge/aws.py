@@ -29,6 +29,7 @@ import botocore.session
 from botocore.config import Config
 
 from bridge.config import BridgeConfig
+from bridge.errors import name_targets
 
 #: Long polls wait up to 20 s; the read timeout must outlast them.
 READ_TIMEOUT_S = 35
@@ -91,6 +92,7 @@ def _botocore_session() -> Any:
         paths = _loader.search_paths  # boto3 appends its data path for every session
         paths[:] = list(dict.fromkeys(paths))
     session.register_component("data_loader", _loader)
+    name_targets(session)  # an error names the queue, bucket or ARN its request was about
     return session
 
 

@@ -15,7 +15,7 @@ deadline-aware retries make (:mod:`bridge.retrying`) is retried exactly when bot
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -103,3 +103,79 @@ def retry_kind(exc: BaseException) -> RetryKind | None:
     if isinstance(exc, BotoConnectionError | HTTPClientError):
         return "transient"
     return None
+
+
+#: Error codes meaning "there is no such resource". S3 answers a HEAD request without a body,
+#: so botocore's code is then the bare HTTP status.
+NOT_FOUND_ERRORS = frozenset(
+    {
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+        "NoSuchBucket",
+        "404",
+        "NotFound",
+        "ExecutionDoesNotExist",
+        "StateMachineDoesNotExist",
+        "ResourceNotFound",
+    }
+)
+#: Error codes meaning "the resource may exist, but these credentials may not use it".
+ACCESS_DENIED_ERRORS = frozenset({"AccessDenied", "AccessDeniedException", "403", "Forbidden"})
+
+#: Request parameters that name what a call is about, most specific first. Never the task
+#: token: a message naming the resource must not leak one.
+TARGET_PARAMS = ("QueueUrl", "Bucket", "executionArn", "mapRunArn", "stateMachineArn", "SourceArn")
+_TARGET_KEY = "BridgeTarget"
+_TARGET_PARAM_KEY = "BridgeTargetParam"
+
+
+def _remember_target(params: Any, context: Any, **_: Any) -> None:
+    if not isinstance(params, dict) or not isinstance(context, dict):
+        return
+    for name in TARGET_PARAMS:
+        value = params.get(name)
+        if isinstance(value, str) and value:
+            context[_TARGET_KEY] = (name, value)
+            return
+
+
+def _attach_target(parsed: Any, context: Any, **_: Any) -> None:
+    error = parsed.get("Error") if isinstance(parsed, dict) else None
+    found = context.get(_TARGET_KEY) if isinstance(context, dict) else None
+    if isinstance(error, dict) and found:
+        error.setdefault(_TARGET_PARAM_KEY, found[0])
+        error.setdefault(_TARGET_KEY, found[1])
+
+
+def name_targets(events: Any) -> None:
+    """Make every AWS error of clients built from ``events`` (a botocore session, before it
+    builds them) carry the queue URL, bucket or ARN its request named: AWS's own message for a
+    missing queue ("The specified queue does not exist.") does not say which one, and an
+    operator with three queue URLs configured must not have to guess (:func:`target`)."""
+    events.register("before-parameter-build", _remember_target)
+    events.register("after-call", _attach_target)
+
+
+def target(exc: BaseException) -> tuple[str, str] | None:
+    """``(parameter, value)`` of what the failed call was about (``("QueueUrl", "https://...")``),
+    when the client was built by :mod:`bridge.aws` (see :func:`name_targets`)."""
+    if not isinstance(exc, ClientError):
+        return None
+    error = exc.response.get("Error", {})
+    value, param = error.get(_TARGET_KEY), error.get(_TARGET_PARAM_KEY)
+    return (str(param), str(value)) if value and param else None
+
+
+def problem(exc: BaseException) -> str:
+    """What is wrong with the resource a call was about, in words first and AWS's code after:
+    ``does not exist (NoSuchBucket)``, ``access denied (AccessDenied: ...)``, else
+    ``cannot be used (Code: message)``; for a failure without an AWS answer,
+    ``does not answer (...)``."""
+    if not isinstance(exc, ClientError):
+        return f"does not answer ({exc})"
+    code = error_code(exc)
+    if code in NOT_FOUND_ERRORS:
+        return f"does not exist ({code})"
+    if code in ACCESS_DENIED_ERRORS:
+        return f"access denied ({describe(exc)})"
+    return f"cannot be used ({describe(exc)})"

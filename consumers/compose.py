@@ -7,8 +7,9 @@ claim check, the :class:`~consumers.worker.Worker` and, on EC2, the instance han
 come in from :mod:`bridge.aws` (through ``connect``), the clock from the caller.
 
 Everything that can be checked without AWS is checked before ``connect`` is called; a bad
-setting, a queue that does not answer or instance metadata that is required but absent raise
-:class:`ValueError` with one line naming what to change.
+setting, a queue (jobs, jobs DLQ) or claim-check bucket that does not exist or answer, or
+instance metadata that is required but absent raise :class:`ValueError` with one line naming
+what to change; the CLI exits 2 with it.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from bridge.aws import Clients
 from bridge.claim_check import ClaimCheck, queue_limit
 from bridge.config import BridgeConfig
+from bridge.errors import problem
 from consumers.command import CommandRunner
 from consumers.containment import Containment
 from consumers.ec2 import InstanceHandling, InstanceSettings
@@ -92,8 +94,12 @@ def build_service(
         instance_id=config.instance_id,
         crash_limit=settings.crash_limit,
     )
-    attributes = queue_attributes(clients.sqs, worker_settings.jobs_queue_url)
+    # Every queue and bucket the worker uses answers before it takes a job (fail fast), but
+    # the results queue: see warn_unless_answers.
+    attributes = queue_attributes(clients.sqs, worker_settings.jobs_queue_url, source=config.source)
     warn_unless_answers(clients.sqs, worker_settings.results_queue_url)
+    check_jobs_dlq(clients.sqs, config)
+    check_bucket(clients.s3, config)
     claim_check = build_claim_check(settings, config, clients)
     redrive = json.loads(attributes.get("RedrivePolicy") or "{}")
     timing = settings.timing(
@@ -223,21 +229,45 @@ def queue_attributes(
     queue_url: str,
     what: str = "jobs queue",
     names: tuple[str, ...] = ("VisibilityTimeout", "RedrivePolicy"),
+    source: str = "",
 ) -> dict[str, str]:
     """A queue's settings (the jobs queue's by default); also proves the queue answers before
-    anything runs, or raises :class:`ValueError` naming it."""
+    anything runs, or raises :class:`ValueError` naming it, what is wrong (does not exist,
+    access denied, does not answer) and where the URL came from (``source``)."""
     try:
         attributes: dict[str, str] = sqs.get_queue_attributes(
             QueueUrl=queue_url, AttributeNames=list(names)
         )["Attributes"]
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise ValueError(
-            f"{what} {queue_url} cannot be used: {error.get('Code')}: {error.get('Message')}"
-        ) from exc
-    except BotoCoreError as exc:
-        raise ValueError(f"{what} {queue_url} does not answer: {exc}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        origin = f" (configured in {source})" if source else ""
+        raise ValueError(f"{what} {queue_url} {problem(exc)}{origin}") from exc
     return attributes
+
+
+def check_jobs_dlq(sqs: Any, config: BridgeConfig) -> None:
+    """The jobs DLQ, when set, must answer before a job is taken: the worker moves malformed
+    jobs there, and a wrong URL found only on the first malformed job leaves that job to the
+    queue's redrive policy with no reason attached (IAM: ``sqs:GetQueueAttributes`` on it)."""
+    if config.jobs_dlq_url:
+        queue_attributes(sqs, config.jobs_dlq_url, "jobs DLQ", ("QueueArn",), config.source)
+
+
+def check_bucket(s3: Any, config: BridgeConfig) -> None:
+    """The claim-check bucket, when set, must exist and be ours to use before a job is taken:
+    otherwise the first large output fails its task ``Bridge.ClaimCheckFailed`` after the job
+    ran in full. HeadBucket needs ``s3:ListBucket`` on the bucket (the consumers module grants
+    it, on that bucket only); it proves the bucket exists and the role reaches it, not that
+    ``s3:PutObject`` under ``claim-checks/`` is granted, which only a write would."""
+    bucket = config.claim_check_bucket
+    if not bucket:
+        return
+    origin = f" (configured in {config.source})" if config.source else ""
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ParamValidationError as exc:
+        raise ValueError(f"claim-check bucket {bucket!r} is not a valid name: {exc}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise ValueError(f"claim-check bucket {bucket} {problem(exc)}{origin}") from exc
 
 
 def warn_unless_answers(sqs: Any, results_queue_url: str) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from bridge.config import BridgeConfig, ConfigError, load_config
+from bridge.config import ENVIRONMENT, BridgeConfig, ConfigError, load_config
+from bridge.errors import ACCESS_DENIED_ERRORS, NOT_FOUND_ERRORS, error_code, target
 from bridge.ops.inspect.queues import InspectError
 
 StateFile = Annotated[
@@ -50,9 +52,11 @@ def resolve_config(
         fail(f"state file {state_file} does not exist; is 'callback-bridge local up' running?")
     try:
         loaded = load_config(state_file=state_file, tf_outputs=tf_outputs)
-        return loaded.with_overrides(**overrides).require(*required)
+        config = loaded.with_overrides(**overrides).require(*required)
     except ConfigError as exc:
         fail(str(exc))
+    _resolved.set(config)
+    return config
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -71,14 +75,60 @@ _REJECTED = {
     "SignatureDoesNotMatch",
     "InvalidSignatureException",
 }
-_NO_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+#: What each request parameter names (bridge.errors.TARGET_PARAMS), for error messages.
+_NOUN = {
+    "QueueUrl": "queue",
+    "Bucket": "bucket",
+    "executionArn": "execution",
+    "mapRunArn": "map run",
+    "stateMachineArn": "state machine",
+    "SourceArn": "queue",
+}
+#: The configuration this command resolved (resolve_config), to say where a value came from.
+_resolved: ContextVar[BridgeConfig | None] = ContextVar("resolved_config", default=None)
+
+
+def origin(value: str) -> str:
+    """Which setting of the resolved configuration holds ``value`` and where it came from
+    (``jobs_queue_url (env BRIDGE_JOBS_QUEUE_URL), configuration from environment``), or
+    ``""`` when none does: a mistyped URL is then fixed where it was typed, not hunted for."""
+    config = _resolved.get()
+    if config is None:
+        return ""
+    for name in BridgeConfig.model_fields:
+        if name != "source" and getattr(config, name) == value:
+            variable = ENVIRONMENT.get(name, name.upper())
+            return f"{name} (env {variable}), configuration from {config.source}"
+    return ""
+
+
+def client_error_line(exc: ClientError) -> str:
+    """One line for an AWS error, naming the queue, bucket or ARN the failed request was about
+    (:func:`bridge.errors.target`), what is wrong with it, and where its value came from."""
+    code, message = error_code(exc, "error"), exc.response.get("Error", {}).get("Message", "")
+    operation = getattr(exc, "operation_name", "call")
+    named = target(exc)
+    if named is not None:
+        param, value = named
+        where = origin(value)
+        context = f"{operation}; {where}" if where else operation
+        if code in NOT_FOUND_ERRORS:
+            return f"{_NOUN.get(param, param)} {value} does not exist ({context})"
+        if code in _REJECTED or code in ACCESS_DENIED_ERRORS:
+            return f"AWS refused {operation} on {value} ({code}): {message}"
+        return f"{operation} on {value} failed: {code}: {message}"
+    if code in _REJECTED:
+        return f"AWS refused {operation} ({code}): {message}"
+    if code in NOT_FOUND_ERRORS:
+        return f"does not exist ({operation}: {code}): {message}"
+    return f"{operation} failed: {code}: {message}"
 
 
 @contextmanager
 def aws_errors() -> Iterator[None]:
     """Turn AWS trouble (no credentials, no region, unreachable endpoint, access denied, a
-    queue that does not exist) and bad operator input the library reports (InspectError,
-    ConfigError) into one ``error:`` line and exit code 2, never a traceback."""
+    queue or bucket that does not exist) and bad operator input the library reports
+    (InspectError, ConfigError) into one ``error:`` line and exit code 2, never a traceback."""
     try:
         yield
     except NoCredentialsError:
@@ -86,14 +136,7 @@ def aws_errors() -> Iterator[None]:
     except NoRegionError:
         fail("no AWS region: pass --region or set AWS_REGION")
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code, message = error.get("Code", "error"), error.get("Message", "")
-        operation = getattr(exc, "operation_name", "call")
-        if code in _REJECTED:
-            fail(f"AWS refused {operation} ({code}): {message}")
-        if code in _NO_QUEUE:
-            fail(f"queue does not exist ({operation}): {message}")
-        fail(f"{operation} failed: {code}: {message}")
+        fail(client_error_line(exc))
     except BotoCoreError as exc:  # endpoint unreachable, connection closed, timeouts
         fail(f"cannot reach AWS: {exc}")
     except (ConfigError, InspectError) as exc:  # bad operator input, named in the message

@@ -687,8 +687,13 @@ SQS_SCOPE = {
         "sqs:DeleteMessage": {"${var.jobs_queue_arn}"},
         "sqs:ChangeMessageVisibility": {"${var.jobs_queue_arn}"},
         # The jobs queue's visibility timeout; the results queue's MaximumMessageSize, which
-        # sizes claim checks (bridge.claim_check.queue_limit).
-        "sqs:GetQueueAttributes": {"${var.jobs_queue_arn}", "${var.results_queue_arn}"},
+        # sizes claim checks (bridge.claim_check.queue_limit); the jobs DLQ's start probe
+        # (consumers.compose.check_jobs_dlq).
+        "sqs:GetQueueAttributes": {
+            "${var.jobs_queue_arn}",
+            "${var.results_queue_arn}",
+            "${var.jobs_dlq_arn}",
+        },
         "sqs:SendMessage": {"${var.results_queue_arn}", "${var.jobs_dlq_arn}"},
     },
 }
@@ -858,6 +863,8 @@ ROLE_CODE = {
     "dead_letter": ["bridge/dead_letter.py", "bridge/callback.py"],
 }
 CLIENT_SERVICES = {"sqs": "sqs", "sfn": "states", "autoscaling": "autoscaling", "s3": "s3"}
+# API calls IAM authorizes under another action's name (IAM service authorization reference).
+API_TO_IAM_ACTION = {"s3:HeadBucket": "s3:ListBucket", "s3:HeadObject": "s3:GetObject"}
 # AWS CLI services and the IAM prefix of their actions.
 CLI_SERVICES = {
     "autoscaling": "autoscaling",
@@ -926,7 +933,8 @@ def _python_actions(path: Path, names: set[str] | None = None) -> set[str]:
         if client in CLIENT_SERVICES:
             method = node.func.attr.removesuffix("_batch")
             action = "".join(part.capitalize() for part in method.split("_"))
-            found.add(f"{CLIENT_SERVICES[client]}:{action}")
+            called = f"{CLIENT_SERVICES[client]}:{action}"
+            found.add(API_TO_IAM_ACTION.get(called, called))
     return found
 
 
@@ -1453,6 +1461,30 @@ def test_workers_put_claim_checks_only_under_the_prefix() -> None:
     worker_env = module_locals(MODULES_DIR / "consumers")["worker_env"]
     assert "BRIDGE_CLAIM_CHECK_BUCKET = var.claim_check_bucket" in worker_env
     assert "BRIDGE_CLAIM_CHECK_THRESHOLD = " in worker_env
+
+
+def test_workers_probe_only_the_claim_check_bucket() -> None:
+    """The worker's start probe (consumers.compose.check_bucket: HeadBucket, authorized as
+    s3:ListBucket) is granted on the claim-check bucket itself, only with a bucket, and without
+    an s3:prefix condition (HeadBucket sends none, so one would deny the probe)."""
+    assert _python_actions(REPO / "consumers" / "compose.py", {"check_bucket"}) == {"s3:ListBucket"}
+    probe = _dynamic_statements("consumers")["ProbeClaimCheckBucket"]
+    assert probe["actions"] == ["s3:ListBucket"]
+    assert "condition" not in probe
+    assert probe["for_each"] == (
+        "${var.claim_check_bucket == null ? [] : "
+        '["arn:${data.aws_partition.current.partition}:s3:::${var.claim_check_bucket}"]}'
+    )
+
+
+def test_workers_probe_the_jobs_dlq() -> None:
+    """consumers.compose.check_jobs_dlq reads the jobs DLQ's attributes at start."""
+    assert _python_actions(REPO / "consumers" / "compose.py", {"queue_attributes"}) == {
+        "sqs:GetQueueAttributes"
+    }
+    (probe,) = [s for s in policy_statements("consumers") if s.get("sid") == "ProbeJobsDlq"]
+    assert probe["actions"] == ["sqs:GetQueueAttributes"]
+    assert probe["resources"] == ["${var.jobs_dlq_arn}"]
 
 
 def test_code_scan_reads_only_the_named_functions() -> None:

@@ -21,6 +21,7 @@ from consumers.settings import ServiceSettings
 
 JOBS = "http://sqs.local/123456789012/jobs"
 RESULTS = "http://sqs.local/123456789012/results"
+DLQ = "http://sqs.local/123456789012/jobs-dlq"
 HANDLER = "consumers.demo_handler:work"
 
 
@@ -33,9 +34,10 @@ class FakeSqs:
         max_receives: int | None = 5,
         down: bool = False,
         missing: str | None = None,
+        denied: str | None = None,
     ):
         self.visibility, self.max_receives, self.down = visibility, max_receives, down
-        self.missing = missing
+        self.missing, self.denied = missing, denied
         self.calls: list[dict[str, Any]] = []
 
     def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]:
@@ -45,6 +47,11 @@ class FakeSqs:
         if kwargs["QueueUrl"] == self.missing:
             error = {"Code": "AWS.SimpleQueueService.NonExistentQueue", "Message": "no queue"}
             raise ClientError({"Error": error}, "GetQueueAttributes")
+        if kwargs["QueueUrl"] == self.denied:
+            error = {"Code": "AccessDenied", "Message": "not authorized"}
+            raise ClientError({"Error": error}, "GetQueueAttributes")
+        if kwargs["AttributeNames"] == ["QueueArn"]:
+            return {"Attributes": {"QueueArn": "arn:aws:sqs:eu-west-1:123456789012:jobs-dlq"}}
         if kwargs["AttributeNames"] == ["MaximumMessageSize"]:
             return {"Attributes": {"MaximumMessageSize": "262144"}}
         attributes = {"VisibilityTimeout": str(self.visibility)}
@@ -54,18 +61,35 @@ class FakeSqs:
         return {"Attributes": attributes}
 
 
+class FakeS3:
+    """Answers HeadBucket, or fails it as S3 does (a HEAD answer has no body: the code is the
+    bare HTTP status, unless given as a name)."""
+
+    def __init__(self, error: str | None = None) -> None:
+        self.error = error
+        self.calls: list[dict[str, Any]] = []
+
+    def head_bucket(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        if self.error:
+            message = {"403": "Forbidden", "404": "Not Found"}.get(self.error, "")
+            raise ClientError({"Error": {"Code": self.error, "Message": message}}, "HeadBucket")
+        return {}
+
+
 class Connect:
     """The CLI's ``connect``: where the queues are, and the clients; counts its calls."""
 
-    def __init__(self, sqs: FakeSqs | None = None, **config: Any) -> None:
+    def __init__(self, sqs: FakeSqs | None = None, s3: FakeS3 | None = None, **config: Any) -> None:
         self.sqs = sqs or FakeSqs()
+        self.s3 = s3 or FakeS3()
         values = {"jobs_queue_url": JOBS, "results_queue_url": RESULTS, **config}
         self.config = BridgeConfig(**values)
         self.calls = 0
 
     def __call__(self) -> tuple[BridgeConfig, Clients]:
         self.calls += 1
-        return self.config, Clients(sqs=self.sqs, sfn=object(), s3=object())
+        return self.config, Clients(sqs=self.sqs, sfn=object(), s3=self.s3)
 
 
 def settings(**values: Any) -> ServiceSettings:
@@ -194,9 +218,61 @@ def test_a_queue_that_does_not_answer_is_refused() -> None:
 
 
 def test_a_jobs_queue_that_does_not_exist_is_refused_by_name() -> None:
-    pattern = rf"^jobs queue {re.escape(JOBS)} cannot be used: AWS.SimpleQueueService.NonExist"
+    pattern = (
+        rf"^jobs queue {re.escape(JOBS)} does not exist "
+        r"\(AWS.SimpleQueueService.NonExistentQueue\) \(configured in defaults\)$"
+    )
     with pytest.raises(ValueError, match=pattern):
         build_service(settings(), Connect(FakeSqs(missing=JOBS)))
+
+
+def test_a_jobs_dlq_that_does_not_exist_is_refused_by_name_before_any_job() -> None:
+    connect = Connect(FakeSqs(missing=DLQ), jobs_dlq_url=DLQ, source="environment")
+    with pytest.raises(ValueError) as refused:
+        build_service(settings(), connect)
+    assert str(refused.value) == (
+        f"jobs DLQ {DLQ} does not exist (AWS.SimpleQueueService.NonExistentQueue) "
+        "(configured in environment)"
+    )
+    assert [call["QueueUrl"] for call in connect.sqs.calls][-1] == DLQ
+
+
+def test_a_jobs_dlq_that_is_refused_says_access_denied() -> None:
+    connect = Connect(FakeSqs(denied=DLQ), jobs_dlq_url=DLQ)
+    with pytest.raises(ValueError, match=rf"^jobs DLQ {re.escape(DLQ)} access denied \("):
+        build_service(settings(), connect)
+
+
+def test_a_jobs_dlq_that_answers_is_asked_only_for_its_arn() -> None:
+    connect = Connect(jobs_dlq_url=DLQ)
+    build_service(settings(), connect)
+    (probe,) = [call for call in connect.sqs.calls if call["QueueUrl"] == DLQ]
+    assert probe["AttributeNames"] == ["QueueArn"]
+
+
+@pytest.mark.parametrize(
+    ("code", "problem"),
+    [
+        ("404", "does not exist (404)"),
+        ("NoSuchBucket", "does not exist (NoSuchBucket)"),
+        ("403", "access denied (403: Forbidden)"),
+    ],
+)
+def test_a_claim_check_bucket_that_cannot_be_used_is_refused_by_name(
+    code: str, problem: str
+) -> None:
+    s3 = FakeS3(error=code)
+    connect = Connect(claim_check_bucket="outputs", s3=s3)
+    with pytest.raises(ValueError) as refused:
+        build_service(settings(), connect)
+    assert str(refused.value) == f"claim-check bucket outputs {problem} (configured in defaults)"
+    assert s3.calls == [{"Bucket": "outputs"}]
+
+
+def test_no_claim_check_bucket_no_probe() -> None:
+    s3 = FakeS3(error="404")
+    build_service(settings(), Connect(s3=s3))
+    assert s3.calls == []
 
 
 def test_a_results_queue_that_does_not_exist_is_named_at_start_but_the_worker_starts(
@@ -205,7 +281,7 @@ def test_a_results_queue_that_does_not_exist_is_named_at_start_but_the_worker_st
     """A worker restarted during a results queue outage must come back to send its spool."""
     with caplog.at_level(logging.WARNING, logger="consumers.compose"):
         build_service(settings(), Connect(FakeSqs(missing=RESULTS)))
-    assert f"results queue {RESULTS} cannot be used: AWS.SimpleQueueService.NonExist" in (
+    assert f"results queue {RESULTS} does not exist (AWS.SimpleQueueService.NonExist" in (
         caplog.text
     )
     assert "results will be spooled until it can be" in caplog.text

@@ -180,6 +180,14 @@ data "aws_iam_policy_document" "this" {
     resources = [var.results_queue_arn]
   }
 
+  # Start probe (consumers/compose.py check_jobs_dlq): the jobs DLQ the worker moves malformed
+  # jobs to must answer before the worker takes a job, so a wrong URL stops it at start.
+  statement {
+    sid       = "ProbeJobsDlq"
+    actions   = ["sqs:GetQueueAttributes"]
+    resources = [var.jobs_dlq_arn]
+  }
+
   statement {
     sid       = "PublishResultsAndDeadLetterJobs"
     actions   = ["sqs:SendMessage"]
@@ -277,6 +285,20 @@ data "aws_iam_policy_document" "this" {
     content {
       sid       = "WriteClaimChecks"
       actions   = ["s3:PutObject"]
+      resources = [statement.value]
+    }
+  }
+
+  # Start probe (consumers/compose.py check_bucket): HeadBucket, which IAM authorizes as
+  # s3:ListBucket, on the claim-check bucket only and with no s3:prefix condition (HeadBucket
+  # sends none, so a condition would deny it). It also lets the workers list the bucket's keys,
+  # names of claim-checked outputs they could write anyway; never their contents (no GetObject).
+  dynamic "statement" {
+    for_each = var.claim_check_bucket == null ? [] : ["arn:${data.aws_partition.current.partition}:s3:::${var.claim_check_bucket}"]
+
+    content {
+      sid       = "ProbeClaimCheckBucket"
+      actions   = ["s3:ListBucket"]
       resources = [statement.value]
     }
   }
