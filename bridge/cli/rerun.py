@@ -3,12 +3,14 @@
 Thin: resolves ids (:mod:`bridge.ops.resolve`), reads the jobs (:mod:`bridge.ops.jobs`),
 starts one execution per source execution (:mod:`bridge.ops.rerun`). Made for scripts: it never
 prompts, and stdout holds only each new execution's ARN on a line of its own (``--json``: one
-document); what it did goes to stderr.
+document); what it did goes to stderr. ``--redrive EXECUTION`` instead continues that execution
+in place with Step Functions' RedriveExecution (:func:`bridge.ops.rerun.redrive`).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -24,7 +26,7 @@ from bridge.ops.jobs import (
     list_jobs,
     since_time,
 )
-from bridge.ops.rerun import Started, group, start_rerun
+from bridge.ops.rerun import Started, group, redrive, start_rerun
 from bridge.ops.resolve import MANY, Resolver
 
 
@@ -58,6 +60,15 @@ def rerun(
             help="S3 bucket for jobs too many or too large for an execution input.",
         ),
     ] = None,
+    redrive_execution: Annotated[
+        str | None,
+        typer.Option(
+            "--redrive",
+            metavar="EXECUTION",
+            help="Continue this FAILED, TIMED_OUT or ABORTED execution (name or ARN) in place "
+            "with Step Functions' RedriveExecution: only its unfinished jobs run again.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
     state_file: StateFile = None,
     tf_outputs: TfOutputs = None,
@@ -70,8 +81,17 @@ def rerun(
     Prints each new execution's ARN on a line of its own; follow one with
     'callback-bridge jobs list --execution ARN'. Never prompts. Exit code 0 also
     when there was nothing to run (stderr says so), 2 for an id that names no
-    job.
+    job. With --redrive, the execution keeps its ARN (printed) and exit code 2
+    says why it cannot be redriven.
     """
+    if redrive_execution is not None:
+        if ids or failed or execution or since or bucket:
+            fail(
+                "--redrive EXECUTION goes alone: "
+                "no job ids, --failed, --execution, --since or --bucket"
+            )
+        redrive_one(redrive_execution, as_json, state_file, tf_outputs, region, endpoint_url)
+        return
     if bool(ids) == failed:
         fail("give job ids, or --failed (with --execution / --since to narrow it)")
     if (execution or since) and not failed:
@@ -130,3 +150,36 @@ def chosen_jobs(find: Resolver, reader: JobReader, ids: list[str]) -> list[Job]:
             raise JobsError(f"{text!r} names no job (a malformed dead letter has none)")
         jobs.append(find_job(reader, target.execution_arn, target.job.index, text))
     return jobs
+
+
+def redrive_one(
+    text: str,
+    as_json: bool,
+    state_file: Path | None,
+    tf_outputs: Path | None,
+    region: str | None,
+    endpoint_url: str | None,
+) -> None:
+    """``rerun --redrive EXECUTION``: the execution's ARN on stdout (``--json``: one
+    document), what happened on stderr; one ``error:`` line and exit code 2 otherwise."""
+    config, clients = connect(state_file, tf_outputs, region, endpoint_url)
+    with aws_errors():
+        try:
+            target = resolver(config, clients, with_letters=False).resolve(text)
+            if target.kind not in MANY:  # a Map Run ARN redrives its parent execution
+                raise JobsError(
+                    f"{text!r} is a {target.kind}: --redrive takes an execution name or ARN"
+                )
+            done = redrive(clients.sfn, execution_of(target))
+        except JobsError as exc:
+            fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(done.to_json(), indent=2))
+    else:
+        typer.echo(done.execution_arn)
+    count = "" if done.redrive_count is None else f", redrive {done.redrive_count}"
+    typer.echo(
+        f"redriven: was {done.previous_status}, running again since {done.redrive_date}{count}; "
+        f"follow it with 'callback-bridge jobs list --execution {done.execution_arn}'",
+        err=True,
+    )

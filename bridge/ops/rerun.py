@@ -8,9 +8,13 @@ when AWS's limits allow, else the jobs go through S3 as ``run --jobs-file`` send
 (:func:`bridge.ops.fanout.start_from_items`: an item file read by a Distributed Map): when the
 input would exceed 256 KiB or an INLINE run's history would near 25,000 events.
 
-Step Functions' own ``RedriveExecution`` (re-run only the failed iterations of a FAILED,
-TIMED_OUT or ABORTED execution, in place) is not used here: the embedded stack does not
-implement it yet.
+``rerun --redrive`` (:func:`redrive`) instead asks Step Functions' own ``RedriveExecution``
+to continue a FAILED, TIMED_OUT or ABORTED execution in place, from its unsuccessful step:
+the jobs of a run stopped or timed out in the middle of its Map that had not finished run
+again, in the same execution (same ARN, same job indices), the finished ones are kept. A
+job whose failure the Map's Catch turned into data is a finished iteration, so an execution
+the failure policy failed (``Bridge.JobsFailed``) would only fail again: that one is refused,
+pointing to ``rerun EXECUTION``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from bridge.errors import error_code
 from bridge.limits import LimitError, max_inline_jobs, plan_fan_out
 from bridge.ops.fanout import start_from_items
 from bridge.ops.jobs import Job, JobsError
@@ -112,3 +119,64 @@ def start_rerun(
     )
     started.execution_arn = str(answer["executionArn"])
     return started
+
+
+#: Statuses RedriveExecution accepts (RedriveExecution API reference).
+REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
+#: The error the state machine ends with when more jobs failed than its policy tolerates.
+POLICY_FAILURE = "Bridge.JobsFailed"
+
+
+@dataclass(frozen=True)
+class Redriven:
+    """An execution redriven in place (``RedriveExecution``)."""
+
+    execution_arn: str
+    #: The status it had: FAILED, TIMED_OUT or ABORTED.
+    previous_status: str
+    redrive_count: int | None
+    redrive_date: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "execution_arn": self.execution_arn,
+            "previous_status": self.previous_status,
+            "redrive_count": self.redrive_count,
+            "redrive_date": self.redrive_date,
+        }
+
+
+def redrive(sfn: Any, execution_arn: str) -> Redriven:
+    """``RedriveExecution`` of ``execution_arn``, after checking it can rerun something: a
+    one-line :class:`JobsError` naming the execution and the reason otherwise (still running,
+    succeeded, failed on the failure policy, or Step Functions' ``ExecutionNotRedrivable``)."""
+    described = sfn.describe_execution(executionArn=execution_arn)
+    status = str(described["status"])
+    if status not in REDRIVABLE:
+        raise JobsError(
+            f"execution {execution_arn} is {status}: only a FAILED, TIMED_OUT or ABORTED "
+            "execution can be redriven"
+        )
+    if described.get("error") == POLICY_FAILURE:
+        raise JobsError(
+            f"execution {execution_arn} failed on its failure policy ({POLICY_FAILURE}): its "
+            "failed jobs are finished Map iterations, which RedriveExecution does not run "
+            f"again (it would only fail again); run them in a new execution with "
+            f"'callback-bridge rerun {execution_arn}'"
+        )
+    try:
+        answer = sfn.redrive_execution(executionArn=execution_arn)
+    except ClientError as exc:
+        if not error_code(exc).endswith("ExecutionNotRedrivable"):
+            raise
+        reason = exc.response.get("Error", {}).get("Message") or "not redrivable"
+        raise JobsError(f"execution {execution_arn} cannot be redriven: {reason}") from None
+    after = sfn.describe_execution(executionArn=execution_arn)
+    date = answer.get("redriveDate") or after.get("redriveDate")
+    count = after.get("redriveCount")
+    return Redriven(
+        execution_arn,
+        status,
+        None if count is None else int(count),
+        date.isoformat() if hasattr(date, "isoformat") else str(date or ""),
+    )
