@@ -10,11 +10,15 @@ import typer
 
 from bridge.cli import bench, chaos, demo, dlq, jobs, local, rerun, run, worker
 from bridge.cli import status as status_command
+from bridge.cli.help import WholeNamesGroup
 
 app = typer.Typer(
     help="Hand Step Functions work to EC2 consumers through SQS, with task tokens.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain help whose lines break only at spaces: no option or variable name is ever cut.
+    cls=WholeNamesGroup,
+    rich_markup_mode=None,
 )
 app.add_typer(local.app, name="local")
 app.command("worker")(worker.worker)
