@@ -225,6 +225,61 @@ def wait_for_execution(
         time.sleep(every_s)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Where a run's jobs are, from its Map Run's ``itemCounts`` (DescribeMapRun): what
+    ``callback-bridge status`` counts for a Distributed Map, with the failed ones apart.
+    ``total`` is None before the Map Run exists (the Map has not started yet)."""
+
+    total: int | None = None
+    succeeded: int = 0
+    #: failed, timed out or aborted
+    failed: int = 0
+    running: int = 0
+    pending: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed
+
+    def line(self) -> str:
+        """One plain line: ``done 16, failed 1, running 24 of 50``."""
+        if self.total is None:
+            return "waiting for the Map Run to start"
+        return (
+            f"done {self.succeeded}, failed {self.failed}, running {self.running} of {self.total}"
+        )
+
+
+class ProgressReader:
+    """The current :class:`Progress` of one S3-fed run, through one Step Functions client: the
+    Map Run's ARN is found once (ListMapRuns), then DescribeMapRun per read."""
+
+    def __init__(self, sfn: Any, execution_arn: str) -> None:
+        self.sfn = sfn
+        self.execution_arn = execution_arn
+        self._map_run_arn: str | None = None
+
+    def read(self) -> Progress:
+        if self._map_run_arn is None:
+            runs = self.sfn.list_map_runs(executionArn=self.execution_arn).get("mapRuns", [])
+            if not runs:
+                return Progress()
+            self._map_run_arn = str(runs[0]["mapRunArn"])
+        counts = self.sfn.describe_map_run(mapRunArn=self._map_run_arn).get("itemCounts", {})
+
+        def count(*keys: str) -> int:
+            return sum(int(counts.get(key) or 0) for key in keys)
+
+        return Progress(
+            total=count("total"),
+            succeeded=count("succeeded"),
+            failed=count("failed", "timedOut", "aborted"),
+            running=count("running"),
+            pending=count("pending"),
+        )
+
+
 def _s3_json(s3: Any, bucket: str, key: str) -> Any:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     try:
