@@ -15,7 +15,25 @@ would fail jobs nobody has seen yet. It is therefore **off by default**, and whe
 it, it must outlast the longest queue wait plus a crashed worker's redelivery.
 
 Heartbeats are still sent (``heartbeat_interval_s``): they are how a worker learns that a task
-was stopped or timed out, and so bound how long a cancelled job keeps running.
+was stopped or timed out, and so bound how long a cancelled job keeps running. They go **per
+execution**, not per job: cancellation is per execution (stop, timeout, failure), so a worker
+running k jobs of one execution sends one heartbeat per interval for them (a rotating
+representative) and probes the others only when that one answers "task closed". Where
+``HeartbeatSeconds`` is set, every task is heartbeated on its own, at ``heartbeat_every_s``.
+
+The defaults come from arithmetic on requests, not taste (``docs/timing.md`` shows it). Keep-alive
+requests per running job and hour, for a worker running n jobs of which k share an execution::
+
+    R(n, k) = (3600 / (V/3)) * ceil(n/10) / n  +  (3600 / h) * ceil(n/k) / n
+
+(:func:`keepalive_requests_per_job_hour`). Targets: R(4, 1) <= 15 (default ``--concurrency 4``,
+one job per execution), R(>=10, >=10) <= 5, and a region with 100,000 jobs in flight, one per
+execution, keeps SendTaskHeartbeat at <= 80 % of its 500/s refill: 100,000 / h <= 400, so
+h >= 250 s. V = 600 s (extension every 200 s: 4.5 requests per job-hour at n = 4) and h = 360 s
+(10 per job-hour; 278/s at 100,000 jobs, 56 % of the refill) give R(4, 1) = 14.5 and
+R(10, 10) = 2.8. The price is cancellation latency (:func:`cancellation_bound_s`, about 6.6 min
+at defaults; ``--heartbeat-interval`` tightens it) and crash redelivery (a dead worker's job
+reappears after V = 10 min, was 5).
 
 Each field may be ``None`` where the component validating it does not know it (the worker does
 not know the state machine's ``TimeoutSeconds``); rules that need an unknown value are skipped.
@@ -23,6 +41,7 @@ not know the state machine's ``TimeoutSeconds``); rules that need an unknown val
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -39,8 +58,20 @@ RESULT_SLACK_S = 60
 #: The spot interruption notice (best effort) comes this long before the instance stops.
 SPOT_NOTICE_S = 120
 
-DEFAULT_VISIBILITY_TIMEOUT_S = 300
-DEFAULT_HEARTBEAT_INTERVAL_S = 60.0
+DEFAULT_VISIBILITY_TIMEOUT_S = 600
+DEFAULT_HEARTBEAT_INTERVAL_S = 360.0
+#: Heartbeat schedules are spread by +/- this fraction so a fleet does not beat in step.
+HEARTBEAT_JITTER = 0.1
+#: The keep-alive thread wakes this often to see what is due.
+KEEPALIVE_TICK_S = 0.25
+#: A task whose TimeoutSeconds deadline the worker knows is probed this long after it.
+DEADLINE_PROBE_DELAY_S = 5.0
+#: SendTaskHeartbeat's token bucket (bucket size, refill per second) per region class: the
+#: large regions (us-east-1, us-west-2, eu-west-1) and all others. SendTaskSuccess and
+#: SendTaskFailure have buckets of their own, of the same size.
+HEARTBEAT_QUOTA = {"large": (3000, 500.0), "other": (1500, 300.0)}
+#: The share of a refill rate the defaults may use (room for jitter, retries, other clients).
+QUOTA_HEADROOM = 0.8
 DEFAULT_MAX_QUEUE_WAIT_S = 1_800
 DEFAULT_CANCEL_GRACE_S = 10.0
 DEFAULT_DRAIN_TIMEOUT_S = 1_800
@@ -74,7 +105,8 @@ class TimingModel:
 
     #: The jobs queue's VisibilityTimeout; each extension buys this much again.
     visibility_timeout_s: int | None = DEFAULT_VISIBILITY_TIMEOUT_S
-    #: How often a worker sends SendTaskHeartbeat for each running job (cancellation latency).
+    #: How often a worker sends SendTaskHeartbeat for each execution it runs jobs of
+    #: (cancellation latency); for each task where ``task_heartbeat_s`` is set.
     heartbeat_interval_s: float | None = DEFAULT_HEARTBEAT_INTERVAL_S
     #: The task's HeartbeatSeconds; None (the default) turns it off.
     task_heartbeat_s: int | None = None
@@ -102,6 +134,21 @@ class TimingModel:
     def extend_every_s(self) -> float:
         """Extend at a third of the visibility timeout: two missed rounds still keep it."""
         return max(1.0, (self.visibility_timeout_s or DEFAULT_VISIBILITY_TIMEOUT_S) / 3)
+
+    @property
+    def heartbeat_every_s(self) -> float:
+        """The heartbeat period: the interval, but at most a third of ``HeartbeatSeconds`` where
+        it is set, so two lost heartbeats still keep the task."""
+        interval = self.heartbeat_interval_s or DEFAULT_HEARTBEAT_INTERVAL_S
+        if self.task_heartbeat_s is None:
+            return float(interval)
+        return float(max(1.0, min(interval, self.task_heartbeat_s / 3)))
+
+    @property
+    def per_task_heartbeats(self) -> bool:
+        """Whether every task needs its own heartbeats (``HeartbeatSeconds`` is set): then one
+        heartbeat per execution would let the others' HeartbeatSeconds run out."""
+        return self.task_heartbeat_s is not None
 
     @property
     def lifecycle_heartbeat_every_s(self) -> float:
@@ -141,6 +188,15 @@ class TimingModel:
             + (self.cancel_grace_s or 0)
             + RESULT_SLACK_S
         )
+
+    @property
+    def cancellation_bound_s(self) -> float:
+        """How late a worker notices, at the latest, that its job's execution was stopped, timed
+        out or failed, and has stopped the job: the longest gap between two heartbeats of the
+        execution (the interval plus jitter, one keep-alive tick late), plus the kill grace.
+        Add the heartbeat call's own time (under a second unless Step Functions throttles)."""
+        gap = self.heartbeat_every_s * (1 + HEARTBEAT_JITTER) + KEEPALIVE_TICK_S
+        return gap + (self.cancel_grace_s or 0)
 
     # --- rules ---------------------------------------------------------------------------
     def violations(self) -> list[TimingError]:
@@ -240,3 +296,55 @@ class TimingModel:
     def with_values(self, **values: Any) -> TimingModel:
         """A copy with ``values`` replaced; ``None`` values are ignored (not given)."""
         return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+# --- request arithmetic (docs/timing.md; the benchmark's fleet model calls these) -----------
+def keepalive_requests_per_job_hour(
+    jobs_per_worker: int, jobs_per_execution: int = 1, timing: TimingModel | None = None
+) -> float:
+    """Keep-alive requests (ChangeMessageVisibilityBatch + SendTaskHeartbeat) per running job
+    per hour, for a worker running ``jobs_per_worker`` jobs, ``jobs_per_execution`` of each
+    execution (capped at ``jobs_per_worker``)::
+
+        (3600 / (V/3)) * ceil(n/10) / n  +  (3600 / h) * ceil(n/k) / n
+
+    Extensions go in batches of ten per round for the whole worker; heartbeats go one per
+    execution per interval (one per task where ``HeartbeatSeconds`` is set: k = 1)."""
+    if jobs_per_worker < 1 or jobs_per_execution < 1:
+        raise ValueError("jobs_per_worker and jobs_per_execution must be at least 1")
+    model = timing or TimingModel()
+    n = jobs_per_worker
+    k = 1 if model.per_task_heartbeats else min(jobs_per_execution, n)
+    extensions = 3600 / model.extend_every_s * math.ceil(n / 10)
+    heartbeats = 3600 / model.heartbeat_every_s * math.ceil(n / k)
+    return (extensions + heartbeats) / n
+
+
+def heartbeats_per_second(
+    jobs_in_flight: float, jobs_per_execution: int = 1, timing: TimingModel | None = None
+) -> float:
+    """SendTaskHeartbeat calls per second a fleet sends with ``jobs_in_flight`` running jobs,
+    ``jobs_per_execution`` of each execution on the same worker (the account-wide quota
+    counts them all)."""
+    model = timing or TimingModel()
+    k = 1 if model.per_task_heartbeats else max(1, jobs_per_execution)
+    return jobs_in_flight / k / model.heartbeat_every_s
+
+
+def max_jobs_in_flight_for_heartbeats(
+    region: str = "large", jobs_per_execution: int = 1, timing: TimingModel | None = None
+) -> int:
+    """The most jobs in flight whose heartbeats stay within ``QUOTA_HEADROOM`` of the region
+    class's SendTaskHeartbeat refill rate (``region``: ``"large"`` or ``"other"``)."""
+    refill = HEARTBEAT_QUOTA[region][1]
+    per_job = heartbeats_per_second(1, jobs_per_execution, timing)
+    return int(QUOTA_HEADROOM * refill / per_job)
+
+
+def min_heartbeat_interval_s(
+    jobs_in_flight: float, region: str = "large", jobs_per_execution: int = 1
+) -> float:
+    """The shortest heartbeat interval that keeps ``jobs_in_flight`` within the headroom of
+    the region's refill rate: what ``--heartbeat-interval`` may be tightened to."""
+    refill = HEARTBEAT_QUOTA[region][1]
+    return jobs_in_flight / max(1, jobs_per_execution) / (QUOTA_HEADROOM * refill)

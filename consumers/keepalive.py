@@ -2,13 +2,29 @@
 
 One thread for all of a worker's jobs. Visibility extensions are batched
 (ChangeMessageVisibilityBatch in tens) every third of the visibility timeout and never wait for
-a heartbeat: heartbeats run on a small bounded pool, each job on its own jittered schedule, so a
-throttled Step Functions cannot delay an extension (which would let a running job's message
-reappear and run twice).
+a heartbeat: heartbeats run on a small bounded pool, so a throttled Step Functions cannot delay
+an extension (which would let a running job's message reappear and run twice).
+
+Heartbeats go **per execution**, not per job. Their only purpose (liveness comes from SQS, see
+:mod:`bridge.timing`) is to learn that a task is over, and a task is ended from outside by its
+execution (stopped, timed out, failed), which ends all of that execution's tasks at once. So the
+jobs of one execution (``execution_arn``; for a DISTRIBUTED map, the child execution) form a
+group with one jittered schedule; each interval one member, in turn, is heartbeated. When it
+answers task-closed, every other member is probed right away (one heartbeat each, on the pool)
+and each closed one is reported, so a job whose own task timed out while its siblings run on
+is told apart from a stopped execution. Two cases keep per-task heartbeats:
+
+* ``HeartbeatSeconds`` is set (:attr:`TimingModel.per_task_heartbeats`): each task must be
+  heartbeated within it, at :attr:`TimingModel.heartbeat_every_s`;
+* a job tracked without its execution (a held message): a group of its own.
+
+Where the worker knows a task's ``TimeoutSeconds`` deadline (``task_deadline_in_s``), that job is
+probed once just after it rather than at the group's next turn.
 
 A heartbeat answered ``TaskTimedOut`` / ``InvalidToken`` / ``TaskDoesNotExist`` means the task is
-over (execution stopped or timed out): ``on_task_closed(message_id)`` lets the worker cancel the
-job. Its message stays hidden until the worker settles it.
+over: ``on_task_closed(message_id)`` lets the worker cancel the job. Its message stays hidden
+until the worker settles it. A settled job (its result sent, its delete pending) is never
+heartbeated: its task was closed by us.
 
 Visibility changes (extension rounds and :meth:`Keepalive.release`) are serialised by one lock,
 so a message handed back to the queue can never be hidden again by a round that started before.
@@ -23,23 +39,29 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge.batching import in_batches
-from bridge.contract import mask_token
+from bridge.contract import Job, mask_token
 from bridge.errors import TASK_CLOSED_ERRORS, error_code
-from bridge.timing import TimingModel
+from bridge.timing import (
+    DEADLINE_PROBE_DELAY_S,
+    DEFAULT_VISIBILITY_TIMEOUT_S,
+    HEARTBEAT_JITTER,
+    KEEPALIVE_TICK_S,
+    TimingModel,
+)
 from consumers.threads import CriticalThread, OnDeath
 
 log = logging.getLogger(__name__)
 
-#: Heartbeat schedules are spread by +/- this fraction so a fleet does not beat in step.
-JITTER = 0.1
-TICK_S = 0.25
+JITTER = HEARTBEAT_JITTER
+TICK_S = KEEPALIVE_TICK_S
 
 
 def probe_task(sfn: Any, token: str) -> tuple[str | None, bool]:
@@ -73,10 +95,24 @@ class Tracked:
     job_id: str
     #: time.monotonic() at receipt (the 12-hour cap counts from here).
     received_at: float
-    next_heartbeat: float
+    #: The heartbeat group: the execution, or the message itself (per-task heartbeats).
+    group: str = ""
+    #: When to probe this task once because its TimeoutSeconds has passed (None: unknown).
+    probe_at: float | None = None
     heartbeat_in_flight: bool = False
-    #: Step Functions said the task is over; no more heartbeats.
+    #: Step Functions said the task is over, or its result is sent: no more heartbeats.
     task_closed: bool = False
+
+
+@dataclass
+class Group:
+    """The jobs heartbeated together: one schedule, one representative per interval."""
+
+    members: list[str] = field(default_factory=list)
+    next_heartbeat: float = 0.0
+    #: Rotates the representative so every token is exercised in turn.
+    turn: int = 0
+    in_flight: bool = False
 
 
 class Keepalive:
@@ -92,12 +128,16 @@ class Keepalive:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         on_death: OnDeath | None = None,
+        executor: Executor | None = None,
     ) -> None:
-        """``on_death``: told if the keep-alive thread dies (:mod:`consumers.threads`)."""
+        """``on_death``: told if the keep-alive thread dies (:mod:`consumers.threads`).
+        ``executor``: where heartbeats run (default: a pool of ``heartbeat_concurrency``
+        threads; tests pass one that runs them at once)."""
         self.sqs, self.sfn, self.queue_url = sqs, sfn, queue_url
-        self.visibility_timeout_s = int(timing.visibility_timeout_s or 300)
+        self.visibility_timeout_s = int(timing.visibility_timeout_s or DEFAULT_VISIBILITY_TIMEOUT_S)
         self.extend_every_s = timing.extend_every_s
-        self.heartbeat_every_s = float(timing.heartbeat_interval_s or 60)
+        self.heartbeat_every_s = timing.heartbeat_every_s
+        self.per_task = timing.per_task_heartbeats
         self.cap_s = timing.visibility_cap_s
         self.on_task_closed = on_task_closed
         #: Counts calls for metrics: ("visibility_extensions" | "heartbeats", n).
@@ -105,19 +145,45 @@ class Keepalive:
         self.clock = clock
         self.rng = rng or random.Random()
         self._tracked: dict[str, Tracked] = {}
+        self._groups: dict[str, Group] = {}
         self._lock = threading.Lock()
         self._visibility_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = CriticalThread("keepalive", self._run, on_death)
-        self._heartbeats = ThreadPoolExecutor(heartbeat_concurrency, thread_name_prefix="beat")
+        self._heartbeats = executor or ThreadPoolExecutor(
+            heartbeat_concurrency, thread_name_prefix="beat"
+        )
+        self._next_extend: float | None = None
 
     # --- tracking ------------------------------------------------------------------------
-    def track(self, message_id: str, receipt_handle: str, token: str, job_id: str) -> None:
+    def track(
+        self,
+        message_id: str,
+        receipt_handle: str,
+        token: str,
+        job_id: str,
+        *,
+        execution_arn: str | None = None,
+        task_deadline_in_s: float | None = None,
+    ) -> None:
+        """Keep a message hidden and its task heartbeated. ``execution_arn``: the execution the
+        job belongs to (its jobs share one heartbeat; None: heartbeated alone).
+        ``task_deadline_in_s``: seconds until the task's TimeoutSeconds runs out, when known:
+        the task is probed just after it."""
         now = self.clock()
+        group = f"job:{message_id}" if self.per_task or not execution_arn else execution_arn
+        probe_at = None
+        if task_deadline_in_s is not None:
+            probe_at = now + max(0.0, task_deadline_in_s) + DEADLINE_PROBE_DELAY_S
         with self._lock:
+            self._forget(message_id)
             self._tracked[message_id] = Tracked(
-                receipt_handle, token, job_id, now, now + self._jittered()
+                receipt_handle, token, job_id, now, group=group, probe_at=probe_at
             )
+            members = self._groups.get(group)
+            if members is None:
+                members = self._groups[group] = Group(next_heartbeat=now + self._jittered())
+            members.members.append(message_id)
 
     def renew(self, message_id: str, receipt_handle: str) -> bool:
         """The message was received again: extend it with its new receipt handle from now on.
@@ -140,7 +206,18 @@ class Keepalive:
 
     def untrack(self, message_id: str) -> None:
         with self._lock:
-            self._tracked.pop(message_id, None)
+            self._forget(message_id)
+
+    def _forget(self, message_id: str) -> Tracked | None:
+        """Drop a message and its group membership (the caller holds ``_lock``)."""
+        tracked = self._tracked.pop(message_id, None)
+        if tracked is not None:
+            group = self._groups.get(tracked.group)
+            if group is not None:
+                group.members.remove(message_id)
+                if not group.members:
+                    del self._groups[tracked.group]
+        return tracked
 
     def _jittered(self) -> float:
         return self.heartbeat_every_s * (1 + self.rng.uniform(-JITTER, JITTER))
@@ -157,13 +234,19 @@ class Keepalive:
         self._heartbeats.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
-        next_extend = self.clock() + self.extend_every_s
         while not self._stop.wait(TICK_S):
-            now = self.clock()
-            if now >= next_extend:
-                self.extend_visibility()
-                next_extend = now + self.extend_every_s
-            self.heartbeat_due()
+            self.tick()
+
+    def tick(self) -> None:
+        """One pass of the thread: an extension round if one is due, then due heartbeats.
+        Public so tests can drive the keep-alive on a fake clock without its thread."""
+        now = self.clock()
+        if self._next_extend is None:
+            self._next_extend = now + self.extend_every_s
+        elif now >= self._next_extend:
+            self.extend_visibility()
+            self._next_extend = now + self.extend_every_s
+        self.heartbeat_due()
 
     # --- visibility ----------------------------------------------------------------------
     def extend_visibility(self) -> None:
@@ -204,38 +287,62 @@ class Keepalive:
         Returns how many SQS accepted."""
         with self._visibility_lock:
             with self._lock:
-                handles = [
-                    self._tracked.pop(m).receipt_handle for m in message_ids if m in self._tracked
-                ]
+                forgotten = [self._forget(m) for m in message_ids]
+                handles = [t.receipt_handle for t in forgotten if t is not None]
             return release_handles(self.sqs, self.queue_url, handles)
 
     # --- heartbeats ----------------------------------------------------------------------
     def heartbeat_due(self) -> None:
+        """Submit what is due: one heartbeat per group whose turn has come, and a probe for each
+        task whose known deadline has passed."""
         now = self.clock()
+        work: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
         with self._lock:
-            due = [
-                (message_id, t)
-                for message_id, t in self._tracked.items()
-                if now >= t.next_heartbeat and not t.heartbeat_in_flight and not t.task_closed
-            ]
-            for _, t in due:
-                t.heartbeat_in_flight = True
-        for message_id, tracked in due:
+            for group in self._groups.values():
+                if group.in_flight or now < group.next_heartbeat:
+                    continue
+                live = [m for m in group.members if self._may_beat(m)]
+                if not live:
+                    # Nothing to ask about now (all settled or being probed): try next interval.
+                    group.next_heartbeat = now + self._jittered()
+                    continue
+                message_id = live[group.turn % len(live)]
+                group.turn += 1
+                group.in_flight = True
+                self._tracked[message_id].heartbeat_in_flight = True
+                work.append((self._beat_group, (group, message_id, self._tracked[message_id])))
+            for message_id, tracked in self._tracked.items():
+                if tracked.probe_at is not None and now >= tracked.probe_at:
+                    tracked.probe_at = None
+                    if self._may_beat(message_id):
+                        tracked.heartbeat_in_flight = True
+                        work.append((self._probe, (message_id, tracked)))
+        self._submit(work)
+
+    def _may_beat(self, message_id: str) -> bool:
+        tracked = self._tracked[message_id]
+        return not tracked.task_closed and not tracked.heartbeat_in_flight
+
+    def _submit(self, work: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
+        for function, args in work:
             try:
-                self._heartbeats.submit(self._beat, message_id, tracked)
+                self._heartbeats.submit(function, *args)
             except RuntimeError:  # pool shut down: stopping
                 return
 
-    def _beat(self, message_id: str, tracked: Tracked) -> None:
+    def _heartbeat(self, message_id: str, tracked: Tracked) -> bool:
+        """One heartbeat for one task; True when it says the task is closed (then reported)."""
         try:
             code = closed_task_error(self.sfn, tracked.token)
             self.on_call("heartbeats", 1)
         finally:
             tracked.heartbeat_in_flight = False
-            tracked.next_heartbeat = self.clock() + self._jittered()
         if code is None:
-            return
-        tracked.task_closed = True
+            return False
+        with self._lock:
+            if tracked.task_closed:  # settled meanwhile: we closed it ourselves
+                return True
+            tracked.task_closed = True
         log.warning(
             "task of job %s is closed (%s, token %s): cancelling it",
             tracked.job_id,
@@ -244,6 +351,28 @@ class Keepalive:
         )
         if self.on_task_closed:
             self.on_task_closed(message_id)
+        return True
+
+    def _beat_group(self, group: Group, message_id: str, tracked: Tracked) -> None:
+        """The group's heartbeat; if its representative's task is closed, probe the others."""
+        try:
+            closed = self._heartbeat(message_id, tracked)
+        finally:
+            with self._lock:
+                group.in_flight = False
+                group.next_heartbeat = self.clock() + self._jittered()
+        if not closed:
+            return
+        work: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        with self._lock:
+            for other in group.members:
+                if other != message_id and self._may_beat(other):
+                    self._tracked[other].heartbeat_in_flight = True
+                    work.append((self._probe, (other, self._tracked[other])))
+        self._submit(work)
+
+    def _probe(self, message_id: str, tracked: Tracked) -> None:
+        self._heartbeat(message_id, tracked)
 
 
 def release_handles(sqs: Any, queue_url: str, receipt_handles: list[str]) -> int:
@@ -266,3 +395,17 @@ def release_handles(sqs: Any, queue_url: str, receipt_handles: list[str]) -> int
                 len(batch),
             )
     return accepted
+
+
+def task_deadline_in_s(
+    job: Job, timing: TimingModel, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> float | None:
+    """Seconds until the job's task reaches its ``TimeoutSeconds`` (``task_started_at`` plus
+    the model's ``task_timeout_s``), or None when either is unknown: the worker then learns of
+    the timeout from the execution's next heartbeat."""
+    if job.task_started_at is None or timing.task_timeout_s is None:
+        return None
+    started = job.task_started_at
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return (started - now()).total_seconds() + timing.task_timeout_s

@@ -63,7 +63,7 @@ from consumers.context import JobContext
 from consumers.crashes import CrashPolicy
 from consumers.intake import Rejection
 from consumers.jobs import OPEN, ActiveJob, JobState, JobTable
-from consumers.keepalive import Keepalive, release_handles
+from consumers.keepalive import Keepalive, release_handles, task_deadline_in_s
 from consumers.rejects import reject
 from consumers.results import ResultSender
 from consumers.runner import Outcome, Runner
@@ -337,7 +337,14 @@ class Worker:
         )
         redaction.register(job.token)  # logs show only its mask, whatever logs it
         self.table.add(active)
-        self.keepalive.track(active.message_id, active.receipt_handle, job.token, job.job_id)
+        self.keepalive.track(
+            active.message_id,
+            active.receipt_handle,
+            job.token,
+            job.job_id,
+            execution_arn=job.execution_arn,
+            task_deadline_in_s=task_deadline_in_s(job, self.settings.timing),
+        )
         self._pool.submit(self._execute, active)
 
     def _hold(self, message_id: str, receipt_handle: str, token: str, job_id: str) -> None:
@@ -354,7 +361,9 @@ class Worker:
             return False
         message_id, handle = message["MessageId"], message["ReceiptHandle"]
         redaction.register(job.token)
-        self.keepalive.track(message_id, handle, job.token, job.job_id)
+        self.keepalive.track(
+            message_id, handle, job.token, job.job_id, execution_arn=job.execution_arn
+        )
         if self.sender.answer_delivery(message_id, job.job_id, job.token, handle):
             return True
         if self.table.get(message_id) is None:  # (a job in the table keeps its tracking)

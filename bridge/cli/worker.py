@@ -92,7 +92,9 @@ def worker(
         float,
         _opt(
             "BRIDGE_HEARTBEAT_INTERVAL",
-            "Seconds between SendTaskHeartbeat calls per job (how soon a stop cancels it).",
+            "Seconds between SendTaskHeartbeat calls per execution (per task with "
+            "--task-heartbeat-seconds). A stopped execution's jobs are cancelled within "
+            "1.1 x this + --cancel-grace; halving it doubles the heartbeats (docs/timing.md).",
         ),
     ] = DEFAULT_HEARTBEAT_INTERVAL_S,
     job_timeout: Annotated[

@@ -301,7 +301,7 @@ def test_minimum_task_timeouts_are_computed_like_python() -> None:
         assert evaluate("${local.min_timeout_seconds}", scope) == model.min_task_timeout_s
 
 
-@pytest.mark.parametrize("heartbeat", [None, 2220, 50000])
+@pytest.mark.parametrize("heartbeat", [None, 2820, 50000])
 def test_task_timeouts_placeholder_matches_the_python_renderer(heartbeat: int | None) -> None:
     values = {**defaults(MODULES_DIR / "state_machine"), "heartbeat_seconds": heartbeat}
     scope = Scope(values, module_locals(MODULES_DIR / "state_machine"))

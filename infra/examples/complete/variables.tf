@@ -113,13 +113,13 @@ variable "job_timeout_seconds" {
 variable "jobs_visibility_timeout_seconds" {
   description = "Visibility timeout of the jobs queue: how long a crashed worker's job stays hidden before it runs again."
   type        = number
-  default     = 300
+  default     = 600
 }
 
 variable "heartbeat_interval_seconds" {
-  description = "Seconds between a worker's SendTaskHeartbeat calls for each running job (how fast a stopped execution cancels its job)."
+  description = "Seconds between a worker's SendTaskHeartbeat calls for each execution it runs jobs of (how fast a stopped execution cancels its jobs)."
   type        = number
-  default     = 60
+  default     = 360
 }
 
 variable "drain_timeout_seconds" {

@@ -34,9 +34,9 @@ variable "kms_data_key_reuse_period_seconds" {
 }
 
 variable "jobs_visibility_timeout_seconds" {
-  description = "Visibility timeout of the jobs queue (default 300 s, the timing model's; docs/timing.md). Workers extend a running job's message by this much every third of it, so it only needs to cover a few missed extensions; it is also how long a crashed worker's job stays hidden before it runs again. Pass it to the state_machine module (jobs_visibility_timeout_seconds) when heartbeat_seconds is set."
+  description = "Visibility timeout of the jobs queue (default 600 s, the timing model's; docs/timing.md). Workers extend a running job's message by this much every third of it (three extension requests per 10-job batch per 10 minutes), so two missed extensions still keep it; it is also how long a crashed worker's job stays hidden before it runs again. Pass it to the state_machine module (jobs_visibility_timeout_seconds) when heartbeat_seconds is set."
   type        = number
-  default     = 300
+  default     = 600
 
   validation {
     condition     = var.jobs_visibility_timeout_seconds >= 1 && var.jobs_visibility_timeout_seconds <= 43200 && floor(var.jobs_visibility_timeout_seconds) == var.jobs_visibility_timeout_seconds

@@ -171,9 +171,9 @@ variable "job_timeout_seconds" {
 }
 
 variable "worker_heartbeat_interval_seconds" {
-  description = "Seconds between the workers' SendTaskHeartbeat calls for a running job (the consumers module's heartbeat_interval_seconds). Not rendered; heartbeat_seconds is validated against it."
+  description = "Seconds between the workers' SendTaskHeartbeat calls for each execution they run jobs of, or each task when heartbeat_seconds is set (the consumers module's heartbeat_interval_seconds). Not rendered; heartbeat_seconds is validated against it."
   type        = number
-  default     = 60
+  default     = 360
 
   validation {
     condition     = var.worker_heartbeat_interval_seconds > 0
@@ -195,7 +195,7 @@ variable "worker_cancel_grace_seconds" {
 variable "jobs_visibility_timeout_seconds" {
   description = "Visibility timeout of the jobs queue (pass the queues module's jobs_visibility_timeout_seconds): how long a crashed worker's job stays hidden before it is redelivered. Not rendered; heartbeat_seconds is validated against it."
   type        = number
-  default     = 300
+  default     = 600
 
   validation {
     condition     = var.jobs_visibility_timeout_seconds >= 1 && var.jobs_visibility_timeout_seconds <= 43200 && floor(var.jobs_visibility_timeout_seconds) == var.jobs_visibility_timeout_seconds

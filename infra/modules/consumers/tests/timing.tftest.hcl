@@ -49,7 +49,7 @@ run "defaults_reach_the_worker_and_systemd" {
       local.worker_env.BRIDGE_JOB_TIMEOUT == "42600" &&
       local.worker_env.BRIDGE_DRAIN_TIMEOUT == "1800" &&
       local.worker_env.BRIDGE_CANCEL_GRACE == "10" &&
-      local.worker_env.BRIDGE_HEARTBEAT_INTERVAL == "60" &&
+      local.worker_env.BRIDGE_HEARTBEAT_INTERVAL == "360" &&
       local.worker_env.BRIDGE_STALE_CHECK_AGE == "30"
     )
     error_message = "worker environment: ${jsonencode(local.worker_env)}"

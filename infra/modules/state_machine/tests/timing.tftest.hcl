@@ -52,17 +52,17 @@ run "heartbeat_at_the_minimum_is_rendered" {
   command = plan
 
   variables {
-    # 1800 + 300 + 60 + 60
-    heartbeat_seconds = 2220
+    # 1800 + 600 + 360 + 60
+    heartbeat_seconds = 2820
   }
 
   assert {
-    condition     = local.task_timeouts == "\"HeartbeatSeconds\": 2220, \"TimeoutSeconds\": 86400"
+    condition     = local.task_timeouts == "\"HeartbeatSeconds\": 2820, \"TimeoutSeconds\": 86400"
     error_message = "task_timeouts with a heartbeat: ${local.task_timeouts}"
   }
 
   assert {
-    condition     = jsondecode(aws_sfn_state_machine.this[0].definition).States.FanOut.ItemProcessor.States.RunJob.HeartbeatSeconds == 2220
+    condition     = jsondecode(aws_sfn_state_machine.this[0].definition).States.FanOut.ItemProcessor.States.RunJob.HeartbeatSeconds == 2820
     error_message = "the definition's HeartbeatSeconds is not heartbeat_seconds"
   }
 }
@@ -71,7 +71,7 @@ run "heartbeat_shorter_than_a_queue_wait_is_refused" {
   command = plan
 
   variables {
-    heartbeat_seconds = 2219
+    heartbeat_seconds = 2819
   }
 
   expect_failures = [aws_sfn_state_machine.this]
