@@ -6,7 +6,11 @@ mapping that the bridge depends on, so a test on the embedded stack sees what pr
 
 * **batch size and batching window**: records are gathered until ``batch_size`` is reached or
   ``maximum_batching_window_s`` has passed since the first one arrived (with a window of 0, one
-  receive of up to 10 records is one batch), or the payload nears Lambda's 6 MB limit;
+  receive of up to 10 records is one batch), or the payload nears Lambda's 6 MB limit; within
+  the window the poller long-polls, as AWS's do, so a batch costs about one receive per second
+  of window, not one every few milliseconds. The defaults (:class:`EventSourceSettings`) are
+  Terraform's, chosen by measurement (see ``maximum_batching_window_in_seconds`` in
+  ``infra/modules/completion/variables.tf``); a test holds the two equal;
 * **maximum concurrency**: up to ``maximum_concurrency`` invocations run at once; while all are
   busy nothing more is received, so the rest of the backlog stays visible in the queue;
 * **function timeout**: the handler's context reports the time left of ``function_timeout_s``;
@@ -281,12 +285,18 @@ class LocalEventSourceMapping:
             remaining = window_end - time.monotonic()
             if remaining <= 0 or self._stop.is_set():
                 break
-            poll = min(self.poll_wait_s, int(remaining))  # short, so ``stop`` is prompt
+            # Long polls last whole seconds: under a second left, wait it out, then look once
+            # more (short polls every few milliseconds would gather the same records at the
+            # cost of dozens of receives per batch, which AWS's pollers do not make).
+            last = remaining < 1
+            if last and self._stop.wait(remaining):
+                break
+            poll = 0 if last else min(self.poll_wait_s, int(remaining))  # ``stop`` stays prompt
             more = self._receive(min(SQS_BATCH, size - len(records)), poll)
             records.extend(more)
             payload += sum(len(r["body"]) for r in more)
-            if not more and poll == 0:
-                self._stop.wait(min(0.05, remaining))  # under a second left: short polls
+            if last:
+                break
         return records
 
     def invoke(self, records: list[dict[str, Any]]) -> set[str]:
