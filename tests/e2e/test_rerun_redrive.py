@@ -103,6 +103,13 @@ def test_a_stopped_run_is_redriven_in_place_running_only_its_unfinished_job(
     counts = runs(log)
     assert (counts[0], counts[1]) == (1, 1)  # finished before the stop: not run again
     assert counts[2] == 2  # the job that was waiting: run again by the redrive
+    listed = cli(stack, "jobs", "list", "--execution", "gated", "--json")
+    rows = json.loads(listed.stdout)  # the history goes on across the redrive
+    assert [(r["index"], r["status"], r["attempts"]) for r in rows] == [
+        (0, "SUCCEEDED", 1),
+        (1, "SUCCEEDED", 1),
+        (2, "SUCCEEDED", 2),
+    ]
     again = cli(stack, "rerun", "--redrive", arn)
     assert again.returncode == 2
     assert again.stderr.strip().splitlines() == [
