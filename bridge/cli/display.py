@@ -34,3 +34,23 @@ def first_line(text: str | None, limit: int = 300) -> str:
             line = line.strip()
             return line if len(line) <= limit else line[: limit - 3] + "..."
     return ""
+
+
+def aligned(
+    rows: list[list[str]], right: frozenset[int] = frozenset(), indent: str = "  "
+) -> list[str]:
+    """Rows as lines of space-separated columns, every column but the last padded to its widest
+    cell (``right``: indexes of columns aligned right, numbers). The last column is never
+    padded, wrapped or shortened: put the id, name, ARN or URL there, so it can be copied
+    whole however long it is."""
+    if not rows:
+        return []
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=False))
+        ]
+        lines.append(indent + "  ".join([*cells, row[-1]]).rstrip())
+    return lines

@@ -332,6 +332,18 @@ def test_status_watch_refreshes_until_interrupted(stack: LocalStack) -> None:
     out, err = watching.communicate(timeout=30)
     assert watching.returncode == 0, err
     assert "callback-bridge-jobs" in out and "Traceback" not in err
+    # Off a terminal (a pipe here) every refresh is printed, one picture after another.
+    assert out.count("queues at ") >= 2, out
+
+
+@pytest.mark.slow
+def test_status_watch_json_streams_a_json_line_per_refresh(stack: LocalStack) -> None:
+    done = cli(stack, "status", "--watch", "--json", "--interval", "0.5", "--count", "3")
+    assert done.returncode == 0, done.stderr
+    documents = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(documents) == 3
+    assert all(d["queues"][0]["label"] == "jobs" for d in documents)
+    assert documents[0]["taken_at"] <= documents[-1]["taken_at"]
 
 
 @pytest.mark.slow
@@ -414,7 +426,7 @@ def one_error_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
         (("dlq", "delete"), ("give one or more ids",)),
         (("dlq", "redrive", "--method", "teleport"), ("unknown method",)),
         (("dlq", "list", "--endpoint-url", "http://127.0.0.1:9"), ("cannot reach AWS",)),
-        (("status", "--watch", "--json"), ("--watch",)),
+        (("status", "--count", "2"), ("add --watch",)),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
