@@ -73,7 +73,8 @@ def _remember(arn: str, key: tuple[str, int], output: Any) -> None:
         if kept is None:
             kept = _outputs[arn] = {}
             while len(_outputs) > KEPT_EXECUTIONS:
-                _outputs.popitem(last=False)
+                dropped, _ = _outputs.popitem(last=False)
+                _redriven.discard(dropped)  # redriven again, it runs every iteration
         else:
             _outputs.move_to_end(arn)
         kept[key] = copy.deepcopy(output)
