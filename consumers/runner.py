@@ -45,6 +45,7 @@ from bridge.contract import (
 )
 from consumers import reaper
 from consumers.context import CancelReason, JobContext
+from consumers.deadlines import DEADLINES, DeadlineScheduler
 from consumers.process import DEFAULT_GRACE_S
 from consumers.sandbox import Sandbox
 
@@ -231,8 +232,16 @@ class PythonRunner:
     isolation (:class:`~consumers.isolated.IsolatedPythonRunner`).
     """
 
-    def __init__(self, function: Callable[..., Any], sandbox: Sandbox | None = None) -> None:
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        sandbox: Sandbox | None = None,
+        deadlines: DeadlineScheduler | None = None,
+    ) -> None:
+        """``deadlines``: what cancels a job at its deadline while it runs (default: the
+        process's one scheduler thread, :mod:`consumers.deadlines`)."""
         self.function = function
+        self.deadlines = deadlines or DEADLINES
         self.wants_context = accepts_context(function)
         self.sandbox = sandbox or Sandbox()
         if self.sandbox.run_as is not None:
@@ -245,7 +254,7 @@ class PythonRunner:
     def run(self, job: Job, context: JobContext | None = None) -> Outcome:
         context = context or JobContext(job)
         started = time.monotonic()
-        timer = _deadline_timer(context)
+        deadline = self.deadlines.schedule(context)  # a cooperative handler notices in time
         _IN_THREAD.enter()
         try:
             view = self.sandbox.job_view(job)  # the token withheld, unless --expose-token
@@ -258,8 +267,7 @@ class PythonRunner:
         except BaseException as exc:
             return runner_failure(exc)
         finally:
-            if timer is not None:
-                timer.cancel()
+            self.deadlines.cancel(deadline)
             _IN_THREAD.leave()
 
 
@@ -290,19 +298,6 @@ class _InThreadHandlers:
 
 
 _IN_THREAD = _InThreadHandlers()
-
-
-def _deadline_timer(context: JobContext) -> threading.Timer | None:
-    """Cancel the context with "timeout" when its deadline passes, so a cooperative handler
-    notices while it runs."""
-    remaining = context.remaining()
-    if remaining is None or context.is_cancelled:
-        return None
-    timer = threading.Timer(remaining, context.cancel, args=("timeout",))
-    timer.name = f"deadline-{context.job.job_id}"
-    timer.daemon = True
-    timer.start()
-    return timer
 
 
 def _traceback(exc: BaseException) -> str:
