@@ -19,7 +19,6 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from bridge.aws import Clients, build_clients
 from bridge.cli.display import field_lines, first_line
@@ -83,11 +82,6 @@ def sides_for(config: BridgeConfig, queue: str) -> list[Side]:
 
 def explainer_for(config: BridgeConfig, clients: Clients) -> dead_letters.Explainer:
     return dead_letters.Explainer(ExecutionLens(clients.sfn), config.state_machine_arn)
-
-
-def console() -> Console:
-    out = Console()
-    return out if out.is_terminal else Console(width=200)
 
 
 def emit_json(document: Any) -> None:
@@ -216,8 +210,9 @@ def show(
         typer.echo(json.dumps(document.get(title), indent=2, default=str, ensure_ascii=False))
     typer.echo(f"--- last {len(document['events'])} events ---")
     for event in document["events"]:
+        # Whole, on one line: a cause or an ARN cut at some length cannot be read or copied.
         details = json.dumps(event["details"], default=str, ensure_ascii=False)
-        typer.echo(f"{event['id']}  {event['timestamp']}  {event['type']}  {details[:500]}")
+        typer.echo(f"{event['id']}  {event['timestamp']}  {event['type']}  {details}")
 
 
 @contextmanager

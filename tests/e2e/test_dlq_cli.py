@@ -147,6 +147,26 @@ def test_dlq_show_then_fail_ends_a_waiting_task(quiet_stack: LocalStack) -> None
 
 
 @pytest.mark.slow
+def test_dlq_show_prints_history_details_whole(quiet_stack: LocalStack) -> None:
+    """Details longer than 500 characters were clipped: now each event's details are whole
+    JSON on one line, piped (no terminal) at 80 columns."""
+    pad = "p" * 700
+    start(quiet_stack, [{"n": 8, "pad": pad}], "padded")
+    dead_letter_jobs(quiet_stack, 1)
+    ((message_id, _),) = peek(
+        clients(quiet_stack).sqs, urls(quiet_stack).jobs_dlq_url
+    ).messages.items()
+
+    plain = cli(quiet_stack, "dlq", "show", message_id, env={**os.environ, "COLUMNS": "80"})
+
+    assert plain.returncode == 0, plain.stderr
+    events = plain.stdout.split("--- last ")[1].splitlines()[1:]
+    details = [json.loads(line.split("  ", 3)[3]) for line in events]  # whole: they parse
+    assert any(pad in json.dumps(detail) for detail in details), events
+    assert "TaskScheduled" in plain.stdout
+
+
+@pytest.mark.slow
 def test_dlq_show_finds_a_letter_by_every_id_its_execution_names(stack: LocalStack) -> None:
     """The cause names the job id and the message id first logged; the archived copy has an
     id of its own; the execution's name and ARN list its dead letters."""
