@@ -31,9 +31,9 @@ one job per execution), R(>=10, >=10) <= 5, and a region with 100,000 jobs in fl
 execution, keeps SendTaskHeartbeat at <= 80 % of its 500/s refill: 100,000 / h <= 400, so
 h >= 250 s. V = 600 s (extension every 200 s: 4.5 requests per job-hour at n = 4) and h = 360 s
 (10 per job-hour; 278/s at 100,000 jobs, 56 % of the refill) give R(4, 1) = 14.5 and
-R(10, 10) = 2.8. The price is cancellation latency (:func:`cancellation_bound_s`, about 6.6 min
-at defaults; ``--heartbeat-interval`` tightens it) and crash redelivery (a dead worker's job
-reappears after V = 10 min, was 5).
+R(10, 10) = 2.8. The price is cancellation latency (:attr:`TimingModel.cancellation_bound_s`:
+6.8 min at defaults; ``--heartbeat-interval`` tightens it) and crash redelivery (a dead worker's
+job reappears after V = 10 min, was 5).
 
 Each field may be ``None`` where the component validating it does not know it (the worker does
 not know the state machine's ``TimeoutSeconds``); rules that need an unknown value are skipped.
