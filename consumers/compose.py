@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from bridge.aws import Clients
 from bridge.claim_check import ClaimCheck, queue_limit
-from bridge.config import BridgeConfig
+from bridge.config import ENVIRONMENT, BridgeConfig
 from bridge.errors import problem
 from consumers.command import CommandRunner
 from consumers.containment import Containment
@@ -96,7 +96,9 @@ def build_service(
     )
     # Every queue and bucket the worker uses answers before it takes a job (fail fast), but
     # the results queue: see warn_unless_answers.
-    attributes = queue_attributes(clients.sqs, worker_settings.jobs_queue_url, source=config.source)
+    attributes = queue_attributes(
+        clients.sqs, worker_settings.jobs_queue_url, source=origin(config, "jobs_queue_url")
+    )
     warn_unless_answers(clients.sqs, worker_settings.results_queue_url)
     check_jobs_dlq(clients.sqs, config)
     check_bucket(clients.s3, config)
@@ -239,8 +241,8 @@ def queue_attributes(
             QueueUrl=queue_url, AttributeNames=list(names)
         )["Attributes"]
     except (ClientError, BotoCoreError) as exc:
-        origin = f" (configured in {source})" if source else ""
-        raise ValueError(f"{what} {queue_url} {problem(exc)}{origin}") from exc
+        where = f" ({source})" if source else ""
+        raise ValueError(f"{what} {queue_url} {problem(exc)}{where}") from exc
     return attributes
 
 
@@ -249,7 +251,8 @@ def check_jobs_dlq(sqs: Any, config: BridgeConfig) -> None:
     jobs there, and a wrong URL found only on the first malformed job leaves that job to the
     queue's redrive policy with no reason attached (IAM: ``sqs:GetQueueAttributes`` on it)."""
     if config.jobs_dlq_url:
-        queue_attributes(sqs, config.jobs_dlq_url, "jobs DLQ", ("QueueArn",), config.source)
+        where = origin(config, "jobs_dlq_url")
+        queue_attributes(sqs, config.jobs_dlq_url, "jobs DLQ", ("QueueArn",), where)
 
 
 def check_bucket(s3: Any, config: BridgeConfig) -> None:
@@ -261,13 +264,20 @@ def check_bucket(s3: Any, config: BridgeConfig) -> None:
     bucket = config.claim_check_bucket
     if not bucket:
         return
-    origin = f" (configured in {config.source})" if config.source else ""
+    where = origin(config, "claim_check_bucket")
     try:
         s3.head_bucket(Bucket=bucket)
     except ParamValidationError as exc:
         raise ValueError(f"claim-check bucket {bucket!r} is not a valid name: {exc}") from exc
     except (ClientError, BotoCoreError) as exc:
-        raise ValueError(f"claim-check bucket {bucket} {problem(exc)}{origin}") from exc
+        raise ValueError(f"claim-check bucket {bucket} {problem(exc)} ({where})") from exc
+
+
+def origin(config: BridgeConfig, field: str) -> str:
+    """Where a setting is changed and where this one came from, for a start check's error:
+    ``--jobs-dlq-url / BRIDGE_JOBS_DLQ_URL; configuration from environment``."""
+    flag = "--" + field.replace("_", "-")
+    return f"{flag} / {ENVIRONMENT.get(field, field.upper())}; configuration from {config.source}"
 
 
 def warn_unless_answers(sqs: Any, results_queue_url: str) -> None:

@@ -4,6 +4,7 @@ the queue URL or bucket it was about (issue 19, item 6)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,7 +61,9 @@ def test_a_mistyped_jobs_dlq_stops_the_worker_naming_it(aws: BridgeConfig, tmp_p
     with pytest.raises(ValueError) as refused:
         build(aws.model_copy(update={"jobs_dlq_url": wrong}), tmp_path)
     assert str(refused.value).startswith(f"jobs DLQ {wrong} does not exist (")
-    assert str(refused.value).endswith("(configured in environment)")
+    assert str(refused.value).endswith(
+        "(--jobs-dlq-url / BRIDGE_JOBS_DLQ_URL; configuration from environment)"
+    )
 
 
 def test_a_missing_claim_check_bucket_stops_the_worker_naming_it(
@@ -69,7 +72,8 @@ def test_a_missing_claim_check_bucket_stops_the_worker_naming_it(
     with pytest.raises(ValueError) as refused:
         build(aws.model_copy(update={"claim_check_bucket": "bridge-outputz"}), tmp_path)
     assert str(refused.value) == (
-        "claim-check bucket bridge-outputz does not exist (404) (configured in environment)"
+        "claim-check bucket bridge-outputz does not exist (404) "
+        "(--claim-check-bucket / BRIDGE_CLAIM_CHECK_BUCKET; configuration from environment)"
     )
 
 
@@ -113,3 +117,45 @@ def test_a_bucket_error_names_the_bucket(aws: BridgeConfig) -> None:
     assert client_error_line(failed.value).startswith(
         "bucket no-such-bridge-bucket does not exist (HeadBucket"
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "variable"),
+    [
+        (["status"], "BRIDGE_JOBS_QUEUE_URL"),
+        (["dlq", "list"], "BRIDGE_JOBS_DLQ_URL"),
+        (
+            ["worker", "--handler", "consumers.demo_handler:work", "--instance-handling", "off"],
+            "BRIDGE_JOBS_QUEUE_URL",
+        ),
+        (
+            ["worker", "--handler", "consumers.demo_handler:work", "--instance-handling", "off"],
+            "BRIDGE_JOBS_DLQ_URL",
+        ),
+    ],
+    ids=["status", "dlq list", "worker jobs queue", "worker jobs DLQ"],
+)
+def test_a_mistyped_queue_url_is_named_by_every_command(
+    aws: BridgeConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    command: list[str],
+    variable: str,
+) -> None:
+    """status, dlq list and worker: one line naming the URL that does not exist and where it
+    came from, exit code 2."""
+    from typer.testing import CliRunner
+
+    from bridge.cli.main import app
+
+    monkeypatch.chdir(tmp_path)  # no state file here: the environment is the configuration
+    for name in ("jobs_queue_url", "results_queue_url", "jobs_dlq_url"):
+        monkeypatch.setenv(f"BRIDGE_{name.upper()}", getattr(aws, name) or "")
+    wrong = os.environ[variable] + "-typo"
+    monkeypatch.setenv(variable, wrong)
+    monkeypatch.setenv("BRIDGE_STATE_DIR", str(tmp_path / "state"))
+    done = CliRunner().invoke(app, command)
+    assert done.exit_code == 2, done.output
+    (line,) = [line for line in done.output.splitlines() if line.startswith("error: ")]
+    assert wrong in line and "does not exist" in line and "environment" in line, line
+    assert variable in line, line

@@ -220,7 +220,8 @@ def test_a_queue_that_does_not_answer_is_refused() -> None:
 def test_a_jobs_queue_that_does_not_exist_is_refused_by_name() -> None:
     pattern = (
         rf"^jobs queue {re.escape(JOBS)} does not exist "
-        r"\(AWS.SimpleQueueService.NonExistentQueue\) \(configured in defaults\)$"
+        r"\(AWS.SimpleQueueService.NonExistentQueue\) "
+        r"\(--jobs-queue-url / BRIDGE_JOBS_QUEUE_URL; configuration from defaults\)$"
     )
     with pytest.raises(ValueError, match=pattern):
         build_service(settings(), Connect(FakeSqs(missing=JOBS)))
@@ -232,7 +233,7 @@ def test_a_jobs_dlq_that_does_not_exist_is_refused_by_name_before_any_job() -> N
         build_service(settings(), connect)
     assert str(refused.value) == (
         f"jobs DLQ {DLQ} does not exist (AWS.SimpleQueueService.NonExistentQueue) "
-        "(configured in environment)"
+        "(--jobs-dlq-url / BRIDGE_JOBS_DLQ_URL; configuration from environment)"
     )
     assert [call["QueueUrl"] for call in connect.sqs.calls][-1] == DLQ
 
@@ -265,7 +266,10 @@ def test_a_claim_check_bucket_that_cannot_be_used_is_refused_by_name(
     connect = Connect(claim_check_bucket="outputs", s3=s3)
     with pytest.raises(ValueError) as refused:
         build_service(settings(), connect)
-    assert str(refused.value) == f"claim-check bucket outputs {problem} (configured in defaults)"
+    assert str(refused.value) == (
+        f"claim-check bucket outputs {problem} "
+        "(--claim-check-bucket / BRIDGE_CLAIM_CHECK_BUCKET; configuration from defaults)"
+    )
     assert s3.calls == [{"Bucket": "outputs"}]
 
 
