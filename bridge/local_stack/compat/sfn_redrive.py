@@ -32,8 +32,12 @@ in the middle of its Map sends only the jobs that had not finished.
 Map's Map Run is not redriven (refused with ``ExecutionNotRedrivable`` naming this patch);
 a Map nested in a Map iteration shares indices across its parent's iterations (not reused);
 the history-event limit counts each attempt alone (AWS: the whole history); the 14-day and
-1,000-redrive limits; ``clientToken`` idempotency. Iteration outputs are kept for the last
-:data:`KEPT_EXECUTIONS` executions of this process: an older one redriven runs every iteration.
+1,000-redrive limits; ``clientToken`` idempotency.
+
+Each attempt keeps its succeeded iterations' outputs beside its event history (on its
+``EventManager``), which moto keeps as long as the execution, and which already holds each of
+those outputs in its events; a redrive carries them, with those of earlier attempts, to the
+new attempt.
 """
 
 from __future__ import annotations
@@ -41,7 +45,6 @@ from __future__ import annotations
 import copy
 import datetime
 import threading
-from collections import OrderedDict
 from typing import Any
 
 from bridge.local_stack.compat.patch import Patch, Replacement, expect
@@ -49,16 +52,16 @@ from bridge.local_stack.compat.patch import Patch, Replacement, expect
 REDRIVE = "sfn-redrive-execution"
 CODE = "ExecutionNotRedrivable"
 REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
-#: Executions whose successful iteration outputs are kept for a redrive (oldest dropped first).
-KEPT_EXECUTIONS = 200
-
-#: execution ARN -> {(Map state name, iteration index): output}
-_outputs: OrderedDict[str, dict[tuple[str, int], Any]] = OrderedDict()
-#: Executions redriven at least once: only their iterations are reused.
-_redriven: set[str] = set()
+#: Where an attempt keeps its succeeded iterations' outputs: an attribute of its EventManager
+#: (shared by every frame of the attempt), {(Map state name, iteration index): output}.
+_KEPT = "_bridge_iteration_outputs"
+#: execution ARN -> the outputs of its earlier attempts' succeeded iterations (redriven ones
+#: only): what the current attempt reuses.
+_carried: dict[str, dict[tuple[str, int], Any]] = {}
 _lock = threading.Lock()
 #: Attribute of moto's Execution holding (redrive count, redrive date, earlier attempts' events).
 _ATTEMPTS = "_bridge_redrive"
+_MISSING = object()
 
 
 def _execution_id(env: Any) -> str | None:
@@ -67,27 +70,18 @@ def _execution_id(env: Any) -> str | None:
     return str(value) if value else None
 
 
-def _remember(arn: str, key: tuple[str, int], output: Any) -> None:
+def _kept(event_manager: Any) -> dict[tuple[str, int], Any]:
     with _lock:
-        kept = _outputs.get(arn)
+        kept: dict[tuple[str, int], Any] | None = getattr(event_manager, _KEPT, None)
         if kept is None:
-            kept = _outputs[arn] = {}
-            while len(_outputs) > KEPT_EXECUTIONS:
-                dropped, _ = _outputs.popitem(last=False)
-                _redriven.discard(dropped)  # redriven again, it runs every iteration
-        else:
-            _outputs.move_to_end(arn)
-        kept[key] = copy.deepcopy(output)
-
-
-_MISSING = object()
+            kept = {}
+            setattr(event_manager, _KEPT, kept)
+        return kept
 
 
 def _reusable(arn: str, key: tuple[str, int]) -> Any:
     with _lock:
-        if arn not in _redriven:
-            return _MISSING
-        found = _outputs.get(arn, {}).get(key, _MISSING)
+        found = _carried.get(arn, {}).get(key, _MISSING)
     return found if found is _MISSING else copy.deepcopy(found)
 
 
@@ -117,8 +111,8 @@ def reuse_iterations() -> list[Replacement]:
                 return
         original(self, env, job)
         succeeded = not isinstance(job.job_output, Exception) and not self.stopped()
-        if arn is not None and succeeded and isinstance(env.program_state(), ProgramEnded):
-            _remember(arn, key, job.job_output)
+        if succeeded and isinstance(env.program_state(), ProgramEnded):
+            _kept(env.event_manager)[key] = copy.deepcopy(job.job_output)
 
     return [Replacement(owner, "_eval_job", _eval_job)]
 
@@ -163,7 +157,8 @@ def redrive_execution() -> list[Replacement]:
             events = history_events(execution)
             now = datetime.datetime.now(tz=datetime.UTC)
             setattr(execution, _ATTEMPTS, (count + 1, now, events))
-            _redriven.add(arn)
+            if env is not None:
+                _carried[arn] = {**_carried.get(arn, {}), **getattr(env.event_manager, _KEPT, {})}
             for name in ("stop_date", "output", "error", "cause"):
                 setattr(execution, name, None)
             execution.exec_worker = None
@@ -235,10 +230,9 @@ def redrive_execution() -> list[Replacement]:
 
 
 def forget() -> None:
-    """Drop every kept iteration output (the stack stopped)."""
+    """Drop the outputs carried to redriven executions (the stack stopped)."""
     with _lock:
-        _outputs.clear()
-        _redriven.clear()
+        _carried.clear()
 
 
 PATCHES: list[Patch] = [
