@@ -95,3 +95,32 @@ def test_the_lambdas_clients_make_one_attempt_with_short_timeouts_and_no_autosca
     long_running = aws.build_clients(config, autoscaling=False)
     assert long_running.sqs.meta.config.retries["total_max_attempts"] == 7  # 6 retries
     assert long_running.sqs.meta.config.read_timeout > 20  # outlasts a 20 s long poll
+
+
+@pytest.mark.parametrize(
+    ("exc", "said"),
+    [
+        (client_error("AWS.SimpleQueueService.NonExistentQueue"), "does not exist ("),
+        (client_error("404", 404, "Not Found"), "does not exist (404)"),
+        (client_error("AccessDenied", 403, "no"), "access denied (AccessDenied: no)"),
+        (client_error("InvalidParameterValue", 400, "bad"), "cannot be used ("),
+        (EndpointConnectionError(endpoint_url="http://x"), "does not answer ("),
+    ],
+)
+def test_a_problem_is_said_in_words_first(exc: BaseException, said: str) -> None:
+    assert errors.problem(exc).startswith(said)
+
+
+def test_the_target_of_an_error_comes_from_its_request_never_its_token() -> None:
+    """name_targets' two hooks: the request's QueueUrl reaches the error; a task token never
+    does (SendTaskFailure names no target)."""
+    handlers: dict[str, Any] = {}
+    errors.name_targets(type("Events", (), {"register": lambda _, e, h: handlers.update({e: h})})())
+    for params in ({"QueueUrl": "https://q/1", "ReceiptHandle": "r"}, {"taskToken": "secret"}):
+        context: dict[str, Any] = {}
+        handlers["before-parameter-build"](params=params, model=None, context=context)
+        parsed: Any = {"Error": {"Code": "X", "Message": "m"}}
+        handlers["after-call"](http_response=None, parsed=parsed, model=None, context=context)
+        found = errors.target(ClientError(parsed, "Op"))
+        assert found == (("QueueUrl", "https://q/1") if "QueueUrl" in params else None)
+        assert "secret" not in str(parsed)
