@@ -42,12 +42,12 @@ new attempt.
 
 from __future__ import annotations
 
-import copy
 import datetime
 import threading
 from typing import Any
 
 from bridge.local_stack.compat.patch import Patch, Replacement, expect
+from bridge.local_stack.compat.sfn_copies import json_copy
 
 REDRIVE = "sfn-redrive-execution"
 CODE = "ExecutionNotRedrivable"
@@ -82,7 +82,7 @@ def _kept(event_manager: Any) -> dict[tuple[str, int], Any]:
 def _reusable(arn: str, key: tuple[str, int]) -> Any:
     with _lock:
         found = _carried.get(arn, {}).get(key, _MISSING)
-    return found if found is _MISSING else copy.deepcopy(found)
+    return found if found is _MISSING else json_copy(found)
 
 
 def reuse_iterations() -> list[Replacement]:
@@ -112,7 +112,7 @@ def reuse_iterations() -> list[Replacement]:
         original(self, env, job)
         succeeded = not isinstance(job.job_output, Exception) and not self.stopped()
         if succeeded and isinstance(env.program_state(), ProgramEnded):
-            _kept(env.event_manager)[key] = copy.deepcopy(job.job_output)
+            _kept(env.event_manager)[key] = json_copy(job.job_output)
 
     return [Replacement(owner, "_eval_job", _eval_job)]
 
