@@ -32,6 +32,7 @@ FLAG_OF = {
     "visibility_timeout_s": "--visibility-timeout (the jobs queue's VisibilityTimeout)",
     "heartbeat_interval_s": "--heartbeat-interval",
     "task_heartbeat_s": "--task-heartbeat-seconds",
+    "task_timeout_s": "--task-timeout-seconds",
     "max_queue_wait_s": "--max-queue-wait",
     "job_timeout_s": "--job-timeout",
     "cancel_grace_s": "--cancel-grace",
@@ -148,6 +149,10 @@ class ServiceSettings:
     stale_check_age: float = DEFAULT_STALE_CHECK_AGE_S
     max_queue_wait: int | None = None
     task_heartbeat_seconds: int | None = None
+    #: The state machine's TimeoutSeconds, if the worker is told: a job is probed just after
+    #: its task's deadline (``task_started_at`` + this) instead of at its execution's next
+    #: heartbeat. None: unknown.
+    task_timeout_seconds: int | None = None
     visibility_cap: int = SQS_VISIBILITY_CAP_S
     token_path: str | None = None
     input_path: str = "$"
@@ -187,7 +192,7 @@ class ServiceSettings:
             visibility_timeout_s=self.visibility_timeout or queue_visibility_s,
             heartbeat_interval_s=self.heartbeat_interval,
             task_heartbeat_s=self.task_heartbeat_seconds,
-            task_timeout_s=None,
+            task_timeout_s=self.task_timeout_seconds,
             max_queue_wait_s=self.max_queue_wait,
             job_timeout_s=self.job_timeout,
             cancel_grace_s=self.cancel_grace,

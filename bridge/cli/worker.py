@@ -140,6 +140,14 @@ def worker(
             "The state machine's HeartbeatSeconds, if set (validated against the timing model).",
         ),
     ] = None,
+    task_timeout_seconds: Annotated[
+        int | None,
+        _opt(
+            "BRIDGE_TASK_TIMEOUT_SECONDS",
+            "The state machine's TimeoutSeconds: a job whose task passed it is checked at once "
+            "instead of at its execution's next heartbeat (default: unknown).",
+        ),
+    ] = None,
     visibility_cap: Annotated[
         int,
         _opt(

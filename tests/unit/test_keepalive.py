@@ -218,3 +218,16 @@ def test_an_hour_costs_what_the_timing_model_says(jobs: int, executions: int) ->
     measured = (len(rig.sfn.beats) + len(rig.sqs.batches)) / jobs
     predicted = keepalive_requests_per_job_hour(jobs, jobs // executions)
     assert measured == pytest.approx(predicted, rel=0.12, abs=1)
+
+
+def test_the_worker_learns_timeout_seconds_from_its_flag_and_checks_it() -> None:
+    from bridge.timing import TimingError
+    from consumers.settings import ServiceSettings, check_timing
+
+    told = ServiceSettings(task_timeout_seconds=86_400, max_queue_wait=1800).timing()
+    assert told.task_timeout_s == 86_400
+    check_timing(told)
+    assert ServiceSettings().timing().task_timeout_s is None  # unknown unless told
+    too_short = ServiceSettings(task_timeout_seconds=3600, max_queue_wait=1800).timing()
+    with pytest.raises(TimingError, match=r"^--task-timeout-seconds: TimeoutSeconds 3600"):
+        check_timing(too_short)
