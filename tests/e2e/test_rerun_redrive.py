@@ -89,6 +89,10 @@ def test_a_stopped_run_is_redriven_in_place_running_only_its_unfinished_job(
     assert eventually(two_done_one_waiting, timeout_s=30), runs(log)
     sfn.stop_execution(executionArn=arn, error="Operator", cause="stopped by the test")
     assert wait_for_execution(sfn, arn)["status"] == "ABORTED"
+    stopped = cli(stack, "jobs", "list", "--failed", "--execution", "gated", "--json")
+    # AWS: ABORTED; the embedded stack records the stop as the open task's TaskTimedOut.
+    [open_job] = json.loads(stopped.stdout)
+    assert open_job["index"] == 2 and open_job["status"] in ("ABORTED", "TIMED_OUT")
     gate.touch()  # the fix: job 2 can now finish
 
     redriven = cli(stack, "rerun", "--redrive", "gated")
