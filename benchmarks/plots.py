@@ -5,6 +5,8 @@
   job finished on the consumer → Step Functions task closed (polling: at its default interval);
 * ``cost-vs-duration.png``: dollars per job against job duration, 1 minute to 12 hours, from
   the cost model (:mod:`benchmarks.cost`) fed with the run's measured requests and transitions;
+* ``keepalive.png`` (``--keepalive``): keep-alive requests per job-hour against jobs per worker
+  and heartbeat interval (the model), with the run's measured probes;
 * ``bench-scale-throughput.png`` (``--scale``, from ``python -m benchmarks.scale --output``):
   jobs/s against consumers, one line per backlog, each point labelled with its limit.
 
@@ -137,6 +139,54 @@ def throughput_plot(scale: dict[str, Any], path: Path, command: str) -> None:
     plt.close(fig)
 
 
+#: Heartbeat intervals the keep-alive plot draws (the default among them).
+PLOT_INTERVALS_S = (60.0, 180.0, 360.0, 900.0)
+
+
+def keepalive_plot(path: Path, report: dict[str, Any] | None = None) -> None:
+    """Keep-alive requests per job-hour against jobs per worker, a line per heartbeat interval,
+    for one job per execution and for all of a worker's jobs from one execution (the model,
+    :mod:`benchmarks.keepalive_model`), with the targets and, given a bench report, its
+    probes' measured points."""
+    from benchmarks.keepalive_model import requests_per_job_hour
+    from bridge.timing import DEFAULT_HEARTBEAT_INTERVAL_S
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    workers = list(range(1, 21))
+    panels = (("one job per execution", 15, False), ("every job of one execution", 5, True))
+    for ax, (title, target, fanout) in zip(axes, panels, strict=True):
+        for interval in sorted({*PLOT_INTERVALS_S, DEFAULT_HEARTBEAT_INTERVAL_S}):
+            ys = [requests_per_job_hour(n, n if fanout else 1, interval) for n in workers]
+            default = interval == DEFAULT_HEARTBEAT_INTERVAL_S
+            label = f"heartbeat every {interval:g} s" + (" (default)" if default else "")
+            ax.plot(workers, ys, "-" if default else "--", linewidth=2 if default else 1,
+                    label=label)  # fmt: skip
+        ax.axhline(target, color="grey", linestyle=":", label=f"target <= {target}")
+        probes = ((report or {}).get("scenarios", {}).get("steady") or {}).get("keepalive_probes")
+        name = "fanout" if fanout else "one_job_per_execution"
+        if probes and name in probes:
+            point = probes[name]
+            per_worker = min(point["concurrency"], point["jobs"] // point["workers"])
+            ax.plot(per_worker, point["per_job_hour"]["total"], "ko", label="measured (bench)")
+        ax.set_yscale("log")
+        ax.set_xlabel("jobs running on one worker")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_xticks([1, 4, 8, 10, 12, 16, 20])
+    axes[0].set_ylabel("keep-alive requests per job-hour")
+    axes[1].legend(fontsize=7)
+    fig.suptitle(
+        "Keep-alive: ChangeMessageVisibilityBatch + SendTaskHeartbeat per running job-hour "
+        "(visibility timeout at its default)", fontsize=10,
+    )  # fmt: skip
+    fig.text(0.01, 0.01, "python -m benchmarks.plots --keepalive report.json docs/img",
+             fontsize=7, color="grey")  # fmt: skip
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Plot a bench report (--output JSON).")
     parser.add_argument("report", type=Path)
@@ -145,11 +195,19 @@ def main(argv: list[str] | None = None) -> None:
         "--scale", action="store_true", help="The report is python -m benchmarks.scale's."
     )
     parser.add_argument(
+        "--keepalive", action="store_true",
+        help="Draw keepalive.png (the model, with the report's probes if it has them).",
+    )  # fmt: skip
+    parser.add_argument(
         "--command", default="", help="The command that produced the report (printed on plots)."
     )
     args = parser.parse_args(argv)
     report = json.loads(args.report.read_text())
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    if args.keepalive:
+        keepalive_plot(args.out_dir / "keepalive.png", report)
+        print(f"wrote {args.out_dir}/keepalive.png")
+        return
     if args.scale:
         throughput_plot(report, args.out_dir / "bench-scale-throughput.png", args.command)
         print(f"wrote {args.out_dir}/bench-scale-throughput.png")

@@ -1,12 +1,20 @@
-"""The three scenarios, one after another on **one** embedded stack, so ratios hold on a noisy
+"""The scenarios, one after another on **one** embedded stack, so ratios hold on a noisy
 machine:
 
-* ``bridge``: the stack as configured (its completion mapping: batch size 10) and real
-  ``callback-bridge worker`` processes with their default flags except ``--concurrency``;
-* ``naive``: the same state machine template on a second pair of queues, consumers that receive
-  1 / run / send 1 result (contract v1) / delete 1 (:mod:`benchmarks.naive_consumer`), and a
-  second local event source mapping of the same completion handler with batch size 1
-  (``EventSourceSettings(batch_size=1)``, the rest as the stack's);
+* ``bridge``: the stack as configured (its completion mapping) and real ``callback-bridge
+  worker`` processes with their default flags except ``--concurrency``; short jobs, one
+  execution, consumers started first (jobs trickle in as the Map queues them);
+* ``burst``: the same with every job queued (DISTRIBUTED Map) before the consumers start and
+  jobs of one length, so receives, result batches, deletes and mapping batches fill;
+* ``steady`` and ``naive``: long-tailed jobs from several executions over time, compressed
+  (:mod:`benchmarks.steady`, :mod:`benchmarks.steady_run`): the bridge's workers, and the
+  honest naive consumer (SendTaskSuccess itself, one visibility change per job a third of the
+  timeout, no heartbeats); ``steady`` also runs the keep-alive probes;
+* ``naive-results-queue``: the same state machine template on a second pair of queues,
+  consumers that receive 1 / run / send 1 result (contract v1) / delete 1
+  (:mod:`benchmarks.naive_consumer`, ``results-queue`` mode), and a second local event source
+  mapping of the same completion handler with batch size 1 (not the common sample: the
+  bridge's results queue given to a naive consumer);
 * ``polling``: :mod:`benchmarks.polling`'s state machine, a work queue and an S3 status bucket.
 
 Requests are charged to a scenario when they touch its queues or bucket, or name no resource
@@ -25,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +41,7 @@ from typing import Any, Protocol
 from benchmarks import measure, polling
 from benchmarks.ledger import RequestLedger, queue_name, window
 from benchmarks.measure import HandlerMeter, Observers, ResultTimes
+from benchmarks.steady import Workload
 from bridge import completion
 from bridge.limits import PAYLOAD_BYTES, MapMode, effective_concurrency, payload_bytes
 from bridge.local_stack import LocalStack, StackSettings
@@ -44,7 +53,7 @@ from bridge.state_machine import render_definition
 
 log = logging.getLogger(__name__)
 
-SCENARIOS = ("bridge", "naive", "polling")
+SCENARIOS = ("bridge", "burst", "steady", "naive", "naive-results-queue", "polling")
 #: Calls the harness makes (start, progress, history): the same in every pattern, not per job.
 HARNESS_APIS = frozenset(
     {"states:StartExecution", "states:DescribeExecution", "states:GetExecutionHistory"}
@@ -80,6 +89,10 @@ class BenchPlan:
     backlog: bool = False
     #: The Map's mode: INLINE (one execution) or DISTRIBUTED (child executions; big backlogs).
     map_mode: MapMode = "INLINE"
+    #: The ``burst`` scenario's jobs (each sleeps ``BURST_JOB_MS``), all queued first.
+    burst_jobs: int = 500
+    #: The ``steady`` and ``naive`` scenarios' workload.
+    steady: Workload = field(default_factory=Workload)
 
     def __post_init__(self) -> None:
         if self.jobs < 1 or self.consumers < 1 or self.concurrency < 1:
@@ -90,6 +103,12 @@ class BenchPlan:
         if unknown:
             raise ValueError(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
 
+    def total(self, scenario: str) -> int:
+        """Jobs ``scenario`` runs (for progress)."""
+        if scenario in ("steady", "naive"):
+            return self.steady.jobs
+        return self.burst_jobs if scenario == "burst" else self.jobs
+
     def items(self) -> list[dict[str, Any]]:
         rng = random.Random(self.seed)
         return [
@@ -98,8 +117,10 @@ class BenchPlan:
         ]
 
 
-#: Small enough for under 90 s on 2 cores.
-QUICK = BenchPlan(jobs=100, interval=polling.PollingInterval(scale=30))
+#: Every burst job sleeps this long, so the ten a worker receives together finish together.
+BURST_JOB_MS = 200
+#: Small enough for under 5 minutes on 2 cores.
+QUICK = BenchPlan(jobs=100, interval=polling.PollingInterval(scale=30), burst_jobs=500)
 
 
 @dataclass
@@ -128,6 +149,8 @@ class Measured:
     callback_ms: list[float] = field(default_factory=list)
     #: With ``plan.backlog``: jobs on the queue when the consumers started.
     queued_at_start: int = 0
+    #: Scenario-specific figures, reported as they are (steady, naive: benchmarks.steady_run).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -337,7 +360,7 @@ def _consumer_command(
     ]  # fmt: skip
 
 
-def run_bridge(bench: Bench) -> Measured:
+def run_bridge(bench: Bench, name: str = "bridge", machine_arn: str | None = None) -> Measured:
     stack, plan = bench.stack, bench.plan
     assert stack.config and stack.event_source and stack.state_file
     results = ResultTimes()
@@ -352,7 +375,7 @@ def run_bridge(bench: Bench) -> Measured:
     inv0, _, wall0, cpu0 = meter.snapshot()
     out = bench.execute(
         Run(
-            "bridge", stack.config.state_machine_arn or "", {"jobs": plan.items()},
+            name, machine_arn or stack.config.state_machine_arn or "", {"jobs": plan.items()},
             {jobs_q, results_q}, jobs_q, lambda: results.done, command,
             loops=plan.consumers, stop_signals=2,
             items_bucket=stack.config.fanout_bucket if plan.map_mode == "DISTRIBUTED" else None,
@@ -361,7 +384,7 @@ def run_bridge(bench: Bench) -> Measured:
     inv1, _, wall1, cpu1 = meter.snapshot()
     added, queued = measure.latencies(measure.callback_closes(out.events), results.jobs)
     return _with_failure(out, Measured(
-        "bridge", plan.jobs, out.elapsed_s, out.status, out.requests,
+        name, plan.jobs, out.elapsed_s, out.status, out.requests,
         measure.state_transitions(out.events), added, queued, inv1 - inv0, wall1 - wall0,
         cpu1 - cpu0, out.consumer_cpu_s, out.consumer_peak_rss,
     ), results)  # fmt: skip
@@ -376,7 +399,28 @@ def _naive_queues(sqs: Any, prefix: str) -> tuple[str, str, str]:
     return jobs["QueueUrl"], results["QueueUrl"], dlq
 
 
-def run_naive(bench: Bench) -> Measured:
+def run_burst(bench: Bench) -> Measured:
+    """``bridge`` with every job queued before the workers start: full batches. The jobs come
+    from a DISTRIBUTED Map (an INLINE one queues at most 40 at once): the stack's template
+    rendered so, on the stack's jobs queue."""
+    stack = bench.stack
+    assert stack.config
+    params = replace(stack.settings, map_mode="DISTRIBUTED").state_machine_params(
+        stack.config.jobs_queue_url or ""
+    )
+    machine = bench.clients.sfn.create_state_machine(
+        name=f"bench-burst-{uuid.uuid4().hex[:6]}",
+        definition=render_definition(params),
+        roleArn=LOCAL_ROLE_ARN,
+    )["stateMachineArn"]
+    plan = replace(
+        bench.plan, jobs=bench.plan.burst_jobs, backlog=True, map_mode="DISTRIBUTED",
+        job_ms=(BURST_JOB_MS, BURST_JOB_MS),
+    )  # fmt: skip
+    return run_bridge(replace(bench, plan=plan), "burst", machine)
+
+
+def run_naive_results_queue(bench: Bench) -> Measured:
     stack, plan, clients = bench.stack, bench.plan, bench.clients
     assert stack.config
     jobs_url, results_url, dlq_url = _naive_queues(clients.sqs, "bench-naive")
@@ -399,12 +443,13 @@ def run_naive(bench: Bench) -> Measured:
     ).start()
     jobs_q, results_q = queue_name(jobs_url), queue_name(results_url)
     command = _consumer_command(
-        stack.server.endpoint_url, jobs_url, "callback", results_url, plan.concurrency
+        stack.server.endpoint_url, jobs_url, "results-queue", results_url, plan.concurrency
     )
     try:
         out = bench.execute(
             Run(
-                "naive", machine, {"jobs": plan.items()}, {jobs_q, results_q}, jobs_q,
+                "naive-results-queue", machine, {"jobs": plan.items()}, {jobs_q, results_q},
+                jobs_q,
                 lambda: results.done, command, loops=plan.consumers * plan.concurrency,
             )
         )  # fmt: skip
@@ -413,10 +458,13 @@ def run_naive(bench: Bench) -> Measured:
     invocations, _, wall, cpu_completion = meter.snapshot()
     added, queued = measure.latencies(measure.callback_closes(out.events), results.jobs)
     return _with_failure(out, Measured(
-        "naive", plan.jobs, out.elapsed_s, out.status, out.requests,
+        "naive-results-queue", plan.jobs, out.elapsed_s, out.status, out.requests,
         measure.state_transitions(out.events), added, queued, invocations, wall,
         cpu_completion, out.consumer_cpu_s, out.consumer_peak_rss,
-        notes=[f"completion mapping batch size {settings.batch_size}, same stack"],
+        notes=[
+            f"not the common sample: the bridge's results queue and completion handler behind "
+            f"a mapping of batch size {settings.batch_size}, same stack",
+        ],
     ), results)  # fmt: skip
 
 
@@ -463,9 +511,12 @@ def run_polling(bench: Bench) -> Measured:
     ))  # fmt: skip
 
 
+#: The scenarios of this module; ``steady`` and ``naive`` are added by
+#: :mod:`benchmarks.suite`, which the CLI runs.
 RUNNERS: dict[str, Callable[[Bench], Measured]] = {
     "bridge": run_bridge,
-    "naive": run_naive,
+    "burst": run_burst,
+    "naive-results-queue": run_naive_results_queue,
     "polling": run_polling,
 }
 
@@ -475,6 +526,7 @@ def run_bench(
     progress: Progress | None = None,
     work_dir: Path | None = None,
     watch: Watch | None = None,
+    runners: Mapping[str, Callable[[Bench], Measured]] | None = None,
 ) -> tuple[list[Measured], Path]:
     """Run ``plan``'s scenarios on one embedded stack; returns the measurements and the
     directory holding the consumers' and completion handler's logs. ``watch`` instruments each
@@ -509,6 +561,9 @@ def run_bench(
             progress or (lambda _n, _d, _t: None), watch,
         )  # fmt: skip
         for name in plan.scenarios:
-            measured.append(RUNNERS[name](bench))
+            run = (runners or RUNNERS).get(name)
+            if run is None:
+                raise ValueError(f"scenario {name!r} runs through benchmarks.suite.run_bench")
+            measured.append(run(bench))
             observers.current = None
     return measured, work_dir

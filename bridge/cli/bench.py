@@ -1,5 +1,6 @@
-"""``callback-bridge bench``: the bridge against a naive callback consumer and the polling
-pattern, on one embedded stack (benchmarks/; docs/benchmarks.md)."""
+"""``callback-bridge bench``: the bridge against the naive callback consumer and the polling
+pattern, on one embedded stack; the targets of issue 21 and the fleet model
+(benchmarks/; docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ from bridge.cli.options import fail
 
 def bench(
     quick: Annotated[
-        bool, typer.Option("--quick", help="100 jobs a scenario, polling every 1 s (< 90 s).")
+        bool,
+        typer.Option(
+            "--quick",
+            help="burst (500 jobs), steady and naive (40 jobs each, 120x compressed) and the "
+            "keep-alive probes: every target, in under 5 minutes.",
+        ),
     ] = False,
     jobs: Annotated[
         int | None, typer.Option(min=1, max=10_000, help="Jobs per scenario [1000; quick 100].")
@@ -34,8 +40,34 @@ def bench(
         int, typer.Option(min=1, help="Run the polling interval this many times faster.")
     ] = 30,
     scenarios: Annotated[
-        str, typer.Option(help="Comma-separated: bridge,naive,polling.")
-    ] = "bridge,naive,polling",
+        str | None,
+        typer.Option(
+            help="Comma-separated, of bridge, burst, steady, naive, naive-results-queue, "
+            "polling [quick: burst,steady,naive; else all but naive-results-queue]."
+        ),
+    ] = None,
+    compress: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=600,
+            help="steady/naive: run time this many times faster (durations and every window).",
+        ),
+    ] = 120,
+    executions: Annotated[
+        int, typer.Option(min=1, max=1000, help="steady/naive: executions started over time.")
+    ] = 8,
+    jobs_per_execution: Annotated[
+        int, typer.Option(min=1, max=40, help="steady/naive: jobs in each execution.")
+    ] = 5,
+    burst_jobs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=10_000,
+            help="burst: jobs queued first (startup calls spread over them) [500].",
+        ),
+    ] = None,
     job_ms: Annotated[
         str, typer.Option(help="Job durations, 'MIN,MAX' milliseconds (uniform).")
     ] = "100,300",
@@ -64,18 +96,27 @@ def bench(
         ),
     ] = None,
     json_output: Annotated[
-        bool, typer.Option("--json", help='Last line: {"scenarios": {...}} as JSON.')
+        bool,
+        typer.Option(
+            "--json",
+            help='Last line: {"scenarios": {...}, "targets": {...}, "missed": [...], '
+            '"fleet": {...}} as JSON.',
+        ),
     ] = False,
 ) -> None:
-    """Run the scenarios one after another on one embedded stack and compare them."""
+    """Run the scenarios one after another on one embedded stack and compare them; exits 1
+    when a scenario failed or a count target of issue 21 is missed."""
     try:
         from benchmarks import report
         from benchmarks.polling import PollingInterval
-        from benchmarks.scenarios import BenchPlan, run_bench
+        from benchmarks.scenarios import BenchPlan
+        from benchmarks.steady import Workload
+        from benchmarks.suite import run_bench
     except ImportError as exc:
         fail(f"bench runs from a source checkout (benchmarks/ is not in the wheel): {exc}")
     from bridge.local_stack.stack import quiet_moto_logs
 
+    default = "burst,steady,naive" if quick else "bridge,burst,steady,naive,polling"
     try:
         low, _, high = job_ms.partition(",")
         if not (low.strip().isdigit() and (high or low).strip().isdigit()):
@@ -91,7 +132,11 @@ def bench(
             job_ms=durations,
             backlog=backlog,
             map_mode=map_mode.upper(),  # type: ignore[arg-type]  # BenchPlan checks it
-            scenarios=tuple(s.strip() for s in scenarios.split(",") if s.strip()),
+            scenarios=tuple(s.strip() for s in (scenarios or default).split(",") if s.strip()),
+            burst_jobs=burst_jobs or 500,
+            steady=Workload(
+                executions=executions, jobs_per_execution=jobs_per_execution, compress=compress
+            ),
         )
     except ValueError as exc:
         fail(str(exc))
@@ -99,7 +144,7 @@ def bench(
     logging.getLogger("bridge").setLevel(logging.WARNING)
     console = Console(stderr=json_output)
     with progress_bar(console, transient=json_output) as bar:
-        tasks = {name: bar.add_task(name, total=plan.jobs) for name in plan.scenarios}
+        tasks = {name: bar.add_task(name, total=plan.total(name)) for name in plan.scenarios}
         measured, logs = run_bench(
             plan,
             progress=lambda name, done, total: bar.update(tasks[name], completed=done),
@@ -110,9 +155,10 @@ def bench(
         output.write_text(json.dumps(result, indent=2) + "\n")
     print_report(console, result, logs)
     if json_output:
-        typer.echo(json.dumps({"scenarios": result["scenarios"]}))
+        keys = ("scenarios", "targets", "missed", "fleet")
+        typer.echo(json.dumps({k: result[k] for k in keys}))
     failed = [n for n, s in result["scenarios"].items() if s["status"] != "SUCCEEDED"]
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(1 if failed or result["missed"] else 0)
 
 
 ROWS = [
@@ -155,6 +201,58 @@ def print_report(console: Console, result: dict[str, Any], logs: Path) -> None:
             "Step Functions Activities (on paper), $ per million jobs:",
             result["activities_usd_per_million_jobs"],
         )
+    print_steady(console, scenarios)
+    print_fleet(console, result["fleet"])
     console.print("targets:", result["targets"])
+    if result["missed"]:
+        console.print("[red]missed:[/red]", "; ".join(result["missed"]))
     console.print(f"prices: us-east-1 as of {result['prices']['as_of']} (benchmarks/cost.py)")
     console.print(f"logs: {logs}")
+
+
+def print_steady(console: Console, scenarios: dict[str, Any]) -> None:
+    """The steady and naive scenarios' own figures (per uncompressed hour and second)."""
+    for name in ("steady", "naive"):
+        s = scenarios.get(name)
+        if s is None:
+            continue
+        console.print(
+            f"{name}: {s['job_hours']} job-hours ({s['workload']['compress']}x compressed); "
+            "per job beyond the floor, keep-alive left out:",
+            s["requests_per_job_beyond_floor_without_keepalive"],
+            "; keep-alive per job-hour:",
+            s["keepalive_requests_per_job_hour"],
+        )
+        console.print(
+            f"  {name}: Step Functions calls/s per 1,000 jobs in flight:",
+            s["sfn_calls_per_s_per_1000_in_flight"],
+        )
+        if "worker" in s:
+            console.print(f"  {name}: worker per running job:", s["worker"])
+        for probe, figures in s.get("keepalive_probes", {}).items():
+            console.print(
+                f"  keep-alive probe {probe}: {figures['jobs']} jobs, "
+                f"{figures['jobs_per_execution']} per execution, --concurrency "
+                f"{figures['concurrency']}: per job-hour {figures['per_job_hour']} "
+                f"(model {figures.get('model_per_job_hour', '-')})"
+            )
+
+
+def print_fleet(console: Console, fleet: dict[str, Any] | None) -> None:
+    """One line per case and region class: the fleet model's answer."""
+    if not fleet:
+        return
+    table = Table(
+        title=f"fleet model (every Step Functions API <= {fleet['headroom']:.0%} of its refill)"
+    )
+    for column in ("case", "region", "max jobs in flight", "completions/s (1 h jobs)",
+                   "throttles first", "completions/s ceiling"):  # fmt: skip
+        table.add_column(column)
+    for case, figures in fleet["cases"].items():
+        for region in ("large", "other"):
+            f = figures[region]
+            table.add_row(
+                case, region, f"{f['max_jobs_in_flight']:,}", str(f["completions_per_s"]),
+                f["throttles_first"], str(f["completions_per_s_ceiling"]),
+            )  # fmt: skip
+    console.print(table)

@@ -1,39 +1,104 @@
-"""The report's targets judge only what a run measured (a DISTRIBUTED run has no latencies)."""
+"""The report's ``targets`` object (exact keys, numbers from the run) and the exit code's
+judge: count targets gate, timings never do."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.report import targets
+import pytest
+
+from benchmarks.report import TARGET_KEYS, comparisons, fleet_model, missed, targets
 
 
-def _scenario(requests: float, p95: float, samples: int, usd: float) -> dict[str, Any]:
+def _probe(total: float, heartbeats: float, concurrency: int) -> dict[str, Any]:
     return {
-        "bridge_requests_per_job": requests,
-        "latency_ms": {"p50": p95 / 2, "p95": p95, "p99": p95},
-        "latency_samples": samples,
-        "usd_per_million_jobs": {"10 min": usd},
+        "per_job_hour": {"total": total, "states:SendTaskHeartbeat": heartbeats},
+        "concurrency": concurrency,
     }
 
 
-def test_latency_and_dollar_targets_are_left_out_without_latency_samples() -> None:
-    bridge = _scenario(0.7, 0.0, samples=0, usd=1.0)
-    naive = _scenario(5.0, 0.0, samples=0, usd=3.0)
-    out = targets({"bridge": bridge, "naive": naive, "polling": _scenario(19, 5e4, 100, 1500)})
-    assert out["bridge_requests_per_job<=0.6"] is False
-    assert out["requests_5x_below_naive"] is True
-    assert "added_latency_p95<1s" not in out
-    assert "latency_10x_below_polling" not in out
-    assert "usd_10min_20x_below_polling" not in out
+def _scenarios(
+    single: float = 14.5, fanout: float = 2.8, steady_per_job: float = 1.2,
+    naive_per_job: float = 1.0, naive_keepalive: float = 36.0, burst: float = 0.52,
+    p95: float = 400.0, heartbeats: float = 10.0,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
+    steady = {
+        "requests_per_job_beyond_floor_without_keepalive": steady_per_job,
+        "latency_ms": {"p50": 100.0, "p95": p95, "p99": p95},
+        "keepalive_probes": {
+            "one_job_per_execution": _probe(single, heartbeats, 4),
+            "fanout": _probe(fanout, 1.0, 10),
+        },
+    }
+    naive = {
+        "requests_per_job_beyond_floor_without_keepalive": naive_per_job,
+        "keepalive_probes": {"one_job_per_execution": _probe(naive_keepalive, 0.0, 4)},
+    }
+    return {"steady": steady, "naive": naive, "burst": {"bridge_requests_per_job": burst}}
 
 
-def test_a_timed_run_is_judged_on_every_target() -> None:
-    out = targets(
-        {
-            "bridge": _scenario(0.5, 300, 100, 26.0),
-            "naive": _scenario(5.0, 9000, 100, 28.0),
-            "polling": _scenario(19, 50_000, 100, 1500.0),
+def _targets(**kwargs: float) -> dict[str, Any]:
+    s = _scenarios(**kwargs)
+    return targets(s, fleet_model(s))
+
+
+def test_targets_have_exactly_the_issues_keys_each_a_number() -> None:
+    t = _targets()
+    assert (
+        set(t)
+        == set(TARGET_KEYS)
+        == {
+            "keepalive_requests_per_job_hour",
+            "keepalive_requests_per_job_hour_fanout",
+            "requests_per_1h_job",
+            "naive_requests_per_1h_job",
+            "steady_bridge_requests_per_job",
+            "burst_bridge_requests_per_job",
+            "max_jobs_in_flight_large_region",
+            "added_latency_p95_ms",
         }
     )
-    assert out["added_latency_p95<1s"] and out["latency_10x_below_polling"]
-    assert out["usd_10min_20x_below_polling"] and out["bridge_requests_per_job<=0.6"]
+    assert all(isinstance(v, int | float) for v in t.values())
+    assert t["requests_per_1h_job"] == pytest.approx(1.2 + 14.5)
+    assert t["naive_requests_per_1h_job"] == pytest.approx(37.0)
+    # 10 heartbeats an hour + 1 stale probe per hour-long job: 400/s / (11/3600).
+    assert t["max_jobs_in_flight_large_region"] == 130_909
+    assert missed(t) == []
+
+
+@pytest.mark.parametrize(
+    ("planted", "named"),
+    [
+        ({"single": 16.0}, "keepalive_requests_per_job_hour "),
+        ({"fanout": 5.5}, "keepalive_requests_per_job_hour_fanout"),
+        ({"burst": 0.6}, "burst_bridge_requests_per_job"),
+        ({"steady_per_job": 6.0}, "requests_per_1h_job 20.5"),
+        ({"naive_keepalive": 20.0}, "half of naive"),
+        ({"heartbeats": 60.0}, "max_jobs_in_flight_large_region"),
+    ],
+)
+def test_a_planted_miss_is_named(planted: dict[str, float], named: str) -> None:
+    found = missed(_targets(**planted))
+    assert any(named in line for line in found), found
+
+
+def test_latency_is_reported_but_never_gates() -> None:
+    t = _targets(p95=5000.0)
+    assert t["added_latency_p95_ms"] == 5000.0
+    assert missed(t) == []
+
+
+def test_a_scenario_that_did_not_run_leaves_its_targets_unjudged() -> None:
+    t = targets({"burst": {"bridge_requests_per_job": 0.7}}, None)
+    assert set(t) == set(TARGET_KEYS)
+    assert t["keepalive_requests_per_job_hour"] is None
+    assert missed(t) == ["burst_bridge_requests_per_job 0.7 (target <= 0.55)"]
+
+
+def test_polling_comparisons_need_latencies_on_both_sides() -> None:
+    bridge = {"latency_ms": {"p95": 300}, "latency_samples": 10,
+              "usd_per_million_jobs": {"10 min": 27.0}}  # fmt: skip
+    poll = {"latency_ms": {"p95": 30_000}, "latency_samples": 10,
+            "usd_per_million_jobs": {"10 min": 1500.0}}  # fmt: skip
+    assert comparisons({"bridge": bridge, "polling": poll})["latency_ratio_polling/bridge"] == 100
+    assert comparisons({"bridge": {**bridge, "latency_samples": 0}, "polling": poll}) == {}

@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks import inflight, scale
 from benchmarks.profiling import Profile, WindowStats, component, limit, summarise
+from bridge.timing import DEFAULT_HEARTBEAT_INTERVAL_S, DEFAULT_VISIBILITY_TIMEOUT_S
 
 SITE = "/work/.venv/lib/python3.11/site-packages"
 RAW = "\n".join(
@@ -126,10 +127,10 @@ def test_keepalive_counts_scale_to_a_job_hour_and_to_the_default_intervals() -> 
         visibility_s=30,
         heartbeat_s=20.0,
     )
-    # Visibility 30 s → 300 s: a tenth of the extensions; heartbeats 20 s → 60 s: a third.
+    # Each linear in its interval: visibility 30 s → the default, heartbeats 20 s → the default.
     assert at_defaults == {
-        "sqs:ChangeMessageVisibilityBatch": 3.6,
-        "states:SendTaskHeartbeat": 60.0,
+        "sqs:ChangeMessageVisibilityBatch": round(36.0 * 30 / DEFAULT_VISIBILITY_TIMEOUT_S, 2),
+        "states:SendTaskHeartbeat": round(180.0 * 20 / DEFAULT_HEARTBEAT_INTERVAL_S, 2),
     }
 
 
