@@ -119,7 +119,7 @@ def test_the_service_is_built_from_the_settings() -> None:
     assert (worker.settings.concurrency, worker.settings.wait_seconds) == (7, 5)
     assert worker.settings.jobs_queue_url == JOBS
     assert worker.settings.results_queue_url == RESULTS
-    assert worker.settings.jobs_dlq_url.endswith("jobs-dlq")
+    assert (worker.settings.jobs_dlq_url or "").endswith("jobs-dlq")
     assert dict(worker.settings.job_timeouts) == {"render": 7200}
     assert worker.settings.job_timeout_s("render") == 7200
     assert worker.settings.intake.token_path == "$.TaskToken"
