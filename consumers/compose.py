@@ -88,6 +88,7 @@ def build_service(
         jobs_dlq_url=config.jobs_dlq_url,
         concurrency=settings.concurrency,
         wait_seconds=settings.wait_seconds,
+        delete_window_s=settings.delete_window,
         timing=settings.timing(lifecycle_hook=instance.enabled),
         job_timeouts=pieces.job_timeouts,
         intake=pieces.intake,

@@ -45,6 +45,9 @@ FLAG_OF = {
 MAX_CONCURRENCY = 1000
 #: SQS's longest long poll.
 MAX_WAIT_SECONDS = 20
+#: The longest --delete-window: full batches of ten need no more at any useful completion rate,
+#: and a longer wait only keeps more answered messages in flight.
+MAX_DELETE_WINDOW_S = 60.0
 #: Deliveries of one job that may end in a crash before its task fails Bridge.HandlerCrashed.
 DEFAULT_CRASH_LIMIT = 3
 
@@ -98,6 +101,11 @@ class WorkerSettings:
                 f"--wait-seconds must be 0..{MAX_WAIT_SECONDS} (SQS long poll), "
                 f"got {self.wait_seconds}"
             )
+        if not 0 <= self.delete_window_s <= MAX_DELETE_WINDOW_S:
+            raise ValueError(
+                f"--delete-window must be 0..{MAX_DELETE_WINDOW_S:.0f} seconds, "
+                f"got {self.delete_window_s}"
+            )
         check_timing(self.timing)
         self._check_crash_limit()
         for job_type, seconds in self.job_timeouts.items():
@@ -138,6 +146,8 @@ class ServiceSettings:
     isolation: str = "thread"
     concurrency: int = 4
     wait_seconds: int = 20
+    #: See :attr:`WorkerSettings.delete_window_s`.
+    delete_window: float = DELETE_WINDOW_S
     #: None: the jobs queue's own VisibilityTimeout.
     visibility_timeout: int | None = None
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL_S

@@ -29,6 +29,7 @@ from bridge.timing import (
     SQS_VISIBILITY_CAP_S,
 )
 from consumers.compose import build_service
+from consumers.deletes import DELETE_WINDOW_S
 from consumers.settings import DEFAULT_CRASH_LIMIT, ServiceSettings
 
 #: The worker's parameters that say where the queues are (resolved with the state file and the
@@ -81,6 +82,14 @@ def worker(
             "asked for is followed by a 0.25 s pause, so jobs arriving one by one share receives.",
         ),
     ] = 20,
+    delete_window: Annotated[
+        float,
+        _opt(
+            "BRIDGE_DELETE_WINDOW",
+            "Seconds a finished job's message may wait, hidden, to share a DeleteMessageBatch "
+            "with others (0-60; 0: deleted with its result's batch). Its slot is free meanwhile.",
+        ),
+    ] = DELETE_WINDOW_S,
     visibility_timeout: Annotated[
         int | None,
         _opt(

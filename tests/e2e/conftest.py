@@ -45,6 +45,10 @@ def workers(stack: LocalStack, tmp_path: Path) -> Iterator[WorkerFactory]:
                 "1",
                 "--state-dir",  # the result spool: here, not in ~/.local/state
                 str(tmp_path / "worker-state"),
+                # Answered jobs are deleted within half a second, not the default five: tests
+                # look for the queues to empty (a later --delete-window in args wins).
+                "--delete-window",
+                "0.5",
                 *args,
             ],
             stdout=log,

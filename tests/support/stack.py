@@ -31,8 +31,8 @@ def e2e_settings(**overrides: Any) -> StackSettings:
 
 
 def assert_queues_empty(stack: LocalStack, timeout_s: float = 10) -> None:
-    """Eventually: a worker deletes its job just after sending the result, so the execution
-    can finish a moment before the jobs queue is empty."""
+    """Eventually: a worker deletes its job after sending the result (within its
+    ``--delete-window``), so the execution can finish before the jobs queue is empty."""
     assert stack.clients and stack.config
     config, sqs = stack.config, stack.clients.sqs
     urls = (

@@ -79,6 +79,8 @@ def refused(*args: str) -> str:
     [
         (["--concurrency", "0"], "--concurrency"),
         (["--wait-seconds", "25"], "--wait-seconds"),
+        (["--delete-window", "61"], "--delete-window"),
+        (["--delete-window", "-1"], "--delete-window"),
         (["--job-timeouts", "render"], "--job-timeouts"),
         (["--isolation", "fork"], "--isolation"),
         (["--log-level", "LOUD"], "log level"),
