@@ -289,14 +289,24 @@ def run(
 
 def attached(sfn: Any, state_machine_arn: str, text: str) -> str:
     """The ARN of the execution ``text`` names (its ARN, or its name on the bridge's state
-    machine); an error naming it when there is none."""
+    machine), started by ``run --jobs-file``; an error naming it when there is none, or when
+    its jobs came in the input (``jobs list --execution`` reads those)."""
     arn = text if text.startswith("arn:") else execution_arn_for(state_machine_arn, text)
     if arn is None:
         fail(f"{text!r} is not an execution name or ARN")
     try:
-        sfn.describe_execution(executionArn=arn)
+        described = sfn.describe_execution(executionArn=arn)
     except ClientError as exc:
         if error_code(exc) in ("ExecutionDoesNotExist", "InvalidArn"):
             fail(f"no execution {text!r} (looked for {arn})")
         raise
+    try:
+        started_from_file = "items" in json.loads(described.get("input") or "{}")
+    except (ValueError, TypeError):
+        started_from_file = False
+    if not started_from_file:
+        fail(
+            f"execution {arn} was not started by 'run --jobs-file' (its input has no "
+            f"item file): follow it with 'callback-bridge jobs list --execution {arn}'"
+        )
     return arn

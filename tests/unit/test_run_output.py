@@ -7,11 +7,12 @@ from io import StringIO
 from typing import Any
 
 import pytest
+import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
 from bridge.cli.main import app
-from bridge.cli.run import LineProgress, print_results
+from bridge.cli.run import LineProgress, attached, print_results
 from bridge.ops.fanout import FanOutResults, JobResult, Progress, ProgressReader
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:callback-bridge:fanout-0123456789abcdef"
@@ -123,3 +124,32 @@ def test_run_takes_a_jobs_file_or_an_execution_to_attach_to(args: list[str], sai
     result = CliRunner().invoke(app, ["run", *args], env={"COLUMNS": "200"})
     assert result.exit_code == 2
     assert said in result.output
+
+
+class Executions:
+    def __init__(self, described: dict[str, Any]) -> None:
+        self.described = described
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:
+        return {"executionArn": executionArn, **self.described}
+
+
+MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:callback-bridge"
+
+
+def test_attach_takes_a_name_or_an_arn_of_a_jobs_file_run() -> None:
+    sfn = Executions({"input": '{"items": {"bucket": "b", "key": "items/x.json"}}'})
+    assert attached(sfn, MACHINE, "fanout-0123456789abcdef") == ARN
+    assert attached(sfn, MACHINE, ARN) == ARN
+
+
+def test_attach_to_a_run_whose_jobs_came_in_its_input_names_jobs_list(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sfn = Executions({"input": '{"jobs": [{"n": 1}]}'})
+    with pytest.raises(typer.Exit) as refused:
+        attached(sfn, MACHINE, ARN)
+    assert refused.value.exit_code == 2
+    said = capsys.readouterr().err
+    assert f"callback-bridge jobs list --execution {ARN}" in said
+    assert len(said.strip().splitlines()) == 1
