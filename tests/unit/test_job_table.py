@@ -57,6 +57,37 @@ def test_a_settled_job_keeps_its_slot_until_its_thread_returns() -> None:
     assert (table.busy, table.freed, table.completed) == (0, 1, 1)
 
 
+def test_an_answered_job_frees_its_slot_while_its_delete_waits() -> None:
+    """Deleting: the result is out, the message awaits a batched delete. The slot is free (a
+    new job may run), the entry stays (a redelivery is recognised), the delete completes it."""
+    table, job = Table(), active()
+    table.add(job)
+    table.start("m-1", now=1.0)
+    table.claim("m-1", JobState.FINISHED)
+    table.move("m-1", JobState.SENDING)
+    table.thread_done("m-1")
+    table.move("m-1", JobState.DELETING)
+    assert (table.busy, table.freed, table.completed) == (0, 1, 0)
+    assert table.get("m-1") is job and table.open_jobs() == []
+    table.move("m-1", JobState.DELETED)
+    assert (table.busy, table.freed, table.completed) == (0, 1, 1)  # freed once, not twice
+    assert table.get("m-1") is None
+
+
+def test_a_deleting_job_whose_thread_runs_on_keeps_its_slot_until_it_returns() -> None:
+    table, job = Table(), active()
+    table.add(job)
+    table.start("m-1", now=1.0)
+    table.claim("m-1", JobState.TIMED_OUT)
+    table.move("m-1", JobState.SENDING)
+    table.move("m-1", JobState.DELETING)
+    assert (table.busy, table.freed) == (1, 0)  # the hung thread still holds it
+    table.thread_done("m-1")
+    assert (table.busy, table.freed) == (0, 1)
+    table.move("m-1", JobState.LEFT)  # the delete failed: final, nothing freed again
+    assert (table.freed, table.get("m-1")) == (1, None)
+
+
 def test_only_the_first_claim_wins() -> None:
     """A finishing job, a cancellation, a timeout report and a drain race for one message."""
     table, job = Table(), active()
