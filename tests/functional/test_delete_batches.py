@@ -71,8 +71,9 @@ def test_jobs_finishing_apart_share_delete_batches_and_a_stop_flushes_the_rest(
         assert eventually(lambda: [len(r) for r in deletes] == [10], timeout_s=5)
         # The last two are answered and their slots free, their messages still hidden.
         assert eventually(lambda: worker.table.busy == 0, timeout_s=5)
-        assert in_flight(aws.sqs, stack["jobs_queue_url"]) == 2
+        assert eventually(lambda: in_flight(aws.sqs, stack["jobs_queue_url"]) == 2, timeout_s=5)
         assert {a.state for a in worker.table.snapshot()} == {JobState.DELETING}
+        assert [len(r) for r in deletes] == [10]
     assert [len(r) for r in deletes] == [10, 2]
     assert depth(aws.sqs, stack["jobs_queue_url"]) == 0  # visible + in flight
     assert sorted(runs) == list(range(12))
