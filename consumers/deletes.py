@@ -30,9 +30,10 @@ from consumers.pending import Handles, Pending
 #: The longest an answered job message waits for others to share its DeleteMessageBatch. With
 #: one completion a second per worker a batch fills in ten seconds; five seconds makes it about
 #: five deletes per request at that rate and full batches above two completions a second. It
-#: stays far inside any visibility timeout the timing model accepts (a minute or more), so the
-#: keep-alive rarely needs to extend a message that only awaits its delete, and a drain or a
-#: stop flushes what is pending at once.
+#: is far inside the visibility timeout (600 s by default, :mod:`bridge.timing`), so the
+#: keep-alive, which holds the message meanwhile whatever the timeout, rarely extends one that
+#: only awaits its delete; a drain or a stop flushes what is pending at once.
+#: (``--delete-window`` sets it per worker, 0-60 s.)
 DELETE_WINDOW_S = 5.0
 
 
