@@ -175,7 +175,8 @@ def keepalive_plot(path: Path, report: dict[str, Any] | None = None) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.set_xticks([1, 4, 8, 10, 12, 16, 20])
     axes[0].set_ylabel("keep-alive requests per job-hour")
-    axes[1].legend(fontsize=7)
+    for ax in axes:
+        ax.legend(fontsize=7)
     fig.suptitle(
         "Keep-alive: ChangeMessageVisibilityBatch + SendTaskHeartbeat per running job-hour "
         "(visibility timeout at its default)", fontsize=10,
