@@ -4,9 +4,10 @@ A probe gives the steady-state keep-alive of jobs that run far longer than the w
 the ``steady`` run's short-lived jobs (a job of d seconds gets floor(d / interval) calls, not
 d / interval) cannot. Each probe has a jobs queue and a state machine of its own (the stack's
 template) so what it leaves behind touches nothing else; it runs its jobs until the window's
-warm-up is over (one heartbeat interval and one extension round, compressed), counts
-ChangeMessageVisibility(Batch) calls on its queue and SendTaskHeartbeat calls over ``windows``
-heartbeat intervals, and reports them per uncompressed job-hour
+warm-up is over (one and a half heartbeat intervals, compressed), counts
+ChangeMessageVisibility(Batch) calls on its queue and SendTaskHeartbeat calls over a whole
+number of heartbeat intervals that is also (nearly) a whole number of extension rounds
+(:func:`window_intervals`), and reports them per uncompressed job-hour
 (:func:`benchmarks.steady.keepalive_per_job_hour`).
 
 * ``one_job_per_execution``: ``Workload.workers`` bridge workers at the default concurrency,
@@ -39,8 +40,20 @@ from bridge.local_stack.resources import LOCAL_ROLE_ARN
 from bridge.state_machine import render_definition
 from bridge.timing import DEFAULT_HEARTBEAT_INTERVAL_S
 
-#: Heartbeat intervals (compressed) each probe counts over.
-WINDOWS = 4
+#: The fewest and most heartbeat intervals a probe counts over.
+WINDOWS = (4, 8)
+
+
+def window_intervals(heartbeat_s: float, extend_every_s: float) -> int:
+    """How many heartbeat intervals to count over: the number in :data:`WINDOWS` that holds
+    the closest to a whole number of extension rounds too, so neither count depends on where
+    the window falls in its period (360 s beats, 200 s rounds: 5, which is 9 rounds)."""
+
+    def misfit(n: int) -> float:
+        rounds = n * heartbeat_s / extend_every_s
+        return abs(rounds - round(rounds))
+
+    return min(range(WINDOWS[0], WINDOWS[1] + 1), key=lambda n: (round(misfit(n), 3), n))
 
 
 def probe(
@@ -66,8 +79,11 @@ def probe(
     )["stateMachineArn"]
     jobs_q = queue_name(jobs_url)
     beat_s = DEFAULT_HEARTBEAT_INTERVAL_S / compression.factor
-    warm_s = max(beat_s * 1.1, compression.visibility_s / 3) + 0.5
-    window_s = WINDOWS * beat_s
+    extend_s = compression.visibility_s / 3
+    # Half an interval past the first beat (jittered +/- 10 %): beats fall mid-window, not on
+    # its edges, and every job has had its first extension.
+    warm_s = max(beat_s * 1.5, extend_s * 1.5)
+    window_s = window_intervals(beat_s, extend_s) * beat_s
     sleep_ms = int((warm_s + window_s + 60) * 1000)
     total = executions * jobs_per_execution
     processes = spawn(bench, command, workers, f"probe-{name}", jobs_q, loops)

@@ -97,3 +97,13 @@ def test_idle_receives_and_stale_checks_are_split_from_keepalive() -> None:
     assert per_job == {"sqs:ReceiveMessage": 0} and keep == {}
     with pytest.raises(ValueError):
         split_requests({}, empty_receives=-1)
+
+
+def test_probe_windows_hold_whole_heartbeat_intervals_and_extension_rounds() -> None:
+    from benchmarks.probes import window_intervals
+
+    assert window_intervals(360, 200) == 5  # 1,800 s: 5 beats, 9 extension rounds
+    assert window_intervals(60, 100) == 5  # 300 s: 5 beats, 3 rounds
+    # 90 s beats against 100 s rounds: 10 beats would be 9 rounds, past the longest window;
+    # the best within it is 8 (7.2 rounds: 0.2 off), never one under the shortest.
+    assert window_intervals(90, 100) == 8
