@@ -37,6 +37,9 @@ from typing import Any
 
 from bridge.timing import DEFAULT_HEARTBEAT_INTERVAL_S, DEFAULT_VISIBILITY_TIMEOUT_S
 
+#: The naive consumer's queue visibility timeout (benchmarks.naive_consumer.SAMPLE_VISIBILITY_S).
+NAIVE_VISIBILITY_S = 300
+
 PRICES_AS_OF = "2026-11-26"
 REGION = "us-east-1"
 #: USD per unit.
@@ -132,7 +135,10 @@ def usd_per_job(scenario: str, job: PerJob, duration_s: float, interval_s: float
     if scenario == "bridge":
         extra = keepalive_per_job(duration_s)
         return measured_usd(job) + sum(request_usd(a, n) for a, n in extra.items())
-    if scenario == "naive":
+    if scenario == "naive":  # the common sample: one visibility change per job a third of 300 s
+        extensions = math.floor(duration_s / (NAIVE_VISIBILITY_S / 3))
+        return measured_usd(job) + request_usd("sqs:ChangeMessageVisibility", extensions)
+    if scenario == "naive-results-queue":  # short jobs only: no keep-alive
         return measured_usd(job)
     if scenario == "polling":
         # The measured figure without its polls (the run's status checks went straight to S3,

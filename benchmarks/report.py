@@ -11,6 +11,7 @@ from typing import Any
 from benchmarks import cost
 from benchmarks.measure import spread
 from benchmarks.scenarios import BenchPlan, Measured
+from benchmarks.steady import KEEPALIVE_APIS
 
 #: The floor every callback pattern pays per job: the state machine's one SendMessage and the
 #: one SendTaskSuccess/SendTaskFailure.
@@ -18,7 +19,7 @@ FLOOR_APIS = ("sqs:SendMessage", "states:SendTaskSuccess|states:SendTaskFailure"
 
 
 #: Which cost model prices each scenario (benchmarks.cost knows bridge, naive, polling).
-COST_MODEL = {"burst": "bridge", "steady": "bridge", "naive-results-queue": "naive"}
+COST_MODEL = {"burst": "bridge", "steady": "bridge"}
 
 
 def bridge_requests(requests: dict[str, int], jobs: int) -> float:
@@ -31,8 +32,10 @@ def bridge_requests(requests: dict[str, int], jobs: int) -> float:
 
 
 def per_job(m: Measured) -> cost.PerJob:
+    """The cost model's input: per-job requests without keep-alive (the model adds the
+    keep-alive of a job of each duration, so a run of long jobs is not charged twice)."""
     return cost.PerJob(
-        requests={api: n / m.jobs for api, n in m.requests.items()},
+        requests={api: n / m.jobs for api, n in m.requests.items() if api not in KEEPALIVE_APIS},
         transitions=m.transitions / m.jobs,
         lambda_invocations=0 if m.name == "polling" else m.lambda_invocations / m.jobs,
         lambda_seconds=m.completion_wall_s / m.jobs,

@@ -16,6 +16,7 @@ import pytest
 from benchmarks import cost
 from benchmarks.report import TARGET_KEYS as KEYS
 from benchmarks.report import bridge_requests
+from bridge.timing import DEFAULT_HEARTBEAT_INTERVAL_S
 
 TARGET_KEYS = set(KEYS)
 SCENARIO_KEYS = {
@@ -88,7 +89,12 @@ def test_polling_cost_grows_with_duration_and_the_bridge_only_by_keepalive() -> 
     assert polling[2] > 20 * polling[0]  # every 30 s: 120 polls in 1 h, 2 in 1 min
     assert bridge[2] - bridge[0] < 0.05 * bridge[0]  # keep-alive: a few percent an hour
     hour = cost.keepalive_per_job_hour()
-    assert hour["requests"]["states:SendTaskHeartbeat"] == 60
+    assert hour["requests"]["states:SendTaskHeartbeat"] == round(
+        3600 / DEFAULT_HEARTBEAT_INTERVAL_S, 2
+    )
+    # The naive consumer pays its visibility changes: more for the hour than for the minute.
+    naive = [cost.usd_per_job("naive", job, s) for s in cost.DURATIONS.values()]
+    assert naive[2] > naive[0]
 
 
 def test_ledger_names_the_queue_and_the_bucket_of_each_request() -> None:
