@@ -7,7 +7,8 @@ catches K times more completions when completions come K times faster. So every 
 divided by K with the durations:
 
 * the worker's timing flags (``--visibility-timeout``, ``--heartbeat-interval``,
-  ``--stale-check-age``) are given scaled by the harness (:func:`worker_flags`);
+  ``--stale-check-age``, ``--delete-window``) are given scaled by the harness
+  (:meth:`Compression.worker_flags`);
 * the windows that are module constants, with no flag, are divided by K here, in this process,
   before the worker starts (:data:`WINDOWS`; a name the worker does not have is skipped and
   listed on stderr, so a renamed constant shows in the log instead of silently running at full
@@ -92,11 +93,15 @@ class Compression:
         return DEFAULT_VISIBILITY_TIMEOUT_S / self.visibility_s
 
     def worker_flags(self) -> list[str]:
-        """The worker's timing flags at the defaults, scaled."""
+        """The worker's timing flags at the defaults, scaled (given explicitly, so no
+        ``BRIDGE_*`` variable in the environment can put one back at full width)."""
+        from consumers.deletes import DELETE_WINDOW_S
+
         return [
             "--visibility-timeout", str(self.visibility_s),
             "--heartbeat-interval", f"{DEFAULT_HEARTBEAT_INTERVAL_S / self.factor:.4f}",
             "--stale-check-age", f"{DEFAULT_STALE_CHECK_AGE_S / self.factor:.4f}",
+            "--delete-window", f"{DELETE_WINDOW_S / self.factor:.4f}",
         ]  # fmt: skip
 
 
