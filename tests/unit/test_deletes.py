@@ -60,14 +60,18 @@ def test_jobs_answered_one_second_apart_share_full_batches_when_the_window_allow
     assert sorted(deleted) == sorted(f"m-{n}" for n in range(jobs))  # each once, none lost
 
 
-def test_the_default_window_gathers_several_deletes_at_one_completion_a_second() -> None:
+@pytest.mark.parametrize("apart_s", [1.0, 4.0, 20.0])
+def test_the_default_window_shares_requests_between_jobs_answered_seconds_apart(
+    apart_s: float,
+) -> None:
+    """About min(10, 1 + window / apart) deletes share each request."""
     clock = Clock()
-    requests = run(DeleteBatch(clock=clock), clock, 60, apart_s=1.0)
+    requests = run(DeleteBatch(clock=clock), clock, 60, apart_s=apart_s, sleep_s=0.5)
     sizes = [len(r) for r in requests]
     assert sum(sizes) == 60
-    # The oldest waits DELETE_WINDOW_S: about that many jobs share each request, not one each.
-    assert len(requests) <= math.ceil(60 / DELETE_WINDOW_S) + 1
-    assert min(sizes[:-1]) >= DELETE_WINDOW_S - 1
+    expected = min(10, 1 + int(DELETE_WINDOW_S / apart_s))
+    assert min(sizes[:-1]) >= expected - 1 and max(sizes) <= 10
+    assert len(requests) <= math.ceil(60 / (expected - 1))
 
 
 def test_no_delete_waits_longer_than_the_window() -> None:
