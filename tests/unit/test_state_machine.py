@@ -35,10 +35,10 @@ def test_inline_map_fans_out_over_jobs_with_a_callback_task() -> None:
 
 def test_parameters_reach_the_definition() -> None:
     fan_out = definition(
-        heartbeat_seconds=2500, timeout_seconds=50_000, max_concurrency=7, retry_max_attempts=3
+        heartbeat_seconds=3000, timeout_seconds=50_000, max_concurrency=7, retry_max_attempts=3
     )["States"]["FanOut"]
     task = fan_out["ItemProcessor"]["States"]["RunJob"]
-    assert (task["HeartbeatSeconds"], task["TimeoutSeconds"]) == (2500, 50_000)
+    assert (task["HeartbeatSeconds"], task["TimeoutSeconds"]) == (3000, 50_000)
     assert task["Retry"][0]["MaxAttempts"] == 3
     assert fan_out["MaxConcurrency"] == 7
 
@@ -50,10 +50,10 @@ def test_heartbeat_seconds_is_off_by_default_so_a_backlog_cannot_time_jobs_out()
 
 
 def test_a_heartbeat_shorter_than_the_queue_wait_is_refused_naming_the_setting() -> None:
-    with pytest.raises(ValueError, match="task_heartbeat_s: HeartbeatSeconds 600 is shorter"):
-        StateMachineParams(jobs_queue_url="q", heartbeat_seconds=600, max_queue_wait_seconds=1800)
+    with pytest.raises(ValueError, match="task_heartbeat_s: HeartbeatSeconds 1200 is shorter"):
+        StateMachineParams(jobs_queue_url="q", heartbeat_seconds=1200, max_queue_wait_seconds=1800)
     # The same heartbeat is fine when the scaling target keeps queue waits short.
-    StateMachineParams(jobs_queue_url="q", heartbeat_seconds=600, max_queue_wait_seconds=60)
+    StateMachineParams(jobs_queue_url="q", heartbeat_seconds=1200, max_queue_wait_seconds=60)
 
 
 def test_a_task_timeout_shorter_than_wait_plus_job_timeout_is_refused() -> None:
@@ -213,7 +213,7 @@ def test_both_maps_run_the_same_job_task_and_only_a_failed_job_differs() -> None
     """ASL has no way to share states between two Maps, so the template holds two copies of
     the item processor: everything but JobFailed must be identical (the job message, timeouts,
     retries, the catch), and the ItemSelector too, so a job cannot tell which Map sent it."""
-    for overrides in ({}, {"heartbeat_seconds": 2500, "timeout_seconds": 50_000}):
+    for overrides in ({}, {"heartbeat_seconds": 3000, "timeout_seconds": 50_000}):
         states = definition(**overrides)["States"]
         array, s3 = states["FanOut"], states["FanOutFromS3"]
         assert array["ItemSelector"] == s3["ItemSelector"]
