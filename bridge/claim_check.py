@@ -13,7 +13,8 @@ it back with :func:`fetch`, which verifies size and digest. Without a bucket con
 output fails its task with ``Bridge.OutputTooLarge``, naming the setting that would carry it.
 
 IAM: the worker needs ``s3:PutObject`` on ``<bucket>/claim-checks/*`` (plus
-``kms:GenerateDataKey`` with SSE-KMS); whoever reads the outputs needs ``s3:GetObject``.
+``kms:GenerateDataKey`` with SSE-KMS) and ``s3:ListBucket`` on the bucket for its start check
+(``HeadBucket``); whoever reads the outputs needs ``s3:GetObject``.
 """
 
 from __future__ import annotations
