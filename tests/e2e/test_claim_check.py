@@ -10,9 +10,9 @@ import pytest
 
 from bridge.claim_check import fetch, is_pointer
 from bridge.local_stack import LocalStack
-from tests.support.aws import depth, start
+from tests.support.aws import start
 from tests.support.polling import wait_for_execution
-from tests.support.stack import WorkerFactory
+from tests.support.stack import WorkerFactory, assert_queues_empty
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -49,10 +49,4 @@ def test_a_1_mib_output_reaches_the_execution_as_a_pointer_to_the_document(
     assert fetch(stack.clients.s3, near_limit)["rows"] == ["r" * 1000] * 260
     assert small == {"job": "claim-check/RunJob/2/0", "rows": ["r" * 1000]}
     # Every job answered once: nothing left to run again, nothing dead-lettered.
-    for url in (
-        stack.config.jobs_queue_url,
-        stack.config.results_queue_url,
-        stack.config.jobs_dlq_url,
-        stack.config.results_dlq_url,
-    ):
-        assert depth(stack.clients.sqs, url or "") == 0, url
+    assert_queues_empty(stack)
