@@ -85,11 +85,9 @@ def rerun(
     says why it cannot be redriven.
     """
     if redrive_execution is not None:
-        if ids or failed or execution or since or bucket:
-            fail(
-                "--redrive EXECUTION goes alone: "
-                "no job ids, --failed, --execution, --since or --bucket"
-            )
+        # --bucket is not refused: BRIDGE_FANOUT_BUCKET sets it in every `local env` shell.
+        if ids or failed or execution or since:
+            fail("--redrive EXECUTION goes alone: no job ids, --failed, --execution or --since")
         redrive_one(redrive_execution, as_json, state_file, tf_outputs, region, endpoint_url)
         return
     if bool(ids) == failed:

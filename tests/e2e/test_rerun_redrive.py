@@ -52,7 +52,8 @@ def cli(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "COLUMNS": "80"},
+        # As in a shell that ran `eval "$(callback-bridge local env)"`, which sets the bucket.
+        env={**os.environ, "COLUMNS": "80", "BRIDGE_FANOUT_BUCKET": "callback-bridge-fanout"},
     )
 
 
