@@ -68,7 +68,8 @@ def scenario_table(name: str, s: dict[str, Any]) -> str:
                      f"{worker['rss_kb_per_running_job_max']}"])  # fmt: skip
     rows.append(["state transitions per job", s["state_transitions_per_job"]])
     rows.append(["Lambda invocations per job", s["lambda_invocations_per_job"]])
-    return f"#### {name}\n\n" + _table(["per job", name], rows)
+    notes = "".join(f"\n\n* {note}" for note in s.get("notes", []))
+    return f"#### {name}\n\n" + _table(["per job", name], rows) + notes
 
 
 def probes_table(scenarios: dict[str, Any]) -> str:
