@@ -27,15 +27,10 @@ from typing import Any
 
 from benchmarks.keepalive_model import requests_per_job_hour
 from benchmarks.ledger import queue_name
+from benchmarks.naive_run import naive_command, naive_queue
 from benchmarks.scenarios import Bench, stop
 from benchmarks.steady import KEEPALIVE_APIS, Workload, keepalive_per_job_hour
-from benchmarks.steady_run import (
-    naive_command,
-    naive_queue,
-    spawn,
-    start_execution,
-    worker_command,
-)
+from benchmarks.steady_run import spawn, start_execution, worker_command
 from bridge.local_stack.resources import LOCAL_ROLE_ARN
 from bridge.state_machine import render_definition
 from bridge.timing import DEFAULT_HEARTBEAT_INTERVAL_S

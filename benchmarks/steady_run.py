@@ -1,14 +1,12 @@
-"""The ``steady`` and ``naive`` scenarios and the keep-alive probes, on the bench's stack.
+"""The ``steady`` scenario on the bench's stack, and what the ``naive`` one shares with it.
 
 * ``steady``: :class:`benchmarks.steady.Workload`'s executions started over time against the
   stack's state machine, run by ``Workload.workers`` ``callback-bridge worker`` processes
   (default flags, compressed: :mod:`benchmarks.compressed_worker`), completed by the stack's
   mapping with its batching window divided by the same factor. While jobs run, each worker's
   ``/proc/<pid>/status`` (Threads, VmRSS) is sampled every 0.5 s.
-* ``naive``: the same workload on a queue of its own (visibility 300 s, compressed), run by the
-  honest naive consumer (:mod:`benchmarks.naive_consumer`, ``callback`` mode: SendTaskSuccess
-  itself, one ChangeMessageVisibility per job every third of the timeout, no heartbeats), as
-  many threads per process as the bridge's workers have slots.
+* ``naive`` (:mod:`benchmarks.naive_run`) runs the same workload with the honest naive
+  consumer, through the helpers here.
 * :mod:`benchmarks.suite` follows each with keep-alive probes (:mod:`benchmarks.probes`).
 
 Receives that come back empty and the stale check's heartbeats are counted in the consumers
@@ -20,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import subprocess
 import sys
@@ -28,7 +25,6 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from benchmarks import measure
@@ -46,8 +42,6 @@ from benchmarks.steady import (
     split_requests,
 )
 from bridge.local_stack.demo import DEMO_HANDLER
-from bridge.local_stack.resources import LOCAL_ROLE_ARN
-from bridge.state_machine import render_definition
 
 #: The long poll the samples and the worker use, 20 s, compressed (whole seconds, at least 1).
 LONG_POLL_S = 20
@@ -192,7 +186,7 @@ def start_execution(sfn: Any, machine: str, items: list[dict[str, Any]], prefix:
     return arn
 
 
-def _run_workload(
+def run_workload(
     bench: Bench, workload: Workload, machine: str, name: str, done: Any
 ) -> tuple[list[str], dict[str, str], float]:
     """Start the executions at their (compressed) times, wait for all; (arns, status by arn,
@@ -222,12 +216,12 @@ def _run_workload(
     return arns, statuses, elapsed
 
 
-def _overall(statuses: dict[str, str]) -> str:
+def overall(statuses: dict[str, str]) -> str:
     bad = [s for s in statuses.values() if s != "SUCCEEDED"]
     return bad[0] if bad else "SUCCEEDED"
 
 
-def _events(bench: Bench, arns: list[str]) -> list[dict[str, Any]]:
+def events_of(bench: Bench, arns: list[str]) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     for arn in arns:
         events.extend(measure.history(bench.clients.sfn, arn))
@@ -253,7 +247,7 @@ def _spans(times: dict[str, JobTimes]) -> list[tuple[datetime, datetime]]:
     return [(t.started_at, t.finished_at) for t in times.values()]
 
 
-def _figures(
+def figures(
     workload: Workload,
     requests: dict[str, int],
     times: dict[str, JobTimes],
@@ -331,14 +325,14 @@ def run_steady(bench: Bench) -> Measured:
         before = bench.ledger.snapshot()
         stats0 = read_stats(bench, "steady", workload.workers)
         with sampler, MappingReceives(mapping) as mapping_receives:
-            arns, statuses, elapsed = _run_workload(
+            arns, statuses, elapsed = run_workload(
                 bench, workload, stack.config.state_machine_arn or "", "steady",
                 lambda: results.done,
             )  # fmt: skip
             time.sleep(1.0)  # the last deletes follow the last callback (window compressed)
             requests = window(before, bench.ledger.snapshot(), {jobs_q, results_q})
             stats = read_stats(bench, "steady", workload.workers)
-        cpu, rss = _consumer_stats(workers)
+        cpu, rss = consumer_stats(workers)
     finally:
         mapping.settings = original
         stop(workers, 2)
@@ -348,7 +342,7 @@ def run_steady(bench: Bench) -> Measured:
     }
     inv1, _, wall1, cpu1 = meter.snapshot()  # type: ignore[attr-defined]
     requests = {a: n for a, n in requests.items() if a not in HARNESS_APIS}
-    events = _events(bench, arns)
+    events = events_of(bench, arns)
     added, queued = measure.latencies(measure.callback_closes(events), results.jobs)
     correction_ms = on_path_s * (1 - 1 / workload.compress) * 1000
     pids = _pids_by_job(events)
@@ -356,7 +350,7 @@ def run_steady(bench: Bench) -> Measured:
     for job_id, t in results.jobs.items():
         if job_id in pids:
             spans_by_pid.setdefault(pids[job_id], []).append((t.started_at, t.finished_at))
-    extra = _figures(
+    extra = figures(
         workload, requests, results.jobs, len(arns), idle, elapsed,
         stale_probes=stats.get("stale_probes", 0) - stats0.get("stale_probes", 0),
     )  # fmt: skip
@@ -364,7 +358,7 @@ def run_steady(bench: Bench) -> Measured:
     extra["worker"] = per_running_job(sampler.samples, baseline, spans_by_pid)
     extra["windows_on_result_path_s"] = round(on_path_s, 3)
     return Measured(
-        "steady", workload.jobs, elapsed, _overall(statuses), requests,
+        "steady", workload.jobs, elapsed, overall(statuses), requests,
         measure.state_transitions(events), [a + correction_ms for a in added], queued,
         inv1 - inv0, wall1 - wall0, cpu1 - cpu0, cpu, rss,
         notes=[
@@ -377,111 +371,6 @@ def run_steady(bench: Bench) -> Measured:
     )  # fmt: skip
 
 
-def _consumer_stats(processes: list[subprocess.Popen[bytes]]) -> tuple[float, int]:
+def consumer_stats(processes: list[subprocess.Popen[bytes]]) -> tuple[float, int]:
     stats = [measure.process_stats(p.pid) for p in processes]
     return sum(c for c, _ in stats), max((r for _, r in stats), default=0)
-
-
-# --- the honest naive consumer ------------------------------------------------------------
-def _naive_times(path: Path) -> dict[str, JobTimes]:
-    out: dict[str, JobTimes] = {}
-    if not path.exists():
-        return out
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-            enqueued = row.get("enqueued_at")
-            out[row["job_id"]] = JobTimes(
-                datetime.fromisoformat(enqueued) if enqueued else None,
-                datetime.fromisoformat(row["started_at"]),
-                datetime.fromisoformat(row["finished_at"]),
-            )
-        except (ValueError, KeyError, TypeError):
-            continue  # a line cut by the consumer's exit
-    return out
-
-
-def _count_lines(path: Path) -> int:
-    try:
-        with path.open("rb") as f:
-            return sum(1 for _ in f)
-    except OSError:
-        return 0
-
-
-def naive_queue(sqs: Any, name: str, compression: Compression) -> str:
-    """A jobs queue for the naive consumer: the samples' 300 s visibility, compressed (whole
-    seconds, at least 3); the consumer extends every third of the exact compressed value."""
-    from benchmarks.naive_consumer import SAMPLE_VISIBILITY_S
-
-    seconds = max(3, math.ceil(SAMPLE_VISIBILITY_S / compression.factor))
-    url: str = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": str(seconds)})[
-        "QueueUrl"
-    ]
-    return url
-
-
-def naive_command(bench: Bench, compression: Compression, threads: int, jobs_url: str) -> list[str]:
-    """One honest naive consumer process (``callback`` mode), compressed."""
-    from benchmarks.naive_consumer import SAMPLE_VISIBILITY_S
-
-    return [
-        sys.executable, "-m", NAIVE, "--endpoint-url", bench.stack.server.endpoint_url,
-        "--jobs-queue-url", jobs_url, "--mode", "callback", "--threads", str(threads),
-        "--visibility-timeout", f"{SAMPLE_VISIBILITY_S / compression.factor:.4f}",
-        "--wait-seconds", str(long_poll_s(compression)),
-    ]  # fmt: skip
-
-
-def run_naive(bench: Bench) -> Measured:
-    """The steady workload, run by the honest naive consumer on a queue of its own."""
-    from benchmarks.naive_consumer import SAMPLE_VISIBILITY_S
-
-    stack, workload, clients = bench.stack, bench.plan.steady, bench.clients
-    compression = workload.compression
-    visibility = SAMPLE_VISIBILITY_S / compression.factor
-    jobs_url = naive_queue(clients.sqs, "bench-naive-jobs", compression)
-    definition = render_definition(stack.settings.state_machine_params(jobs_url))
-    machine = clients.sfn.create_state_machine(
-        name="bench-naive", definition=definition, roleArn=LOCAL_ROLE_ARN
-    )["stateMachineArn"]
-    times_file = bench.work_dir / "naive-times.jsonl"
-    times_file.unlink(missing_ok=True)
-    command = naive_command(bench, compression, workload.concurrency, jobs_url)
-    command += ["--times-file", str(times_file)]
-    jobs_q = queue_name(jobs_url)
-    workers = spawn(
-        bench, command, workload.workers, "naive", jobs_q,
-        workload.workers * workload.concurrency, stats=True,
-    )  # fmt: skip
-    try:
-        before = bench.ledger.snapshot()
-        stats0 = read_stats(bench, "naive", workload.workers)
-        arns, statuses, elapsed = _run_workload(
-            bench, workload, machine, "naive", lambda: _count_lines(times_file)
-        )
-        time.sleep(0.5)
-        requests = window(before, bench.ledger.snapshot(), {jobs_q})
-        stats = read_stats(bench, "naive", workload.workers)
-        cpu, rss = _consumer_stats(workers)
-    finally:
-        stop(workers)
-    idle = {"consumers": stats.get("empty_receives", 0) - stats0.get("empty_receives", 0)}
-    requests = {a: n for a, n in requests.items() if a not in HARNESS_APIS}
-    times = _naive_times(times_file)
-    events = _events(bench, arns)
-    added, queued = measure.latencies(measure.callback_closes(events), times)
-    extra = _figures(
-        workload, requests, times, len(arns), idle, elapsed, visibility_factor=compression.factor
-    )
-    extra["visibility_timeout_s"] = {"run": visibility, "reported": SAMPLE_VISIBILITY_S}
-    return Measured(
-        "naive", workload.jobs, elapsed, _overall(statuses), requests,
-        measure.state_transitions(events), added, queued, consumer_cpu_s=cpu,
-        consumer_peak_rss=rss, extra=extra,
-        notes=[
-            "the common sample: receive 1, run, SendTaskSuccess/Failure, delete 1; one "
-            f"ChangeMessageVisibility per job every {SAMPLE_VISIBILITY_S / 3:g} s (compressed "
-            f"{compression.factor}x), no heartbeats; no completion Lambda",
-        ],
-    )  # fmt: skip

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import scenarios
+from benchmarks.naive_run import run_naive
 from benchmarks.probes import bridge_probes, naive_probe
 from benchmarks.scenarios import Bench, BenchPlan, Measured, Progress, Watch
-from benchmarks.steady_run import run_naive, run_steady
+from benchmarks.steady_run import run_steady
 
 
 def steady(bench: Bench) -> Measured:
