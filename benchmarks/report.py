@@ -172,6 +172,9 @@ def fleet_model(s: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     if steady is None:
         return None
     probes = steady["keepalive_probes"]
+    # The stale check's heartbeats per job as steady measured them (1, every job checked,
+    # where the run does not say).
+    stale = steady.get("per_job_by_api", {}).get("states:SendTaskHeartbeat", 1.0)
     beats = {
         name: probes[name]["per_job_hour"]["states:SendTaskHeartbeat"]
         for name in ("one_job_per_execution", "fanout")
@@ -180,11 +183,13 @@ def fleet_model(s: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
         {
             "one job per execution": FleetInputs(
                 heartbeats_per_job_hour=beats["one_job_per_execution"],
+                probe_heartbeats_per_job=stale,
                 jobs_per_execution=1,
                 jobs_per_worker=probes["one_job_per_execution"]["concurrency"],
             ),
             "fan-out, 10 jobs of one execution per worker": FleetInputs(
                 heartbeats_per_job_hour=beats["fanout"],
+                probe_heartbeats_per_job=stale,
                 jobs_per_execution=10,
                 jobs_per_worker=probes["fanout"]["concurrency"],
             ),

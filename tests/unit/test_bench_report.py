@@ -66,6 +66,13 @@ def test_targets_have_exactly_the_issues_keys_each_a_number() -> None:
     assert missed(t) == []
 
 
+def test_the_fleet_model_takes_the_stale_checks_steady_measured() -> None:
+    s = _scenarios()
+    s["steady"]["per_job_by_api"] = {"states:SendTaskHeartbeat": 0.5}
+    # 400/s over (10 keep-alive + 0.5 stale-check heartbeats) per job-hour.
+    assert targets(s, fleet_model(s))["max_jobs_in_flight_large_region"] == int(400 * 3600 / 10.5)
+
+
 @pytest.mark.parametrize(
     ("planted", "named"),
     [
