@@ -4,7 +4,6 @@ the embedded stack, then the failed jobs found (and, with ``rerun``, run again).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -16,12 +15,12 @@ import pytest
 
 from bridge.local_stack import LocalStack
 from tests.support.aws import depth
+from tests.support.cli import run_cli
 from tests.support.polling import wait_for_execution
 from tests.support.stack import WorkerFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CLI = [sys.executable, "-m", "bridge.cli.main"]
 #: Fails a job (exit 3) the first time it sees its input's "n" when "flaky", always when "bad".
 SCRIPT = r"""
 import json, os, sys
@@ -36,15 +35,7 @@ print(json.dumps({"n": data["n"]}))
 
 
 def cli(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
-    assert stack.state_file is not None
-    env = {**os.environ, "COLUMNS": "80"}
-    return subprocess.run(
-        [*CLI, *args, "--state-file", str(stack.state_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    return run_cli(stack, *args)
 
 
 def command(tmp_path: Path) -> str:

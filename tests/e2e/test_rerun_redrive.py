@@ -6,7 +6,6 @@ refused with the command that does re-run its failed jobs."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -15,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from bridge.local_stack import LocalStack, StackSettings
+from tests.support.cli import run_cli
 from tests.support.polling import eventually, wait_for_execution
 from tests.support.stack import WorkerFactory, e2e_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CLI = [sys.executable, "-m", "bridge.cli.main"]
 #: Appends its "n" to the runs file when it starts; a job with a "gate" waits (up to 60 s)
 #: for that file to exist; a "bad" job fails (exit 3).
 SCRIPT = r"""
@@ -46,15 +45,7 @@ def stack_settings() -> StackSettings:
 
 
 def cli(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
-    assert stack.state_file is not None
-    return subprocess.run(
-        [*CLI, *args, "--state-file", str(stack.state_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        # As in a shell that ran `eval "$(callback-bridge local env)"`, which sets the bucket.
-        env={**os.environ, "COLUMNS": "80", "BRIDGE_FANOUT_BUCKET": "callback-bridge-fanout"},
-    )
+    return run_cli(stack, *args)
 
 
 def start_workers(workers: WorkerFactory, tmp_path: Path) -> None:

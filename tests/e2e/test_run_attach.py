@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from bridge.local_stack import LocalStack
+from tests.support.cli import run_cli
 from tests.support.stack import WorkerFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CLI = [sys.executable, "-m", "bridge.cli.main"]
 SCRIPT = r"""
 import json, sys, time
 data = json.load(sys.stdin)
@@ -30,14 +29,7 @@ print(json.dumps({"n": data["n"]}))
 
 
 def cli(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
-    assert stack.state_file is not None
-    return subprocess.run(
-        [*CLI, *args, "--state-file", str(stack.state_file)],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env={**os.environ, "COLUMNS": "80"},
-    )
+    return run_cli(stack, *args, timeout=90)
 
 
 def test_a_run_started_without_waiting_is_attached_to_later(
