@@ -71,6 +71,7 @@ def queue(stack: LocalStack) -> str:
     return f"{stack.settings.prefix}-jobs"
 
 
+@pytest.mark.slow  # over 3.3 s: the full suite (make test stays under 3 minutes)
 def test_a_job_dead_lettered_by_max_receive_count_fails_its_task_within_seconds(
     stack: LocalStack,
 ) -> None:

@@ -122,6 +122,7 @@ def test_dlq_list_json_shows_exactly_the_archived_dead_letters(stack: LocalStack
     assert table.returncode == 0 and "3 dead letter(s)" in table.stdout
 
 
+@pytest.mark.slow  # over 3.3 s: the full suite (make test stays under 3 minutes)
 def test_dlq_show_then_fail_ends_a_waiting_task(quiet_stack: LocalStack) -> None:
     execution = start(quiet_stack, [{"n": 7}], "stuck")
     dead_letter_jobs(quiet_stack, 1)
@@ -318,6 +319,7 @@ def test_dlq_purge_needs_yes_then_empties(quiet_stack: LocalStack) -> None:
 # --- status ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # over 3.3 s: the full suite (make test stays under 3 minutes)
 def test_status_json_and_table_show_queues_and_running_executions(stack: LocalStack) -> None:
     execution = start(stack, [{"n": 0}, {"n": 1}], "busy")
     assert eventually(lambda: visible(clients(stack).sqs, urls(stack).jobs_queue_url) == 2)

@@ -130,6 +130,7 @@ def test_sigterm_lets_the_running_job_finish(
     assert_queues_empty(stack)
 
 
+@pytest.mark.slow  # over 3.3 s: the full suite (make test stays under 3 minutes)
 def test_malformed_messages_end_in_the_dlqs_with_a_reason(
     stack: LocalStack, workers: WorkerFactory
 ) -> None:

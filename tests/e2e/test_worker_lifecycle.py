@@ -225,6 +225,7 @@ def test_undecodable_output_and_sys_exit_end_as_failures(
     assert_queues_empty(stack)
 
 
+@pytest.mark.slow  # over 3.3 s: the full suite (make test stays under 3 minutes)
 def test_a_documentation_style_state_machine_runs_unchanged(
     stack: LocalStack, workers: WorkerFactory
 ) -> None:

@@ -17,6 +17,7 @@ from tests.support.stack import WorkerFactory
 pytestmark = [pytest.mark.e2e]
 
 
+@pytest.mark.slow  # over 3.3 s: the full suite (make test stays under 3 minutes)
 def test_a_worker_started_from_terraform_outputs_runs_jobs(
     stack: LocalStack, workers: WorkerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

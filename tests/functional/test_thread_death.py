@@ -280,6 +280,7 @@ def test_an_instance_watcher_that_dies_releases_and_exits(
     assert_redone(aws, stack)
 
 
+@pytest.mark.slow  # over 3.3 s: the full suite (make test stays under 3 minutes)
 def test_an_unreadable_spot_notice_drains_instead_of_killing_the_watcher(
     aws: Clients, stack: dict[str, str], blocking: Blocking, imds: InstanceMetadataServer
 ) -> None:
@@ -297,6 +298,7 @@ def test_an_unreadable_spot_notice_drains_instead_of_killing_the_watcher(
     blocking.release.set()
 
 
+@pytest.mark.slow  # over 3.3 s: the full suite (make test stays under 3 minutes)
 def test_lifecycle_heartbeats_that_die_release_the_running_job_and_exit(
     aws: Clients, stack: dict[str, str], blocking: Blocking, imds: InstanceMetadataServer
 ) -> None:
