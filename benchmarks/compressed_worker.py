@@ -83,7 +83,7 @@ class Compression:
     @property
     def visibility_s(self) -> int:
         """The jobs queue's visibility timeout in the run: whole seconds (SQS), at least 3 so
-        extensions (every third) stay at or above the worker's 1 s floor."""
+        extensions (every half) stay at or above the worker's 1 s floor."""
         return max(3, round(DEFAULT_VISIBILITY_TIMEOUT_S / self.factor))
 
     @property

@@ -14,7 +14,7 @@ check before quoting):
 
 How duration enters (everything else is the measured requests and transitions per job):
 
-* **bridge**: keep-alive only. Each running job's visibility is extended every V/3
+* **bridge**: keep-alive only. Each running job's visibility is extended every V/2
   (V = ``bridge.timing.DEFAULT_VISIBILITY_TIMEOUT_S``), in ChangeMessageVisibilityBatch calls of
   up to 10 jobs; SendTaskHeartbeat every ``DEFAULT_HEARTBEAT_INTERVAL_S`` per job is a request
   but costs nothing (Step Functions bills transitions, not API calls).
@@ -35,7 +35,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.timing import DEFAULT_HEARTBEAT_INTERVAL_S, DEFAULT_VISIBILITY_TIMEOUT_S
+from bridge.timing import DEFAULT_HEARTBEAT_INTERVAL_S, TimingModel
 
 #: The naive consumer's queue visibility timeout (benchmarks.naive_consumer.SAMPLE_VISIBILITY_S).
 NAIVE_VISIBILITY_S = 300
@@ -109,7 +109,7 @@ def measured_usd(job: PerJob) -> float:
 
 def keepalive_per_job(duration_s: float) -> dict[str, float]:
     """The bridge's keep-alive requests for one job running ``duration_s``."""
-    extensions = math.floor(duration_s / (DEFAULT_VISIBILITY_TIMEOUT_S / 3))
+    extensions = math.floor(duration_s / TimingModel().extend_every_s)
     return {
         "sqs:ChangeMessageVisibilityBatch": extensions / EXTENSION_BATCH,
         "states:SendTaskHeartbeat": math.floor(duration_s / DEFAULT_HEARTBEAT_INTERVAL_S),
@@ -170,7 +170,7 @@ def keepalive_per_job_hour(concurrency: int = EXTENSION_BATCH) -> dict[str, Any]
     """Keep-alive of one running job for an hour: requests by API and dollars, with extensions
     batched over ``concurrency`` jobs per worker (at most 10 a call)."""
     batch = max(1, min(EXTENSION_BATCH, concurrency))
-    extensions = 3600 / (DEFAULT_VISIBILITY_TIMEOUT_S / 3)
+    extensions = 3600 / TimingModel().extend_every_s
     requests = {
         "sqs:ChangeMessageVisibilityBatch": round(extensions / batch, 2),
         "states:SendTaskHeartbeat": round(3600 / DEFAULT_HEARTBEAT_INTERVAL_S, 2),

@@ -1,7 +1,7 @@
 """Keep-alive requests per job-hour on paper, for the plot and to check the probes against.
 
 The arithmetic is the timing model's (``bridge.timing.keepalive_requests_per_job_hour``: one
-extension call per ten jobs of a worker every third of the visibility timeout, one heartbeat
+extension call per ten jobs of a worker every half of the visibility timeout, one heartbeat
 per execution a worker runs jobs of, every heartbeat interval); this module only fixes the
 parameters the plot varies (jobs per worker, jobs per execution, heartbeat interval).
 """

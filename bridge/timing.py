@@ -59,6 +59,8 @@ RESULT_SLACK_S = 60
 SPOT_NOTICE_S = 120
 
 DEFAULT_VISIBILITY_TIMEOUT_S = 600
+#: A failed visibility extension round is tried again this soon, not at the next round.
+EXTEND_RETRY_S = 15.0
 DEFAULT_HEARTBEAT_INTERVAL_S = 360.0
 #: Heartbeat schedules are spread by +/- this fraction so a fleet does not beat in step.
 HEARTBEAT_JITTER = 0.1
@@ -132,8 +134,10 @@ class TimingModel:
     # --- derived values ------------------------------------------------------------------
     @property
     def extend_every_s(self) -> float:
-        """Extend at a third of the visibility timeout: two missed rounds still keep it."""
-        return max(1.0, (self.visibility_timeout_s or DEFAULT_VISIBILITY_TIMEOUT_S) / 3)
+        """Extend at half the visibility timeout. A round whose call fails is tried again every
+        :data:`EXTEND_RETRY_S` (the keep-alive does), so the other half (300 s at defaults)
+        holds about twenty tries, where a third with retries only at the next round held one."""
+        return max(1.0, (self.visibility_timeout_s or DEFAULT_VISIBILITY_TIMEOUT_S) / 2)
 
     @property
     def heartbeat_every_s(self) -> float:
@@ -306,7 +310,7 @@ def keepalive_requests_per_job_hour(
     per hour, for a worker running ``jobs_per_worker`` jobs, ``jobs_per_execution`` of each
     execution (capped at ``jobs_per_worker``)::
 
-        (3600 / (V/3)) * ceil(n/10) / n  +  (3600 / h) * ceil(n/k) / n
+        (3600 / (V/2)) * ceil(n/10) / n  +  (3600 / h) * ceil(n/k) / n
 
     Extensions go in batches of ten per round for the whole worker; heartbeats go one per
     execution per interval (one per task where ``HeartbeatSeconds`` is set: k = 1)."""

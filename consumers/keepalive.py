@@ -1,7 +1,8 @@
 """Keep running jobs alive: extend SQS visibility and heartbeat their Step Functions tasks.
 
 One thread for all of a worker's jobs. Visibility extensions are batched
-(ChangeMessageVisibilityBatch in tens) every third of the visibility timeout and never wait for
+(ChangeMessageVisibilityBatch in tens) every half of the visibility timeout, a failed round again
+after ``EXTEND_RETRY_S``, and never wait for
 a heartbeat: heartbeats run on a small bounded pool, so a throttled Step Functions cannot delay
 an extension (which would let a running job's message reappear and run twice).
 
@@ -52,6 +53,7 @@ from bridge.errors import TASK_CLOSED_ERRORS, error_code
 from bridge.timing import (
     DEADLINE_PROBE_DELAY_S,
     DEFAULT_VISIBILITY_TIMEOUT_S,
+    EXTEND_RETRY_S,
     HEARTBEAT_JITTER,
     KEEPALIVE_TICK_S,
     TimingModel,
@@ -244,12 +246,16 @@ class Keepalive:
         if self._next_extend is None:
             self._next_extend = now + self.extend_every_s
         elif now >= self._next_extend:
-            self.extend_visibility()
-            self._next_extend = now + self.extend_every_s
+            extended = self.extend_visibility()
+            # A failed call is tried again soon: the message has only the rest of its timeout.
+            wait = self.extend_every_s if extended else min(EXTEND_RETRY_S, self.extend_every_s)
+            self._next_extend = now + wait
         self.heartbeat_due()
 
     # --- visibility ----------------------------------------------------------------------
-    def extend_visibility(self) -> None:
+    def extend_visibility(self) -> bool:
+        """One round for every tracked message; False when a call failed (SQS unreachable,
+        throttled past botocore's retries): the round is then due again soon."""
         with self._visibility_lock:
             now = self.clock()
             with self._lock:
@@ -262,10 +268,10 @@ class Keepalive:
                 seconds = min(self.visibility_timeout_s, left)
                 if seconds >= 1:
                     entries.append((item, seconds))
-            for batch in in_batches(entries):
-                self._extend_batch(batch)
+            results = [self._extend_batch(batch) for batch in in_batches(entries)]
+            return all(results)
 
-    def _extend_batch(self, batch: Sequence[tuple[Tracked, int]]) -> None:
+    def _extend_batch(self, batch: Sequence[tuple[Tracked, int]]) -> bool:
         try:
             response = self.sqs.change_message_visibility_batch(
                 QueueUrl=self.queue_url,
@@ -275,12 +281,13 @@ class Keepalive:
                 ],
             )
         except (BotoCoreError, ClientError):
-            log.exception("extending visibility failed; will retry next interval")
-            return
+            log.exception("extending visibility failed; trying again in %.0f s", EXTEND_RETRY_S)
+            return False
         self.on_call("visibility_extensions", len(batch))
         for failed in response.get("Failed", []):
             job_id = batch[int(failed["Id"])][0].job_id
             log.warning("visibility not extended for job %s: %s", job_id, failed.get("Code"))
+        return True
 
     def release(self, message_ids: list[str]) -> int:
         """Hand messages back to the queue now (visibility 0) and stop tracking them.

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
-from bridge.timing import TimingModel, keepalive_requests_per_job_hour
+from bridge.timing import EXTEND_RETRY_S, TimingModel, keepalive_requests_per_job_hour
 from consumers.keepalive import Keepalive, task_deadline_in_s
 from tests.support.messages import make_job
 
@@ -53,12 +53,17 @@ class FakeSfn:
 class FakeSqs:
     def __init__(self) -> None:
         self.batches: list[list[dict[str, Any]]] = []
+        #: This many calls fail as an unreachable endpoint does.
+        self.fail_visibility = 0
 
     def change_message_visibility_batch(
         self,
         QueueUrl: str,
         Entries: list[dict[str, Any]],
     ) -> dict[str, Any]:
+        if self.fail_visibility:
+            self.fail_visibility -= 1
+            raise EndpointConnectionError(endpoint_url=QueueUrl)
         self.batches.append(Entries)
         return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
 
@@ -231,3 +236,16 @@ def test_the_worker_learns_timeout_seconds_from_its_flag_and_checks_it() -> None
     too_short = ServiceSettings(task_timeout_seconds=3600, max_queue_wait=1800).timing()
     with pytest.raises(TimingError, match=r"^--task-timeout-seconds: TimeoutSeconds 3600"):
         check_timing(too_short)
+
+
+def test_a_failed_extension_round_is_tried_again_soon_not_at_the_next_round() -> None:
+    rig = Rig()
+    rig.track("m0", execution="exec-a")
+    rig.sqs.fail_visibility = 2  # SQS unreachable for two calls
+    rig.run_for(rig.timing.extend_every_s + 1)
+    assert rig.sqs.batches == []  # the round failed
+    rig.run_for(2 * EXTEND_RETRY_S + 1)
+    # Tried again within seconds, well inside the message's remaining timeout.
+    assert [e["ReceiptHandle"] for batch in rig.sqs.batches for e in batch] == ["rh-m0"]
+    rig.run_for(EXTEND_RETRY_S + 1)
+    assert len(rig.sqs.batches) == 1  # back on the normal period once a call goes through

@@ -87,8 +87,8 @@ def test_with_values_ignores_values_not_given() -> None:
 
 # --- the request arithmetic the defaults are chosen by (issue 21; docs/timing.md) -------------
 def test_defaults_cost_at_most_15_keepalive_requests_per_job_hour_one_job_per_execution() -> None:
-    # Default --concurrency 4, four executions: 4.5 extensions + 10 heartbeats.
-    assert keepalive_requests_per_job_hour(4, 1) == pytest.approx(14.5)
+    # Default --concurrency 4, four executions: 3 extensions (every 300 s) + 10 heartbeats.
+    assert keepalive_requests_per_job_hour(4, 1) == pytest.approx(13.0)
     assert keepalive_requests_per_job_hour(4, 1) <= 15
 
 
@@ -99,7 +99,7 @@ def test_ten_or_more_jobs_of_one_execution_cost_at_most_5(jobs: int) -> None:
 
 def test_heartbeat_seconds_brings_back_one_heartbeat_per_task() -> None:
     per_task = TimingModel(task_heartbeat_s=3000)
-    assert keepalive_requests_per_job_hour(10, 10, per_task) == pytest.approx(1.8 + 10)
+    assert keepalive_requests_per_job_hour(10, 10, per_task) == pytest.approx(1.2 + 10)
     assert heartbeats_per_second(1000, 10, per_task) == pytest.approx(1000 / 360)
 
 

@@ -34,7 +34,7 @@ variable "kms_data_key_reuse_period_seconds" {
 }
 
 variable "jobs_visibility_timeout_seconds" {
-  description = "Visibility timeout of the jobs queue (default 600 s, the timing model's; docs/timing.md). Workers extend a running job's message by this much every third of it (three extension requests per 10-job batch per 10 minutes), so two missed extensions still keep it; it is also how long a crashed worker's job stays hidden before it runs again. Pass it to the state_machine module (jobs_visibility_timeout_seconds) when heartbeat_seconds is set."
+  description = "Visibility timeout of the jobs queue (default 600 s, the timing model's; docs/timing.md). Workers extend a running job's message by this much every half of it (two extension requests per 10-job batch per 10 minutes; a failed one is tried again every 15 s); it is also how long a crashed worker's job stays hidden before it runs again. Pass it to the state_machine module (jobs_visibility_timeout_seconds) when heartbeat_seconds is set."
   type        = number
   default     = 600
 
