@@ -50,6 +50,7 @@ WINDOWS: tuple[tuple[str, str], ...] = (
     ("consumers.worker", "RECEIVE_LINGER_S"),
     ("consumers.keepalive", "TICK_S"),
     ("bridge.timing", "KEEPALIVE_TICK_S"),
+    ("bridge.timing", "EXTEND_RETRY_S"),
     ("consumers.results", "DELETE_WINDOW_S"),
     ("consumers.deletes", "DELETE_WINDOW_S"),
     ("consumers.deletes", "WINDOW_S"),

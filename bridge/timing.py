@@ -136,8 +136,12 @@ class TimingModel:
     def extend_every_s(self) -> float:
         """Extend at half the visibility timeout. A round whose call fails is tried again every
         :data:`EXTEND_RETRY_S` (the keep-alive does), so the other half (300 s at defaults)
-        holds about twenty tries, where a third with retries only at the next round held one."""
-        return max(1.0, (self.visibility_timeout_s or DEFAULT_VISIBILITY_TIMEOUT_S) / 2)
+        holds about twenty tries, where a third with retries only at the next round held one.
+        A timeout too short for the half to hold two retries (under 60 s: tests, or a team's
+        choice) keeps the third, whose margin is two whole rounds."""
+        visibility = self.visibility_timeout_s or DEFAULT_VISIBILITY_TIMEOUT_S
+        half = visibility / 2
+        return max(1.0, half if half >= 2 * EXTEND_RETRY_S else visibility / 3)
 
     @property
     def heartbeat_every_s(self) -> float:

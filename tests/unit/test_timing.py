@@ -122,3 +122,11 @@ def test_request_arithmetic_refuses_nonsense() -> None:
         keepalive_requests_per_job_hour(0, 1)
     with pytest.raises(ValueError, match="at least 1"):
         keepalive_requests_per_job_hour(4, 0)
+
+
+def test_extension_rounds_at_half_a_timeout_that_holds_two_retries_else_a_third() -> None:
+    assert TimingModel().extend_every_s == 300  # 600 s: the other half holds twenty retries
+    assert TimingModel(visibility_timeout_s=60).extend_every_s == 30
+    # Too short for retries inside the half: two whole rounds of margin instead.
+    assert TimingModel(visibility_timeout_s=30).extend_every_s == 10
+    assert TimingModel(visibility_timeout_s=2).extend_every_s == 1.0
