@@ -87,7 +87,8 @@ def worker(
         _opt(
             "BRIDGE_DELETE_WINDOW",
             "Seconds a finished job's message may wait, hidden, to share a DeleteMessageBatch "
-            "with others (0-60; 0: deleted with its result's batch). Its slot is free meanwhile.",
+            "with others (0-60; 0: deleted with its result's batch). Its slot is free meanwhile; "
+            "a worker killed meanwhile leaves answered jobs to the stale check.",
         ),
     ] = DELETE_WINDOW_S,
     visibility_timeout: Annotated[

@@ -10,7 +10,6 @@ from typing import Any
 
 from bridge.aws import Clients
 from bridge.contract import encode, parse_result
-from consumers.deletes import DELETE_WINDOW_S
 from consumers.jobs import JobState
 from consumers.runner import PythonRunner
 from consumers.worker import Worker
@@ -101,13 +100,17 @@ def test_a_slot_is_free_while_its_delete_waits_so_the_next_job_runs(
     assert depth(aws.sqs, stack["jobs_queue_url"]) == 0
 
 
+#: A window a fleet opts into (--delete-window).
+WINDOW_S = 30.0
+
+
 def test_a_stop_does_not_wait_for_the_window(aws: Clients, stack: dict[str, str]) -> None:
-    """With the default window a drained stop deletes what is pending at once."""
+    """With a window of 30 s a drained stop deletes what is pending at once."""
     queue_jobs(aws, stack, 1)
     worker = Worker(
         aws.sqs,
         aws.sfn,
-        settings(stack, delete_window_s=DELETE_WINDOW_S),
+        settings(stack, delete_window_s=WINDOW_S),
         PythonRunner(lambda data, job: data),
     )
     thread = threading.Thread(target=worker.run, daemon=True)
@@ -121,7 +124,7 @@ def test_a_stop_does_not_wait_for_the_window(aws: Clients, stack: dict[str, str]
         worker.request_stop()
         thread.join(timeout=20)
     assert not thread.is_alive()
-    assert time.monotonic() - stopped_at < DELETE_WINDOW_S
+    assert time.monotonic() - stopped_at < WINDOW_S
     assert depth(aws.sqs, stack["jobs_queue_url"]) == 0
 
 
