@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from benchmarks.compressed_worker import Compression
+from consumers.settings import DEFAULT_CONCURRENCY
 
 KEEPALIVE_APIS = (
     "sqs:ChangeMessageVisibilityBatch",
@@ -31,8 +32,6 @@ KEEPALIVE_APIS = (
     "states:SendTaskHeartbeat",
 )
 EXTENSION_APIS = ("sqs:ChangeMessageVisibilityBatch", "sqs:ChangeMessageVisibility")
-#: The worker's default ``--concurrency``.
-DEFAULT_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)

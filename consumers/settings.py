@@ -48,6 +48,8 @@ MAX_WAIT_SECONDS = 20
 #: The longest --delete-window: full batches of ten need no more at any useful completion rate,
 #: and a longer wait only keeps more answered messages in flight.
 MAX_DELETE_WINDOW_S = 60.0
+#: Jobs a worker runs at once unless told (--concurrency); the timing model's costs assume it.
+DEFAULT_CONCURRENCY = 4
 #: Deliveries of one job that may end in a crash before its task fails Bridge.HandlerCrashed.
 DEFAULT_CRASH_LIMIT = 3
 
@@ -79,7 +81,7 @@ class WorkerSettings:
     jobs_queue_url: str
     results_queue_url: str
     jobs_dlq_url: str | None = None
-    concurrency: int = 4
+    concurrency: int = DEFAULT_CONCURRENCY
     wait_seconds: int = 20
     timing: TimingModel = field(default_factory=TimingModel)
     #: Per job type: a job timeout other than ``timing.job_timeout_s``.
@@ -144,7 +146,7 @@ class ServiceSettings:
     handler: str | None = None
     command: str | None = None
     isolation: str = "thread"
-    concurrency: int = 4
+    concurrency: int = DEFAULT_CONCURRENCY
     wait_seconds: int = 20
     #: See :attr:`WorkerSettings.delete_window_s`.
     delete_window: float = DELETE_WINDOW_S

@@ -30,7 +30,7 @@ from bridge.timing import (
 )
 from consumers.compose import build_service
 from consumers.deletes import DELETE_WINDOW_S
-from consumers.settings import DEFAULT_CRASH_LIMIT, ServiceSettings
+from consumers.settings import DEFAULT_CONCURRENCY, DEFAULT_CRASH_LIMIT, ServiceSettings
 
 #: The worker's parameters that say where the queues are (resolved with the state file and the
 #: environment into a BridgeConfig), as opposed to the ServiceSettings of the worker itself.
@@ -73,7 +73,9 @@ def worker(
             "Run --handler in a 'thread' or in its own 'process' (killable on timeout).",
         ),
     ] = "thread",
-    concurrency: Annotated[int, _opt("BRIDGE_WORKER_CONCURRENCY", "Jobs run at once.")] = 4,
+    concurrency: Annotated[
+        int, _opt("BRIDGE_WORKER_CONCURRENCY", "Jobs run at once.")
+    ] = DEFAULT_CONCURRENCY,
     wait_seconds: Annotated[
         int,
         _opt(
